@@ -1,0 +1,86 @@
+"""aiflow-nb: resilient, long-running LLM workflows, Jupyter first.
+
+Example::
+
+    from aiflow_nb import component, workflow
+
+    @component(retry=3)
+    def shout(text: str) -> str:
+        return text.upper()
+
+    @workflow
+    def hello(name: str) -> str:
+        return shout(f"hello {name}")
+
+    hello.run(name="world")
+"""
+
+from __future__ import annotations
+
+from .access.handle import RunHandle, attach
+from .access.runs import runs
+from .access.spans import Span, build_spans, spans_dataframe
+from .authoring.component import Component, component
+from .authoring.policies import CachePolicy, FallbackPolicy, Policies, RetryPolicy, TimeoutPolicy
+from .authoring.workflow import Workflow, workflow
+from .config import Settings, configure, settings
+from .errors import (
+    AiflowError,
+    CodeRejected,
+    ComponentFailed,
+    ComponentTimeout,
+    ConfigError,
+    InvalidInputs,
+    RedisUnavailable,
+    RunCancelled,
+    RunFailed,
+    RunNotFound,
+    RunStateError,
+    SerializationError,
+    WorkerShutdown,
+    WorkflowNotFound,
+)
+from .events.model import Event
+from .ops.submit import resume
+from .runtime.emit import progress, publish
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AiflowError",
+    "CachePolicy",
+    "CodeRejected",
+    "Component",
+    "ComponentFailed",
+    "ComponentTimeout",
+    "ConfigError",
+    "Event",
+    "FallbackPolicy",
+    "InvalidInputs",
+    "Policies",
+    "RedisUnavailable",
+    "RetryPolicy",
+    "RunCancelled",
+    "RunFailed",
+    "RunHandle",
+    "RunNotFound",
+    "RunStateError",
+    "SerializationError",
+    "Settings",
+    "Span",
+    "TimeoutPolicy",
+    "WorkerShutdown",
+    "Workflow",
+    "WorkflowNotFound",
+    "attach",
+    "build_spans",
+    "component",
+    "configure",
+    "progress",
+    "publish",
+    "resume",
+    "runs",
+    "settings",
+    "spans_dataframe",
+    "workflow",
+]

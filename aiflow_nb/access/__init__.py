@@ -1,0 +1,1 @@
+"""Access: reading runs from Python (handles, spans, listings)."""

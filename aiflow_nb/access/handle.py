@@ -1,0 +1,151 @@
+"""``RunHandle``: a reader's view of one run, from any process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pandas as pd
+import redis
+
+from .. import keys
+from ..errors import RunCancelled, RunFailed, RunNotFound
+from ..events.model import Event
+from ..events.reader import aread_events, read_events
+from ..ops import submit as _submit
+from ..serialization import loads
+from ..store import sync_redis
+from .spans import Span, build_spans, spans_dataframe
+
+__all__ = ["RunHandle", "attach"]
+
+TERMINAL_STATUS = frozenset({"completed", "failed", "cancelled"})
+
+
+class RunHandle:
+    """Status, result, events and spans of the run ``run_id``."""
+
+    def __init__(self, run_id: str, client: redis.Redis | None = None) -> None:
+        self.run_id = run_id
+        self._client = client
+
+    @property
+    def client(self) -> redis.Redis:
+        return self._client or sync_redis()
+
+    def __repr__(self) -> str:
+        return f"<RunHandle {self.run_id}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunHandle) and other.run_id == self.run_id
+
+    def __hash__(self) -> int:
+        return hash(self.run_id)
+
+    # --- state --------------------------------------------------------------
+    def record(self) -> dict[str, Any]:
+        """The run record: workflow, version, status, inputs, output, error, timestamps, ..."""
+        raw = self.client.hgetall(keys.run(self.run_id))
+        if not raw:
+            raise RunNotFound(self.run_id)
+        rec: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
+        for name in ("inputs", "output", "error"):
+            if name in rec:
+                rec[name] = loads(rec[name])
+        for name in ("created_at", "started_at", "ended_at"):
+            if name in rec:
+                rec[name] = float(rec[name])
+        for name in ("attempt", "restarts"):
+            rec[name] = int(rec.get(name, 0))
+        return rec
+
+    @property
+    def status(self) -> str:
+        """queued, running, completed, failed or cancelled."""
+        raw = self.client.hget(keys.run(self.run_id), "status")
+        if raw is None:
+            raise RunNotFound(self.run_id)
+        return str(raw.decode())
+
+    @property
+    def workflow(self) -> str:
+        return str(self.record()["workflow"])
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the end of the run; its output, or ``RunFailed`` / ``RunCancelled``.
+
+        Raises ``TimeoutError`` when ``timeout`` seconds pass first.
+        """
+        self.wait(timeout)
+        rec = self.record()
+        if rec["status"] == "completed":
+            return rec.get("output")
+        if rec["status"] == "cancelled":
+            raise RunCancelled(self.run_id)
+        raise RunFailed(self.run_id, rec.get("error"))
+
+    def wait(self, timeout: float | None = None) -> str:
+        """Block until the run ends; return its status."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        stream = keys.run_events(self.run_id)
+        last = self.client.xrevrange(stream, count=1)
+        cursor = last[0][0] if last else b"0-0"
+        while True:
+            status = self.status
+            if status in TERMINAL_STATUS:
+                return status
+            block = 1000
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"run {self.run_id} still {status} after {timeout} s")
+                block = max(1, min(block, int(left * 1000)))
+            reply = self.client.xread({stream: cursor}, block=block)
+            for _, entries in reply or []:
+                cursor = entries[-1][0]
+
+    # --- events and spans -------------------------------------------------------
+    def events(self, after: str | None = None, follow: bool = True) -> Iterator[Event]:
+        """Replay every event after ``after``, then follow live until the run ends."""
+        return read_events(self.run_id, after=after, follow=follow, client=self._client)
+
+    def aevents(self, after: str | None = None, follow: bool = True) -> AsyncIterator[Event]:
+        """Async twin of ``events``."""
+        return aread_events(self.run_id, after=after, follow=follow)
+
+    def spans(self) -> list[Span]:
+        """The run's spans so far (running ones included)."""
+        return list(build_spans(self.events(follow=False)).values())
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per span: id, parent, name, status, start, end, duration, attempts,
+        cached, replayed, error."""
+        return spans_dataframe(self.spans())
+
+    # --- control --------------------------------------------------------------
+    def cancel(self) -> str:
+        """Cancel the run (queued: at once; running: through its worker)."""
+        return _submit.cancel(self.run_id, self.client)
+
+    def resume(self) -> RunHandle:
+        """Resume an interrupted or failed run (see ``aiflow_nb.resume``)."""
+        return _submit.resume(self.run_id, self.client)
+
+    # --- display ----------------------------------------------------------------
+    def _summary(self) -> str:
+        try:
+            rec = self.record()
+        except RunNotFound:
+            return f"run {self.run_id}: not found"
+        return f"run {self.run_id} · {rec.get('workflow')} · {rec.get('status')}"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self._summary())
+
+
+def attach(run_id: str) -> RunHandle:
+    """A handle to an existing run, from any process; ``RunNotFound`` if there is none."""
+    handle = RunHandle(run_id)
+    handle.status  # noqa: B018 - raises RunNotFound for an unknown id
+    return handle

@@ -1,0 +1,64 @@
+"""Listing runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import redis
+
+from .. import keys
+from ..serialization import loads
+from ..store import sync_redis
+
+__all__ = ["RUN_COLUMNS", "list_runs", "runs"]
+
+RUN_COLUMNS = ["run_id", "workflow", "status", "version", "attempt", "created_at",
+               "started_at", "ended_at", "duration", "error"]
+
+
+def list_runs(workflow: str | None = None, status: str | None = None, limit: int = 50,
+              offset: int = 0, client: redis.Redis | None = None) -> list[dict[str, Any]]:
+    """Run records, newest first, filtered by workflow and status."""
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    r = client or sync_redis()
+    index = keys.workflow_runs(workflow) if workflow else keys.runs()
+    found: list[dict[str, Any]] = []
+    page = max(limit * 2, 100)
+    start = offset
+    while len(found) < limit:
+        ids = r.zrevrange(index, start, start + page - 1)
+        if not ids:
+            break
+        start += len(ids)
+        pipe = r.pipeline(transaction=False)
+        for run_id in ids:
+            pipe.hgetall(keys.run(run_id.decode()))
+        for raw in pipe.execute():
+            rec = _row(raw)
+            if rec and (status is None or rec["status"] == status):
+                found.append(rec)
+    return found[:limit]
+
+
+def _row(raw: dict[bytes, bytes]) -> dict[str, Any] | None:
+    if not raw:
+        return None
+    rec = {k.decode(): v.decode() for k, v in raw.items()}
+    times = {n: float(rec[n]) if rec.get(n) else None for n in ("created_at", "started_at", "ended_at")}
+    start, end = times["started_at"], times["ended_at"]
+    err = loads(rec["error"]) if rec.get("error") else None
+    return {"run_id": rec.get("run_id"), "workflow": rec.get("workflow"),
+            "status": rec.get("status"), "version": rec.get("version"),
+            "attempt": int(rec.get("attempt", 0)), **times,
+            "duration": end - start if start and end else None,
+            "error": f"{err.get('type')}: {err.get('message')}" if err else None}
+
+
+def runs(workflow: str | None = None, status: str | None = None, limit: int = 50) -> pd.DataFrame:
+    """Recent runs as a DataFrame (newest first)."""
+    frame = pd.DataFrame(list_runs(workflow, status, limit), columns=RUN_COLUMNS)
+    for col in ("created_at", "started_at", "ended_at"):
+        frame[col] = pd.to_datetime(frame[col], unit="s", utc=True)
+    return frame

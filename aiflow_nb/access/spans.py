@@ -1,0 +1,115 @@
+"""Fold a run's events into spans: the data behind trees, tables and timelines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ..events.model import Event
+
+__all__ = ["SPAN_COLUMNS", "Span", "build_spans", "spans_dataframe"]
+
+SPAN_COLUMNS = ["span_id", "parent_id", "name", "status", "start", "end", "duration",
+                "attempts", "cached", "replayed", "error"]
+
+
+@dataclass
+class Span:
+    """One component call as seen through its events (``end`` is None while running)."""
+
+    span_id: str
+    parent_id: str | None
+    name: str
+    key: str | None = None
+    status: str = "running"
+    start: float | None = None
+    end: float | None = None
+    attempts: int = 0
+    cached: bool = False
+    replayed: bool = False
+    fallback: bool = False
+    error: dict[str, Any] | None = None
+    inputs: dict[str, Any] | None = None
+    output: Any = None
+    retries: list[dict[str, Any]] = field(default_factory=list)
+    text: str = ""
+    progress: dict[str, Any] | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    children: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.start is None or self.end is None else self.end - self.start
+
+    def row(self) -> dict[str, Any]:
+        err = self.error
+        return {"span_id": self.span_id, "parent_id": self.parent_id, "name": self.name,
+                "status": self.status, "start": self.start, "end": self.end,
+                "duration": self.duration, "attempts": self.attempts, "cached": self.cached,
+                "replayed": self.replayed,
+                "error": f"{err.get('type')}: {err.get('message')}" if err else None}
+
+
+def _apply(span: Span, e: Event) -> None:
+    d = e.data
+    if e.type == "span.started":
+        span.status, span.start, span.end, span.error = "running", e.ts, None, None
+        span.inputs, span.key = d.get("inputs"), d.get("key")
+        span.retries = []
+    elif e.type == "span.retrying":
+        span.attempts = max(span.attempts, e.attempt or 0)
+        span.retries.append({"attempt": e.attempt, "error": d.get("error"), "wait": d.get("wait")})
+    elif e.type in ("span.cached", "span.replayed"):
+        span.cached = span.cached or e.type == "span.cached"
+        span.replayed = e.type == "span.replayed"
+        span.status, span.output = "completed", d.get("output")
+        span.start = span.start if span.start is not None else e.ts
+        span.end = e.ts
+        span.key = d.get("key", span.key)
+    elif e.type == "span.completed":
+        span.status, span.end, span.output = "completed", e.ts, d.get("output")
+        span.attempts = d.get("attempts", span.attempts)
+        span.fallback = bool(d.get("fallback"))
+        span.error = d.get("error")
+        span.attributes.update(d.get("attributes") or {})
+    elif e.type == "span.failed":
+        span.status = "cancelled" if d.get("cancelled") else "failed"
+        span.end, span.error = e.ts, d.get("error")
+        span.attempts = d.get("attempts", span.attempts)
+        span.attributes.update(d.get("attributes") or {})
+    elif e.type == "output.delta":
+        span.text += d.get("text", "")
+    elif e.type == "progress":
+        span.progress = d
+
+
+def build_spans(events: Iterable[Event]) -> dict[str, Span]:
+    """Spans by id, in order of first appearance; parents list their children."""
+    spans: dict[str, Span] = {}
+    for e in events:
+        if e.span_id is None:
+            continue
+        span = spans.get(e.span_id)
+        if span is None:
+            name = (e.name or "?") if e.type.startswith("span.") else "?"
+            span = Span(span_id=e.span_id, parent_id=e.parent_id, name=name)
+            spans[e.span_id] = span
+            parent = spans.get(e.parent_id) if e.parent_id else None
+            if parent is not None:
+                parent.children.append(span.span_id)
+        if e.name and span.name == "?" and e.type.startswith("span."):
+            span.name = e.name
+        _apply(span, e)
+    return spans
+
+
+def spans_dataframe(spans: Iterable[Span] | dict[str, Span]) -> pd.DataFrame:
+    """One row per span with the columns in ``SPAN_COLUMNS``."""
+    values = spans.values() if isinstance(spans, dict) else spans
+    frame = pd.DataFrame([s.row() for s in values], columns=SPAN_COLUMNS)
+    for col in ("start", "end"):
+        frame[col] = pd.to_datetime(frame[col], unit="s", utc=True)
+    return frame

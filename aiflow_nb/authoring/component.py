@@ -1,0 +1,180 @@
+"""``@component``: a reusable, idempotent step with a fluent policy API.
+
+Example::
+
+    @component
+    def fetch(url: str) -> str: ...
+
+    robust = fetch.with_retry(attempts=5, initial=0.5).with_timeout(10).with_cache(ttl=3600)
+
+Outside a run a component just runs (policies apply); inside a run each call
+is a span, a retry boundary and an error boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from ..runtime.context import current_frame, current_run
+from ..runtime.invocation import Call, run_async, run_sync
+from ..serialization import digest
+from .policies import CachePolicy, FallbackPolicy, Policies, RetryPolicy, TimeoutPolicy
+
+__all__ = ["Component", "component"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+C = TypeVar("C", bound="Component[Any, Any]")
+
+
+def source_of(fn: Callable[..., Any]) -> str:
+    """The function's source text (or its code's repr when no source is available)."""
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        return repr((code.co_code, code.co_consts)) if code else repr(fn)
+
+
+class Component(Generic[P, R]):
+    """A step; call it like the function it wraps."""
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        name: str | None = None,
+        policies: Policies | None = None,
+        secret_args: Iterable[str] = (),
+    ) -> None:
+        if not callable(fn):
+            raise TypeError(f"a component wraps a function, got {fn!r}")
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "component")
+        self.policies = policies or Policies()
+        self.secret_args = frozenset(secret_args)
+        self.signature = inspect.signature(fn)
+        self.source = source_of(fn)
+        self.source_hash = digest(self.source)
+        self.is_async = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        unknown = self.secret_args - set(self.signature.parameters)
+        if unknown:
+            raise ValueError(f"secret_args {sorted(unknown)} are not parameters of {self.name}")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+    # --- fluent policies ----------------------------------------------------
+    def _with(self: C, extra: Policies) -> C:
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.policies = self.policies.merge(extra)
+        return clone
+
+    def with_policies(self: C, policies: Policies) -> C:
+        """A copy with ``policies`` composed over the current ones."""
+        return self._with(policies)
+
+    def with_retry(self: C, attempts: int = 3, **options: Any) -> C:
+        """A copy that retries; options as ``RetryPolicy`` (backoff, initial, max_delay, ...)."""
+        return self._with(Policies(retry=RetryPolicy(attempts=attempts, **options)))
+
+    def with_cache(self: C, ttl: float | None = None, key: Callable[..., str] | None = None) -> C:
+        """A copy whose outputs are cached in Redis across runs for ``ttl`` seconds."""
+        policy = CachePolicy(key=key) if ttl is None else CachePolicy(ttl=ttl, key=key)
+        return self._with(Policies(cache=policy))
+
+    def with_timeout(self: C, seconds: float) -> C:
+        """A copy whose every attempt may take at most ``seconds``."""
+        return self._with(Policies(timeout=TimeoutPolicy(seconds)))
+
+    def with_fallback(self: C, value: Any) -> C:
+        """A copy that returns ``value`` (or calls it with the same arguments) once it fails."""
+        return self._with(Policies(fallback=FallbackPolicy(value)))
+
+    # --- calling ------------------------------------------------------------
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Arguments by parameter name (``TypeError`` when they do not fit the signature)."""
+        bound = self.signature.bind(*args, **kwargs)
+        return dict(bound.arguments)
+
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
+        ctx = current_run()
+        parent = current_frame()
+        frame = ctx.child(parent, self.name) if ctx is not None and parent is not None else None
+        return Call(self, args, kwargs, ctx, frame)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        call = self._call(args, kwargs)
+        if not self.is_async:
+            return run_sync(call)  # type: ignore[no-any-return]
+        coro = run_async(call)
+        ctx = call.ctx
+        if ctx is not None and not ctx.on_loop_thread():
+            # a sync workflow (in a thread) calling an async component: run it on the loop
+            return asyncio.run_coroutine_threadsafe(coro, ctx.loop).result()  # type: ignore[no-any-return]
+        return coro  # type: ignore[return-value]
+
+    async def acall(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Await any component, sync ones included (they run in a thread, not on the loop)."""
+        return await run_async(self._call(args, kwargs))
+
+
+def _policies_from(
+    retry: RetryPolicy | int | dict[str, Any] | None,
+    cache: CachePolicy | float | bool | None,
+    timeout: TimeoutPolicy | float | None,
+    fallback: Any,
+) -> Policies:
+    if isinstance(retry, int) and not isinstance(retry, bool):
+        retry = RetryPolicy(attempts=retry)
+    elif isinstance(retry, dict):
+        retry = RetryPolicy(**retry)
+    if cache is True:
+        cache = CachePolicy()
+    elif isinstance(cache, int | float) and not isinstance(cache, bool):
+        cache = CachePolicy(ttl=float(cache))
+    if isinstance(timeout, int | float):
+        timeout = TimeoutPolicy(float(timeout))
+    return Policies(
+        retry=retry or Policies().retry,
+        cache=cache or None,
+        timeout=timeout,
+        fallback=FallbackPolicy(fallback) if fallback is not _NOTHING else None,
+    )
+
+
+_NOTHING: Any = object()
+
+
+@overload
+def component(fn: Callable[P, R], /) -> Component[P, R]: ...
+@overload
+def component(
+    *, name: str | None = None, retry: Any = None, cache: Any = None, timeout: Any = None,
+    fallback: Any = ..., secret_args: Iterable[str] = (),
+) -> Callable[[Callable[P, R]], Component[P, R]]: ...
+
+
+def component(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    retry: RetryPolicy | int | dict[str, Any] | None = None,
+    cache: CachePolicy | float | bool | None = None,
+    timeout: TimeoutPolicy | float | None = None,
+    fallback: Any = _NOTHING,
+    secret_args: Iterable[str] = (),
+) -> Any:
+    """Make a function a component: ``@component`` or ``@component(retry=3, cache=3600, ...)``."""
+
+    def wrap(f: Callable[..., Any]) -> Component[Any, Any]:
+        policies = _policies_from(retry, cache, timeout, fallback)
+        return Component(f, name=name, policies=policies, secret_args=secret_args)
+
+    return wrap(fn) if fn is not None else wrap

@@ -1,0 +1,117 @@
+"""Core commands: demo, redis, runs, attach, resume, cancel."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import AiflowError
+
+__all__ = ["register"]
+
+
+def fail(exc: Exception) -> None:
+    """Print an error a person understands and exit 1."""
+    click.secho(f"error: {exc}", fg="red", err=True)
+    sys.exit(1)
+
+
+@click.command()
+@click.option("--topic", default="durable LLM workflows", show_default=True)
+def demo(topic: str) -> None:
+    """Run the demo workflow, printing its live events."""
+    from ..examples.demo import run_demo
+
+    try:
+        run_demo(topic)
+    except AiflowError as exc:
+        fail(exc)
+
+
+@click.group()
+def redis() -> None:
+    """Manage the embedded Redis."""
+
+
+@redis.command()
+def status() -> None:
+    """Say which Redis is in use and whether the embedded one runs."""
+    from ..config import settings
+    from ..store.embedded import EmbeddedRedis
+
+    emb = EmbeddedRedis.default()
+    url = settings().redis_url
+    click.echo(f"in use: {url or emb.url + ' (embedded)'}")
+    pid = emb.pid()
+    click.echo(f"embedded: {'running, pid ' + str(pid) if pid else 'not running'} ({emb.directory})")
+
+
+@redis.command()
+def stop() -> None:
+    """Stop the embedded Redis daemon (data stays on disk, AOF)."""
+    from ..store.embedded import EmbeddedRedis
+
+    click.echo("stopped" if EmbeddedRedis.default().stop() else "not running")
+
+
+@click.command("runs")
+@click.option("--workflow", default=None)
+@click.option("--status", "status_", default=None)
+@click.option("--limit", default=20, show_default=True)
+def runs_cmd(workflow: str | None, status_: str | None, limit: int) -> None:
+    """List recent runs."""
+    from ..access.runs import list_runs
+
+    try:
+        rows = list_runs(workflow, status_, limit)
+    except AiflowError as exc:
+        fail(exc)
+    for row in rows:
+        dur = f"{row['duration']:.2f}s" if row["duration"] else "-"
+        click.echo(f"{row['run_id']}  {row['workflow']:<20} {row['status']:<10} {dur}")
+
+
+@click.command()
+@click.argument("run_id")
+def attach(run_id: str) -> None:
+    """Print a run's history, then follow it live until it ends."""
+    from ..access.handle import attach as attach_run
+    from ..examples.console import print_event
+
+    try:
+        handle = attach_run(run_id)
+        for event in handle.events():
+            print_event(event)
+    except AiflowError as exc:
+        fail(exc)
+
+
+@click.command()
+@click.argument("run_id")
+def resume(run_id: str) -> None:
+    """Queue an interrupted or failed run again (journaled steps replay)."""
+    from ..ops.submit import resume as resume_run
+
+    try:
+        resume_run(run_id)
+    except AiflowError as exc:
+        fail(exc)
+    click.echo(f"queued {run_id} for resumption; follow it with: aiflow attach {run_id}")
+
+
+@click.command()
+@click.argument("run_id")
+def cancel(run_id: str) -> None:
+    """Cancel a run."""
+    from ..ops.submit import cancel as cancel_run
+
+    try:
+        click.echo(cancel_run(run_id))
+    except AiflowError as exc:
+        fail(exc)
+
+
+def register(group: click.Group) -> None:
+    for command in (demo, redis, runs_cmd, attach, resume, cancel):
+        group.add_command(command)

@@ -1,0 +1,99 @@
+"""Settings from the environment, each also settable in code with ``configure()``.
+
+Example::
+
+    import aiflow_nb
+    aiflow_nb.configure(namespace="myproject", redis_url="redis://localhost:6379/0")
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from . import defaults
+from .errors import ConfigError
+
+__all__ = ["Settings", "configure", "settings"]
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+
+
+def _env_bool(name: str) -> bool | None:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "auto"):
+        return None
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r}: expected 0, 1 or auto")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings; read them with ``aiflow_nb.config.settings()``."""
+
+    redis_url: str | None = None
+    """``REDIS_URL``; None means the embedded Redis."""
+    namespace: str = defaults.NAMESPACE
+    """``AIFLOW_NAMESPACE``."""
+    local_worker: bool | None = None
+    """``AIFLOW_LOCAL_WORKER``: True forces, False forbids, None = when no worker is live."""
+    version: str | None = None
+    """``AIFLOW_VERSION``; None means the active deployment."""
+    secret: str | None = None
+    """``AIFLOW_SECRET``: signs registered code and scoped tokens."""
+    heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL
+    """``AIFLOW_HEARTBEAT_INTERVAL``, seconds."""
+    heartbeat_ttl: float = defaults.HEARTBEAT_TTL
+    """``AIFLOW_HEARTBEAT_TTL``, seconds."""
+    notify_url: str | None = None
+    """``AIFLOW_NOTIFY_URL``."""
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            redis_url=os.environ.get("REDIS_URL") or None,
+            namespace=os.environ.get("AIFLOW_NAMESPACE") or defaults.NAMESPACE,
+            local_worker=_env_bool("AIFLOW_LOCAL_WORKER"),
+            version=os.environ.get("AIFLOW_VERSION") or None,
+            secret=os.environ.get("AIFLOW_SECRET") or None,
+            heartbeat_interval=_env_float("AIFLOW_HEARTBEAT_INTERVAL", defaults.HEARTBEAT_INTERVAL),
+            heartbeat_ttl=_env_float("AIFLOW_HEARTBEAT_TTL", defaults.HEARTBEAT_TTL),
+            notify_url=os.environ.get("AIFLOW_NOTIFY_URL") or None,
+        )
+
+
+_current: Settings | None = None
+
+
+def settings() -> Settings:
+    """The settings in force (read from the environment on first use)."""
+    global _current
+    if _current is None:
+        _current = Settings.from_env()
+    return _current
+
+
+def configure(**changes: Any) -> Settings:
+    """Override settings in code; ``configure()`` with no argument re-reads the environment."""
+    global _current
+    names = {f.name for f in fields(Settings)}
+    unknown = set(changes) - names
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(names)}")
+    _current = replace(Settings.from_env() if not changes else settings(), **changes)
+    from .store import connection
+
+    connection.reset()
+    return _current

@@ -1,0 +1,48 @@
+"""Every tunable default in one place, each with its unit."""
+
+from __future__ import annotations
+
+NAMESPACE = "aiflow"
+"""Key prefix, so several projects can share one Redis."""
+
+VERSION = "default"
+"""Deployment version used when none is configured and none is deployed."""
+
+HEARTBEAT_INTERVAL = 2.0
+"""Seconds between two worker heartbeats."""
+
+HEARTBEAT_TTL = 10.0
+"""Seconds after the last heartbeat at which a worker (and its run leases) count as dead."""
+
+MAX_RESTARTS = 3
+"""How many times a crashed run is resumed before it ends ``failed`` with reason ``crashed``."""
+
+WORKER_CONCURRENCY = 64
+"""Runs one worker executes at once."""
+
+QUEUE_BLOCK_MS = 500
+"""Milliseconds a worker blocks on the queue before checking for shutdown."""
+
+FOLLOW_BLOCK_MS = 1000
+"""Milliseconds a stream reader blocks per XREAD while following a run."""
+
+REPLAY_PAGE = 2000
+"""Events fetched per XRANGE page while replaying a run."""
+
+CACHE_TTL = 24 * 3600.0
+"""Seconds a cached component output lives when ``with_cache()`` gives no ttl."""
+
+RETRY_INITIAL = 0.5
+"""Seconds of the first backoff wait."""
+
+RETRY_MAX_DELAY = 30.0
+"""Seconds, upper bound of one backoff wait."""
+
+DRAIN_TIMEOUT = 60.0
+"""Seconds a SIGTERM'd worker lets runs in hand finish before handing them back."""
+
+EVENT_BATCH = 512
+"""Events written in one pipeline at most."""
+
+REDIS_CONNECT_TIMEOUT = 5.0
+"""Seconds to wait when connecting to Redis."""

@@ -1,0 +1,141 @@
+"""One exception hierarchy for aiflow-nb.
+
+::
+
+    AiflowError
+    ├── ConfigError            bad settings or environment
+    ├── RedisUnavailable       Redis cannot be reached (names the URL)
+    ├── SerializationError     a value is not JSON-serialisable (also TypeError)
+    ├── InvalidInputs          inputs that do not fit the workflow's signature (also TypeError)
+    ├── RunNotFound            unknown run id (also LookupError)
+    ├── WorkflowNotFound       unknown workflow name (also LookupError)
+    ├── ComponentFailed        a component exhausted its retries; ``__cause__`` is the original
+    ├── ComponentTimeout       one attempt ran past its timeout (also TimeoutError)
+    ├── RunFailed              a run ended ``failed`` (raised by ``RunHandle.result``)
+    ├── RunCancelled           a run ended ``cancelled``
+    ├── RunStateError          the run is in a state that forbids the operation
+    └── CodeRejected           registered code is unsigned or tampered with
+
+``WorkerShutdown`` derives from ``BaseException`` so that no ``except Exception``
+swallows a drain or a stop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AiflowError",
+    "CodeRejected",
+    "ComponentFailed",
+    "ComponentTimeout",
+    "ConfigError",
+    "InvalidInputs",
+    "RedisUnavailable",
+    "RunCancelled",
+    "RunFailed",
+    "RunNotFound",
+    "RunStateError",
+    "SerializationError",
+    "WorkerShutdown",
+    "WorkflowNotFound",
+]
+
+
+class AiflowError(Exception):
+    """Base class of every error aiflow-nb raises on purpose."""
+
+
+class ConfigError(AiflowError):
+    """A setting or environment variable has a value that cannot work."""
+
+
+class RedisUnavailable(AiflowError):
+    """Redis could not be reached; the message names the URL and what to do."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(
+            f"cannot reach Redis at {url}: {reason}. Start that Redis, fix REDIS_URL, "
+            "or unset REDIS_URL to use the embedded Redis (see `aiflow redis status`)."
+        )
+        self.url = url
+
+
+class SerializationError(AiflowError, TypeError):
+    """A value that must be stored as JSON is not JSON-serialisable."""
+
+
+class InvalidInputs(AiflowError, TypeError):
+    """Inputs that do not fit the workflow's signature."""
+
+
+class RunNotFound(AiflowError, LookupError):
+    """No run with that id exists in this namespace."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"no run with id {run_id!r}")
+        self.run_id = run_id
+
+
+class WorkflowNotFound(AiflowError, LookupError):
+    """No workflow with that name is registered."""
+
+    def __init__(self, name: str, known: list[str] | None = None) -> None:
+        hint = f"; known workflows: {', '.join(sorted(known))}" if known else ""
+        super().__init__(f"no workflow named {name!r}{hint}")
+        self.name = name
+
+
+class ComponentFailed(AiflowError):
+    """A component failed after all its attempts; the original error is ``__cause__``."""
+
+    def __init__(self, component: str, attempts: int, error: BaseException) -> None:
+        super().__init__(
+            f"component {component!r} failed after {attempts} attempt(s): "
+            f"{type(error).__name__}: {error}"
+        )
+        self.component = component
+        self.attempts = attempts
+        self.error = error
+        self.__cause__ = error
+
+
+class ComponentTimeout(AiflowError, TimeoutError):
+    """One attempt of a component ran longer than its timeout."""
+
+    def __init__(self, component: str, seconds: float) -> None:
+        super().__init__(f"component {component!r} timed out after {seconds:g} s")
+        self.component = component
+        self.seconds = seconds
+
+
+class RunFailed(AiflowError):
+    """The run ended ``failed``; ``error`` holds the recorded error document."""
+
+    def __init__(self, run_id: str, error: dict[str, Any] | None) -> None:
+        err = error or {}
+        super().__init__(
+            f"run {run_id} failed: {err.get('type', 'Error')}: {err.get('message', '')}"
+        )
+        self.run_id = run_id
+        self.error = err
+
+
+class RunCancelled(AiflowError):
+    """The run was cancelled."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id} was cancelled")
+        self.run_id = run_id
+
+
+class RunStateError(AiflowError):
+    """The run's state forbids the operation (e.g. resuming a completed run)."""
+
+
+class CodeRejected(AiflowError):
+    """Registered code failed its signature check, or is unsigned while a secret is set."""
+
+
+class WorkerShutdown(BaseException):
+    """Raised inside a worker to stop it; never swallowed by ``except Exception``."""

@@ -1,0 +1,69 @@
+"""The event document stored in each stream entry."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from ..serialization import dumps, loads
+
+__all__ = ["TERMINAL", "Event", "EventType", "make_payload"]
+
+EventType = Literal[
+    "run.queued", "run.started", "run.resumed", "run.completed", "run.failed",
+    "run.cancelled", "span.started", "span.retrying", "span.cached", "span.replayed",
+    "span.completed", "span.failed", "progress", "output.delta", "log", "publish",
+]
+
+TERMINAL = frozenset({"run.completed", "run.failed", "run.cancelled"})
+"""Event types after which a follower stops (unless the run is resumed later)."""
+
+FIELD = b"e"
+"""The one field of each stream entry; its value is the JSON event document."""
+
+
+@dataclass(slots=True)
+class Event:
+    """One event of a run. ``id`` is the Redis stream entry id (usable as Last-Event-ID)."""
+
+    id: str
+    type: str
+    ts: float
+    run_id: str
+    span_id: str | None = None
+    parent_id: str | None = None
+    name: str | None = None
+    attempt: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def terminal(self) -> bool:
+        return self.type in TERMINAL
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_entry(cls, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Event:
+        doc = loads(fields[FIELD])
+        eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        return cls(id=eid, **doc)
+
+
+def make_payload(
+    type: str,
+    run_id: str,
+    *,
+    span_id: str | None = None,
+    parent_id: str | None = None,
+    name: str | None = None,
+    attempt: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> bytes:
+    """The JSON document of one event, ready for XADD."""
+    doc = {
+        "type": type, "ts": time.time(), "run_id": run_id, "span_id": span_id,
+        "parent_id": parent_id, "name": name, "attempt": attempt, "data": data or {},
+    }
+    return dumps(doc, f"{type} event data")

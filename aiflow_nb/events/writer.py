@@ -1,0 +1,103 @@
+"""Group-committed writes of a run's events, journal and record.
+
+Every write is appended to a buffer; one flusher task sends the whole buffer in
+one pipeline, then sends whatever arrived meanwhile. A lone event therefore
+costs one round trip (it reaches readers within milliseconds) and a burst is
+batched. ``emit`` is safe to call from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio as aredis
+
+from .. import defaults, keys
+from .model import FIELD, make_payload
+
+__all__ = ["EventWriter"]
+
+Op = tuple[str, tuple[Any, ...], dict[str, Any]]
+
+
+class EventWriter:
+    """Writes one run's events (and journal and record fields) on one event loop."""
+
+    def __init__(
+        self, run_id: str, client: aredis.Redis, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.run_id = run_id
+        self._client = client
+        self._loop = loop
+        self._stream = keys.run_events(run_id)
+        self._pending: list[Op] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.error: BaseException | None = None
+
+    def emit(self, type: str, **fields: Any) -> None:
+        """Append an event (see ``make_payload`` for the fields)."""
+        self._push(("xadd", (make_payload(type, self.run_id, **fields),), {}))
+
+    def journal(self, step_key: str, document: bytes) -> None:
+        """Record a finished step's result."""
+        self._push(("hset", (keys.run_journal(self.run_id), step_key, document), {}))
+
+    def record(self, **fields: str | bytes | int | float) -> None:
+        """Update fields of the run record."""
+        self._push(("hset", (keys.run(self.run_id),), {"mapping": fields}))
+
+    def raw(self, method: str, *args: Any, **kwargs: Any) -> None:
+        """Any other pipeline command, in order with the events (e.g. a cache SET)."""
+        self._push((method, args, kwargs))
+
+    def _push(self, op: Op) -> None:
+        if _in_loop(self._loop):
+            self._append(op)
+        else:
+            self._loop.call_soon_threadsafe(self._append, op)
+
+    def _append(self, op: Op) -> None:
+        self._pending.append(op)
+        if self._flusher is None:
+            self._idle.clear()
+            self._flusher = self._loop.create_task(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        try:
+            while self._pending:
+                batch = self._pending[: defaults.EVENT_BATCH]
+                del self._pending[: defaults.EVENT_BATCH]
+                await self._send(batch)
+        except BaseException as exc:  # surfaced by flush(); never lost silently
+            self.error = exc
+            self._pending.clear()
+        finally:
+            self._flusher = None
+            self._idle.set()
+
+    async def _send(self, batch: list[Op]) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for method, args, kwargs in batch:
+            if method == "xadd":
+                pipe.xadd(self._stream, {FIELD: args[0]})
+            else:
+                getattr(pipe, method)(*args, **kwargs)
+        await pipe.execute()
+
+    async def flush(self) -> None:
+        """Wait until everything appended so far is written; re-raise a write error."""
+        await asyncio.sleep(0)  # let call_soon_threadsafe appends land first
+        await self._idle.wait()
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+
+def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

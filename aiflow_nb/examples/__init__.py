@@ -1,0 +1,1 @@
+"""Example workflows, used by ``aiflow demo``, the notebooks and the tests."""

@@ -1,0 +1,128 @@
+"""Every Redis key and stream name aiflow-nb uses, built in this one module.
+
+Per-run keys carry the run id as a hash tag (``{run_id}``) so that on a Redis
+Cluster all of one run's keys live in one slot.
+"""
+
+from __future__ import annotations
+
+from .config import settings
+
+__all__ = [
+    "cache",
+    "cancel_channel",
+    "code",
+    "deploy_active",
+    "deployments",
+    "idempotency",
+    "monitor_lock",
+    "queue",
+    "queue_group",
+    "ratelimit",
+    "run",
+    "run_events",
+    "run_journal",
+    "run_lease",
+    "running",
+    "runs",
+    "worker",
+    "workers",
+    "workflow_runs",
+]
+
+queue_group = "workers"
+"""Consumer group name on every queue stream."""
+
+
+def _ns() -> str:
+    return settings().namespace
+
+
+def run(run_id: str) -> str:
+    """Hash: the run record."""
+    return f"{_ns()}:run:{{{run_id}}}"
+
+
+def run_events(run_id: str) -> str:
+    """Stream: the run's events, in order."""
+    return f"{_ns()}:run:{{{run_id}}}:events"
+
+
+def run_journal(run_id: str) -> str:
+    """Hash: step key -> recorded result."""
+    return f"{_ns()}:run:{{{run_id}}}:journal"
+
+
+def run_lease(run_id: str) -> str:
+    """String with TTL: the id of the worker executing the run."""
+    return f"{_ns()}:run:{{{run_id}}}:lease"
+
+
+def runs() -> str:
+    """Sorted set: every run id by creation time."""
+    return f"{_ns()}:runs"
+
+
+def workflow_runs(workflow: str) -> str:
+    """Sorted set: one workflow's run ids by creation time."""
+    return f"{_ns()}:runs:wf:{workflow}"
+
+
+def running() -> str:
+    """Set: ids of runs started and not yet ended (what the monitor watches)."""
+    return f"{_ns()}:running"
+
+
+def queue(version: str) -> str:
+    """Stream with consumer group ``workers``: run requests for one deployment version."""
+    return f"{_ns()}:queue:{version}"
+
+
+def worker(worker_id: str) -> str:
+    """Hash with TTL: a worker's heartbeat."""
+    return f"{_ns()}:worker:{worker_id}"
+
+
+def workers() -> str:
+    """Sorted set: worker id -> last heartbeat time."""
+    return f"{_ns()}:workers"
+
+
+def cache(component: str, key: str) -> str:
+    """String with TTL: a cached component output."""
+    return f"{_ns()}:cache:{component}:{key}"
+
+
+def code(digest: str) -> str:
+    """String: source of a notebook-defined component or workflow."""
+    return f"{_ns()}:code:{digest}"
+
+
+def ratelimit(name: str) -> str:
+    """Hash: a shared token bucket."""
+    return f"{_ns()}:ratelimit:{name}"
+
+
+def cancel_channel() -> str:
+    """Pub/sub channel carrying ids of runs to cancel."""
+    return f"{_ns()}:cancel"
+
+
+def idempotency(key: str) -> str:
+    """String: run id created for an idempotency key."""
+    return f"{_ns()}:idem:{key}"
+
+
+def deploy_active() -> str:
+    """String: the deployment version new runs are pinned to."""
+    return f"{_ns()}:deploy:active"
+
+
+def deployments() -> str:
+    """Sorted set: known deployment versions by first use."""
+    return f"{_ns()}:deployments"
+
+
+def monitor_lock() -> str:
+    """String with TTL: held by the one monitor acting at a time."""
+    return f"{_ns()}:monitor:lock"

@@ -1,0 +1,1 @@
+"""Operations: submitting runs, workers, heartbeats, recovery, deployments."""

@@ -1,0 +1,91 @@
+"""The in-process worker: a ``Worker`` on its own event loop in a background thread.
+
+Started by ``Workflow.start`` when ``AIFLOW_LOCAL_WORKER=1``, or when it is unset and
+no worker of the run's version is live. ``AIFLOW_LOCAL_WORKER=0`` never starts one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+
+from ..config import settings
+from .presence import live_workers
+from .submit import resolve_version
+from .worker import Worker
+
+__all__ = ["LocalWorker", "ensure_local_worker", "local_worker", "stop_local_worker"]
+
+
+class LocalWorker:
+    """A worker thread; ``start()`` returns once it consumes the queue."""
+
+    def __init__(self, **options: object) -> None:
+        self.worker = Worker(**options)  # type: ignore[arg-type]
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._main, name="aiflow-worker", daemon=True)
+        self.error: BaseException | None = None
+
+    def start(self) -> LocalWorker:
+        self._thread.start()
+        while not self.worker.ready.wait(0.01):
+            if not self._thread.is_alive():
+                raise self.error or RuntimeError("the in-process worker did not start")
+        return self
+
+    def _main(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.worker.serve())
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.loop.close()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop taking runs, let runs in hand end, and join the thread."""
+        if self.loop is not None and self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.worker.stop)
+        self._thread.join(timeout)
+
+
+_lock = threading.Lock()
+_local: LocalWorker | None = None
+
+
+def local_worker() -> LocalWorker | None:
+    """The running in-process worker, if any."""
+    return _local if _local is not None and _local.alive else None
+
+
+def ensure_local_worker(force: bool = False) -> LocalWorker | None:
+    """Start the in-process worker if the settings call for one; return it."""
+    global _local
+    wanted = settings().local_worker
+    if wanted is False and not force:
+        return None
+    with _lock:
+        if local_worker() is not None:
+            return _local
+        if not force and wanted is None and live_workers(version=resolve_version()):
+            return None
+        _local = LocalWorker().start()
+        return _local
+
+
+def stop_local_worker() -> None:
+    """Stop the in-process worker (its runs in hand finish first)."""
+    global _local
+    with _lock:
+        if _local is not None:
+            _local.stop()
+        _local = None
+
+
+atexit.register(stop_local_worker)

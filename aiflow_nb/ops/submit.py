@@ -1,0 +1,131 @@
+"""The API-side writes: queue a run, resume one, request a cancel. Never executes anything."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from .. import defaults, keys
+from ..config import settings
+from ..errors import RunNotFound, RunStateError
+from ..events.model import FIELD, make_payload
+from ..serialization import dumps
+from ..store import sync_redis
+
+if TYPE_CHECKING:
+    from ..access.handle import RunHandle
+
+__all__ = ["cancel", "new_run_id", "resolve_version", "resume", "submit"]
+
+TERMINAL_STATUS = frozenset({"completed", "failed", "cancelled"})
+
+
+def new_run_id() -> str:
+    """An unguessable run id (96 random bits, hex)."""
+    return secrets.token_hex(12)
+
+
+def resolve_version(client: redis.Redis | None = None) -> str:
+    """``AIFLOW_VERSION``, else the active deployment, else the default version."""
+    configured = settings().version
+    if configured:
+        return configured
+    active = (client or sync_redis()).get(keys.deploy_active())
+    return active.decode() if active else defaults.VERSION
+
+
+def submit(
+    workflow: str,
+    inputs: dict[str, Any],
+    *,
+    version: str | None = None,
+    idempotency_key: str | None = None,
+    secret_args: Iterable[str] = (),
+    client: redis.Redis | None = None,
+) -> RunHandle:
+    """Record a run of ``workflow`` and put it on its version's queue, atomically."""
+    from ..access.handle import RunHandle
+
+    r = client or sync_redis()
+    doc = dumps(inputs, f"inputs of workflow {workflow!r}")
+    run_id = new_run_id()
+    if idempotency_key is not None:
+        existing = _claim_idempotency(r, idempotency_key, run_id)
+        if existing is not None:
+            return RunHandle(existing)
+    version = version or resolve_version(r)
+    public = {k: ("***" if k in set(secret_args) else v) for k, v in inputs.items()}
+    now = time.time()
+    pipe = r.pipeline(transaction=True)
+    pipe.hset(keys.run(run_id), mapping={
+        "run_id": run_id, "workflow": workflow, "version": version, "status": "queued",
+        "inputs": doc, "created_at": now, "attempt": 0, "restarts": 0,
+    })
+    pipe.zadd(keys.runs(), {run_id: now})
+    pipe.zadd(keys.workflow_runs(workflow), {run_id: now})
+    pipe.zadd(keys.deployments(), {version: now}, nx=True)
+    payload = make_payload("run.queued", run_id, name=workflow,
+                           data={"workflow": workflow, "version": version, "inputs": public})
+    pipe.xadd(keys.run_events(run_id), {FIELD: payload})
+    pipe.xadd(keys.queue(version), {"run_id": run_id})
+    pipe.execute()
+    return RunHandle(run_id)
+
+
+def _claim_idempotency(r: redis.Redis, key: str, run_id: str) -> str | None:
+    if r.set(keys.idempotency(key), run_id, nx=True, ex=24 * 3600):
+        return None
+    existing = r.get(keys.idempotency(key))
+    return existing.decode() if existing else None
+
+
+def _status(r: redis.Redis, run_id: str) -> dict[str, str]:
+    raw = r.hmget(keys.run(run_id), "status", "version", "workflow")
+    if raw[0] is None:
+        raise RunNotFound(run_id)
+    return {"status": raw[0].decode(), "version": (raw[1] or b"").decode(),
+            "workflow": (raw[2] or b"").decode()}
+
+
+def resume(run_id: str, client: redis.Redis | None = None) -> RunHandle:
+    """Queue an interrupted or failed run again; journaled steps will replay, not re-run."""
+    from ..access.handle import RunHandle
+
+    r = client or sync_redis()
+    state = _status(r, run_id)
+    if state["status"] in ("completed", "cancelled"):
+        raise RunStateError(f"run {run_id} is {state['status']}; only unfinished runs resume")
+    holder = r.get(keys.run_lease(run_id))
+    if holder is not None:
+        raise RunStateError(
+            f"run {run_id} is still held by worker {holder.decode()}; it resumes by itself "
+            "if that worker dies (its lease expires)"
+        )
+    pipe = r.pipeline(transaction=True)
+    pipe.hset(keys.run(run_id), "status", "queued")
+    pipe.xadd(keys.queue(state["version"]), {"run_id": run_id, "resume": "1"})
+    pipe.execute()
+    return RunHandle(run_id)
+
+
+def cancel(run_id: str, client: redis.Redis | None = None) -> str:
+    """Cancel a run: at once when queued, through its worker when running. Returns the status."""
+    r = client or sync_redis()
+    state = _status(r, run_id)
+    if state["status"] in TERMINAL_STATUS:
+        return state["status"]
+    if state["status"] == "queued":
+        pipe = r.pipeline(transaction=True)
+        pipe.hset(keys.run(run_id), mapping={"status": "cancelled", "ended_at": time.time(),
+                                              "cancel_requested": 1})
+        pipe.srem(keys.running(), run_id)
+        pipe.xadd(keys.run_events(run_id), {FIELD: make_payload("run.cancelled", run_id)})
+        pipe.execute()
+        return "cancelled"
+    r.hset(keys.run(run_id), "cancel_requested", 1)
+    r.publish(keys.cancel_channel(), run_id)
+    return "cancelling"

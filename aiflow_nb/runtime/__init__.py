@@ -1,0 +1,1 @@
+"""Runtime: executes one run; context variables hold the current run and span."""

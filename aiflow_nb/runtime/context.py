@@ -1,0 +1,81 @@
+"""Context variables: the run being executed and the span being inside."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+
+from ..events.writer import EventWriter
+from ..serialization import digest
+
+__all__ = ["Frame", "RunContext", "current_frame", "current_run"]
+
+
+@dataclass(slots=True)
+class Frame:
+    """One span: its deterministic step key and the id derived from it."""
+
+    key: str
+    span_id: str
+    parent_id: str | None
+
+    @classmethod
+    def root(cls, workflow: str) -> Frame:
+        return cls(key=workflow, span_id=digest(workflow), parent_id=None)
+
+
+@dataclass
+class RunContext:
+    """Everything a component call inside a run needs."""
+
+    run_id: str
+    workflow: str
+    writer: EventWriter
+    loop: asyncio.AbstractEventLoop
+    sync_client: redis.Redis
+    async_client: aredis.Redis
+    journal: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 1
+    secrets: frozenset[str] = frozenset()
+    _children: dict[str, Counter[str]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def child(self, parent: Frame, name: str) -> Frame:
+        """The next child span of ``parent`` named ``name`` (index counted per name)."""
+        with self._lock:
+            counter = self._children.setdefault(parent.key, Counter())
+            index = counter[name]
+            counter[name] = index + 1
+        key = f"{parent.key}/{name}#{index}"
+        return Frame(key=key, span_id=digest(key), parent_id=parent.span_id)
+
+    def on_loop_thread(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            return False
+
+
+_run: ContextVar[RunContext | None] = ContextVar("aiflow_run", default=None)
+_frame: ContextVar[Frame | None] = ContextVar("aiflow_frame", default=None)
+
+
+def current_run() -> RunContext | None:
+    """The run this code executes in, or None outside any run."""
+    return _run.get()
+
+
+def current_frame() -> Frame | None:
+    """The span this code executes in, or None outside any run."""
+    return _frame.get()
+
+
+run_var = _run
+frame_var = _frame

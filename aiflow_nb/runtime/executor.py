@@ -1,0 +1,116 @@
+"""Execute one run: load its record and journal, run the workflow as the root span,
+and write the terminal event and record. Used by every worker, in or out of process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aredis
+
+from .. import keys
+from ..authoring import registry
+from ..authoring.workflow import Workflow
+from ..errors import AiflowError
+from ..events.writer import EventWriter
+from ..serialization import dumps, loads
+from ..store import sync_redis
+from .context import Frame, RunContext, run_var
+from .invocation import Call, error_document, run_async, run_sync
+
+__all__ = ["RunControl", "execute"]
+
+log = logging.getLogger("aiflow_nb.executor")
+TERMINAL_STATUS = frozenset({"completed", "failed", "cancelled"})
+
+
+@dataclass
+class RunControl:
+    """Why a run's task was cancelled: ``"cancel"`` ends it cancelled, ``"handback"`` leaves
+    it for another worker to resume."""
+
+    reason: str = "cancel"
+
+
+def _decode(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def _finish(writer: EventWriter, status: str, event: str, data: dict[str, Any],
+            record: dict[str, Any]) -> None:
+    writer.record(status=status, ended_at=time.time(), **record)
+    writer.raw("srem", keys.running(), writer.run_id)
+    writer.emit(event, data=data)
+
+
+def lookup(workflow: str) -> Workflow[Any, Any]:
+    """The workflow a worker executes for a run (hook for code loaded from the registry)."""
+    return registry.get(workflow)
+
+
+async def execute(
+    run_id: str, worker_id: str, client: aredis.Redis, control: RunControl | None = None
+) -> str:
+    """Execute ``run_id`` to its end (or until cancelled); return its final status."""
+    control = control or RunControl()
+    rec = _decode(await client.hgetall(keys.run(run_id)))
+    if not rec:
+        log.warning("run %s has no record; skipped", run_id)
+        return "missing"
+    if rec.get("status") in TERMINAL_STATUS and rec.get("status") != "failed":
+        return rec["status"]
+    loop = asyncio.get_running_loop()
+    writer = EventWriter(run_id, client, loop)
+    attempt = int(await client.hincrby(keys.run(run_id), "attempt", 1))
+    journal = {k.decode(): v for k, v in (await client.hgetall(keys.run_journal(run_id))).items()}
+    writer.record(status="running", worker=worker_id, started_at=rec.get("started_at") or time.time())
+    writer.raw("sadd", keys.running(), run_id)
+    resumed = attempt > 1
+    writer.emit("run.resumed" if resumed else "run.started", name=rec["workflow"],
+                data={"worker": worker_id, "attempt": attempt, "journaled": len(journal)})
+    if rec.get("cancel_requested"):
+        _finish(writer, "cancelled", "run.cancelled", {}, {})
+        await writer.flush()
+        return "cancelled"
+    try:
+        wf = lookup(rec["workflow"])
+    except AiflowError as exc:
+        _finish(writer, "failed", "run.failed", {"error": error_document(exc)},
+                {"error": dumps(error_document(exc))})
+        await writer.flush()
+        return "failed"
+    ctx = RunContext(run_id=run_id, workflow=wf.name, writer=writer, loop=loop,
+                     sync_client=sync_redis(), async_client=client, journal=journal,
+                     attempt=attempt, secrets=wf.secret_args)
+    status = await _run_root(ctx, wf, loads(rec.get("inputs") or "{}"), control)
+    await writer.flush()
+    return status
+
+
+async def _run_root(ctx: RunContext, wf: Workflow[Any, Any], inputs: dict[str, Any],
+                    control: RunControl) -> str:
+    token = run_var.set(ctx)
+    call = Call(wf, (), inputs, ctx, Frame.root(wf.name), journaled=False)
+    t0 = time.time()
+    try:
+        if wf.is_async:
+            output = await run_async(call)
+        else:
+            output = await asyncio.to_thread(run_sync, call)
+    except asyncio.CancelledError:
+        if control.reason == "handback":
+            raise
+        _finish(ctx.writer, "cancelled", "run.cancelled", {}, {})
+        return "cancelled"
+    except Exception as exc:
+        doc = error_document(exc)
+        _finish(ctx.writer, "failed", "run.failed", {"error": doc}, {"error": dumps(doc)})
+        return "failed"
+    finally:
+        run_var.reset(token)
+    _finish(ctx.writer, "completed", "run.completed",
+            {"output": output, "duration": time.time() - t0}, {"output": dumps(output)})
+    return "completed"

@@ -1,0 +1,298 @@
+"""One component call: journal replay, cache, retries, timeout, fallback, span events.
+
+``Call`` holds the bookkeeping shared by both paths; ``run_sync`` and
+``run_async`` differ only in how they wait (threads vs the event loop).
+Outside a run the same policies apply, with no events, journal or cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import inspect
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+import tenacity
+
+from ..errors import ComponentFailed, ComponentTimeout
+from ..serialization import canonical, digest, dumps, loads
+from .context import Frame, RunContext, frame_var
+
+if TYPE_CHECKING:
+    from ..authoring.component import Component
+
+__all__ = ["Call", "error_document", "run_async", "run_sync"]
+
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+REDACTED = "***"
+
+
+def _threads() -> concurrent.futures.ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = concurrent.futures.ThreadPoolExecutor(64, thread_name_prefix="aiflow-timeout")
+    return _pool
+
+
+def error_document(exc: BaseException) -> dict[str, Any]:
+    """Type, message and traceback of an exception, as stored in events and records."""
+    root = exc.error if isinstance(exc, ComponentFailed) else exc
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "cause": type(root).__name__ if root is not exc else None,
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+
+
+class Call:
+    """The bookkeeping of one call of ``component`` (in a run when ``ctx`` is set)."""
+
+    def __init__(
+        self,
+        component: Component[Any, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        ctx: RunContext | None,
+        frame: Frame | None,
+        journaled: bool = True,
+    ) -> None:
+        self.component = component
+        self.args = args
+        self.kwargs = kwargs
+        self.ctx = ctx
+        self.frame = frame
+        self.journaled = journaled and ctx is not None
+        self.policies = component.policies
+        self.attempts = 0
+        self.t0 = time.perf_counter()
+        self.inputs = component.bind(args, kwargs) if ctx is not None else {}
+        self._hash = ""
+
+    # --- events -------------------------------------------------------------
+    def emit(self, type: str, data: dict[str, Any] | None = None) -> None:
+        if self.ctx is None or self.frame is None:
+            return
+        self.ctx.writer.emit(
+            type, span_id=self.frame.span_id, parent_id=self.frame.parent_id,
+            name=self.component.name, attempt=self.attempts or None, data=data,
+        )
+
+    def _public_inputs(self) -> dict[str, Any]:
+        secret = self.component.secret_args
+        return {k: (REDACTED if k in secret else v) for k, v in self.inputs.items()}
+
+    def args_hash(self) -> str:
+        if not self._hash:
+            what = f"arguments of component {self.component.name!r}"
+            self._hash = digest(canonical(self.inputs, what))
+        return self._hash
+
+    # --- journal ------------------------------------------------------------
+    def replay(self) -> tuple[bool, Any]:
+        """(True, recorded result) when the journal holds this step."""
+        if not self.journaled or self.ctx is None or self.frame is None:
+            return False, None
+        raw = self.ctx.journal.get(self.frame.key)
+        if raw is None:
+            return False, None
+        doc = loads(raw)
+        if doc.get("h") != self.args_hash():
+            self.emit("log", {"level": "warning", "message": (
+                f"replay diverged at step {self.frame.key}: the journal recorded other "
+                "arguments for this step, so it runs again instead of replaying")})
+            return False, None
+        self.emit("span.replayed", {"output": doc.get("r"), "key": self.frame.key})
+        return True, doc.get("r")
+
+    def start(self) -> None:
+        self.args_hash()
+        key = self.frame.key if self.frame else None
+        self.emit("span.started", {"inputs": self._public_inputs(), "key": key})
+
+    # --- cache --------------------------------------------------------------
+    def cache_key(self) -> str | None:
+        from .. import keys
+
+        policy = self.policies.cache
+        if policy is None or self.ctx is None:
+            return None
+        if policy.key is not None:
+            part = str(policy.key(*self.args, **self.kwargs))
+        else:
+            part = f"{self.component.source_hash}:{self.args_hash()}"
+        return keys.cache(self.component.name, part)
+
+    def cached(self, raw: bytes | None) -> tuple[bool, Any]:
+        if raw is None:
+            return False, None
+        value = loads(raw)
+        self.emit("span.cached", {"output": value})
+        self._record(dumps({"h": self.args_hash(), "r": value}))
+        return True, value
+
+    # --- outcomes -----------------------------------------------------------
+    def on_retry(self, state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        self.emit("span.retrying", {
+            "error": {"type": type(exc).__name__, "message": str(exc)}, "wait": wait,
+        })
+
+    def succeed(self, value: Any, fallback_from: BaseException | None = None) -> Any:
+        what = f"output of component {self.component.name!r}"
+        doc = dumps({"h": self._hash, "r": value}, what) if self.ctx else b""
+        if self.ctx is None:
+            return value
+        value = loads(doc)["r"]
+        self._record(doc)
+        cache_key = self.cache_key() if fallback_from is None else None
+        if cache_key is not None and self.policies.cache is not None:
+            ttl_ms = int(self.policies.cache.ttl * 1000)
+            self.ctx.writer.raw("set", cache_key, dumps(value), px=ttl_ms)
+        data: dict[str, Any] = {"output": value, "duration": self.elapsed(),
+                                "attempts": self.attempts}
+        if fallback_from is not None:
+            data["fallback"] = True
+            data["error"] = error_document(fallback_from)
+        self.emit("span.completed", data)
+        return value
+
+    def _record(self, doc: bytes) -> None:
+        if self.journaled and self.ctx is not None and self.frame is not None:
+            self.ctx.writer.journal(self.frame.key, doc)
+
+    def fail(self, exc: BaseException) -> BaseException:
+        """Emit ``span.failed``; return the exception to raise into the caller."""
+        if isinstance(exc, Exception) and not isinstance(exc, ComponentFailed | ComponentTimeout):
+            err: BaseException = ComponentFailed(self.component.name, self.attempts, exc)
+        elif isinstance(exc, ComponentTimeout):
+            err = ComponentFailed(self.component.name, self.attempts, exc)
+        else:
+            err = exc
+        data = {"error": error_document(err), "attempts": self.attempts,
+                "duration": self.elapsed()}
+        if isinstance(exc, asyncio.CancelledError):
+            data["cancelled"] = True
+        self.emit("span.failed", data)
+        return err
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+# --- sync path ---------------------------------------------------------------
+def _attempt_sync(call: Call) -> Any:
+    call.attempts += 1
+    fn = call.component.fn
+    timeout = call.policies.timeout
+    if timeout is None:
+        return fn(*call.args, **call.kwargs)
+    ctx = contextvars.copy_context()
+    future = _threads().submit(ctx.run, fn, *call.args, **call.kwargs)
+    try:
+        return future.result(timeout=timeout.seconds)
+    except concurrent.futures.TimeoutError:
+        raise ComponentTimeout(call.component.name, timeout.seconds) from None
+
+
+def run_sync(call: Call) -> Any:
+    """Execute ``call`` in this thread."""
+    done, value = call.replay()
+    if done:
+        return value
+    call.start()
+    key = call.cache_key()
+    if key is not None and call.ctx is not None:
+        hit, value = call.cached(call.ctx.sync_client.get(key))
+        if hit:
+            return value
+    token = frame_var.set(call.frame) if call.frame else None
+    retry = call.policies.retry
+    try:
+        retrying = tenacity.Retrying(sleep=retry.sync_sleep(), **retry.tenacity_kwargs(call.on_retry))
+        value = retrying(_attempt_sync, call)
+    except Exception as exc:
+        fallback = call.policies.fallback
+        if fallback is None:
+            raise call.fail(exc) from exc
+        return call.succeed(fallback.resolve(call.args, call.kwargs), fallback_from=exc)
+    except BaseException as exc:
+        call.fail(exc)
+        raise
+    finally:
+        if token is not None:
+            frame_var.reset(token)
+    return call.succeed(value)
+
+
+# --- async path --------------------------------------------------------------
+async def _consume(call: Call, stream: Any) -> str:
+    parts: list[str] = []
+    async for chunk in stream:
+        text = str(chunk)
+        parts.append(text)
+        call.emit("output.delta", {"text": text})
+    return "".join(parts)
+
+
+async def _invoke(call: Call) -> Any:
+    fn = call.component.fn
+    if inspect.isasyncgenfunction(fn):
+        return await _consume(call, fn(*call.args, **call.kwargs))
+    if inspect.iscoroutinefunction(fn):
+        result = await fn(*call.args, **call.kwargs)
+    else:
+        result = await asyncio.to_thread(fn, *call.args, **call.kwargs)
+    if hasattr(result, "__aiter__") and not isinstance(result, str | bytes):
+        return await _consume(call, result)
+    return result
+
+
+async def _attempt_async(call: Call) -> Any:
+    call.attempts += 1
+    timeout = call.policies.timeout
+    if timeout is None:
+        return await _invoke(call)
+    try:
+        return await asyncio.wait_for(_invoke(call), timeout.seconds)
+    except TimeoutError:
+        raise ComponentTimeout(call.component.name, timeout.seconds) from None
+
+
+async def run_async(call: Call) -> Any:
+    """Execute ``call`` on the running event loop."""
+    done, value = call.replay()
+    if done:
+        return value
+    call.start()
+    key = call.cache_key()
+    if key is not None and call.ctx is not None:
+        hit, value = call.cached(await call.ctx.async_client.get(key))
+        if hit:
+            return value
+    token = frame_var.set(call.frame) if call.frame else None
+    retry = call.policies.retry
+    try:
+        retrying = tenacity.AsyncRetrying(
+            sleep=retry.async_sleep(), **retry.tenacity_kwargs(call.on_retry)
+        )
+        value = await retrying(_attempt_async, call)
+    except Exception as exc:
+        fallback = call.policies.fallback
+        if fallback is None:
+            raise call.fail(exc) from exc
+        result = fallback.resolve(call.args, call.kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return call.succeed(result, fallback_from=exc)
+    except BaseException as exc:
+        call.fail(exc)
+        raise
+    finally:
+        if token is not None:
+            frame_var.reset(token)
+    return call.succeed(value)
