@@ -12,6 +12,7 @@ __all__ = [
     "cache",
     "cancel_channel",
     "code",
+    "code_index",
     "deploy_active",
     "deployments",
     "idempotency",
@@ -96,6 +97,11 @@ def cache(component: str, key: str) -> str:
 def code(digest: str) -> str:
     """String: source of a notebook-defined component or workflow."""
     return f"{_ns()}:code:{digest}"
+
+
+def code_index() -> str:
+    """Hash: workflow name -> digest of its latest registered code bundle."""
+    return f"{_ns()}:code:index"
 
 
 def ratelimit(name: str) -> str:

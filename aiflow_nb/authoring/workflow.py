@@ -33,6 +33,9 @@ R = TypeVar("R")
 class Workflow(Component[P, R]):
     """A component that can be started as a run; registered by name on definition."""
 
+    code_bundle: str | None = None
+    """Digest of the registered code bundle defining it (notebook code), else None."""
+
     def bind_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """Check ``inputs`` against the signature; ``InvalidInputs`` names what is wrong."""
         try:
@@ -45,7 +48,8 @@ class Workflow(Component[P, R]):
         from ..ops.local import ensure_local_worker
         from ..ops.submit import submit
 
-        handle = submit(self.name, self.bind_inputs(inputs))
+        handle = submit(self.name, self.bind_inputs(inputs), secret_args=self.secret_args,
+                        code=self.code_bundle)
         ensure_local_worker()
         return handle
 

@@ -45,9 +45,14 @@ def submit(
     version: str | None = None,
     idempotency_key: str | None = None,
     secret_args: Iterable[str] = (),
+    code: str | None = None,
     client: redis.Redis | None = None,
 ) -> RunHandle:
-    """Record a run of ``workflow`` and put it on its version's queue, atomically."""
+    """Record a run of ``workflow`` and put it on its version's queue, atomically.
+
+    ``code`` is the digest of a registered code bundle (``ops/code.py``) that the worker
+    loads to get the workflow; None means the worker's own (imported) workflow.
+    """
     from ..access.handle import RunHandle
 
     r = client or sync_redis()
@@ -61,10 +66,13 @@ def submit(
     public = {k: ("***" if k in set(secret_args) else v) for k, v in inputs.items()}
     now = time.time()
     pipe = r.pipeline(transaction=True)
-    pipe.hset(keys.run(run_id), mapping={
+    record: dict[str, str | bytes | float | int] = {
         "run_id": run_id, "workflow": workflow, "version": version, "status": "queued",
         "inputs": doc, "created_at": now, "attempt": 0, "restarts": 0,
-    })
+    }
+    if code:
+        record["code"] = code
+    pipe.hset(keys.run(run_id), mapping=record)
     pipe.zadd(keys.runs(), {run_id: now})
     pipe.zadd(keys.workflow_runs(workflow), {run_id: now})
     pipe.zadd(keys.deployments(), {version: now}, nx=True)

@@ -46,8 +46,13 @@ def _finish(writer: EventWriter, status: str, event: str, data: dict[str, Any],
     writer.emit(event, data=data)
 
 
-def lookup(workflow: str) -> Workflow[Any, Any]:
-    """The workflow a worker executes for a run (hook for code loaded from the registry)."""
+def lookup(workflow: str, code: str | None = None) -> Workflow[Any, Any]:
+    """The workflow a worker executes for a run: the registered code bundle the run was
+    started with, else this process's workflow of that name."""
+    if code:
+        from ..ops.code import load_workflow
+
+        return load_workflow(code)
     return registry.get(workflow)
 
 
@@ -76,7 +81,7 @@ async def execute(
         await writer.flush()
         return "cancelled"
     try:
-        wf = lookup(rec["workflow"])
+        wf = await asyncio.to_thread(lookup, rec["workflow"], rec.get("code"))
     except AiflowError as exc:
         _finish(writer, "failed", "run.failed", {"error": error_document(exc)},
                 {"error": dumps(error_document(exc))})
