@@ -43,6 +43,7 @@ from .errors import (
 from .events.model import Event
 from .ops.submit import resume
 from .runtime.emit import progress, publish
+from .trace.show import show
 
 __version__ = "0.1.0"
 
@@ -81,6 +82,7 @@ __all__ = [
     "resume",
     "runs",
     "settings",
+    "show",
     "spans_dataframe",
     "workflow",
 ]

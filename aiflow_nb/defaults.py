@@ -46,3 +46,24 @@ EVENT_BATCH = 512
 
 REDIS_CONNECT_TIMEOUT = 5.0
 """Seconds to wait when connecting to Redis."""
+
+VIEWER_PORT = 5006
+"""TCP port ``aiflow viewer`` listens on by default (0 picks a free one)."""
+
+VIEWER_TICK_MS = 200
+"""Milliseconds between two checks of a run page for new events (also its redraw throttle)."""
+
+VIEWER_RUNS_POLL_MS = 500
+"""Milliseconds between two refreshes of the viewer's runs table."""
+
+VIEWER_RUNS_LIMIT = 200
+"""Runs the viewer's runs table lists at most (newest first)."""
+
+EXPORT_TIMEOUT = 10.0
+"""Seconds one OTLP export request may take."""
+
+EXPORT_POLL_INTERVAL = 1.0
+"""Seconds between two checks for ended runs in ``aiflow export otlp --follow``."""
+
+EXPORT_FOLLOW_WINDOW = 500
+"""Newest runs ``aiflow export otlp --follow`` checks on each poll."""

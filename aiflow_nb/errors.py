@@ -4,6 +4,7 @@
 
     AiflowError
     ├── ConfigError            bad settings or environment
+    ├── ExportError            a trace export the receiving endpoint refused or never got
     ├── RedisUnavailable       Redis cannot be reached (names the URL)
     ├── SerializationError     a value is not JSON-serialisable (also TypeError)
     ├── InvalidInputs          inputs that do not fit the workflow's signature (also TypeError)
@@ -30,6 +31,7 @@ __all__ = [
     "ComponentFailed",
     "ComponentTimeout",
     "ConfigError",
+    "ExportError",
     "InvalidInputs",
     "RedisUnavailable",
     "RunCancelled",
@@ -48,6 +50,10 @@ class AiflowError(Exception):
 
 class ConfigError(AiflowError):
     """A setting or environment variable has a value that cannot work."""
+
+
+class ExportError(AiflowError):
+    """Exporting traces failed: the endpoint is unreachable or refused the request."""
 
 
 class RedisUnavailable(AiflowError):

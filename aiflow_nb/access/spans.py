@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..events.model import Event
 
-__all__ = ["SPAN_COLUMNS", "Span", "build_spans", "spans_dataframe"]
+__all__ = ["SPAN_COLUMNS", "Span", "apply_event", "build_spans", "spans_dataframe"]
 
 SPAN_COLUMNS = ["span_id", "parent_id", "name", "status", "start", "end", "duration",
                 "attempts", "cached", "replayed", "error"]
@@ -59,6 +59,7 @@ def _apply(span: Span, e: Event) -> None:
         span.status, span.start, span.end, span.error = "running", e.ts, None, None
         span.inputs, span.key = d.get("inputs"), d.get("key")
         span.retries = []
+        span.attributes.update(d.get("attributes") or {})
     elif e.type == "span.retrying":
         span.attempts = max(span.attempts, e.attempt or 0)
         span.retries.append({"attempt": e.attempt, "error": d.get("error"), "wait": d.get("wait")})
@@ -86,23 +87,29 @@ def _apply(span: Span, e: Event) -> None:
         span.progress = d
 
 
+def apply_event(spans: dict[str, Span], e: Event) -> Span | None:
+    """Fold one event into ``spans`` (in place); the span it touched, if any."""
+    if e.span_id is None:
+        return None
+    span = spans.get(e.span_id)
+    if span is None:
+        name = (e.name or "?") if e.type.startswith("span.") else "?"
+        span = Span(span_id=e.span_id, parent_id=e.parent_id, name=name)
+        spans[e.span_id] = span
+        parent = spans.get(e.parent_id) if e.parent_id else None
+        if parent is not None:
+            parent.children.append(span.span_id)
+    if e.name and span.name == "?" and e.type.startswith("span."):
+        span.name = e.name
+    _apply(span, e)
+    return span
+
+
 def build_spans(events: Iterable[Event]) -> dict[str, Span]:
     """Spans by id, in order of first appearance; parents list their children."""
     spans: dict[str, Span] = {}
     for e in events:
-        if e.span_id is None:
-            continue
-        span = spans.get(e.span_id)
-        if span is None:
-            name = (e.name or "?") if e.type.startswith("span.") else "?"
-            span = Span(span_id=e.span_id, parent_id=e.parent_id, name=name)
-            spans[e.span_id] = span
-            parent = spans.get(e.parent_id) if e.parent_id else None
-            if parent is not None:
-                parent.children.append(span.span_id)
-        if e.name and span.name == "?" and e.type.startswith("span."):
-            span.name = e.name
-        _apply(span, e)
+        apply_event(spans, e)
     return spans
 
 

@@ -12,6 +12,7 @@ __all__ = ["COMMAND_MODULES", "cli", "main"]
 
 COMMAND_MODULES = [
     "aiflow_nb.cli.core",
+    "aiflow_nb.cli.viewer",
 ]
 
 

@@ -1,0 +1,27 @@
+"""``show(run_or_id)``: the live run page of the dashboard, embedded in a notebook."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..access.handle import RunHandle
+
+__all__ = ["show"]
+
+
+def show(run: RunHandle | str, follow: bool = True) -> Any:
+    """A Panel layout of one run (span tree, timeline, detail, live output, progress).
+
+    In a notebook, display the result (``aiflow_nb.show(handle)`` as the cell's value);
+    it follows the run live while the kernel runs. ``RunNotFound`` for an unknown id.
+    """
+    import panel as pn
+
+    from viewer.run_page import RunPage
+
+    pn.extension("tabulator")
+    run_id = run.run_id if isinstance(run, RunHandle) else str(run)
+    page = RunPage(run_id, follow=follow)
+    if follow:
+        page.start()
+    return page.layout

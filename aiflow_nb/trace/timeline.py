@@ -1,0 +1,48 @@
+"""Waterfall timeline rows: one bar per span, in tree order, running bars drawn to now."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .tree import SpanTree
+
+__all__ = ["STATUS_COLORS", "TIMELINE_COLUMNS", "timeline_rows"]
+
+STATUS_COLORS = {"running": "#3b82f6", "completed": "#22c55e", "failed": "#ef4444",
+                 "cancelled": "#6b7280", "interrupted": "#f59e0b", "cached": "#06b6d4",
+                 "replayed": "#a855f7"}
+"""Bar colour by span state (cached and replayed spans get their own)."""
+
+TIMELINE_COLUMNS = ["span_id", "label", "y", "left", "right", "status", "color", "running",
+                    "duration"]
+
+
+def timeline_rows(tree: SpanTree, now: float | None = None) -> dict[str, list[Any]]:
+    """Columns for a Bokeh ``ColumnDataSource``: seconds from the run's first start.
+
+    A span still running ends at ``now`` (and has ``running`` True), so its bar grows.
+    """
+    now = time.time() if now is None else now
+    cols: dict[str, list[Any]] = {c: [] for c in TIMELINE_COLUMNS}
+    t0 = tree.t0
+    if t0 is None:
+        return cols
+    y = 0
+    for row in tree.rows(now):
+        if row.span_id is None or row.start is None:
+            continue
+        span = tree.spans[row.span_id]
+        state = "cached" if span.cached else "replayed" if span.replayed else span.status
+        right = row.start + (row.duration or 0.0)
+        _append(cols, span_id=span.span_id, label="  " * row.depth + row.label, y=y,
+                left=row.start, right=right, status=span.status,
+                color=STATUS_COLORS.get(state, "#9ca3af"), running=span.status == "running",
+                duration=row.duration)
+        y += 1
+    return cols
+
+
+def _append(cols: dict[str, list[Any]], **values: Any) -> None:
+    for name, value in values.items():
+        cols[name].append(value)

@@ -1,0 +1,96 @@
+"""Run-level totals folded from events one at a time: spans, retries, errors, tokens, cost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..events.model import Event
+
+__all__ = ["COST", "INPUT_TOKENS", "MODEL", "OUTPUT_TOKENS", "RunTotals", "span_usage"]
+
+MODEL = "gen_ai.request.model"
+INPUT_TOKENS = "gen_ai.usage.input_tokens"
+OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+COST = "aiflow.cost_usd"
+"""Attribute keys (OpenTelemetry GenAI names where one exists) that LLM spans carry."""
+
+_RUN_STATUS = {"run.queued": "queued", "run.started": "running", "run.resumed": "running",
+               "run.completed": "completed", "run.failed": "failed",
+               "run.cancelled": "cancelled"}
+
+
+def span_usage(attributes: dict[str, Any]) -> tuple[int, int, float]:
+    """(input tokens, output tokens, cost in USD) of one span's attributes."""
+    return (int(attributes.get(INPUT_TOKENS) or 0), int(attributes.get(OUTPUT_TOKENS) or 0),
+            float(attributes.get(COST) or 0.0))
+
+
+@dataclass
+class RunTotals:
+    """Counters of one run; ``apply`` each event in stream order."""
+
+    status: str = "queued"
+    workflow: str | None = None
+    started: float | None = None
+    ended: float | None = None
+    last_id: str | None = None
+    resumes: int = 0
+    retries: int = 0
+    errors: int = 0
+    cached: int = 0
+    replayed: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    span_ids: set[str] = field(default_factory=set)
+
+    @property
+    def spans(self) -> int:
+        return len(self.span_ids)
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in ("completed", "failed", "cancelled")
+
+    def duration(self, now: float) -> float | None:
+        """Seconds from the first start to the end (or to ``now`` while running)."""
+        if self.started is None:
+            return None
+        return (self.ended if self.ended is not None else now) - self.started
+
+    def apply(self, e: Event) -> None:
+        self.last_id = e.id
+        if e.type in _RUN_STATUS:
+            self._run_event(e)
+        elif e.type in ("span.started", "span.cached", "span.replayed") and e.span_id:
+            self.span_ids.add(e.span_id)
+            self.cached += e.type == "span.cached"
+            self.replayed += e.type == "span.replayed"
+        elif e.type == "span.retrying":
+            self.retries += 1
+        elif e.type in ("span.completed", "span.failed"):
+            self.errors += e.type == "span.failed" and not e.data.get("cancelled")
+            tin, tout, cost = span_usage(e.data.get("attributes") or {})
+            self.input_tokens += tin
+            self.output_tokens += tout
+            self.cost += cost
+
+    def _run_event(self, e: Event) -> None:
+        self.status = _RUN_STATUS[e.type]
+        if e.type in ("run.started", "run.resumed"):
+            self.workflow = e.name or self.workflow
+            self.started = self.started if self.started is not None else e.ts
+            self.ended = None
+            self.resumes += e.type == "run.resumed"
+        elif e.type != "run.queued":
+            self.ended = e.ts
+
+    def row(self, now: float) -> dict[str, Any]:
+        return {"spans": self.spans, "retries": self.retries, "errors": self.errors,
+                "tokens": self.tokens, "cost": round(self.cost, 6),
+                "duration": self.duration(now)}

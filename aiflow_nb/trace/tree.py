@@ -1,0 +1,185 @@
+"""``SpanTree``: a run's spans, built one event at a time, for live views.
+
+It extends ``access.spans`` (the same ``Span`` objects, folded by ``apply_event``)
+with what a viewer needs: run-level status and totals, spans left running by a
+crashed attempt marked ``interrupted``, and a depth-first order in which the
+siblings of a fan-out (several calls of one component under one parent) are
+grouped under one row.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+
+from ..access.spans import Span, apply_event
+from ..events.model import Event
+from .totals import MODEL, RunTotals, span_usage
+
+__all__ = ["TREE_COLUMNS", "SpanTree", "TreeRow"]
+
+TREE_COLUMNS = ["key", "span_id", "depth", "label", "name", "status", "start", "duration",
+                "attempts", "markers", "model", "tokens", "cost", "group"]
+
+_ENDING = frozenset({"run.resumed", "run.completed", "run.failed", "run.cancelled"})
+
+
+@dataclass
+class TreeRow:
+    """One row of the tree view: a span, or the header of a fan-out group (``group``)."""
+
+    key: str
+    span_id: str | None
+    depth: int
+    label: str
+    name: str
+    status: str
+    start: float | None
+    duration: float | None
+    attempts: int = 0
+    markers: str = ""
+    model: str = ""
+    tokens: int = 0
+    cost: float = 0.0
+    group: bool = False
+
+
+def markers(span: Span) -> str:
+    """Short flags of a span: cached, replayed, fallback, retried."""
+    flags = [name for name, on in (("cached", span.cached), ("replayed", span.replayed),
+                                   ("fallback", span.fallback)) if on]
+    if span.retries:
+        flags.append(f"retried ×{len(span.retries)}")
+    return " ".join(flags)
+
+
+class SpanTree:
+    """The spans and totals of one run; ``apply`` events in stream order."""
+
+    def __init__(self, run_id: str | None = None) -> None:
+        self.run_id = run_id
+        self.spans: dict[str, Span] = {}
+        self.totals = RunTotals()
+        self.version = 0
+        self.log: list[dict[str, Any]] = []
+
+    @classmethod
+    def from_events(cls, events: Iterable[Event], run_id: str | None = None) -> SpanTree:
+        tree = cls(run_id)
+        tree.extend(events)
+        return tree
+
+    # --- folding ------------------------------------------------------------
+    def apply(self, e: Event) -> Span | None:
+        """Fold one event; the span it touched, if any."""
+        self.version += 1
+        self.run_id = self.run_id or e.run_id
+        self.totals.apply(e)
+        if e.type in _ENDING:
+            self._interrupt(e.ts)
+        if e.type == "log":
+            self.log.append({"ts": e.ts, "span_id": e.span_id, **e.data})
+        return apply_event(self.spans, e)
+
+    def extend(self, events: Iterable[Event]) -> int:
+        """Fold many events; how many."""
+        n = 0
+        for e in events:
+            self.apply(e)
+            n += 1
+        return n
+
+    def _interrupt(self, ts: float) -> None:
+        """Spans still running when their attempt of the run ended were cut off."""
+        for span in self.spans.values():
+            if span.status == "running":
+                span.status, span.end = "interrupted", ts
+
+    # --- views ----------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        return self.totals.status
+
+    @property
+    def t0(self) -> float | None:
+        """The earliest span start (the time origin of the timeline)."""
+        starts = [s.start for s in self.spans.values() if s.start is not None]
+        return min(starts) if starts else self.totals.started
+
+    def roots(self) -> list[Span]:
+        return [s for s in self.spans.values()
+                if s.parent_id is None or s.parent_id not in self.spans]
+
+    def running(self) -> list[Span]:
+        return [s for s in self.spans.values() if s.status == "running"]
+
+    def ordered(self) -> list[Span]:
+        """Spans depth-first (children in order of first appearance)."""
+        return [self.spans[r.span_id] for r in self.rows() if r.span_id is not None]
+
+    def rows(self, now: float | None = None) -> list[TreeRow]:
+        """The tree view: depth-first, fan-out siblings under one group row."""
+        now = time.time() if now is None else now
+        t0 = self.t0 or now
+        return self._subtree(self.roots(), 0, t0, now)
+
+    def _subtree(self, siblings: list[Span], depth: int, t0: float, now: float) -> list[TreeRow]:
+        out: list[TreeRow] = []
+        for name, members in _by_name(siblings):
+            grouped = len(members) > 1
+            if grouped:
+                out.append(self._group_row(name, members, depth, t0, now))
+            for i, span in enumerate(members):
+                d = depth + grouped
+                out.append(self._span_row(span, d, t0, now, i if grouped else None))
+                kids = [self.spans[c] for c in span.children if c in self.spans]
+                if kids:
+                    out.extend(self._subtree(kids, d + 1, t0, now))
+        return out
+
+    def _span_row(self, span: Span, depth: int, t0: float, now: float,
+                  index: int | None) -> TreeRow:
+        tin, tout, cost = span_usage(span.attributes)
+        end = span.end if span.end is not None else now
+        label = span.name if index is None else f"{span.name} [{index}]"
+        return TreeRow(key=span.span_id, span_id=span.span_id, depth=depth, label=label,
+                       name=span.name, status=span.status,
+                       start=None if span.start is None else span.start - t0,
+                       duration=None if span.start is None else end - span.start,
+                       attempts=span.attempts, markers=markers(span),
+                       model=str(span.attributes.get(MODEL) or ""), tokens=tin + tout,
+                       cost=cost)
+
+    def _group_row(self, name: str, members: list[Span], depth: int, t0: float,
+                   now: float) -> TreeRow:
+        starts = [s.start for s in members if s.start is not None]
+        ends = [s.end if s.end is not None else now for s in members if s.start is not None]
+        counts: dict[str, int] = {}
+        for s in members:
+            counts[s.status] = counts.get(s.status, 0) + 1
+        status = next((st for st in ("failed", "running", "interrupted", "cancelled")
+                       if counts.get(st)), "completed")
+        summary = ", ".join(f"{n} {st}" for st, n in counts.items())
+        usage = [span_usage(s.attributes) for s in members]
+        return TreeRow(key=f"{members[0].parent_id}/{name}*", span_id=None, depth=depth,
+                       label=f"{name} ×{len(members)}", name=name, status=status,
+                       start=min(starts) - t0 if starts else None,
+                       duration=max(ends) - min(starts) if starts else None,
+                       markers=summary, tokens=sum(u[0] + u[1] for u in usage),
+                       cost=sum(u[2] for u in usage), group=True)
+
+    def frame(self, now: float | None = None) -> pd.DataFrame:
+        """The tree view as a DataFrame with the columns in ``TREE_COLUMNS``."""
+        return pd.DataFrame([asdict(r) for r in self.rows(now)], columns=TREE_COLUMNS)
+
+
+def _by_name(siblings: list[Span]) -> list[tuple[str, list[Span]]]:
+    """Siblings grouped by component name, groups in order of first appearance."""
+    groups: dict[str, list[Span]] = {}
+    for span in siblings:
+        groups.setdefault(span.name, []).append(span)
+    return list(groups.items())

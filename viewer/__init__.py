@@ -1,0 +1,9 @@
+"""The Panel trace dashboard of aiflow-nb (a reader: it never executes runs).
+
+``viewer.app`` is the page served by ``aiflow viewer``; ``RunPage`` and ``RunsPage``
+are also embeddable in a notebook (``aiflow_nb.show(run_or_id)``).
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,33 @@
+"""The aiflow-nb dashboard: ``/`` lists runs, ``/?run=ID`` shows one run, live.
+
+Served by ``aiflow viewer`` (or ``panel serve viewer/app.py``); a reader only.
+"""
+
+from __future__ import annotations
+
+import panel as pn
+
+from aiflow_nb.errors import RunNotFound
+
+from .run_page import RunPage, not_found
+from .runs_page import RunsPage
+
+__all__ = ["create_app"]
+
+pn.extension("tabulator")
+
+
+def create_app() -> pn.viewable.Viewable:
+    """One session's page, chosen by the ``run`` query argument."""
+    args = pn.state.session_args or {}
+    run_id = (args.get("run") or [b""])[0].decode().strip()
+    if not run_id:
+        return RunsPage().start().layout
+    try:
+        return RunPage(run_id).start().layout
+    except RunNotFound:
+        return not_found(run_id)
+
+
+if pn.state.served:
+    create_app().servable(title="aiflow-nb")

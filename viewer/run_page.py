@@ -1,0 +1,216 @@
+"""The page of one run: totals, span tree, waterfall, span detail, live text, progress.
+
+The page replays the run's history at once (so the first render shows everything
+so far), then a ``Follower`` reads the live tail in the background and a periodic
+callback folds what arrived into the ``SpanTree`` and redraws; that callback is the
+throttle (a burst of events becomes one redraw per ``redraw_interval``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import panel as pn
+from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
+
+from aiflow_nb import defaults
+from aiflow_nb.access.spans import Span
+from aiflow_nb.events.reader import read_events
+from aiflow_nb.trace import Follower, SpanTree, TreeRow, timeline_rows
+
+from .detail import group_html, span_html
+from .style import CSS, badge, esc, seconds
+from .waterfall import Waterfall
+
+__all__ = ["RunPage", "not_found"]
+
+_LABEL = HTMLTemplateFormatter(template=(
+    '<span style="padding-left: <%= depth * 16 %>px"><% if (group) { %>» <% } %>'
+    "<%- value %></span>"))
+_STATUS = HTMLTemplateFormatter(template='<span class="st-<%= value %>"><%- value %></span>')
+
+
+class RunPage:
+    """The live view of ``run_id``; ``layout`` is the Panel object to show or serve."""
+
+    def __init__(self, run_id: str, follow: bool = True) -> None:
+        pn.config.raw_css = [*pn.config.raw_css, CSS] if CSS not in pn.config.raw_css else \
+            pn.config.raw_css
+        self.run_id = run_id
+        self.tree = SpanTree(run_id)
+        self.tree.extend(read_events(run_id, follow=False))
+        self.follower = Follower(run_id, after=self.tree.totals.last_id).start() \
+            if follow else None
+        self.selected: str | None = None
+        self._rows: list[TreeRow] = []
+        self._drawn_version = -1
+        self._drawn_at = 0.0
+        self._build()
+        self.redraw()
+
+    # --- layout -------------------------------------------------------------
+    def _build(self) -> None:
+        self.header = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["aiflow-header"])
+        self.table = pn.widgets.Tabulator(
+            self.tree.frame(), show_index=False, disabled=True, selectable=1,
+            hidden_columns=["key", "span_id", "depth", "name", "group"],
+            formatters={"label": _LABEL, "status": _STATUS,
+                        "start": NumberFormatter(format="0.000"),
+                        "duration": NumberFormatter(format="0.000"),
+                        "cost": NumberFormatter(format="$0.0000")},
+            titles={"label": "span", "start": "start (s)", "duration": "duration (s)"},
+            height=420, sizing_mode="stretch_width", layout="fit_data_stretch",
+            name="span-tree")
+        self.table.param.watch(self._on_select, "selection")
+        self.waterfall = Waterfall()
+        self.waterfall.source.selected.on_change("indices", self._on_tap)
+        self.detail = pn.pane.HTML("<i>select a span</i>", sizing_mode="stretch_width",
+                                   css_classes=["aiflow-span-detail"])
+        self.live = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["aiflow-live"])
+        self.progress = pn.Column(sizing_mode="stretch_width")
+        self._bars: dict[str, pn.indicators.Progress] = {}
+        self.layout = pn.Column(
+            self.header,
+            pn.Row(pn.Column("### Spans", self.table, sizing_mode="stretch_width"),
+                   pn.Column("### Detail", self.detail, width=460), sizing_mode="stretch_width"),
+            "### Timeline", pn.pane.Bokeh(self.waterfall.figure, sizing_mode="stretch_width"),
+            pn.Row(pn.Column("### Live output", self.live, sizing_mode="stretch_width"),
+                   pn.Column("### Progress", self.progress, width=460),
+                   sizing_mode="stretch_width"),
+            sizing_mode="stretch_width")
+
+    def start(self) -> RunPage:
+        """Begin following (call once the page is in a served document or a notebook)."""
+        self._callback = pn.state.add_periodic_callback(self.tick, period=defaults.VIEWER_TICK_MS)
+        if pn.state.curdoc is not None:
+            pn.state.curdoc.on_session_destroyed(lambda _ctx: self.stop())
+        return self
+
+    def stop(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
+
+    # --- updates --------------------------------------------------------------
+    @property
+    def redraw_interval(self) -> float:
+        """Seconds between two full redraws: longer for big runs (at most 0.8 s)."""
+        return min(0.8, 0.15 + len(self.tree.spans) / 4000)
+
+    def tick(self) -> None:
+        """Fold new events; redraw if something changed, else grow running bars."""
+        if self.follower is not None:
+            self.tree.extend(self.follower.drain())
+        now = time.time()
+        if self.tree.version != self._drawn_version:
+            if now - self._drawn_at >= self.redraw_interval:
+                self.redraw(now)
+        elif self.tree.running():
+            self._grow(now)
+
+    def redraw(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        self._drawn_version, self._drawn_at = self.tree.version, now
+        self._rows = self.tree.rows(now)
+        frame = self.tree.frame(now)
+        self.table.value = frame
+        self._restore_selection()
+        self.waterfall.update(timeline_rows(self.tree, now))
+        self.header.object = self._header_html(now)
+        self._show_detail(now)
+        self._show_live()
+        self._show_progress()
+
+    def _grow(self, now: float) -> None:
+        data = self.waterfall.source.data
+        t0 = self.tree.t0 or now
+        self.waterfall.grow({i: now - t0 for i, running in enumerate(data["running"])
+                             if running})
+        self.header.object = self._header_html(now)
+
+    # --- selection --------------------------------------------------------------
+    def _on_select(self, event: Any) -> None:
+        if event.new:
+            row = self.table.value.iloc[event.new[0]]
+            self.selected = str(row["key"])
+            self._show_detail(time.time())
+            self._show_live()
+
+    def _on_tap(self, _attr: str, _old: Any, _new: Any) -> None:
+        span_id = self.waterfall.selected_span()
+        if span_id is not None and span_id != self.selected:
+            self.select(span_id)
+
+    def select(self, key: str) -> None:
+        """Select the span (or fan-out group) with this row key."""
+        self.selected = key
+        self._restore_selection()
+        self._show_detail(time.time())
+        self._show_live()
+
+    def _restore_selection(self) -> None:
+        keys = list(self.table.value["key"])
+        wanted = [keys.index(self.selected)] if self.selected in keys else []
+        if self.table.selection != wanted:
+            self.table.selection = wanted
+
+    # --- panes --------------------------------------------------------------------
+    def _show_detail(self, now: float) -> None:
+        span = self.tree.spans.get(self.selected or "")
+        if span is not None:
+            self.detail.object = span_html(self.tree, span, now)
+            return
+        row = next((r for r in self._rows if r.key == self.selected), None)
+        self.detail.object = group_html(row) if row else "<i>select a span</i>"
+
+    def _show_live(self) -> None:
+        span = self._live_span()
+        if span is None:
+            self.live.object = "<i>no streamed output yet</i>"
+            return
+        tail = span.text[-4000:]
+        self.live.object = (f"<div><b>{esc(span.name)}</b> {badge(span.status)}</div>"
+                            f'<pre class="aiflow-live-text">{esc(tail)}</pre>')
+
+    def _live_span(self) -> Span | None:
+        chosen = self.tree.spans.get(self.selected or "")
+        if chosen is not None and chosen.text:
+            return chosen
+        streaming = [s for s in self.tree.spans.values() if s.text]
+        running = [s for s in streaming if s.status == "running"]
+        return (running or streaming or [None])[-1]
+
+    def _show_progress(self) -> None:
+        spans = [s for s in self.tree.spans.values() if s.progress][-20:]
+        if [s.span_id for s in spans] != list(self._bars):
+            self._bars = {s.span_id: pn.indicators.Progress(width=200, height=14, value=0,
+                                                            max=1) for s in spans}
+            self.progress.objects = [
+                pn.Row(pn.pane.HTML(esc(s.name), width=140), bar, name=s.span_id)
+                for s, bar in zip(spans, self._bars.values(), strict=True)]
+        for s in spans:
+            p = s.progress or {}
+            total, done = p.get("total"), p.get("done") or 0
+            bar = self._bars[s.span_id]
+            bar.max = max(int(total or 0), 1)
+            bar.value = min(int(done), bar.max) if total else -1
+
+    def _header_html(self, now: float) -> str:
+        t = self.tree.totals
+        running = sum(1 for s in self.tree.spans.values() if s.status == "running")
+        items = [("status", badge(t.status)), ("duration", seconds(t.duration(now))),
+                 ("spans", t.spans), ("running", running), ("retries", t.retries),
+                 ("errors", t.errors), ("cached", t.cached), ("replayed", t.replayed),
+                 ("tokens", t.tokens), ("cost", f"${t.cost:.4f}")]
+        if t.resumes:
+            items.append(("resumed", f"{t.resumes}×"))
+        cells = "".join(f'<div class="tot-{k}">{k}<br><b>{v}</b></div>' for k, v in items)
+        return (f'<div><a href="?">← all runs</a></div>'
+                f"<h2>{esc(t.workflow or '')} <code>{esc(self.run_id)}</code></h2>"
+                f'<div class="aiflow-totals">{cells}</div>')
+
+
+def not_found(run_id: str) -> pn.viewable.Viewable:
+    return pn.pane.HTML(f'<h2>run <code>{esc(run_id)}</code> not found</h2>'
+                        '<a href="?">← all runs</a>')
+

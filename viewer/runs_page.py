@@ -1,0 +1,78 @@
+"""The runs page: a live Tabulator of runs, filterable by workflow, status and time."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pandas as pd
+import panel as pn
+from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
+
+from aiflow_nb import defaults
+from aiflow_nb.trace import RUN_TABLE_COLUMNS, RunIndex
+
+from .style import CSS
+
+__all__ = ["STATUSES", "WINDOWS", "RunsPage"]
+
+STATUSES = ["any", "queued", "running", "completed", "failed", "cancelled"]
+WINDOWS = {"any time": None, "last 15 minutes": 900.0, "last hour": 3600.0,
+           "last day": 86400.0, "last week": 7 * 86400.0}
+"""Time filter choices: label -> seconds back from now."""
+
+_LINK = HTMLTemplateFormatter(
+    template='<a href="?run=<%= value %>" target="_self"><%= value %></a>')
+
+
+class RunsPage:
+    """Every run, newest first; new runs and status changes appear without a reload."""
+
+    def __init__(self, index: RunIndex | None = None) -> None:
+        if CSS not in pn.config.raw_css:
+            pn.config.raw_css = [*pn.config.raw_css, CSS]
+        self.index = index or RunIndex(limit=defaults.VIEWER_RUNS_LIMIT)
+        self.workflow = pn.widgets.Select(name="workflow", options=["any"], value="any",
+                                          width=200)
+        self.status = pn.widgets.Select(name="status", options=STATUSES, value="any", width=150)
+        self.window = pn.widgets.Select(name="started", options=list(WINDOWS), width=170)
+        self.table = pn.widgets.Tabulator(
+            pd.DataFrame(columns=RUN_TABLE_COLUMNS), show_index=False, disabled=True,
+            selectable=False, sizing_mode="stretch_width", height=600,
+            layout="fit_data_stretch", name="runs",
+            formatters={"run_id": _LINK, "duration": NumberFormatter(format="0.00"),
+                        "cost": NumberFormatter(format="$0.0000")},
+            titles={"run_id": "run", "duration": "duration (s)"})
+        for widget in (self.workflow, self.status, self.window):
+            widget.param.watch(lambda _e: self.refresh(), "value")
+        self.layout = pn.Column("## aiflow-nb runs",
+                                pn.Row(self.workflow, self.status, self.window),
+                                self.table, sizing_mode="stretch_width")
+        self.refresh()
+
+    def start(self) -> RunsPage:
+        """Poll for new runs and status changes (in a served document or a notebook)."""
+        pn.state.add_periodic_callback(self.refresh, period=defaults.VIEWER_RUNS_POLL_MS)
+        return self
+
+    def filters(self) -> dict[str, Any]:
+        back = WINDOWS[self.window.value]
+        return {"workflow": None if self.workflow.value == "any" else self.workflow.value,
+                "status": None if self.status.value == "any" else self.status.value,
+                "since": None if back is None else time.time() - back}
+
+    def refresh(self) -> None:
+        frame = self.index.refresh(**self.filters())
+        self._remember_workflows(frame)
+        if not _same(frame, self.table.value):
+            self.table.value = frame
+
+    def _remember_workflows(self, frame: pd.DataFrame) -> None:
+        known = set(self.workflow.options) | {w for w in frame["workflow"] if w}
+        options = ["any", *sorted(known - {"any"})]
+        if options != self.workflow.options:
+            self.workflow.options = options
+
+
+def _same(a: pd.DataFrame, b: pd.DataFrame | None) -> bool:
+    return b is not None and a.shape == b.shape and bool(a.equals(b))

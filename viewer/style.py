@@ -1,0 +1,44 @@
+"""Small HTML helpers shared by the pages (badges, escaping, numbers)."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from aiflow_nb.trace import STATUS_COLORS
+
+__all__ = ["CSS", "badge", "esc", "pre_json", "seconds"]
+
+CSS = """
+.aiflow-badge {padding: 1px 8px; border-radius: 9px; color: white; font-size: 12px;}
+.aiflow-totals {display: flex; gap: 18px; flex-wrap: wrap; font-size: 14px;}
+.aiflow-totals b {font-size: 16px;}
+.aiflow-detail pre, .aiflow-live pre {background: #f6f8fa; padding: 6px; max-height: 260px;
+  overflow: auto; white-space: pre-wrap; font-size: 12px; margin: 2px 0 8px 0;}
+.aiflow-detail h4 {margin: 8px 0 2px 0;}
+.aiflow-detail table {border-collapse: collapse; font-size: 12px;}
+.aiflow-detail td, .aiflow-detail th {border: 1px solid #ddd; padding: 2px 6px;}
+"""
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def badge(status: str) -> str:
+    color = STATUS_COLORS.get(status, "#9ca3af")
+    return f'<span class="aiflow-badge" style="background:{color}">{esc(status)}</span>'
+
+
+def seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f} s"
+
+
+def pre_json(value: Any, limit: int = 20_000) -> str:
+    """A JSON value pretty-printed in a <pre>, cut at ``limit`` characters."""
+    import orjson
+
+    text = orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+    if len(text) > limit:
+        text = text[:limit] + f"\n… ({len(text) - limit} more characters)"
+    return f"<pre>{esc(text)}</pre>"

@@ -1,0 +1,64 @@
+"""The waterfall timeline: a Bokeh figure over a ``ColumnDataSource`` of span bars.
+
+Bars of running spans end at "now" and are redrawn as time passes, so they grow on
+screen instead of appearing only when the span ends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bokeh.models import ColumnDataSource, FixedTicker, HoverTool, Range1d
+from bokeh.plotting import figure
+
+from aiflow_nb.trace.timeline import TIMELINE_COLUMNS
+
+__all__ = ["VISIBLE_ROWS", "Waterfall"]
+
+VISIBLE_ROWS = 30
+"""Bars shown at once; pan or zoom the y axis to see more."""
+
+
+class Waterfall:
+    """A figure and its source; ``update(columns)`` replaces the bars."""
+
+    def __init__(self, height: int = 420) -> None:
+        self.source = ColumnDataSource({c: [] for c in TIMELINE_COLUMNS} | {"alpha": []})
+        self.figure = figure(height=height, sizing_mode="stretch_width",
+                             y_range=Range1d(VISIBLE_ROWS - 0.5, -0.5),
+                             x_axis_label="seconds since the run started",
+                             tools="xpan,ypan,xwheel_zoom,ywheel_zoom,tap,reset",
+                             active_scroll="ywheel_zoom", toolbar_location="above")
+        self.figure.hbar(y="y", left="left", right="right", height=0.72, color="color",
+                         fill_alpha="alpha", source=self.source, name="bars")
+        self.figure.yaxis.ticker = FixedTicker(ticks=[])
+        self.figure.ygrid.grid_line_color = None
+        self.figure.add_tools(HoverTool(tooltips=[("span", "@label"), ("status", "@status"),
+                                                  ("start", "@left{0.000} s"),
+                                                  ("duration", "@duration{0.000} s")]))
+        self._n = 0
+
+    def update(self, cols: dict[str, list[Any]]) -> None:
+        """Replace every bar (after the tree changed)."""
+        n = len(cols["y"])
+        data = dict(cols)
+        data["alpha"] = [0.55 if r else 0.9 for r in cols["running"]]
+        self.source.data = data
+        if n != self._n:
+            self.figure.yaxis.ticker = FixedTicker(ticks=list(range(n)))
+            self.figure.yaxis.major_label_overrides = {
+                i: str(label)[:40] for i, label in enumerate(cols["label"])}
+            if self._n == 0 or self.figure.y_range.start < min(n, VISIBLE_ROWS) - 0.5:
+                self.figure.y_range.start = min(max(n, 1), VISIBLE_ROWS) - 0.5
+            self._n = n
+
+    def grow(self, running: dict[int, float]) -> None:
+        """Move the right ends of running bars (row index -> seconds) without a full redraw."""
+        if running:
+            self.source.patch({"right": list(running.items())})
+
+    def selected_span(self) -> str | None:
+        indices = self.source.selected.indices
+        if not indices:
+            return None
+        return str(self.source.data["span_id"][indices[0]])
