@@ -47,6 +47,39 @@ EVENT_BATCH = 512
 REDIS_CONNECT_TIMEOUT = 5.0
 """Seconds to wait when connecting to Redis."""
 
+API_HOST = "127.0.0.1"
+"""Address ``aiflow api`` binds to by default (loopback)."""
+
+API_PORT = 8000
+"""TCP port ``aiflow api`` listens on by default."""
+
+API_MAX_BODY = 1024 * 1024
+"""Bytes, the largest request body the REST API accepts (larger: 413)."""
+
+API_KEEPALIVE = 15.0
+"""Seconds of silence after which an event stream sends a keep-alive comment."""
+
+API_SSE_RETRY = 1000
+"""Milliseconds a browser ``EventSource`` waits before reconnecting (the SSE ``retry:``)."""
+
+API_RUN_WAIT = 300.0
+"""Seconds ``POST /workflows/{name}/run`` waits for the output before answering 202."""
+
+API_MAX_WAIT = 3600.0
+"""Seconds, the largest ``wait`` a client may ask for."""
+
+API_TOKEN_TTL = 3600.0
+"""Seconds a scoped run token lives by default."""
+
+API_TOKEN_MAX_TTL = 7 * 24 * 3600.0
+"""Seconds, the longest life a scoped run token may be given."""
+
+API_RETRY_AFTER = 5
+"""Seconds a client is told to wait (``Retry-After``) when Redis is unreachable."""
+
+API_PAGE_LIMIT = 50
+"""Runs per page of ``GET /runs`` when no ``limit`` is given (at most 1000)."""
+
 VIEWER_PORT = 5006
 """TCP port ``aiflow viewer`` listens on by default (0 picks a free one)."""
 

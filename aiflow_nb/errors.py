@@ -3,6 +3,7 @@
 ::
 
     AiflowError
+    ├── ApiError               an HTTP request the REST API refuses (``status``, ``code``)
     ├── ConfigError            bad settings or environment
     ├── ExportError            a trace export the receiving endpoint refused or never got
     ├── RedisUnavailable       Redis cannot be reached (names the URL)
@@ -27,6 +28,7 @@ from typing import Any
 
 __all__ = [
     "AiflowError",
+    "ApiError",
     "CodeRejected",
     "ComponentFailed",
     "ComponentTimeout",
@@ -46,6 +48,18 @@ __all__ = [
 
 class AiflowError(Exception):
     """Base class of every error aiflow-nb raises on purpose."""
+
+
+class ApiError(AiflowError):
+    """A request the REST API refuses; ``status`` is the HTTP status, ``code`` a short tag."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
 
 
 class ConfigError(AiflowError):

@@ -1,0 +1,78 @@
+"""Who may call what: API keys for everything, scoped tokens for reading one run.
+
+- With keys configured: ``Authorization: Bearer KEY`` on every call but ``/healthz`` and
+  the docs; missing or wrong gives 401.
+- With no key configured: every call is allowed, from loopback clients only.
+- A scoped run token (``POST /runs/{id}/token``) may be sent as ``Bearer`` or, because a
+  browser ``EventSource`` cannot set headers, as ``?token=``. It reads that one run's
+  status, events and output, nothing else.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ..errors import ApiError
+from .config import ApiConfig, is_loopback
+from .tokens import looks_like_token, verify_token
+
+__all__ = ["api_config", "require_key", "require_run_reader"]
+
+bearer = HTTPBearer(auto_error=False, description="An API key, or a scoped run token "
+                    "(read endpoints of that one run only).")
+
+
+def api_config(request: Request) -> ApiConfig:
+    config: ApiConfig = request.app.state.api_config
+    return config
+
+
+def _unauthorized(code: str, message: str) -> ApiError:
+    return ApiError(401, code, message, {"WWW-Authenticate": "Bearer"})
+
+
+def _check_key(request: Request, credential: str | None) -> None:
+    config = api_config(request)
+    if config.open:
+        host = request.client.host if request.client else None
+        if not is_loopback(host):
+            raise ApiError(403, "loopback_only", "this server has no API key configured and "
+                           "only answers clients on the same machine")
+        return
+    if not credential:
+        raise _unauthorized("missing_key", "this API needs a key: send the header "
+                            "'Authorization: Bearer <key>'")
+    if looks_like_token(credential):
+        raise ApiError(403, "token_scope", "a run token can only read its own run's status, "
+                       "events and output; this call needs an API key")
+    given = credential.encode()
+    if not any(hmac.compare_digest(given, key.encode()) for key in config.api_keys):
+        raise _unauthorized("wrong_key", "the API key is not valid")
+
+
+def _header_credential(creds: HTTPAuthorizationCredentials | None) -> str | None:
+    return creds.credentials.strip() if creds is not None else None
+
+
+def require_key(request: Request,
+                creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    """Dependency: an API key (or an open, loopback-only server)."""
+    _check_key(request, _header_credential(creds))
+
+
+def require_run_reader(
+    request: Request,
+    run_id: str,
+    creds: HTTPAuthorizationCredentials | None = Depends(bearer),
+    token: str | None = Query(None, description="A scoped run token (for EventSource, which "
+                              "cannot send headers).", max_length=1000),
+) -> None:
+    """Dependency: an API key, or a scoped token for ``run_id``."""
+    credential = _header_credential(creds) or token
+    if credential and looks_like_token(credential):
+        verify_token(api_config(request).signing_key, credential, run_id)
+        return
+    _check_key(request, _header_credential(creds))  # API keys only in the header, never a URL

@@ -1,0 +1,145 @@
+"""Every error the API answers is JSON a person can read: ``{error, message, status}``
+(plus ``fields`` for a 422). This module maps exceptions to those answers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import defaults
+from ..errors import (
+    AiflowError,
+    ApiError,
+    CodeRejected,
+    InvalidInputs,
+    RedisUnavailable,
+    RunNotFound,
+    RunStateError,
+    SerializationError,
+    WorkflowNotFound,
+)
+from .responses import JSONBody
+
+__all__ = ["COMMON_RESPONSES", "ErrorBody", "FieldError", "error_response",
+           "install_error_handlers", "validation_error"]
+
+log = logging.getLogger("aiflow_nb.api")
+
+
+class FieldError(BaseModel):
+    """One field that failed validation."""
+
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    error: str
+    message: str
+    status: int
+    fields: list[FieldError] | None = None
+
+
+def _doc(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _doc("Malformed request (e.g. a body that is not JSON)"),
+    401: _doc("Missing or wrong API key or run token"),
+    403: _doc("Credential valid but not for this (e.g. a run token for another run)"),
+    404: _doc("No such workflow, run or path"),
+    413: _doc("Request body over the size limit"),
+    422: _doc("Input that does not fit (the fields are named)"),
+    503: _doc("Redis unreachable; retry after the Retry-After header's seconds"),
+}
+
+
+def error_response(status: int, code: str, message: str,
+                   fields: list[dict[str, str]] | None = None,
+                   headers: dict[str, str] | None = None) -> JSONBody:
+    body: dict[str, Any] = {"error": code, "message": message, "status": status}
+    if fields is not None:
+        body["fields"] = fields
+    return JSONBody(body, status_code=status, headers=headers)
+
+
+def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(p) for p in loc) or "body"
+
+
+def validation_error(errors: list[Any], what: str) -> ApiError:
+    """An ``ApiError`` 422 naming every field pydantic rejected (``fields`` attached)."""
+    fields = [{"field": _loc(e.get("loc", ())), "message": str(e.get("msg", "invalid"))}
+              for e in errors]
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+    exc = ApiError(422, "invalid_input", f"{what}: {summary}")
+    exc.fields = fields  # type: ignore[attr-defined]
+    return exc
+
+
+def _on_api_error(_: Request, exc: Exception) -> JSONBody:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message, getattr(exc, "fields", None),
+                          exc.headers)
+
+
+def _on_request_validation(_: Request, exc: Exception) -> JSONBody:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return error_response(400, "malformed_json", "the request body is not valid JSON")
+    err = validation_error(errors, "invalid request")
+    return error_response(422, err.code, err.message, err.fields)  # type: ignore[attr-defined]
+
+
+def _on_http(_: Request, exc: Exception) -> JSONBody:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = str(exc.detail) if exc.detail else "request refused"
+    if exc.status_code == 404 and message == "Not Found":
+        message = "no such path; see /docs for the endpoints"
+    return error_response(exc.status_code, code, message, headers=exc.headers)
+
+
+def _unavailable(message: str) -> JSONBody:
+    return error_response(503, "redis_unavailable", message,
+                          headers={"Retry-After": str(defaults.API_RETRY_AFTER)})
+
+
+def _on_aiflow(_: Request, exc: Exception) -> JSONBody:
+    if isinstance(exc, RedisUnavailable):
+        return _unavailable(str(exc))
+    mapping: list[tuple[type[Exception], int, str]] = [
+        (WorkflowNotFound, 404, "workflow_not_found"), (RunNotFound, 404, "run_not_found"),
+        (InvalidInputs, 422, "invalid_input"), (SerializationError, 422, "not_serialisable"),
+        (RunStateError, 409, "conflict"), (CodeRejected, 409, "code_rejected"),
+    ]
+    for kind, status, code in mapping:
+        if isinstance(exc, kind):
+            return error_response(status, code, str(exc))
+    log.error("unexpected aiflow error: %s", exc)
+    return error_response(500, "internal_error", str(exc))
+
+
+def _on_redis(_: Request, exc: Exception) -> JSONBody:
+    return _unavailable(f"Redis is unreachable ({exc}); the API cannot read or queue runs "
+                        "until it is back")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the JSON error answers on ``app``."""
+    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(RequestValidationError, _on_request_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(AiflowError, _on_aiflow)
+    app.add_exception_handler(redis.ConnectionError, _on_redis)
+    app.add_exception_handler(redis.TimeoutError, _on_redis)

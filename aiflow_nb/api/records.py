@@ -1,0 +1,154 @@
+"""Run records as the API shows them: decoded, redacted, paged, awaited."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+
+from .. import keys
+from ..authoring import registry
+from ..errors import AiflowError, ApiError, RunNotFound
+from ..serialization import loads
+from ..store import async_redis, sync_redis
+from .redact import Redactor
+
+__all__ = ["TERMINAL", "afetch", "await_end", "decode", "fetch", "page", "redactor_for", "result",
+           "secret_args_of", "view"]
+
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+_FLOATS = ("created_at", "started_at", "ended_at")
+
+
+def decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
+    """A raw run hash as Python values (JSON fields parsed, numbers converted)."""
+    rec: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
+    for name in ("inputs", "output", "error"):
+        if name in rec:
+            rec[name] = loads(rec[name])
+    for name in _FLOATS:
+        rec[name] = float(rec[name]) if rec.get(name) else None
+    for name in ("attempt", "restarts"):
+        rec[name] = int(rec.get(name) or 0)
+    rec["cancel_requested"] = bool(rec.get("cancel_requested"))
+    return rec
+
+
+def secret_args_of(workflow: str | None) -> frozenset[str]:
+    """The secret input names of a workflow this API knows, else none."""
+    if not workflow:
+        return frozenset()
+    try:
+        return registry.get(workflow).secret_args
+    except AiflowError:
+        pass
+    try:
+        from . import catalog
+
+        return catalog.get(workflow).workflow.secret_args
+    except AiflowError:
+        return frozenset()
+
+
+def redactor_for(base: Redactor, rec: dict[str, Any]) -> Redactor:
+    """``base`` plus the run's secret inputs (names and values)."""
+    return base.for_inputs(secret_args_of(rec.get("workflow")), rec.get("inputs"))
+
+
+def view(rec: dict[str, Any], redactor: Redactor, traceback: bool = True) -> dict[str, Any]:
+    """The ``RunView`` document of a decoded record."""
+    error = rec.get("error")
+    if isinstance(error, dict) and not traceback:
+        error = {k: v for k, v in error.items() if k != "traceback"}
+    doc = {name: rec.get(name) for name in (
+        "run_id", "workflow", "version", "status", "attempt", "restarts", *_FLOATS,
+        "inputs", "output", "cancel_requested")}
+    doc["error"] = error if isinstance(error, dict) else None
+    return redactor_for(redactor, rec).apply(doc)  # type: ignore[no-any-return]
+
+
+def fetch(run_id: str, client: redis.Redis | None = None) -> dict[str, Any]:
+    """The decoded record of ``run_id``; ``RunNotFound`` when there is none."""
+    raw = (client or sync_redis()).hgetall(keys.run(run_id))
+    if not raw:
+        raise RunNotFound(run_id)
+    return decode(raw)
+
+
+async def afetch(run_id: str, client: aredis.Redis | None = None) -> dict[str, Any]:
+    """Async twin of ``fetch``."""
+    raw = await (client or async_redis()).hgetall(keys.run(run_id))
+    if not raw:
+        raise RunNotFound(run_id)
+    return decode(raw)
+
+
+async def await_end(run_id: str, timeout: float) -> str:
+    """Wait up to ``timeout`` seconds for the run to end; return its status then."""
+    r = async_redis()
+    stream = keys.run_events(run_id)
+    last = await r.xrevrange(stream, count=1)
+    cursor = last[0][0] if last else b"0-0"
+    deadline = time.monotonic() + timeout
+    while True:
+        raw = await r.hget(keys.run(run_id), "status")
+        if raw is None:
+            raise RunNotFound(run_id)
+        status = raw.decode()
+        left = deadline - time.monotonic()
+        if status in TERMINAL or left <= 0:
+            return status
+        reply = await r.xread({stream: cursor}, block=max(1, int(min(left, 1.0) * 1000)))
+        for _, entries in reply or []:
+            cursor = entries[-1][0]
+
+
+def _cursor(text: str | None) -> tuple[float, str] | None:
+    if not text:
+        return None
+    score, _, run_id = text.partition(":")
+    try:
+        return float(score), run_id
+    except ValueError:
+        raise ApiError(400, "bad_cursor", f"cursor {text!r} is not one this API gave out; "
+                       "pass the next_cursor of a previous page") from None
+
+
+def page(workflow: str | None, status: str | None, limit: int, cursor: str | None,
+         client: redis.Redis | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """Decoded records newest first after ``cursor``, and the cursor of the next page."""
+    r = client or sync_redis()
+    index = keys.workflow_runs(workflow) if workflow else keys.runs()
+    after = _cursor(cursor)
+    high: str | float = "+inf" if after is None else after[0]
+    found: list[tuple[dict[str, Any], float]] = []
+    batch = max(limit * 2, 100)
+    while len(found) < limit:
+        ids = r.zrevrangebyscore(index, high, "-inf", start=0, num=batch, withscores=True)
+        ids = [(m.decode(), s) for m, s in ids]
+        if after is not None:  # equal scores come in reverse member order: skip to the cursor
+            ids = [(m, s) for m, s in ids if s < after[0] or m < after[1]]
+        if not ids:
+            break
+        pipe = r.pipeline(transaction=False)
+        for run_id, _ in ids:
+            pipe.hgetall(keys.run(run_id))
+        for (run_id, score), raw in zip(ids, pipe.execute(), strict=True):
+            rec = decode(raw) if raw else None
+            if rec is not None and (status is None or rec.get("status") == status):
+                found.append((rec, score))
+        after = (ids[-1][1], ids[-1][0])
+        high = after[0]
+    found = found[:limit]
+    more = len(found) == limit and bool(found)
+    next_cursor = f"{found[-1][1]!r}:{found[-1][0]['run_id']}" if more else None
+    return [rec for rec, _ in found], next_cursor
+
+
+def result(rec: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """The ``RunResult`` document: status and output, or the error without its traceback."""
+    doc = view(rec, redactor, traceback=False)
+    return {"run_id": doc["run_id"], "status": doc["status"], "output": doc["output"],
+            "error": doc["error"]}

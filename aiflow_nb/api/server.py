@@ -1,0 +1,83 @@
+"""Serving the API with uvicorn: in the foreground (``aiflow api``) or in a thread (a
+notebook, a test, a benchmark).
+
+Example (from a notebook)::
+
+    from aiflow_nb.api import ServerThread, create_app
+    server = ServerThread(create_app()).start()
+    server.url          # 'http://127.0.0.1:8000'
+    server.stop()
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from .. import defaults
+from ..errors import ConfigError
+from .config import ApiConfig, check_bind
+
+__all__ = ["ServerThread", "serve"]
+
+
+def _config_of(app: Any) -> ApiConfig:
+    config = getattr(getattr(app, "state", None), "api_config", None)
+    return config if isinstance(config, ApiConfig) else ApiConfig()
+
+
+def serve(app: FastAPI, host: str = defaults.API_HOST, port: int = defaults.API_PORT,
+          log_level: str = "info") -> None:
+    """Run ``app`` until interrupted; refuses a non-loopback host when no key is set."""
+    check_bind(host, _config_of(app))
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+
+
+def free_port(host: str = defaults.API_HOST) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServerThread:
+    """uvicorn serving ``app`` on a daemon thread; ``start()`` returns once it listens."""
+
+    def __init__(self, app: Any, host: str = defaults.API_HOST, port: int | None = None,
+                 log_level: str = "warning") -> None:
+        check_bind(host, _config_of(app))
+        self.host = host
+        self.port = port or free_port(host)
+        config = uvicorn.Config(app, host=host, port=self.port, log_level=log_level,
+                                lifespan="off", timeout_graceful_shutdown=2)
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, name="aiflow-api", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise ConfigError(f"the API server did not start on {self.url}")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask uvicorn to exit (open streams are closed) and join the thread."""
+        self.server.should_exit = True
+        self._thread.join(timeout)
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,114 @@
+"""A run's events as an HTTP stream: Server-Sent Events or NDJSON.
+
+SSE: a ``retry:`` line first, then one message per event with ``id:`` = the event id
+(so a browser ``EventSource`` resumes with ``Last-Event-ID`` on its own) and ``data:`` =
+the event document; ``: keep-alive`` comments while idle. NDJSON: one event document a
+line; blank lines are keep-alives. The stream ends after the terminal event.
+
+Events are read by a pump task (replay, then follow) into a queue, so keep-alives never
+interrupt a Redis read; the task is cancelled when the client goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from ..errors import ApiError
+from ..events.model import Event
+from ..events.reader import aread_events
+from ..serialization import dumps
+from .redact import Redactor
+
+__all__ = ["MEDIA", "SSE_HEADERS", "event_stream", "negotiate", "parse_event_id"]
+
+log = logging.getLogger("aiflow_nb.api")
+
+MEDIA = {"sse": "text/event-stream", "ndjson": "application/x-ndjson"}
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_EVENT_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
+_END = object()
+
+
+def parse_event_id(value: str | None, where: str) -> str | None:
+    """A valid stream id or None; ``ApiError`` 400 for anything else."""
+    if value is None or value.strip() == "":
+        return None
+    value = value.strip()
+    if not _EVENT_ID.match(value):
+        raise ApiError(400, "bad_event_id", f"{where} {value!r} is not an event id (ids look "
+                       "like 1732612345678-0; take them from the id: lines of the stream)")
+    return value
+
+
+def negotiate(accept: str | None, fmt: str | None, default: str) -> str:
+    """'sse', 'ndjson' or ``default`` (e.g. 'json') from ``?format=`` or ``Accept``."""
+    if fmt:
+        return fmt
+    accept = (accept or "").lower()
+    if "text/event-stream" in accept:
+        return "sse"
+    if "application/x-ndjson" in accept or "application/jsonl" in accept:
+        return "ndjson"
+    return default
+
+
+def _encode(fmt: str, doc: dict[str, Any], event_id: str | None) -> bytes:
+    body = dumps(doc, "event")
+    if fmt == "ndjson":
+        return body + b"\n"
+    head = f"id: {event_id}\n".encode() if event_id else b""
+    return head + b"data: " + body + b"\n\n"
+
+
+async def _pump(run_id: str, after: str | None, queue: asyncio.Queue[Any]) -> None:
+    try:
+        async for event in aread_events(run_id, after=after):
+            await queue.put(event)
+        await queue.put(_END)
+    except Exception as exc:  # Redis went away mid-stream: end the stream, say why in logs
+        await queue.put(exc)
+
+
+async def event_stream(
+    run_id: str,
+    after: str | None,
+    fmt: str,
+    redactor: Redactor,
+    keepalive: float,
+    retry_ms: int,
+    final: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+) -> AsyncIterator[bytes]:
+    """The encoded stream of ``run_id``'s events after ``after``, then ``final()`` if given."""
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=4096)
+    pump = asyncio.create_task(_pump(run_id, after, queue), name=f"aiflow-sse-{run_id}")
+    getter: asyncio.Future[Any] | None = None
+    try:
+        if fmt == "sse":
+            yield f"retry: {retry_ms}\n\n".encode()
+        while True:
+            getter = getter or asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({getter}, timeout=keepalive)
+            if not done:
+                yield b": keep-alive\n\n" if fmt == "sse" else b"\n"
+                continue
+            item, getter = getter.result(), None
+            if item is _END:
+                break
+            if isinstance(item, Exception):
+                log.warning("event stream of run %s ended early: %s", run_id, item)
+                return
+            assert isinstance(item, Event)
+            yield _encode(fmt, redactor.apply(item.to_dict()), item.id)
+        if final is not None:
+            yield _encode(fmt, await final(), None)
+    finally:
+        for task in (pump, getter):
+            if task is not None:
+                task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.gather(pump, return_exceptions=True)

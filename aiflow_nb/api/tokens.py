@@ -1,0 +1,71 @@
+"""Scoped run tokens: HMAC-signed, expiring, good for reading one run only.
+
+A token is ``base64url(payload) + "." + base64url(hmac_sha256(key, payload))`` where
+the payload is ``{"r": run_id, "e": expiry (unix s), "s": "read"}``. Hand one to a
+browser so it can follow one run without holding an API key::
+
+    token = issue_token(key, run_id, ttl=600)
+    verify_token(key, token, run_id)   # raises ApiError(401) for any other run
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+
+import orjson
+
+from ..errors import ApiError
+
+__all__ = ["TOKEN_PREFIX", "issue_token", "looks_like_token", "verify_token"]
+
+TOKEN_PREFIX = "rt1."
+"""Marks a scoped run token, so it is never mistaken for an API key."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(key: bytes, body: str) -> str:
+    return _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+
+
+def issue_token(key: bytes, run_id: str, ttl: float, now: float | None = None) -> tuple[str, float]:
+    """A token reading only ``run_id``, valid ``ttl`` seconds; returns (token, expiry)."""
+    expires = (time.time() if now is None else now) + ttl
+    body = _b64(orjson.dumps({"r": run_id, "e": round(expires, 3), "s": "read"}))
+    return f"{TOKEN_PREFIX}{body}.{_mac(key, body)}", expires
+
+
+def looks_like_token(credential: str) -> bool:
+    return credential.startswith(TOKEN_PREFIX)
+
+
+def _invalid(why: str) -> ApiError:
+    return ApiError(401, "invalid_token", f"the run token is not valid: {why}",
+                    {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+def verify_token(key: bytes, token: str, run_id: str, now: float | None = None) -> None:
+    """Raise ``ApiError`` (401, or 403 for another run) unless ``token`` may read ``run_id``."""
+    try:
+        body, mac = token.removeprefix(TOKEN_PREFIX).split(".")
+        payload = orjson.loads(_unb64(body))
+    except (ValueError, orjson.JSONDecodeError):
+        raise _invalid("it is malformed") from None
+    if not hmac.compare_digest(mac, _mac(key, body)):
+        raise _invalid("its signature does not match (tampered, or signed by another server)")
+    if not isinstance(payload, dict) or payload.get("s") != "read":
+        raise _invalid("it carries no read scope")
+    if float(payload.get("e", 0)) < (time.time() if now is None else now):
+        raise _invalid("it has expired; ask for a new one with POST /runs/{id}/token")
+    if payload.get("r") != run_id:
+        raise ApiError(403, "wrong_run", "this run token is for another run; it can only "
+                       "read the run it was issued for")
