@@ -26,6 +26,7 @@ from .authoring.workflow import Workflow, workflow
 from .config import Settings, configure, settings
 from .errors import (
     AiflowError,
+    CellError,
     CodeRejected,
     ComponentFailed,
     ComponentTimeout,
@@ -47,9 +48,23 @@ from .trace.show import show
 
 __version__ = "0.1.0"
 
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext aiflow_nb``: the magics, the in-kernel worker and a status line."""
+    from .notebook import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: object) -> None:
+    from .notebook import unload
+
+    unload(ipython)
+
 __all__ = [
     "AiflowError",
     "CachePolicy",
+    "CellError",
     "CodeRejected",
     "Component",
     "ComponentFailed",

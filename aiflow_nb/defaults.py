@@ -100,3 +100,18 @@ EXPORT_POLL_INTERVAL = 1.0
 
 EXPORT_FOLLOW_WINDOW = 500
 """Newest runs ``aiflow export otlp --follow`` checks on each poll."""
+
+WIDGET_REFRESH = 0.1
+"""Seconds between two redraws of a live run widget at most (coalesces bursts of events)."""
+
+WIDGET_POLL_MS = 250
+"""Milliseconds a live run widget blocks per XREAD while following a run."""
+
+WIDGET_MAX_SPANS = 200
+"""Span rows a run widget's tree shows at most (the rest are counted, not drawn)."""
+
+WIDGET_MAX_PROGRESS = 20
+"""Progress bars a run widget shows at most (the most recent streams)."""
+
+WIDGET_MAX_TEXT = 20_000
+"""Characters of streamed LLM text a run widget keeps per span (the tail)."""

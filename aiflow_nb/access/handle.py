@@ -141,7 +141,24 @@ class RunHandle:
         return f"run {self.run_id} · {rec.get('workflow')} · {rec.get('status')}"
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(self._summary())
+        from ..notebook.display import snapshot_text
+
+        try:
+            p.text(snapshot_text(self))
+        except RunNotFound:
+            p.text(self._summary())
+
+    def _repr_html_(self) -> str:
+        """An HTML snapshot: status, span tree, progress, streamed text, error, output."""
+        from ..notebook.display import snapshot_html
+
+        return snapshot_html(self)
+
+    def _ipython_display_(self) -> None:
+        """In a Jupyter kernel a live widget, elsewhere a text/HTML snapshot."""
+        from ..notebook.display import display_run
+
+        display_run(self)
 
 
 def attach(run_id: str) -> RunHandle:

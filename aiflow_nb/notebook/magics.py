@@ -1,0 +1,181 @@
+"""IPython magics: ``%%component``, ``%%workflow`` and ``%aiflow``.
+
+::
+
+    %%component fetch --retries 3 --backoff exponential --cache 1h --timeout 30
+    import httpx
+    def fetch(url: str) -> str:
+        return httpx.get(url).text
+
+    %aiflow run pipeline topic='redis'      # start a run and show it live
+    %aiflow attach 3f2a...                  # history, then the live tail
+    %aiflow runs --workflow pipeline --status failed --limit 10
+    %aiflow worker start|stop|status
+    %aiflow viewer
+"""
+
+from __future__ import annotations
+
+import ast
+import shlex
+from typing import Any
+
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import (
+    MagicArgumentParser,
+    argument,
+    magic_arguments,
+    parse_argstring,
+)
+
+from ..access.handle import RunHandle, attach
+from ..access.runs import runs
+from ..authoring import registry
+from ..authoring.workflow import Workflow
+from ..errors import InvalidInputs, WorkflowNotFound
+from ..ops.code import load_workflow, notebook_workflows
+from ..ops.local import ensure_local_worker, stop_local_worker
+from .cells import ComponentOptions, parse_duration
+from .display import display_run
+from .session import CodeSession
+from .status import kernel_status
+
+__all__ = ["AiflowMagics", "parse_inputs"]
+
+
+def parse_inputs(pairs: list[str]) -> dict[str, Any]:
+    """``["n=3", "topic=redis", "tags=['a']"]`` -> inputs (Python literals, else strings)."""
+    inputs: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise InvalidInputs(f"expected key=value, got {pair!r}")
+        try:
+            inputs[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            inputs[key] = raw
+    return inputs
+
+
+def _parser() -> MagicArgumentParser:
+    parser = MagicArgumentParser(prog="%aiflow", add_help=False)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start a run and show it live")
+    run.add_argument("workflow")
+    run.add_argument("inputs", nargs="*", help="key=value (Python literals, else strings)")
+    sub.add_parser("attach", help="show a run: history, then live").add_argument("run_id")
+    ls = sub.add_parser("runs", help="recent runs as a DataFrame")
+    ls.add_argument("--workflow", "-w")
+    ls.add_argument("--status", "-s",
+                    choices=["queued", "running", "completed", "failed", "cancelled"])
+    ls.add_argument("--limit", "-n", type=int, default=20)
+    worker = sub.add_parser("worker", help="the in-kernel worker")
+    worker.add_argument("action", choices=["start", "stop", "status"])
+    sub.add_parser("status", help="Redis, live workers, in-kernel worker")
+    sub.add_parser("viewer", help="the dashboard (or one run's page), inline").add_argument(
+        "run_id", nargs="?")
+    return parser
+
+
+@magics_class
+class AiflowMagics(Magics):  # type: ignore[misc]
+    """The magics of one kernel; ``session`` holds its registered cells."""
+
+    def __init__(self, shell: Any, session: CodeSession | None = None) -> None:
+        super().__init__(shell)
+        self.session = session or CodeSession()
+        self.parser = _parser()
+
+    # --- cells --------------------------------------------------------------------
+    @magic_arguments()
+    @argument("name", help="the component's name in the notebook and on workers")
+    @argument("--retries", type=int, help="retries after the first attempt (N+1 attempts)")
+    @argument("--backoff", choices=["exponential", "fixed"], help="wait between retries")
+    @argument("--cache", help="cache outputs across runs for TTL (30, 10m, 1h, 7d)")
+    @argument("--timeout", help="seconds each attempt may take (30, 1.5s, 2m)")
+    @cell_magic  # type: ignore[misc]
+    def component(self, line: str, cell: str) -> None:
+        """Define the cell's one function as a component and register its source."""
+        args = parse_argstring(self.component, line)
+        options = ComponentOptions(
+            retries=args.retries, backoff=args.backoff,
+            cache=None if args.cache is None else parse_duration(args.cache, "--cache"),
+            timeout=None if args.timeout is None else parse_duration(args.timeout, "--timeout"))
+        definition = self.session.define("component", args.name, cell, self.shell.user_ns,
+                                         options)
+        print(f"component {definition.name} v{definition.version} registered")
+
+    @magic_arguments()
+    @argument("name", help="the workflow's name in the notebook and on workers")
+    @cell_magic  # type: ignore[misc]
+    def workflow(self, line: str, cell: str) -> None:
+        """Define the cell's one function as a workflow and register it with every cell
+        defined so far, so out-of-kernel workers can run it."""
+        args = parse_argstring(self.workflow, line)
+        definition = self.session.define("workflow", args.name, cell, self.shell.user_ns)
+        print(f"workflow {definition.name} v{definition.version} registered")
+
+    # --- %aiflow -----------------------------------------------------------------
+    @line_magic  # type: ignore[misc]
+    def aiflow(self, line: str) -> Any:
+        """``%aiflow run|attach|runs|worker|status|viewer ...`` (``%aiflow?`` for help)."""
+        args = self.parser.parse_args(shlex.split(line))
+        return getattr(self, f"_{args.command}")(args)
+
+    def _run(self, args: Any) -> RunHandle:
+        handle = self.start(args.workflow, parse_inputs(args.inputs))
+        display_run(handle)
+        return handle
+
+    def start(self, name: str, inputs: dict[str, Any]) -> RunHandle:
+        """Start workflow ``name``: this kernel's, else this process's, else the latest
+        registered by any kernel."""
+        wf = self.session.workflows().get(name)
+        if wf is None:
+            try:
+                wf = registry.get(name)
+            except WorkflowNotFound:
+                bundles = notebook_workflows()
+                if name not in bundles:
+                    raise WorkflowNotFound(name, [*registry.names(), *bundles]) from None
+                wf = load_workflow(bundles[name])
+        assert isinstance(wf, Workflow)
+        return wf.start(**inputs)
+
+    def _attach(self, args: Any) -> RunHandle:
+        handle = attach(args.run_id)
+        display_run(handle)
+        return handle
+
+    def _runs(self, args: Any) -> Any:
+        return runs(workflow=args.workflow, status=args.status, limit=args.limit)
+
+    def _worker(self, args: Any) -> None:
+        started = False
+        if args.action == "start":
+            started = ensure_local_worker(force=True) is not None
+        elif args.action == "stop":
+            stop_local_worker()
+        print(kernel_status(started=started).line())
+
+    def _status(self, args: Any) -> None:
+        print(kernel_status().line())
+
+    def _viewer(self, args: Any) -> Any:
+        """The Panel dashboard inline: one run's page, or the runs table."""
+        import aiflow_nb
+
+        show = getattr(aiflow_nb, "show", None)
+        try:
+            import panel as pn
+            from viewer.runs_page import RunsPage
+        except ImportError:
+            show = None
+        if show is None:
+            print("the dashboard is not part of this install; start it in a terminal with "
+                  "`aiflow viewer` and open the URL it prints")
+            return None
+        if args.run_id:
+            return show(args.run_id)
+        pn.extension("tabulator")
+        return RunsPage().start().layout

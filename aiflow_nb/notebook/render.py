@@ -1,0 +1,142 @@
+"""Text and HTML renderings of a ``RunState`` (the widget's parts and the fallbacks).
+
+Every function is pure: state in, string out. The tree is capped at
+``defaults.WIDGET_MAX_SPANS`` rows so a run with thousands of spans stays cheap to draw.
+"""
+
+from __future__ import annotations
+
+import html
+import pprint
+from typing import Any
+
+from .. import defaults
+from ..access.spans import Span
+from .state import ProgressStream, RunState
+
+__all__ = ["header_html", "output_html", "error_html", "progress_label", "render_html",
+           "render_text", "span_label", "streams_html", "tree_html"]
+
+COLORS = {"queued": "#6b7280", "running": "#2563eb", "completed": "#16a34a",
+          "failed": "#dc2626", "cancelled": "#9333ea", "unknown": "#6b7280"}
+ICONS = {"running": "…", "completed": "✓", "failed": "✗", "cancelled": "⊘"}
+_MONO = "font-family:var(--jp-code-font-family,monospace);font-size:12px"
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f} s"
+
+
+def _short(value: Any, limit: int = 2000) -> str:
+    text = value if isinstance(value, str) else pprint.pformat(value, width=100)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more chars)"
+
+
+def span_label(span: Span) -> str:
+    """``✓ name  0.12 s  3 attempts [cached]`` (no indentation)."""
+    parts = [f"{ICONS.get(span.status, '?')} {span.name}"]
+    if span.duration is not None:
+        parts.append(_seconds(span.duration))
+    if span.attempts > 1:
+        parts.append(f"{span.attempts} attempts")
+    elif span.retries and span.status == "running":
+        parts.append(f"retrying ({len(span.retries)})")
+    parts += [f"[{m}]" for m in ("cached", "replayed", "fallback") if getattr(span, m)]
+    if span.error and span.status == "failed":
+        parts.append(f"— {span.error.get('type')}: {span.error.get('message')}")
+    return "  ".join(parts)
+
+
+def progress_label(p: ProgressStream) -> str:
+    done = f"{p.done:g}/{p.total:g}" if p.total is not None else f"{p.done:g}"
+    return f"{p.name} {done} {p.message}".strip()
+
+
+def _title(state: RunState) -> str:
+    elapsed = state.elapsed()
+    when = f" · {_seconds(elapsed)}" if elapsed is not None else ""
+    resumed = f" · resumed {state.resumes}×" if state.resumes else ""
+    return f"run {state.run_id} · {state.workflow or '?'} · {state.status}{when}{resumed}"
+
+
+def render_text(state: RunState) -> str:
+    """The whole run as plain text (the ``text/plain`` fallback)."""
+    lines = [_title(state)]
+    rows = state.tree()
+    lines += ["  " * (depth + 1) + span_label(span) for depth, span in
+              rows[:defaults.WIDGET_MAX_SPANS]]
+    if len(rows) > defaults.WIDGET_MAX_SPANS:
+        lines.append(f"  … {len(rows) - defaults.WIDGET_MAX_SPANS} more spans")
+    lines += [f"  progress: {progress_label(p)}" for p in _recent_progress(state)]
+    for span_id, text in state.text.items():
+        lines.append(f"  {state.spans[span_id].name} says: {_short(text, 500)}")
+    if state.error:
+        lines.append(f"  error: {state.error.get('type')}: {state.error.get('message')}")
+    if state.has_output:
+        lines.append(f"  output: {_short(state.output, 500)}")
+    return "\n".join(lines)
+
+
+def _recent_progress(state: RunState) -> list[ProgressStream]:
+    return list(state.progress.values())[-defaults.WIDGET_MAX_PROGRESS:]
+
+
+def header_html(state: RunState) -> str:
+    color = COLORS.get(state.status, COLORS["unknown"])
+    badge = (f'<span style="background:{color};color:white;border-radius:4px;'
+             f'padding:1px 6px;font-weight:600">{html.escape(state.status)}</span>')
+    elapsed = state.elapsed()
+    bits = [f"<b>{html.escape(state.workflow or '?')}</b>", badge,
+            f'<code style="{_MONO}">{html.escape(state.run_id)}</code>']
+    if elapsed is not None:
+        bits.append(f"<span>{_seconds(elapsed)}</span>")
+    if state.resumes:
+        bits.append(f"<span>resumed {state.resumes}×</span>")
+    return '<div class="aiflow-run-header">' + " &nbsp; ".join(bits) + "</div>"
+
+
+def tree_html(state: RunState) -> str:
+    rows = state.tree()
+    out = [f'<div class="aiflow-run-tree" style="{_MONO};line-height:1.35">']
+    for depth, span in rows[:defaults.WIDGET_MAX_SPANS]:
+        color = COLORS.get(span.status, COLORS["unknown"])
+        out.append(f'<div style="padding-left:{depth * 16}px;color:{color}">'
+                   f"{html.escape(span_label(span))}</div>")
+    if len(rows) > defaults.WIDGET_MAX_SPANS:
+        out.append(f"<div>… {len(rows) - defaults.WIDGET_MAX_SPANS} more spans</div>")
+    return "".join(out) + "</div>"
+
+
+def streams_html(state: RunState) -> str:
+    """Streamed LLM text (``output.delta``), one block per span."""
+    if not state.text:
+        return ""
+    blocks = [f"<div><b>{html.escape(state.spans[sid].name)}</b>"
+              f'<pre style="white-space:pre-wrap;margin:2px 0">{html.escape(text)}</pre></div>'
+              for sid, text in state.text.items()]
+    return '<div class="aiflow-run-streams">' + "".join(blocks) + "</div>"
+
+
+def error_html(state: RunState) -> str:
+    if not state.error:
+        return ""
+    err = state.error
+    trace = html.escape(str(err.get("traceback") or ""))
+    return (f'<div class="aiflow-run-error" style="color:{COLORS["failed"]}">'
+            f"<b>{html.escape(str(err.get('type')))}: {html.escape(str(err.get('message')))}"
+            f'</b><pre style="white-space:pre-wrap;{_MONO}">{trace}</pre></div>')
+
+
+def output_html(state: RunState) -> str:
+    if not state.has_output:
+        return ""
+    return (f'<div class="aiflow-run-output"><b>output</b><pre style="white-space:pre-wrap;'
+            f'{_MONO}">{html.escape(_short(state.output))}</pre></div>')
+
+
+def render_html(state: RunState) -> str:
+    """The whole run as one HTML snapshot (the ``text/html`` fallback)."""
+    bars = "".join(f"<div>{html.escape(progress_label(p))}</div>" for p in _recent_progress(state))
+    parts = [header_html(state), tree_html(state), bars, streams_html(state),
+             error_html(state), output_html(state)]
+    return '<div class="aiflow-run">' + "".join(parts) + "</div>"

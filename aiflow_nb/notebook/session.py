@@ -1,0 +1,92 @@
+"""A kernel's notebook code: cells defined with the magics, in order, registered in Redis.
+
+``define`` executes a checked cell in the user namespace and registers its source
+(``ops/code.py``). The session keeps the latest digest per name in definition order (a
+redefinition replaces the old one in place); a workflow's bundle is every digest the
+session holds, then the workflow's own, so a worker that executes the bundle in a fresh
+module defines everything the workflow can call. A run keeps the bundle it started with.
+"""
+
+from __future__ import annotations
+
+import linecache
+from typing import Any
+
+import redis
+
+from ..authoring.component import Component
+from ..authoring.workflow import Workflow
+from ..errors import CellError
+from ..ops.code import register_bundle, register_source
+from .cells import CellSource, ComponentOptions, build_source
+
+__all__ = ["CodeSession", "Definition"]
+
+
+class Definition:
+    """One defined cell: its kind, name, the object it made, and its registered digests."""
+
+    def __init__(self, cell: CellSource, obj: Component[Any, Any], digest: str,
+                 bundle: str | None, version: int) -> None:
+        self.kind = cell.kind
+        self.name = cell.name
+        self.obj = obj
+        self.digest = digest
+        self.bundle = bundle
+        self.version = version
+
+    def __repr__(self) -> str:
+        what = f" bundle {self.bundle[:12]}" if self.bundle else ""
+        return f"<{self.kind} {self.name} v{self.version} {self.digest[:12]}{what}>"
+
+
+class CodeSession:
+    """The magics' state in one kernel."""
+
+    def __init__(self, client: redis.Redis | None = None) -> None:
+        self.client = client
+        self.digests: dict[str, str] = {}
+        self.versions: dict[str, int] = {}
+        self.definitions: dict[str, Definition] = {}
+
+    def _execute(self, cell: CellSource, namespace: dict[str, Any], version: int) -> Any:
+        filename = f"<%%{cell.kind} {cell.name} v{version}>"
+        linecache.cache[filename] = (len(cell.source), None, cell.source.splitlines(True),
+                                     filename)
+        exec(compile(cell.source, filename, "exec"), namespace)
+        return namespace[cell.name]
+
+    def define(self, kind: str, name: str, cell_text: str, namespace: dict[str, Any],
+               options: ComponentOptions | None = None) -> Definition:
+        """Check, execute and register one cell; ``CellError`` and nothing registered when
+        it cannot become a ``kind``."""
+        cell = build_source(kind, name, cell_text, options)
+        version = self.versions.get(name, 0) + 1
+        try:
+            obj = self._execute(cell, namespace, version)
+        except Exception as exc:
+            raise CellError(f"%%{kind} {name}: executing the cell raised "
+                            f"{type(exc).__name__}: {exc}; nothing was registered") from exc
+        expected = Workflow if kind == "workflow" else Component
+        if not isinstance(obj, expected):  # pragma: no cover - the generated line makes one
+            raise CellError(f"%%{kind} {name}: the cell did not produce a {kind}")
+        digest = register_source(cell.source, f"%%{kind} {name} v{version}", self.client)
+        self.digests[name] = digest
+        self.versions[name] = version
+        definition = Definition(cell, obj, digest, None, version)
+        self.definitions[name] = definition
+        self._rebundle()
+        return definition
+
+    def _rebundle(self) -> None:
+        """Give every workflow a bundle of the session's latest code, so its next run
+        uses the latest version of every cell (runs going keep theirs)."""
+        sources = list(self.digests.values())
+        for definition in self.definitions.values():
+            if isinstance(definition.obj, Workflow):
+                definition.bundle = register_bundle(definition.name, sources, self.client)
+                definition.obj.code_bundle = definition.bundle
+
+    def workflows(self) -> dict[str, Workflow[Any, Any]]:
+        """Workflows defined in this kernel by name (latest versions)."""
+        return {n: d.obj for n, d in self.definitions.items() if isinstance(d.obj, Workflow)}

@@ -1,0 +1,54 @@
+"""The kernel's one-line status: which Redis, how many workers are live, and whether this
+kernel runs an in-process worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import settings
+from ..errors import RedisUnavailable
+from ..ops.local import local_worker
+from ..ops.presence import live_workers
+from ..store import redis_url, sync_redis
+
+__all__ = ["KernelStatus", "kernel_status"]
+
+
+@dataclass(frozen=True)
+class KernelStatus:
+    """What ``%aiflow worker status`` and ``%load_ext aiflow_nb`` report."""
+
+    redis: str
+    embedded: bool
+    namespace: str
+    workers: int
+    in_kernel: bool
+    started: bool = False
+    error: str | None = None
+
+    def line(self) -> str:
+        if self.error:
+            return f"aiflow-nb: {self.error}"
+        where = f"embedded Redis ({self.redis})" if self.embedded else f"Redis {self.redis}"
+        plural = "" if self.workers == 1 else "s"
+        if self.in_kernel:
+            worker = "in-kernel worker started" if self.started else "in-kernel worker running"
+        else:
+            worker = "no in-kernel worker"
+        return (f"aiflow-nb: {where} · namespace {self.namespace} · {self.workers} "
+                f"out-of-kernel worker{plural} live · {worker}")
+
+
+def kernel_status(started: bool = False) -> KernelStatus:
+    """The status now; a Redis that cannot be reached is reported, not raised."""
+    s = settings()
+    try:
+        url = redis_url()
+        mine = local_worker()
+        others = [w for w in live_workers(sync_redis())
+                  if mine is None or w.get("id") != mine.worker.id]
+    except RedisUnavailable as exc:
+        return KernelStatus(redis=s.redis_url or "embedded", embedded=s.redis_url is None,
+                            namespace=s.namespace, workers=0, in_kernel=False, error=str(exc))
+    return KernelStatus(redis=url, embedded=s.redis_url is None, namespace=s.namespace,
+                        workers=len(others), in_kernel=mine is not None, started=started)

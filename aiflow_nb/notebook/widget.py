@@ -1,0 +1,185 @@
+"""``RunWidget``: a live ipywidgets view of one run.
+
+A background thread replays the run's stream, then follows it (XREAD with a short
+block), folding events into a ``RunState``; it redraws at most every
+``defaults.WIDGET_REFRESH`` seconds (and once a second while running, for the clock),
+so a 10,000-event run costs a few dozen redraws, not 10,000. The kernel never blocks.
+
+Example::
+
+    w = RunWidget(handle)   # starts following at once
+    w.show()                # or let the cell display it
+    w.wait(60)              # block until the run ended and the last redraw is done
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import ipywidgets as widgets
+
+from .. import defaults, keys
+from ..access.handle import RunHandle
+from ..events.model import Event
+from ..events.reader import read_events
+from . import render
+from .state import ProgressStream, RunState
+
+__all__ = ["RunWidget"]
+
+
+class RunWidget(widgets.VBox):  # type: ignore[misc]
+    """Header (id, workflow, status badge, elapsed), span tree, progress bars, streamed
+    text, error with traceback, final output; updated live from the run's stream."""
+
+    def __init__(self, handle: RunHandle | str, *, follow: bool = True,
+                 refresh: float = defaults.WIDGET_REFRESH) -> None:
+        self.handle = handle if isinstance(handle, RunHandle) else RunHandle(handle)
+        self.run_state = RunState(self.handle.run_id)
+        self.refresh = refresh
+        self.redraws = 0
+        self.failure: BaseException | None = None
+        self.title_html = widgets.HTML()
+        self.tree_html = widgets.HTML()
+        self.bar_box = widgets.VBox()
+        self.stream_html = widgets.HTML()
+        self.error_html = widgets.HTML()
+        self.output_html = widgets.HTML()
+        self.bars: dict[str, widgets.FloatProgress] = {}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._finished = threading.Event()
+        self._display: Any = None
+        self._thread = threading.Thread(target=self._main, daemon=True,
+                                        name=f"aiflow-widget-{self.handle.run_id[:8]}")
+        super().__init__(children=[self.title_html, self.tree_html, self.bar_box,
+                                   self.stream_html, self.error_html, self.output_html])
+        self.add_class("aiflow-run-widget")
+        if follow:
+            self.start()
+
+    # --- lifecycle ------------------------------------------------------------
+    def start(self) -> RunWidget:
+        """Start following the run (once)."""
+        if not self._thread.is_alive() and not self._finished.is_set():
+            self._thread.start()
+        return self
+
+    def wait(self, timeout: float | None = None) -> RunState:
+        """Block until the run ended and the widget drew it; ``TimeoutError`` otherwise."""
+        if not self._finished.wait(timeout):
+            raise TimeoutError(f"run {self.handle.run_id} still {self.run_state.status} "
+                               f"after {timeout} s")
+        return self.run_state
+
+    def stop(self) -> None:
+        """Stop following (the widget keeps what it shows)."""
+        self._stop.set()
+
+    def close(self) -> None:
+        self.stop()
+        for child in [*self.children, *self.bars.values()]:
+            child.close()
+        super().close()
+
+    def show(self) -> RunWidget:
+        """Display the widget; its text/HTML fallback is refreshed once the run ends."""
+        from IPython.display import display
+
+        self._display = display(self, display_id=True)
+        return self
+
+    # --- following ------------------------------------------------------------
+    def _main(self) -> None:
+        try:
+            self._follow()
+        except Exception as exc:  # a broken connection must not kill the kernel's thread
+            self.failure = exc
+        finally:
+            self.redraw()
+            self._finished.set()
+            self._update_display()
+
+    def _follow(self) -> None:
+        client = self.handle.client
+        last: Event | None = None
+        with self._lock:
+            for last in read_events(self.handle.run_id, follow=False, client=client):
+                self.run_state.apply(last)
+        self.redraw()
+        stream = keys.run_events(self.handle.run_id)
+        cursor = last.id if last else "0-0"
+        drawn = time.monotonic()
+        while not self._stop.is_set() and not (last is not None and last.terminal):
+            reply = client.xread({stream: cursor}, block=defaults.WIDGET_POLL_MS,
+                                 count=defaults.REPLAY_PAGE)
+            entries = [e for _, batch in reply or [] for e in batch]
+            with self._lock:
+                for entry_id, fields in entries:
+                    last = Event.from_entry(entry_id, fields)
+                    self.run_state.apply(last)
+                    cursor = last.id
+            now = time.monotonic()
+            if (entries and now - drawn >= self.refresh) or now - drawn >= 1.0:
+                self.redraw()
+                drawn = now
+
+    def _update_display(self) -> None:
+        if self._display is not None:
+            try:
+                self._display.update(self)
+            except Exception:  # pragma: no cover - the frontend went away
+                pass
+
+    # --- drawing --------------------------------------------------------------
+    def redraw(self) -> None:
+        """Push the current state into the child widgets (only what changed is sent)."""
+        with self._lock:
+            state = self.run_state
+            self._set(self.title_html, render.header_html(state))
+            self._set(self.tree_html, render.tree_html(state))
+            self._draw_bars(list(state.progress.values())[-defaults.WIDGET_MAX_PROGRESS:])
+            self._set(self.stream_html, render.streams_html(state))
+            error = render.error_html(state)
+            if self.failure is not None:
+                error += (f"<div>live view stopped: {type(self.failure).__name__}: "
+                          f"{self.failure}</div>")
+            self._set(self.error_html, error)
+            self._set(self.output_html, render.output_html(state))
+            self.redraws += 1
+
+    @staticmethod
+    def _set(widget: widgets.HTML, value: str) -> None:
+        if widget.value != value:
+            widget.value = value
+
+    def _draw_bars(self, streams: list[ProgressStream]) -> None:
+        for p in streams:
+            bar = self.bars.get(p.span_id)
+            if bar is None:
+                bar = widgets.FloatProgress(min=0.0, layout=widgets.Layout(width="60%"),
+                                            style={"description_width": "initial"})
+                self.bars[p.span_id] = bar
+            total = p.total if p.total else max(p.done, 1.0)
+            if bar.max != total:
+                bar.max = total
+            if bar.value != min(p.done, total):
+                bar.value = min(p.done, total)
+            bar.description = render.progress_label(p)
+            bar.bar_style = "success" if p.total and p.done >= p.total else ""
+        wanted = tuple(self.bars[p.span_id] for p in streams)
+        if tuple(self.bar_box.children) != wanted:
+            self.bar_box.children = wanted
+        shown = {p.span_id for p in streams}
+        for span_id in [s for s in self.bars if s not in shown]:
+            self.bars.pop(span_id).close()
+
+    # --- fallbacks --------------------------------------------------------------
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        data: dict[str, Any] = super()._repr_mimebundle_(**kwargs) or {}
+        with self._lock:
+            data["text/plain"] = render.render_text(self.run_state)
+            data["text/html"] = render.render_html(self.run_state)
+        return data
