@@ -11,6 +11,7 @@ Example (from a notebook)::
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -56,7 +57,15 @@ class ServerThread:
         config = uvicorn.Config(app, host=host, port=self.port, log_level=log_level,
                                 lifespan="off", timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self.server.run, name="aiflow-api", daemon=True)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._main, name="aiflow-api", daemon=True)
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self.loop = asyncio.get_running_loop()
+            await self.server.serve()
+
+        asyncio.run(main())
 
     @property
     def url(self) -> str:

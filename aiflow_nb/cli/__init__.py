@@ -11,6 +11,7 @@ import click
 __all__ = ["COMMAND_MODULES", "cli", "main"]
 
 COMMAND_MODULES = [
+    "aiflow_nb.cli.api",
     "aiflow_nb.cli.core",
     "aiflow_nb.cli.viewer",
 ]
