@@ -17,7 +17,7 @@ Example::
 
 from __future__ import annotations
 
-from .access.handle import RunHandle, attach
+from .access.handle import RunHandle, attach, resume
 from .access.runs import runs
 from .access.spans import Span, build_spans, spans_dataframe
 from .authoring.component import Component, component
@@ -42,7 +42,6 @@ from .errors import (
     WorkflowNotFound,
 )
 from .events.model import Event
-from .ops.submit import resume
 from .runtime.emit import progress, publish
 from .trace.show import show
 

@@ -52,6 +52,6 @@ def redis_client(redis_url: str):  # type: ignore[no-untyped-def]
 
 def python_subprocess(code: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """Start ``python -c code`` with this test's Redis and namespace in its environment."""
-    full = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    full = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", **(env or {})}
     return subprocess.Popen([sys.executable, "-c", code], env=full, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

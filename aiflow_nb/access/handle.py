@@ -18,7 +18,7 @@ from ..serialization import loads
 from ..store import sync_redis
 from .spans import Span, build_spans, spans_dataframe
 
-__all__ = ["RunHandle", "attach"]
+__all__ = ["RunHandle", "attach", "resume"]
 
 TERMINAL_STATUS = frozenset({"completed", "failed", "cancelled"})
 
@@ -130,7 +130,7 @@ class RunHandle:
 
     def resume(self) -> RunHandle:
         """Resume an interrupted or failed run (see ``aiflow_nb.resume``)."""
-        return _submit.resume(self.run_id, self.client)
+        return resume(self.run_id)
 
     # --- display ----------------------------------------------------------------
     def _summary(self) -> str:
@@ -165,4 +165,18 @@ def attach(run_id: str) -> RunHandle:
     """A handle to an existing run, from any process; ``RunNotFound`` if there is none."""
     handle = RunHandle(run_id)
     handle.status  # noqa: B018 - raises RunNotFound for an unknown id
+    return handle
+
+
+def resume(run_id: str) -> RunHandle:
+    """Queue an interrupted or failed run again; journaled steps return their recorded
+    results (``span.replayed``) and only unfinished steps execute.
+
+    Raises ``RunStateError`` for a completed or cancelled run, or one whose worker still
+    holds its lease (it resumes by itself once that lease expires).
+    """
+    from ..ops.local import ensure_local_worker
+
+    handle = _submit.resume(run_id)
+    ensure_local_worker()
     return handle

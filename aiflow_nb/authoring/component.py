@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import marshal
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -37,7 +38,7 @@ def source_of(fn: Callable[..., Any]) -> str:
         return inspect.getsource(fn)
     except (OSError, TypeError):
         code = getattr(fn, "__code__", None)
-        return repr((code.co_code, code.co_consts)) if code else repr(fn)
+        return marshal.dumps(code).hex() if code else repr(fn)
 
 
 class Component(Generic[P, R]):

@@ -24,6 +24,11 @@ def _start(after: str | None) -> str:
     return "-" if not after or after == "0" else f"({after}"
 
 
+def _tail(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> Event | None:
+    """The stream's last event (the reader asked to start after it or later)."""
+    return Event.from_entry(*entries[0]) if entries else None
+
+
 def _check_exists(client: redis.Redis, run_id: str) -> None:
     if not client.exists(keys.run(run_id)):
         raise RunNotFound(run_id)
@@ -50,6 +55,8 @@ def read_events(
         if len(page) < defaults.REPLAY_PAGE:
             break
         start = f"({last.id}" if last else start
+    if last is None:
+        last = _tail(r.xrevrange(stream, count=1))
     if not follow or (last is not None and last.terminal):
         return
     cursor = last.id if last else (after or "0-0")
@@ -86,6 +93,8 @@ async def aread_events(
         if len(page) < defaults.REPLAY_PAGE:
             break
         start = f"({last.id}" if last else start
+    if last is None:
+        last = _tail(await r.xrevrange(stream, count=1))
     if not follow or (last is not None and last.terminal):
         return
     cursor = last.id if last else (after or "0-0")

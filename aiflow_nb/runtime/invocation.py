@@ -13,6 +13,7 @@ import contextvars
 import inspect
 import time
 import traceback
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import tenacity
@@ -71,6 +72,8 @@ class Call:
         self.t0 = time.perf_counter()
         self.inputs = component.bind(args, kwargs) if ctx is not None else {}
         self._hash = ""
+        self.view: Callable[[Any], Any] | None = None
+        """What ``span.completed`` shows of the output (all of it when None)."""
 
     # --- events -------------------------------------------------------------
     def emit(self, type: str, data: dict[str, Any] | None = None) -> None:
@@ -153,13 +156,19 @@ class Call:
         if cache_key is not None and self.policies.cache is not None:
             ttl_ms = int(self.policies.cache.ttl * 1000)
             self.ctx.writer.raw("set", cache_key, dumps(value), px=ttl_ms)
-        data: dict[str, Any] = {"output": value, "duration": self.elapsed(),
+        shown = self.view(value) if self.view is not None else value
+        data: dict[str, Any] = {"output": shown, "duration": self.elapsed(),
                                 "attempts": self.attempts}
         if fallback_from is not None:
             data["fallback"] = True
             data["error"] = error_document(fallback_from)
+        self._add_attributes(data)
         self.emit("span.completed", data)
         return value
+
+    def _add_attributes(self, data: dict[str, Any]) -> None:
+        if self.frame is not None and self.frame.attributes:
+            data["attributes"] = dict(self.frame.attributes)
 
     def _record(self, doc: bytes) -> None:
         if self.journaled and self.ctx is not None and self.frame is not None:
@@ -177,6 +186,7 @@ class Call:
                 "duration": self.elapsed()}
         if isinstance(exc, asyncio.CancelledError):
             data["cancelled"] = True
+        self._add_attributes(data)
         self.emit("span.failed", data)
         return err
 
@@ -218,7 +228,10 @@ def run_sync(call: Call) -> Any:
     except Exception as exc:
         fallback = call.policies.fallback
         if fallback is None:
-            raise call.fail(exc) from exc
+            err = call.fail(exc)
+            if err is exc:
+                raise
+            raise err from exc
         return call.succeed(fallback.resolve(call.args, call.kwargs), fallback_from=exc)
     except BaseException as exc:
         call.fail(exc)
@@ -284,7 +297,10 @@ async def run_async(call: Call) -> Any:
     except Exception as exc:
         fallback = call.policies.fallback
         if fallback is None:
-            raise call.fail(exc) from exc
+            err = call.fail(exc)
+            if err is exc:
+                raise
+            raise err from exc
         result = fallback.resolve(call.args, call.kwargs)
         if inspect.isawaitable(result):
             result = await result

@@ -1,0 +1,94 @@
+"""RunHandle and listings: status, result, cancel, runs(), attach from another process."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from click.testing import CliRunner
+from conftest import python_subprocess
+
+import aiflow_nb as af
+from aiflow_nb import component, workflow
+from aiflow_nb.cli import cli
+
+
+@component
+async def nap(seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+@workflow
+async def napping(seconds: float) -> float:
+    return await nap(seconds)
+
+
+def test_cancel_a_running_run_ends_it_cancelled() -> None:
+    handle = napping.start(seconds=30)
+    for event in handle.events():
+        if event.type == "span.started" and event.name == "nap":
+            break
+    assert handle.cancel() == "cancelling"
+    with pytest.raises(af.RunCancelled):
+        handle.result(timeout=10)
+    types = [e.type for e in handle.events()]
+    assert types[-1] == "run.cancelled"
+    assert next(s for s in handle.spans() if s.name == "nap").status == "cancelled"
+
+
+def test_cancel_a_queued_run_ends_it_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIFLOW_LOCAL_WORKER", "0")
+    af.configure()
+    handle = napping.start(seconds=0)
+    assert handle.status == "queued"
+    assert handle.cancel() == "cancelled"
+    assert handle.status == "cancelled" and handle.cancel() == "cancelled"
+
+
+def test_result_times_out_with_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIFLOW_LOCAL_WORKER", "0")
+    af.configure()
+    handle = napping.start(seconds=0)
+    with pytest.raises(TimeoutError, match="still queued"):
+        handle.result(timeout=0.2)
+
+
+def test_runs_lists_newest_first_with_filters() -> None:
+    done = [napping.start(seconds=0) for _ in range(3)]
+    for h in done:
+        h.result(timeout=10)
+    frame = af.runs(workflow="napping")
+    assert list(frame.run_id) == [h.run_id for h in reversed(done)]
+    assert set(frame.status) == {"completed"}
+    assert af.runs(status="failed").empty
+    assert len(af.runs(limit=2)) == 2
+
+
+def test_attach_from_another_process_sees_the_full_history() -> None:
+    handle = napping.start(seconds=0.3)
+    proc = python_subprocess(
+        "import aiflow_nb as af\n"
+        f"h = af.attach('{handle.run_id}')\n"
+        "print(' '.join(e.type for e in h.events()))\n"
+        "print(h.result())\n")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    types, result = out.strip().splitlines()
+    assert types.split()[0] == "run.queued" and types.split()[-1] == "run.completed"
+    assert float(result) == 0.3
+
+
+def test_cli_runs_attach_resume_cancel() -> None:
+    handle = napping.start(seconds=0)
+    handle.result(timeout=10)
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["runs", "--workflow", "napping"])
+    assert listed.exit_code == 0 and handle.run_id in listed.output
+    attached = runner.invoke(cli, ["attach", handle.run_id])
+    assert attached.exit_code == 0 and "run.completed" in attached.output
+    missing = runner.invoke(cli, ["attach", "nope"])
+    assert missing.exit_code == 1 and "no run with id 'nope'" in missing.output
+    refused = runner.invoke(cli, ["resume", handle.run_id])
+    assert refused.exit_code == 1 and "completed" in refused.output
+    assert runner.invoke(cli, ["cancel", handle.run_id]).output.strip() == "completed"

@@ -1,0 +1,66 @@
+"""The embedded Redis: one daemon per machine, shared by processes, outliving them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import aiflow_nb as af
+from aiflow_nb.cli import cli
+from aiflow_nb.store.embedded import EmbeddedRedis
+
+
+@pytest.fixture
+def embedded_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = Path("/tmp") / f"aiflow-emb-{tmp_path.name[-12:]}"  # unix socket paths are short
+    monkeypatch.setenv("AIFLOW_HOME", str(home))
+    monkeypatch.delenv("REDIS_URL")
+    af.configure()
+    yield home
+    EmbeddedRedis(home / "redis").stop()
+    af.configure()
+
+
+def test_embedded_redis_is_started_once_and_reused_by_other_processes(embedded_home: Path) -> None:
+    from aiflow_nb.store import redis_url, sync_redis
+
+    url = redis_url()
+    server = EmbeddedRedis(embedded_home / "redis")
+    assert url == server.url and server.is_running()
+    pid = server.pid()
+    sync_redis().set("shared-key", "from-parent")
+    code = ("from aiflow_nb.store import sync_redis, redis_url\n"
+            "print(redis_url(), sync_redis().get('shared-key').decode())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**__import__("os").environ}).stdout.split()
+    assert out == [url, "from-parent"]
+    assert server.pid() == pid  # the child reused the daemon, did not start another
+
+
+def test_embedded_redis_keeps_data_across_a_restart_with_aof(embedded_home: Path) -> None:
+    from aiflow_nb.store import redis_url, sync_redis
+
+    redis_url()
+    sync_redis().set("durable", "yes")
+    server = EmbeddedRedis(embedded_home / "redis")
+    assert server.stop()
+    af.configure()
+    redis_url()
+    assert sync_redis().get("durable") == b"yes"
+
+
+def test_redis_status_and_stop_commands(embedded_home: Path) -> None:
+    from aiflow_nb.store import redis_url
+
+    redis_url()
+    runner = CliRunner()
+    status = runner.invoke(cli, ["redis", "status"])
+    assert status.exit_code == 0 and "running, pid" in status.output
+    assert "(embedded)" in status.output
+    assert runner.invoke(cli, ["redis", "stop"]).output.strip() == "stopped"
+    assert "not running" in runner.invoke(cli, ["redis", "status"]).output
