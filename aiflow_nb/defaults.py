@@ -115,3 +115,38 @@ WIDGET_MAX_PROGRESS = 20
 
 WIDGET_MAX_TEXT = 20_000
 """Characters of streamed LLM text a run widget keeps per span (the tail)."""
+
+RETRY_AFTER_MAX = 120.0
+"""Seconds, the longest server-directed wait (``Retry-After``) a retry honours."""
+
+LLM_RETRY_ATTEMPTS = 5
+"""Attempts an LLM call makes on each provider (rate limits, timeouts, 5xx) before it
+falls back or fails."""
+
+LLM_RETRY_INITIAL = 0.5
+"""Seconds of an LLM call's first backoff wait when the provider gives no Retry-After."""
+
+LLM_RETRY_MAX_DELAY = 20.0
+"""Seconds, upper bound of one LLM backoff wait (a Retry-After may be longer)."""
+
+LLM_OUTPUT_TOKENS_ESTIMATE = 256
+"""Tokens reserved in a tokens-per-minute bucket for a call's output when the request
+sets no ``max_tokens`` (settled against the real usage afterwards)."""
+
+RATE_LIMIT_BURST = 1.0
+"""Seconds of a rate limit's budget that may be spent at once (bucket capacity)."""
+
+RATE_LIMIT_LEASE_TTL = 600.0
+"""Seconds a concurrency slot stays taken if its holder dies without releasing it."""
+
+RATE_LIMIT_POLL = 0.02
+"""Seconds between two checks for a free concurrency slot."""
+
+FAKE_LLM_PORT = 8787
+"""TCP port ``aiflow fake-llm`` listens on by default."""
+
+FAKE_LLM_TOKENS_PER_S = 200.0
+"""Tokens per second the local LLM server generates by default (0: instant)."""
+
+FAKE_LLM_MAX_TOKENS = 64
+"""Tokens the local LLM server writes when a request sets no ``max_tokens``."""

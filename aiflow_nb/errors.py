@@ -9,6 +9,7 @@
     ├── ExportError            a trace export the receiving endpoint refused or never got
     ├── RedisUnavailable       Redis cannot be reached (names the URL)
     ├── SerializationError     a value is not JSON-serialisable (also TypeError)
+    ├── LLMUnavailable         an LLM call failed on every provider after its retries
     ├── InvalidInputs          inputs that do not fit the workflow's signature (also TypeError)
     ├── RunNotFound            unknown run id (also LookupError)
     ├── WorkflowNotFound       unknown workflow name (also LookupError)
@@ -37,6 +38,7 @@ __all__ = [
     "ConfigError",
     "ExportError",
     "InvalidInputs",
+    "LLMUnavailable",
     "RedisUnavailable",
     "RunCancelled",
     "RunFailed",
@@ -94,6 +96,24 @@ class SerializationError(AiflowError, TypeError):
 
 class InvalidInputs(AiflowError, TypeError):
     """Inputs that do not fit the workflow's signature."""
+
+
+class LLMUnavailable(AiflowError):
+    """An LLM call failed on its provider and every fallback after their retries.
+
+    ``errors`` lists ``(target, error)`` per provider tried; ``__cause__`` is the last error.
+    """
+
+    def __init__(self, operation: str, attempts: int, errors: list[tuple[str, BaseException]]) -> None:
+        tried = "; ".join(f"{target}: {type(err).__name__}: {err}" for target, err in errors)
+        super().__init__(
+            f"{operation} failed on every provider after {attempts} attempt(s) ({tried})"
+        )
+        self.operation = operation
+        self.attempts = attempts
+        self.errors = errors
+        if errors:
+            self.__cause__ = errors[-1][1]
 
 
 class RunNotFound(AiflowError, LookupError):

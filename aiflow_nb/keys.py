@@ -20,6 +20,8 @@ __all__ = [
     "queue",
     "queue_group",
     "ratelimit",
+    "ratelimit_inflight",
+    "ratelimits",
     "run",
     "run_events",
     "run_journal",
@@ -105,8 +107,18 @@ def code_index() -> str:
 
 
 def ratelimit(name: str) -> str:
-    """Hash: a shared token bucket."""
-    return f"{_ns()}:ratelimit:{name}"
+    """Hash: a shared rate limit's settings and token-bucket levels (name as hash tag)."""
+    return f"{_ns()}:ratelimit:{{{name}}}"
+
+
+def ratelimit_inflight(name: str) -> str:
+    """Sorted set: holders of a rate limit's concurrency slots -> expiry (ms)."""
+    return f"{_ns()}:ratelimit:{{{name}}}:inflight"
+
+
+def ratelimits() -> str:
+    """Set: names of the rate limits configured in this namespace."""
+    return f"{_ns()}:ratelimits"
 
 
 def cancel_channel() -> str:

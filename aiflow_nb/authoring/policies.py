@@ -40,6 +40,10 @@ class RetryPolicy:
     jitter: float = 0.0
     retry_on: tuple[type[BaseException], ...] = (Exception,)
     sleep: Sleep | None = field(default=None, compare=False)
+    retry_after: Callable[[BaseException], float | None] | None = field(default=None, compare=False)
+    """``retry_after(exc)``: seconds the failed call asked to wait (e.g. a ``Retry-After``
+    header), or None. When it answers, that wait replaces the backoff (capped at
+    ``defaults.RETRY_AFTER_MAX``)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.attempts, int) or isinstance(self.attempts, bool) or self.attempts < 1:
@@ -49,6 +53,8 @@ class RetryPolicy:
         _positive("initial", self.initial, allow_zero=True)
         _positive("max_delay", self.max_delay, allow_zero=True)
         _positive("jitter", self.jitter, allow_zero=True)
+        if self.retry_after is not None and not callable(self.retry_after):
+            raise ValueError(f"retry_after must be a callable, got {self.retry_after!r}")
         retry_on = self.retry_on if isinstance(self.retry_on, tuple) else (self.retry_on,)
         object.__setattr__(self, "retry_on", retry_on)
         for exc in retry_on:
@@ -61,7 +67,8 @@ class RetryPolicy:
             base: tenacity.wait.wait_base = tenacity.wait_fixed(self.initial)
         else:
             base = tenacity.wait_exponential(multiplier=self.initial, max=self.max_delay)
-        return base + tenacity.wait_random(0, self.jitter) if self.jitter else base
+        base = base + tenacity.wait_random(0, self.jitter) if self.jitter else base
+        return _WaitRetryAfter(base, self.retry_after) if self.retry_after else base
 
     def delay(self, attempt: int) -> float:
         """Backoff after failed attempt number ``attempt`` (without jitter)."""
@@ -96,6 +103,23 @@ class RetryPolicy:
                 await result
 
         return _sleep
+
+
+class _WaitRetryAfter(tenacity.wait.wait_base):
+    """The wait the failed attempt asked for, else the backoff."""
+
+    def __init__(self, base: tenacity.wait.wait_base,
+                 hint: Callable[[BaseException], float | None]) -> None:
+        self.base = base
+        self.hint = hint
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None and outcome.failed else None
+        asked = self.hint(exc) if exc is not None else None
+        if asked is not None and asked >= 0:
+            return float(min(asked, defaults.RETRY_AFTER_MAX))
+        return float(self.base(retry_state))
 
 
 NO_RETRY = RetryPolicy(attempts=1)

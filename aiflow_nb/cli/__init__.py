@@ -13,6 +13,7 @@ __all__ = ["COMMAND_MODULES", "cli", "main"]
 COMMAND_MODULES = [
     "aiflow_nb.cli.api",
     "aiflow_nb.cli.core",
+    "aiflow_nb.cli.llm",
     "aiflow_nb.cli.viewer",
 ]
 

@@ -19,12 +19,14 @@ def fail(exc: Exception) -> None:
 
 @click.command()
 @click.option("--topic", default="durable LLM workflows", show_default=True)
-def demo(topic: str) -> None:
-    """Run the demo workflow, printing its live events."""
-    from ..examples.demo import run_demo
+@click.option("--sections", default=3, show_default=True, help="Sections the post gets.")
+def demo(topic: str, sections: int) -> None:
+    """Run the content agent (research, outline, streamed sections) on the local LLM server
+    (or the real provider when OPENAI_API_KEY is set), printing its live events."""
+    from ..examples.llm_demo import run_content_demo
 
     try:
-        run_demo(topic)
+        run_content_demo(topic, sections)
     except AiflowError as exc:
         fail(exc)
 

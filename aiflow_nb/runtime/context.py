@@ -25,6 +25,8 @@ class Frame:
     key: str
     span_id: str
     parent_id: str | None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    """Set by the call itself (``set_attributes``); sent with its ``span.completed``/``failed``."""
 
     @classmethod
     def root(cls, workflow: str) -> Frame:

@@ -6,7 +6,7 @@ from typing import Any
 
 from .context import current_frame, current_run
 
-__all__ = ["progress", "publish"]
+__all__ = ["progress", "publish", "set_attributes"]
 
 
 def _emit(type: str, name: str | None, data: dict[str, Any]) -> bool:
@@ -33,3 +33,16 @@ def progress(done: float, total: float | None = None, message: str = "") -> bool
     if total is not None and total < 0:
         raise ValueError(f"progress total must be >= 0, got {total}")
     return _emit("progress", None, {"done": done, "total": total, "message": message})
+
+
+def set_attributes(**attributes: Any) -> bool:
+    """Attach attributes to the current span; they ride its ``span.completed``/``failed``.
+
+    Example: ``set_attributes(**{"gen_ai.request.model": "gpt-4o-mini"})``. Values must be
+    JSON-serialisable. Returns False (and does nothing) outside a run.
+    """
+    frame = current_frame()
+    if current_run() is None or frame is None:
+        return False
+    frame.attributes.update(attributes)
+    return True

@@ -133,7 +133,7 @@ class Call:
         if raw is None:
             return False, None
         value = loads(raw)
-        self.emit("span.cached", {"output": value})
+        self.emit("span.cached", {"output": self.view(value) if self.view else value})
         self._record(dumps({"h": self.args_hash(), "r": value}))
         return True, value
 

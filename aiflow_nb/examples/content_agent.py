@@ -1,0 +1,96 @@
+"""Content agent: research -> outline -> each section written with streamed tokens -> post.
+
+Every status message and token is an event of the run, so a person can leave and
+re-attach (``aiflow attach RUN_ID``, ``aiflow_nb.attach(run_id)``) and see everything so far.
+Research is cached across runs; LLM calls retry rate limits with the provider's
+Retry-After.
+
+Example::
+
+    from aiflow_nb.examples.content_agent import content_agent
+    handle = content_agent.start(topic="durable LLM workflows")
+    for event in handle.events():
+        ...
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..authoring.component import component
+from ..authoring.workflow import workflow
+from ..runtime.emit import progress, publish
+from .llm import llm_client, llm_model
+
+__all__ = ["content_agent", "outline", "research", "titles_from", "write_section"]
+
+
+def _lines(text: str) -> list[str]:
+    lines = [ln.strip().lstrip("-*\u2022 ").strip() for ln in text.splitlines()]
+    lines = [re.sub(r"^\d+[.)]\s*", "", ln) for ln in lines if ln]
+    if len(lines) < 2:
+        lines = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
+    return lines
+
+
+def titles_from(text: str, count: int) -> list[str]:
+    """Up to ``count`` short titles from an LLM answer (lines, else sentences)."""
+    titles = [" ".join(ln.rstrip(".").split()[:8]) for ln in _lines(text)]
+    return [t[:1].upper() + t[1:] for t in titles if t][:count]
+
+
+async def _ask(prompt: str, max_tokens: int, system: str) -> str:
+    reply = await llm_client().chat.completions.create(
+        model=llm_model(), max_tokens=max_tokens,
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": prompt}])
+    return reply.choices[0].message.content or ""
+
+
+@component(cache=24 * 3600)
+async def research(topic: str) -> list[str]:
+    """Key points about ``topic`` (cached across runs for a day)."""
+    publish("status", f"researching {topic!r}")
+    text = await _ask(f"List five key facts about {topic}, one per line.", 120,
+                      "You are a careful researcher.")
+    return titles_from(text, 5)
+
+
+@component
+async def outline(topic: str, notes: list[str], sections: int) -> list[str]:
+    """Section titles for the post, one per line."""
+    publish("status", "outlining")
+    listing = "\n".join(f"- {n}" for n in notes)
+    text = await _ask(f"Choose {sections} section titles for a post about {topic} from "
+                      f"these notes, one per line:\n{listing}", 80, "You are an editor.")
+    titles = titles_from(text, sections)
+    return titles + [n for n in notes if n not in titles][: sections - len(titles)]
+
+
+@component
+async def write_section(topic: str, title: str, notes: list[str]) -> str:
+    """One section, streamed token by token (each token is an ``output.delta`` event)."""
+    publish("status", f"writing {title!r}")
+    stream = await llm_client().chat.completions.create(
+        model=llm_model(), max_tokens=80, stream=True,
+        messages=[{"role": "system", "content": "You write clear technical prose."},
+                  {"role": "user", "content": f"Write the section {title!r} of a post about "
+                                              f"{topic}. Notes: {'; '.join(notes)}"}])
+    parts = []
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            parts.append(chunk.choices[0].delta.content)
+    return "".join(parts)
+
+
+@workflow
+async def content_agent(topic: str, sections: int = 3) -> str:
+    """Research ``topic``, outline ``sections`` sections, write each, assemble the post."""
+    notes = await research(topic)
+    titles = await outline(topic, notes, sections)
+    progress(0, len(titles), "sections written")
+    body = []
+    for n, title in enumerate(titles, 1):
+        body.append(f"## {title}\n\n{await write_section(topic, title, notes)}")
+        progress(n, len(titles), "sections written")
+    publish("status", "done")
+    return f"# {topic[:1].upper() + topic[1:]}\n\n" + "\n\n".join(body)

@@ -1,0 +1,75 @@
+"""``aiflow demo``: the content agent end to end on the embedded Redis and the local LLM
+server (or the real provider when ``OPENAI_API_KEY`` is set), in the terminal."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
+
+import click
+
+from .. import keys
+from ..events.model import Event
+from ..llm.local_server import FakeLLMServer, serve_fake_llm
+from ..store import redis_url
+from .console import print_event
+from .content_agent import content_agent
+from .llm import use_fake_llm
+
+__all__ = ["DEMO_KNOBS", "run_content_demo"]
+
+DEMO_KNOBS = {"latency": 0.2, "tokens_per_s": 60.0, "rate_limit_rate": 0.15,
+              "retry_after": 0.5, "seed": 7}
+"""How the demo's local LLM server behaves: a little slow, and a 429 now and then."""
+
+
+class _Printer:
+    """Events as lines; streamed tokens inline, ended by a newline before the next line."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.in_text = False
+
+    def __call__(self, event: Event) -> None:
+        if event.type == "output.delta":
+            if not self.in_text:
+                self.out.write("    ")
+            self.in_text = True
+        elif self.in_text:
+            self.out.write("\n")
+            self.in_text = False
+        print_event(event, self.out)
+
+
+def _total_cost(handle: object) -> float:
+    spans = handle.spans()  # type: ignore[attr-defined]
+    return sum(s.attributes.get("aiflow.cost_usd") or 0.0 for s in spans)
+
+
+def run_content_demo(topic: str, sections: int = 3, out: TextIO | None = None) -> str:
+    """Run the content agent once, printing its live events; return the post."""
+    out = out or sys.stdout
+    server: FakeLLMServer | None = None
+    if not os.environ.get("OPENAI_API_KEY"):
+        server = serve_fake_llm(**DEMO_KNOBS)  # type: ignore[arg-type]
+        use_fake_llm(server.base_url)
+        click.echo(f"local LLM server on {server.base_url} (set OPENAI_API_KEY for a real one)",
+                   file=out)
+    try:
+        handle = content_agent.start(topic=topic, sections=sections)
+        click.secho(f"run {handle.run_id}", bold=True, file=out)
+        click.echo(f"watch it from elsewhere: aiflow attach {handle.run_id}", file=out)
+        printer = _Printer(out)
+        for event in handle.events():
+            printer(event)
+        post = str(handle.result())
+    finally:
+        if server is not None:
+            server.stop()
+    click.echo(f"\n{post}\n", file=out)
+    click.echo(f"LLM cost: ${_total_cost(handle):.6f}", file=out)
+    click.echo(f"stored in Redis at {redis_url()} under {keys.run(handle.run_id)}", file=out)
+    click.echo(f"re-attach any time with: aiflow attach {handle.run_id}", file=out)
+    click.echo("browse runs in the dashboard: aiflow viewer", file=out)
+    return post

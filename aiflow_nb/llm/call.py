@@ -1,0 +1,175 @@
+"""One traced LLM call: its span, retries on each target, fallbacks, rate limits, result.
+
+Inside a run the call is a span of its own (a child of the component that made it),
+journaled like a component step, so a resumed run does not pay twice for a finished call
+(streamed calls are not journaled). Outside a run the same retries, fallbacks and rate
+limits apply, with no events.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+import openai
+import tenacity
+
+from .. import limits
+from ..errors import LLMUnavailable
+from ..runtime.context import current_frame, current_run
+from ..runtime.invocation import Call
+from .attributes import (
+    Endpoint,
+    estimate_tokens,
+    request_attributes,
+    response_attributes,
+    shown_output,
+    usage_of,
+)
+from .retries import is_retryable, status_of
+from .targets import Target
+
+if TYPE_CHECKING:
+    from .client import TracedBase
+
+__all__ = ["LLMCall", "rebuild"]
+
+OPTION_NAMES = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
+NO_LEASE = limits.Lease((), "", 0)
+
+
+def rebuild(ep: Endpoint, doc: Any) -> Any:
+    """The SDK object for a recorded (journaled or cached) response document."""
+    try:
+        return ep.response_type.model_validate(doc)
+    except ValueError:
+        from openai._models import construct_type
+
+        return construct_type(type_=ep.response_type, value=doc)
+
+
+def _given(value: Any) -> bool:
+    return not isinstance(value, openai.NotGiven | openai.Omit)
+
+
+class LLMCall:
+    """The bookkeeping of one ``create`` call; ``run_sync``/``run_async`` live in the
+    client modules' twins (``sync_call``/``async_call``)."""
+
+    def __init__(self, owner: TracedBase, ep: Endpoint, kwargs: dict[str, Any]) -> None:
+        self.owner = owner
+        self.ep = ep
+        kwargs = {k: v for k, v in kwargs.items() if _given(v)}
+        self.options = {k: v for k, v in kwargs.items() if k in OPTION_NAMES}
+        self.body = {k: v for k, v in kwargs.items() if k not in OPTION_NAMES}
+        self.model: str | None = self.body.get("model")
+        self.stream = bool(self.body.get("stream"))
+        self.name = f"{ep.label} {self.model}"
+        ctx, parent = current_run(), current_frame()
+        frame = ctx.child(parent, self.name) if ctx is not None and parent is not None else None
+        component = owner.component_for(self.name, cached=not self.stream)
+        self.call = Call(component, (self.body,), {}, ctx, frame, journaled=not self.stream)
+        if not self.stream:
+            self.call.view = functools.partial(shown_output, ep)
+        self.tries: list[dict[str, Any]] = []
+        self.errors: list[tuple[str, BaseException]] = []
+        self.waited = 0.0
+        self.policy = owner.retry
+
+    # --- span bookkeeping ----------------------------------------------------
+    def set_attributes(self, **attributes: Any) -> None:
+        if self.call.frame is not None:
+            self.call.frame.attributes.update(attributes)
+
+    def begin(self) -> tuple[bool, Any]:
+        """Replay or start the span: (True, SDK object) when the journal answers."""
+        if not self.stream:
+            done, doc = self.call.replay()
+            if done:
+                return True, rebuild(self.ep, doc)
+        self.call.start()
+        primary = self.owner.targets[0]
+        self.set_attributes(**request_attributes(self.ep, self.body, primary.provider,
+                                                 primary.base_url))
+        return False, None
+
+    def cache_key(self) -> str | None:
+        return None if self.stream else self.call.cache_key()
+
+    def from_cache(self, raw: bytes | None) -> tuple[bool, Any]:
+        hit, doc = self.call.cached(raw)
+        return (True, rebuild(self.ep, doc)) if hit else (False, None)
+
+    def outcome_attributes(self, target: Target) -> dict[str, Any]:
+        attrs: dict[str, Any] = {"gen_ai.provider.name": target.provider,
+                                 "aiflow.llm.attempts": self.call.attempts}
+        if self.waited > 0.0005:
+            attrs["aiflow.llm.rate_limit_wait_s"] = round(self.waited, 4)
+        if self.tries:
+            attrs["aiflow.llm.tries"] = self.tries
+        index = self.owner.targets.index(target)
+        if index:
+            attrs["aiflow.llm.fallback"] = {"index": index, "target": target.label(self.model),
+                                            "from": self.owner.targets[0].label(self.model)}
+        return attrs
+
+    def complete(self, response: Any, target: Target) -> int | None:
+        """Record a finished non-streamed response; return the tokens it used."""
+        doc = response.model_dump(mode="json")
+        usage = usage_of(self.ep, doc)
+        self.set_attributes(**response_attributes(self.ep, doc, self.model, usage),
+                            **self.outcome_attributes(target))
+        self.call.succeed(doc)
+        return sum(usage) if usage else None
+
+    def fail(self, exc: BaseException) -> None:
+        """Emit ``span.failed`` (the caller then sees ``exc`` itself)."""
+        self.call.fail(exc)
+
+    # --- attempts ------------------------------------------------------------
+    def request(self, target: Target) -> dict[str, Any]:
+        return {**self.body, "model": target.model_for(self.model), **self.options}
+
+    def lease_request(self, target: Target) -> tuple[tuple[str, ...], int]:
+        """(rate-limit names, estimated tokens) for one attempt on ``target``."""
+        if not self.owner.use_limits:
+            return (), 0
+        return target.limit_names(self.model), estimate_tokens(self.ep, self.body)
+
+    def note_failure(self, target: Target, exc: BaseException) -> None:
+        self.tries.append({"attempt": self.call.attempts, "target": target.label(self.model),
+                           "status": status_of(exc), "error": f"{type(exc).__name__}: {exc}"})
+
+    def tenacity_kwargs(self, target: Target, last: bool) -> dict[str, Any]:
+        kwargs = self.policy.tenacity_kwargs(functools.partial(self._on_retry, target))
+        outage = self.owner.fallback_on
+
+        def retry(exc: BaseException) -> bool:
+            return is_retryable(exc) and (last or status_of(exc) not in outage)
+
+        kwargs["retry"] = tenacity.retry_if_exception(retry)
+        return kwargs
+
+    def _on_retry(self, target: Target, state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        if self.tries:
+            self.tries[-1]["wait"] = wait
+        self.call.emit("span.retrying", {
+            "error": {"type": type(exc).__name__, "message": str(exc), "status": status_of(exc)},
+            "wait": wait, "target": target.label(self.model),
+        })
+
+    def give_up_on(self, target: Target, exc: BaseException, last: bool) -> None:
+        """After ``target`` failed for good: raise, or note the move to the next target."""
+        if not is_retryable(exc):
+            raise exc
+        self.errors.append((target.label(self.model), exc))
+        if last:
+            raise LLMUnavailable(self.name, self.call.attempts, self.errors) from exc
+        following = self.owner.targets[self.owner.targets.index(target) + 1]
+        self.call.emit("span.retrying", {
+            "error": {"type": type(exc).__name__, "message": str(exc), "status": status_of(exc)},
+            "wait": 0.0, "target": target.label(self.model),
+            "fallback": following.label(self.model),
+        })
