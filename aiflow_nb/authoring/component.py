@@ -58,13 +58,25 @@ class Component(Generic[P, R]):
         self.policies = policies or Policies()
         self.secret_args = frozenset(secret_args)
         self.signature = inspect.signature(fn)
+        self._plain_signature()
         self.source = source_of(fn)
         self.source_hash = digest(self.source)
-        self.is_async = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+        self.is_asyncgen = inspect.isasyncgenfunction(fn)
+        self.is_async = inspect.iscoroutinefunction(fn) or self.is_asyncgen
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
         unknown = self.secret_args - set(self.signature.parameters)
         if unknown:
             raise ValueError(f"secret_args {sorted(unknown)} are not parameters of {self.name}")
+
+    def _plain_signature(self) -> None:
+        """Cache parameter names when the signature has no *args, **kwargs or
+        positional-only parameters, so ``bind`` can skip ``inspect`` on the hot path."""
+        params = list(self.signature.parameters.values())
+        plain = all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in params)
+        self._positional: tuple[str, ...] | None = tuple(
+            p.name for p in params if p.kind == p.POSITIONAL_OR_KEYWORD) if plain else None
+        self._accepted = frozenset(p.name for p in params)
+        self._required = frozenset(p.name for p in params if p.default is p.empty)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -100,8 +112,13 @@ class Component(Generic[P, R]):
     # --- calling ------------------------------------------------------------
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Arguments by parameter name (``TypeError`` when they do not fit the signature)."""
-        bound = self.signature.bind(*args, **kwargs)
-        return dict(bound.arguments)
+        names = self._positional
+        if names is not None and len(args) <= len(names) and not kwargs.keys() & names[:len(args)]:
+            inputs = dict(zip(names, args))  # fast path: a plain signature
+            inputs.update(kwargs)
+            if inputs.keys() <= self._accepted and self._required <= inputs.keys():
+                return inputs
+        return dict(self.signature.bind(*args, **kwargs).arguments)
 
     def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
         ctx = current_run()

@@ -80,12 +80,23 @@ class EventWriter:
 
     async def _send(self, batch: list[Op]) -> None:
         pipe = self._client.pipeline(transaction=False)
+        events: list[bytes] = []
         for method, args, kwargs in batch:
             if method == "xadd":
-                pipe.xadd(self._stream, {FIELD: args[0]})
-            else:
-                getattr(pipe, method)(*args, **kwargs)
+                events.append(args[0])
+                continue
+            self._add_events(pipe, events)
+            getattr(pipe, method)(*args, **kwargs)
+        self._add_events(pipe, events)
         await pipe.execute()
+
+    def _add_events(self, pipe: Any, events: list[bytes]) -> None:
+        """Consecutive events become one XADD (one) or one script call (many), in order."""
+        if len(events) == 1:
+            pipe.xadd(self._stream, {FIELD: events[0]})
+        elif events:
+            pipe.eval(_XADD_MANY, 1, self._stream, *events)
+        events.clear()
 
     async def flush(self) -> None:
         """Wait until everything appended so far is written; re-raise a write error."""
@@ -94,6 +105,14 @@ class EventWriter:
         if self.error is not None:
             error, self.error = self.error, None
             raise error
+
+
+_XADD_MANY = """-- aiflow: append many events in one command (Redis caches the compiled script)
+for i = 1, #ARGV do
+  redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
+end
+return #ARGV
+"""
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:

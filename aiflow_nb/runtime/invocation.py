@@ -223,8 +223,12 @@ def run_sync(call: Call) -> Any:
     token = frame_var.set(call.frame) if call.frame else None
     retry = call.policies.retry
     try:
-        retrying = tenacity.Retrying(sleep=retry.sync_sleep(), **retry.tenacity_kwargs(call.on_retry))
-        value = retrying(_attempt_sync, call)
+        if retry.attempts == 1:  # fast path: no retrying machinery for a single attempt
+            value = _attempt_sync(call)
+        else:
+            retrying = tenacity.Retrying(sleep=retry.sync_sleep(),
+                                         **retry.tenacity_kwargs(call.on_retry))
+            value = retrying(_attempt_sync, call)
     except Exception as exc:
         fallback = call.policies.fallback
         if fallback is None:
@@ -253,10 +257,11 @@ async def _consume(call: Call, stream: Any) -> str:
 
 
 async def _invoke(call: Call) -> Any:
-    fn = call.component.fn
-    if inspect.isasyncgenfunction(fn):
+    component = call.component
+    fn = component.fn
+    if component.is_asyncgen:
         return await _consume(call, fn(*call.args, **call.kwargs))
-    if inspect.iscoroutinefunction(fn):
+    if component.is_async:
         result = await fn(*call.args, **call.kwargs)
     else:
         result = await asyncio.to_thread(fn, *call.args, **call.kwargs)
@@ -290,10 +295,13 @@ async def run_async(call: Call) -> Any:
     token = frame_var.set(call.frame) if call.frame else None
     retry = call.policies.retry
     try:
-        retrying = tenacity.AsyncRetrying(
-            sleep=retry.async_sleep(), **retry.tenacity_kwargs(call.on_retry)
-        )
-        value = await retrying(_attempt_async, call)
+        if retry.attempts == 1:  # fast path: no retrying machinery for a single attempt
+            value = await _attempt_async(call)
+        else:
+            retrying = tenacity.AsyncRetrying(
+                sleep=retry.async_sleep(), **retry.tenacity_kwargs(call.on_retry)
+            )
+            value = await retrying(_attempt_async, call)
     except Exception as exc:
         fallback = call.policies.fallback
         if fallback is None:
