@@ -139,6 +139,13 @@ def _error(status: int, retry_after: float | None) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+async def _json(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        return None
+
+
 def _invalid(message: str) -> JSONResponse:
     body = {"error": {"message": message, "type": "invalid_request_error", "code": None}}
     return JSONResponse(body, status_code=400)
@@ -167,42 +174,42 @@ def create_app(llm: FakeLLM | None = None) -> FastAPI:
     app = FastAPI(title="aiflow fake LLM", docs_url=None, redoc_url=None)
     app.state.llm = llm = llm or FakeLLM()
 
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request) -> Response:
-        body = await request.json()
-        entry, refusal = await _admit(llm, "/v1/chat/completions", body, "messages")
+    async def generate(request: Request, path: str, required: str) -> Response:
+        body = await _json(request)
+        entry, refusal = await _admit(llm, path, body, required)
         if refusal is not None:
             return refusal
-        prompt = prompt_text(body.get("messages"))
-        answer = complete(prompt, body.get("max_completion_tokens") or body.get("max_tokens"))
+        chat = path == "/v1/chat/completions"
+        prompt = prompt_text(body.get("messages") if chat else
+                             [body.get("instructions"), body.get("input")])
+        limit = (body.get("max_completion_tokens") or body.get("max_tokens")) if chat \
+            else body.get("max_output_tokens")
+        answer = complete(prompt, limit)
         usage = (count_tokens(prompt), len(answer.tokens))
         entry["input_tokens"], entry["output_tokens"] = usage
-        if body.get("stream"):
+        tps = llm.knobs.tokens_per_s
+        if body.get("stream") and chat:
             include = bool((body.get("stream_options") or {}).get("include_usage"))
-            return sse_chat(body["model"], answer, usage, include, llm.knobs.tokens_per_s)
-        await _generation_time(llm, len(answer.tokens))
+            return sse_chat(body["model"], answer, usage, include, tps)
+        if body.get("stream"):
+            return sse_responses(body["model"], answer, usage, tps)
+        if tps > 0 and answer.tokens:
+            await asyncio.sleep(len(answer.tokens) / tps)
         entry["end"] = time.time()
-        return JSONResponse(chat_body(body["model"], answer, usage))
+        make = chat_body if chat else responses_body
+        return JSONResponse(make(body["model"], answer, usage))
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        return await generate(request, "/v1/chat/completions", "messages")
 
     @app.post("/v1/responses")
     async def responses(request: Request) -> Response:
-        body = await request.json()
-        entry, refusal = await _admit(llm, "/v1/responses", body, "input")
-        if refusal is not None:
-            return refusal
-        prompt = prompt_text([body.get("instructions"), body.get("input")])
-        answer = complete(prompt, body.get("max_output_tokens"))
-        usage = (count_tokens(prompt), len(answer.tokens))
-        entry["input_tokens"], entry["output_tokens"] = usage
-        if body.get("stream"):
-            return sse_responses(body["model"], answer, usage, llm.knobs.tokens_per_s)
-        await _generation_time(llm, len(answer.tokens))
-        entry["end"] = time.time()
-        return JSONResponse(responses_body(body["model"], answer, usage))
+        return await generate(request, "/v1/responses", "input")
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> Response:
-        body = await request.json()
+        body = await _json(request)
         entry, refusal = await _admit(llm, "/v1/embeddings", body, "input")
         if refusal is not None:
             return refusal
@@ -238,9 +245,3 @@ def create_app(llm: FakeLLM | None = None) -> FastAPI:
         return {"reset": True}
 
     return app
-
-
-async def _generation_time(llm: FakeLLM, tokens: int) -> None:
-    tps = llm.knobs.tokens_per_s
-    if tps > 0 and tokens:
-        await asyncio.sleep(tokens / tps)
