@@ -32,6 +32,7 @@ from .errors import (
     ComponentTimeout,
     ConfigError,
     InvalidInputs,
+    LLMUnavailable,
     RedisUnavailable,
     RunCancelled,
     RunFailed,
@@ -42,7 +43,7 @@ from .errors import (
     WorkflowNotFound,
 )
 from .events.model import Event
-from .runtime.emit import progress, publish
+from .runtime.emit import progress, publish, set_attributes
 from .trace.show import show
 
 __version__ = "0.1.0"
@@ -72,6 +73,7 @@ __all__ = [
     "Event",
     "FallbackPolicy",
     "InvalidInputs",
+    "LLMUnavailable",
     "Policies",
     "RedisUnavailable",
     "RetryPolicy",
@@ -95,6 +97,7 @@ __all__ = [
     "publish",
     "resume",
     "runs",
+    "set_attributes",
     "settings",
     "show",
     "spans_dataframe",
