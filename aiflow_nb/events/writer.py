@@ -43,7 +43,7 @@ class EventWriter:
 
     def journal(self, step_key: str, document: bytes) -> None:
         """Record a finished step's result."""
-        self._push(("hset", (keys.run_journal(self.run_id), step_key, document), {}))
+        self._push(("journal", (step_key, document), {}))
 
     def record(self, **fields: str | bytes | int | float) -> None:
         """Update fields of the run record."""
@@ -80,8 +80,13 @@ class EventWriter:
 
     async def _send(self, batch: list[Op]) -> None:
         pipe = self._client.pipeline(transaction=False)
+        journal = {args[0]: args[1] for method, args, _ in batch if method == "journal"}
+        if journal:  # first: a step is journaled no later than its completion event
+            pipe.hset(keys.run_journal(self.run_id), mapping=journal)
         events: list[bytes] = []
         for method, args, kwargs in batch:
+            if method == "journal":
+                continue
             if method == "xadd":
                 events.append(args[0])
                 continue
