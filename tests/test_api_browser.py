@@ -92,14 +92,16 @@ def test_browser_eventsource_resumes_after_a_dropped_connection(namespace: str) 
     ensure_local_worker(force=True)
     app = DropOnce(create_app(api_keys=(KEY,), sse_retry_ms=100), chunks=5)
     with ServerThread(app) as server, client(server) as http:
-        run_id = http.post("/workflows/api_ticker/start", json={"n": 15, "delay": 0.05}).json()["run_id"]
+        inputs = {"n": 15, "delay": 0.05}
+        run_id = http.post("/workflows/api_ticker/start", json=inputs).json()["run_id"]
         token = http.post(f"/runs/{run_id}/token").json()["token"]
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page()
                 page.goto(f"{server.url}/healthz")
-                result: dict[str, Any] = page.evaluate(FOLLOW_JS, f"/runs/{run_id}/events?token={token}")
+                url = f"/runs/{run_id}/events?token={token}"
+                result: dict[str, Any] = page.evaluate(FOLLOW_JS, url)
                 ARTIFACTS.mkdir(exist_ok=True)
                 page.set_content(f"<pre>{json.dumps(result, indent=1)}</pre>")
                 page.screenshot(path=str(ARTIFACTS / "api_eventsource_resume.png"))

@@ -34,7 +34,8 @@ def events_of(text: str) -> list[tuple[str, dict[str, object]]]:
 
 def start_ticker(http: httpx.Client, n: int, delay: float) -> str:
     ensure_local_worker(force=True)
-    return str(http.post("/workflows/api_ticker/start", json={"n": n, "delay": delay}).json()["run_id"])
+    r = http.post("/workflows/api_ticker/start", json={"n": n, "delay": delay})
+    return str(r.json()["run_id"])
 
 
 def test_sse_stream_has_ids_and_ends_after_the_terminal_event(http: httpx.Client) -> None:
@@ -98,7 +99,8 @@ def test_bad_event_id_is_400(http: httpx.Client) -> None:
 def test_ndjson_on_request(http: httpx.Client) -> None:
     run_id = start_ticker(http, 2, 0.0)
     wait_status(http, run_id, "completed")
-    for kwargs in ({"headers": {"Accept": "application/x-ndjson"}}, {"params": {"format": "ndjson"}}):
+    for kwargs in ({"headers": {"Accept": "application/x-ndjson"}},
+                   {"params": {"format": "ndjson"}}):
         r = http.get(f"/runs/{run_id}/events", **kwargs)  # type: ignore[arg-type]
         assert r.headers["content-type"].startswith("application/x-ndjson")
         lines = [json.loads(x) for x in r.text.splitlines() if x]
@@ -120,10 +122,12 @@ def test_keep_alive_comments_while_idle(http: httpx.Client) -> None:
     assert [json.loads(m["data"])["type"] for m in seen if "data" in m] == ["run.queued"]
 
 
-def test_a_disconnected_follower_leaves_no_task_behind(server: ServerThread, http: httpx.Client) -> None:
+def test_a_disconnected_follower_leaves_no_task_behind(server: ServerThread,
+                                                        http: httpx.Client) -> None:
     run_id = http.post("/workflows/api_add/start", json={"a": 1}).json()["run_id"]  # idle run
     async def pumps() -> int:
-        return sum(1 for t in asyncio.all_tasks() if t.get_name().startswith("aiflow-sse-"))
+        names = [t.get_name() for t in asyncio.all_tasks()]
+        return sum(1 for n in names if n.startswith(("aiflow-sse-", "aiflow-feed-")))
 
     def count() -> int:
         fut = asyncio.run_coroutine_threadsafe(pumps(), _server_loop(server))

@@ -62,7 +62,8 @@ def test_unknown_run_is_404_everywhere(http: httpx.Client) -> None:
                          ("POST", "/runs/{}/token")]:
         r = http.request(method, path.format("0123456789abcdef01234567"))
         assert r.status_code == 404, (path, r.text)
-        assert r.json()["error"] == "run_not_found" and "0123456789abcdef01234567" in r.json()["message"]
+        assert r.json()["error"] == "run_not_found"
+        assert "0123456789abcdef01234567" in r.json()["message"]
 
 
 def test_output_waits_then_answers(http: httpx.Client) -> None:

@@ -40,7 +40,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(namespace: s
         for op in operations:
             names = {p.name for p in op.query}
             fixed = {"wait": 0} if "wait" in names else None
-            for mode, n in ((GenerationMode.POSITIVE, N_POSITIVE), (GenerationMode.NEGATIVE, N_NEGATIVE)):
+            modes = ((GenerationMode.POSITIVE, N_POSITIVE), (GenerationMode.NEGATIVE, N_NEGATIVE))
+            for mode, n in modes:
                 strategy = op.as_strategy(generation_mode=mode, query=fixed)
 
                 @settings(max_examples=n, deadline=None, database=None, derandomize=True,

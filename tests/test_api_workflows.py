@@ -7,11 +7,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from _api import KEY, client, parse_sse, serve
 
 from aiflow_nb.api import ServerThread
 from aiflow_nb.ops.local import ensure_local_worker
-
-from _api import KEY, client, parse_sse, serve
 
 
 @pytest.fixture
@@ -117,7 +116,8 @@ def test_missing_and_unknown_inputs_are_422(http: httpx.Client) -> None:
 
 
 def test_malformed_json_is_400(http: httpx.Client) -> None:
-    r = http.post("/workflows/api_add/run", content=b'{"a": 1', headers={"content-type": "application/json"})
+    r = http.post("/workflows/api_add/run", content=b'{"a": 1',
+                  headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["error"] == "malformed_json"
 
 

@@ -22,6 +22,7 @@ from .. import __version__
 from ..errors import ConfigError
 from .config import ApiConfig
 from .errors import COMMON_RESPONSES, install_error_handlers
+from .feeds import FeedHub
 from .limits import BodyLimit
 from .openapi import install_openapi
 from .redact import Redactor, environment_secrets
@@ -48,6 +49,7 @@ def create_app(apps: Iterable[str] = (), config: ApiConfig | None = None,
     app = FastAPI(title="aiflow-nb", version=__version__, responses=COMMON_RESPONSES)
     app.state.api_config = config
     app.state.redactor = Redactor(literals=environment_secrets(config.api_keys))
+    app.state.feeds = FeedHub()
     install_error_handlers(app)
     for module in (workflows, runs, events, health):
         app.include_router(module.router)

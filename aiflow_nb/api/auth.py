@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import hmac
+from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -23,6 +24,7 @@ __all__ = ["api_config", "require_key", "require_run_reader"]
 
 bearer = HTTPBearer(auto_error=False, description="An API key, or a scoped run token "
                     "(read endpoints of that one run only).")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 def api_config(request: Request) -> ApiConfig:
@@ -57,8 +59,7 @@ def _header_credential(creds: HTTPAuthorizationCredentials | None) -> str | None
     return creds.credentials.strip() if creds is not None else None
 
 
-def require_key(request: Request,
-                creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+def require_key(request: Request, creds: Bearer) -> None:
     """Dependency: an API key (or an open, loopback-only server)."""
     _check_key(request, _header_credential(creds))
 
@@ -66,7 +67,7 @@ def require_key(request: Request,
 def require_run_reader(
     request: Request,
     run_id: str,
-    creds: HTTPAuthorizationCredentials | None = Depends(bearer),
+    creds: Bearer,
     token: str | None = Query(None, description="A scoped run token (for EventSource, which "
                               "cannot send headers).", max_length=1000),
 ) -> None:

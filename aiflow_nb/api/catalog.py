@@ -14,7 +14,7 @@ import threading
 import typing
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 
@@ -40,7 +40,7 @@ class Entry:
 
     @property
     def name(self) -> str:
-        return self.workflow.name
+        return str(self.workflow.name)
 
 
 _lock = threading.Lock()
@@ -106,7 +106,7 @@ def _usable(annotation: Any) -> Any:
 def _build(wf: Workflow[Any, Any], source: str) -> Entry:
     hints = _hints(wf)
     fields: dict[str, Any] = {}
-    extra = "forbid"
+    extra: Literal["allow", "forbid"] = "forbid"
     for pname, param in wf.signature.parameters.items():
         if param.kind is inspect.Parameter.VAR_KEYWORD:
             extra = "allow"
@@ -116,7 +116,7 @@ def _build(wf: Workflow[Any, Any], source: str) -> Entry:
         annotation = _usable(hints.get(pname, param.annotation))
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[pname] = (annotation, default)
-    model = create_model(  # type: ignore[call-overload]
+    model = create_model(
         f"{wf.name}_inputs", __config__=ConfigDict(extra=extra), **fields)
     try:
         input_schema = model.model_json_schema()

@@ -76,7 +76,7 @@ class ApiConfig:
         unknown = set(overrides) - set(cls.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"unknown API option(s) {sorted(unknown)}")
-        return cls(**{**base.__dict__, **overrides})  # type: ignore[arg-type]
+        return cls(**{**base.__dict__, **overrides})
 
     @property
     def open(self) -> bool:

@@ -107,7 +107,8 @@ def _on_http(_: Request, exc: Exception) -> JSONBody:
     message = str(exc.detail) if exc.detail else "request refused"
     if exc.status_code == 404 and message == "Not Found":
         message = "no such path; see /docs for the endpoints"
-    return error_response(exc.status_code, code, message, headers=exc.headers)
+    return error_response(exc.status_code, code, message,
+                          headers=dict(exc.headers) if exc.headers else None)
 
 
 def _unavailable(message: str) -> JSONBody:

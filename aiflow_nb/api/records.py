@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -12,7 +13,8 @@ from .. import keys
 from ..authoring import registry
 from ..errors import AiflowError, ApiError, RunNotFound
 from ..serialization import loads
-from ..store import async_redis, sync_redis
+from ..store import sync_redis
+from .pool import api_redis
 from .redact import Redactor
 
 __all__ = ["TERMINAL", "afetch", "await_end", "decode", "fetch", "page", "redactor_for", "result",
@@ -22,7 +24,7 @@ TERMINAL = frozenset({"completed", "failed", "cancelled"})
 _FLOATS = ("created_at", "started_at", "ended_at")
 
 
-def decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
+def decode(raw: Mapping[Any, Any]) -> dict[str, Any]:
     """A raw run hash as Python values (JSON fields parsed, numbers converted)."""
     rec: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
     for name in ("inputs", "output", "error"):
@@ -79,7 +81,7 @@ def fetch(run_id: str, client: redis.Redis | None = None) -> dict[str, Any]:
 
 async def afetch(run_id: str, client: aredis.Redis | None = None) -> dict[str, Any]:
     """Async twin of ``fetch``."""
-    raw = await (client or async_redis()).hgetall(keys.run(run_id))
+    raw = await (client or api_redis()).hgetall(keys.run(run_id))
     if not raw:
         raise RunNotFound(run_id)
     return decode(raw)
@@ -87,7 +89,7 @@ async def afetch(run_id: str, client: aredis.Redis | None = None) -> dict[str, A
 
 async def await_end(run_id: str, timeout: float) -> str:
     """Wait up to ``timeout`` seconds for the run to end; return its status then."""
-    r = async_redis()
+    r: Any = api_redis()  # redis-py's stubs type replies as str | bytes
     stream = keys.run_events(run_id)
     last = await r.xrevrange(stream, count=1)
     cursor = last[0][0] if last else b"0-0"
@@ -96,7 +98,7 @@ async def await_end(run_id: str, timeout: float) -> str:
         raw = await r.hget(keys.run(run_id), "status")
         if raw is None:
             raise RunNotFound(run_id)
-        status = raw.decode()
+        status: str = raw.decode()
         left = deadline - time.monotonic()
         if status in TERMINAL or left <= 0:
             return status
@@ -119,7 +121,7 @@ def _cursor(text: str | None) -> tuple[float, str] | None:
 def page(workflow: str | None, status: str | None, limit: int, cursor: str | None,
          client: redis.Redis | None = None) -> tuple[list[dict[str, Any]], str | None]:
     """Decoded records newest first after ``cursor``, and the cursor of the next page."""
-    r = client or sync_redis()
+    r: Any = client or sync_redis()
     index = keys.workflow_runs(workflow) if workflow else keys.runs()
     after = _cursor(cursor)
     high: str | float = "+inf" if after is None else after[0]
@@ -135,7 +137,7 @@ def page(workflow: str | None, status: str | None, limit: int, cursor: str | Non
         pipe = r.pipeline(transaction=False)
         for run_id, _ in ids:
             pipe.hgetall(keys.run(run_id))
-        for (run_id, score), raw in zip(ids, pipe.execute(), strict=True):
+        for (_, score), raw in zip(ids, pipe.execute(), strict=True):
             rec = decode(raw) if raw else None
             if rec is not None and (status is None or rec.get("status") == status):
                 found.append((rec, score))

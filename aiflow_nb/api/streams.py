@@ -5,8 +5,9 @@ SSE: a ``retry:`` line first, then one message per event with ``id:`` = the even
 the event document; ``: keep-alive`` comments while idle. NDJSON: one event document a
 line; blank lines are keep-alives. The stream ends after the terminal event.
 
-Events are read by a pump task (replay, then follow) into a queue, so keep-alives never
-interrupt a Redis read; the task is cancelled when the client goes away.
+Events come from the app's ``FeedHub`` (one live Redis reader per run, shared by all its
+followers) through a pump task into a queue, so keep-alives never interrupt a read; the
+task is cancelled when the client goes away.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from ..errors import ApiError
-from ..events.model import Event
-from ..events.reader import aread_events
 from ..serialization import dumps
+from .feeds import Shared
 from .redact import Redactor
 
 __all__ = ["MEDIA", "SSE_HEADERS", "event_stream", "negotiate", "parse_event_id"]
@@ -65,27 +65,34 @@ def _encode(fmt: str, doc: dict[str, Any], event_id: str | None) -> bytes:
     return head + b"data: " + body + b"\n\n"
 
 
-async def _pump(run_id: str, after: str | None, queue: asyncio.Queue[Any]) -> None:
+def _encoded(item: Shared, fmt: str, redactor: Redactor) -> bytes:
+    data = item.encoded.get(fmt)
+    if data is None:  # the first follower encodes; the others of the app reuse it
+        data = item.encoded[fmt] = _encode(fmt, redactor.apply(item.event.to_dict()), item.event.id)
+    return data
+
+
+async def _pump(items: AsyncIterator[Shared], queue: asyncio.Queue[Any]) -> None:
     try:
-        async for event in aread_events(run_id, after=after):
-            await queue.put(event)
+        async for item in items:
+            await queue.put(item)
         await queue.put(_END)
     except Exception as exc:  # Redis went away mid-stream: end the stream, say why in logs
         await queue.put(exc)
 
 
 async def event_stream(
+    items: AsyncIterator[Shared],
     run_id: str,
-    after: str | None,
     fmt: str,
     redactor: Redactor,
     keepalive: float,
     retry_ms: int,
     final: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The encoded stream of ``run_id``'s events after ``after``, then ``final()`` if given."""
+    """The encoded stream of ``items`` (a run's events), then ``final()`` if given."""
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=4096)
-    pump = asyncio.create_task(_pump(run_id, after, queue), name=f"aiflow-sse-{run_id}")
+    pump = asyncio.create_task(_pump(items, queue), name=f"aiflow-sse-{run_id}")
     getter: asyncio.Future[Any] | None = None
     try:
         if fmt == "sse":
@@ -102,8 +109,7 @@ async def event_stream(
             if isinstance(item, Exception):
                 log.warning("event stream of run %s ended early: %s", run_id, item)
                 return
-            assert isinstance(item, Event)
-            yield _encode(fmt, redactor.apply(item.to_dict()), item.id)
+            yield _encoded(item, fmt, redactor)
         if final is not None:
             yield _encode(fmt, await final(), None)
     finally:

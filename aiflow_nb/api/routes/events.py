@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from ... import keys
-from ...store import async_redis
 from .. import records
 from ..auth import api_config, require_run_reader
+from ..pool import api_redis
 from ..streams import MEDIA, SSE_HEADERS, event_stream, negotiate, parse_event_id
 from .runs import RUN_ID
 
@@ -21,7 +21,7 @@ router = APIRouter(tags=["runs"])
 
 async def _nothing_left(run_id: str, after: str) -> bool:
     """The run ended and no event follows ``after``: a reconnecting client is done."""
-    r = async_redis()
+    r: Any = api_redis()
     status = (await r.hget(keys.run(run_id), "status") or b"").decode()
     if status not in records.TERMINAL:
         return False
@@ -55,5 +55,6 @@ async def events(
         return Response(status_code=204)
     fmt = negotiate(request.headers.get("accept"), format, "sse")
     redactor = records.redactor_for(request.app.state.redactor, rec)
-    stream = event_stream(run_id, start, fmt, redactor, config.keepalive, config.sse_retry_ms)
+    stream = event_stream(request.app.state.feeds.follow(run_id, start), run_id, fmt, redactor,
+                          config.keepalive, config.sse_retry_ms)
     return StreamingResponse(stream, media_type=MEDIA[fmt], headers=SSE_HEADERS)

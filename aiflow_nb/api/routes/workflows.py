@@ -57,9 +57,9 @@ async def _inputs(request: Request, entry: catalog.Entry) -> dict[str, Any]:
 async def _submit(request: Request, name: str, key: str | None) -> str:
     entry = await run_in_threadpool(catalog.get, name)
     inputs = await _inputs(request, entry)
-    wf = entry.workflow
+    wf, name = entry.workflow, entry.name
     handle = await run_in_threadpool(
-        lambda: submit(wf.name, inputs, idempotency_key=f"{wf.name}:{key}" if key else None,
+        lambda: submit(name, inputs, idempotency_key=f"{name}:{key}" if key else None,
                        secret_args=wf.secret_args, code=wf.code_bundle))
     return handle.run_id
 
@@ -99,8 +99,9 @@ async def run(
         async def final() -> dict[str, Any]:
             return {"type": "result", **records.result(await records.afetch(run_id), redactor)}
 
-        stream = event_stream(run_id, None, fmt, redactor, config.keepalive,
-                              config.sse_retry_ms, final)
+        per_run = records.redactor_for(redactor, await records.afetch(run_id))
+        stream = event_stream(request.app.state.feeds.follow(run_id), run_id, fmt, per_run,
+                              config.keepalive, config.sse_retry_ms, final)
         return StreamingResponse(stream, media_type=MEDIA[fmt], headers={**SSE_HEADERS, **headers})
     status = await records.await_end(run_id, config.run_wait if wait is None else wait)
     doc = records.result(await records.afetch(run_id), redactor)

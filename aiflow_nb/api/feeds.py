@@ -1,0 +1,136 @@
+"""One live Redis reader per followed run per API process, shared by all its followers.
+
+A hundred browsers following one run cost one ``XREAD`` per event, not a hundred; each
+event is decoded once and, per format, encoded once. A follower:
+
+1. subscribes to the run's feed (created on first use; it starts at the stream's current
+   last id, read before anyone replays),
+2. replays the history after its ``after`` id itself (``aread_events``, no follow),
+3. then takes the feed's live events, skipping any its replay already had.
+
+Ids only grow, so 2 + 3 together give every event exactly once. A feed ends when its last
+follower leaves. A follower that falls more than ``MAX_BACKLOG`` events behind is dropped
+(its stream ends; it resumes with ``Last-Event-ID`` like after any disconnect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import defaults, keys
+from ..events.model import Event
+from ..events.reader import aread_events
+from .pool import api_redis
+
+__all__ = ["FeedHub", "Shared"]
+
+log = logging.getLogger("aiflow_nb.api")
+MAX_BACKLOG = 10_000
+"""Events a follower may lag behind its run's feed before it is dropped."""
+
+
+@dataclass(slots=True)
+class Shared:
+    """An event handed to followers, with its encodings (by format) computed once."""
+
+    event: Event
+    encoded: dict[str, bytes] = field(default_factory=dict)
+
+
+def _key(event_id: str) -> tuple[int, int]:
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class _Lagging(Exception):
+    pass
+
+
+class _Feed:
+    def __init__(self, hub: FeedHub, run_id: str) -> None:
+        self.hub = hub
+        self.run_id = run_id
+        self.queues: set[asyncio.Queue[Shared | BaseException]] = set()
+        self.ready = asyncio.Event()
+        self.task = asyncio.create_task(self._read(), name=f"aiflow-feed-{run_id}")
+
+    async def _read(self) -> None:
+        r: Any = api_redis()  # redis-py's stubs type replies as str | bytes
+        stream = keys.run_events(self.run_id)
+        try:
+            last = await r.xrevrange(stream, count=1)
+            cursor = last[0][0].decode() if last else "0-0"
+            self.ready.set()
+            while self.queues:
+                reply = await r.xread({stream: cursor}, block=defaults.FOLLOW_BLOCK_MS,
+                                      count=defaults.REPLAY_PAGE)
+                for _, entries in reply or []:
+                    for entry_id, fields in entries:
+                        item = Shared(Event.from_entry(entry_id, fields))
+                        cursor = item.event.id
+                        self._deliver(item)
+        except Exception as exc:  # Redis went away: every follower's stream ends
+            self.ready.set()
+            for queue in self.queues:
+                queue.put_nowait(exc)
+        finally:
+            if self.hub.feeds.get(self.run_id) is self:
+                del self.hub.feeds[self.run_id]
+
+    def _deliver(self, item: Shared) -> None:
+        for queue in list(self.queues):
+            if queue.qsize() >= MAX_BACKLOG:
+                self.queues.discard(queue)
+                queue.put_nowait(_Lagging(f"follower of run {self.run_id} fell behind"))
+            else:
+                queue.put_nowait(item)
+
+
+class FeedHub:
+    """The live feeds of one API app, by run id."""
+
+    def __init__(self) -> None:
+        self.feeds: dict[str, _Feed] = {}
+
+    def _subscribe(self, run_id: str, queue: asyncio.Queue[Shared | BaseException]) -> _Feed:
+        feed = self.feeds.get(run_id)
+        if feed is None:
+            feed = self.feeds[run_id] = _Feed(self, run_id)
+        feed.queues.add(queue)
+        return feed
+
+    async def follow(self, run_id: str, after: str | None = None) -> AsyncIterator[Shared]:
+        """Every event of ``run_id`` after ``after``, then live ones until a terminal one."""
+        queue: asyncio.Queue[Shared | BaseException] = asyncio.Queue()
+        feed = self._subscribe(run_id, queue)
+        try:
+            await feed.ready.wait()
+            last: Event | None = None
+            async for event in aread_events(run_id, after=after, follow=False, client=api_redis()):
+                last = event
+                yield Shared(event)
+            if last is not None and last.terminal:
+                return
+            seen = _key(last.id) if last else (_key(after) if after else (0, 0))
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if _key(item.event.id) <= seen:
+                    continue  # the replay had it
+                yield item
+                if item.event.terminal:
+                    return
+        finally:
+            feed.queues.discard(queue)
+            if not feed.queues and not feed.task.done():
+                if self.feeds.get(run_id) is feed:
+                    del self.feeds[run_id]  # a newcomer starts a fresh feed
+                feed.task.cancel()
+                with contextlib.suppress(BaseException):
+                    await asyncio.gather(feed.task, return_exceptions=True)
