@@ -80,6 +80,12 @@ API_RETRY_AFTER = 5
 API_PAGE_LIMIT = 50
 """Runs per page of ``GET /runs`` when no ``limit`` is given (at most 1000)."""
 
+API_REDIS_CONNECTIONS = 1000
+"""Connections the API's async Redis pool opens at most (followers and waiters share it)."""
+
+API_REDIS_WAIT = 20.0
+"""Seconds a request waits for a free Redis connection before failing with 503."""
+
 VIEWER_PORT = 5006
 """TCP port ``aiflow viewer`` listens on by default (0 picks a free one)."""
 
