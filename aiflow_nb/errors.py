@@ -5,6 +5,7 @@
     AiflowError
     ├── ApiError               an HTTP request the REST API refuses (``status``, ``code``)
     ├── CellError              a %%component / %%workflow cell that cannot become one
+    ├── CellError              a %%component / %%workflow cell that cannot become one
     ├── ConfigError            bad settings or environment
     ├── ExportError            a trace export the receiving endpoint refused or never got
     ├── RedisUnavailable       Redis cannot be reached (names the URL)
@@ -31,6 +32,7 @@ from typing import Any
 __all__ = [
     "AiflowError",
     "ApiError",
+    "CellError",
     "CellError",
     "CodeRejected",
     "ComponentFailed",
@@ -69,6 +71,20 @@ class ApiError(AiflowError):
 class CellError(AiflowError, ValueError):
     """A ``%%component`` / ``%%workflow`` cell that does not compile or does not define
     exactly one function; nothing was defined or registered."""
+
+
+class CellError(AiflowError, ValueError):
+    """A ``%%component`` / ``%%workflow`` cell that does not compile or does not define
+    exactly one function; nothing was defined or registered."""
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows: the message (and the cell's own error), not the magic's
+        internals."""
+        import traceback
+
+        cause = self.__cause__
+        lines = traceback.format_exception(cause) if cause is not None else []
+        return [*"".join(lines).splitlines(), f"CellError: {self}"]
 
 
 class ConfigError(AiflowError):

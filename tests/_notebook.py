@@ -53,7 +53,7 @@ class RecordingComm:
 
 
 @pytest.fixture
-def comms(monkeypatch: pytest.MonkeyPatch) -> list[RecordingComm]:
+def comms(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RecordingComm]]:
     """Every comm a widget opens during the test, recorded."""
     import comm
 
@@ -64,7 +64,10 @@ def comms(monkeypatch: pytest.MonkeyPatch) -> list[RecordingComm]:
         return made[-1]
 
     monkeypatch.setattr(comm, "create_comm", create_comm)
-    return made
+    yield made
+    from ipywidgets import Widget
+
+    Widget.close_all()
 
 
 @pytest.fixture

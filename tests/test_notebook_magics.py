@@ -274,3 +274,16 @@ def test_bad_option_value_types_are_usage_errors(shell: Any) -> None:
     result = run_cell(shell, "%%component c --retries many\ndef c():\n    pass\n")
     assert isinstance(result.error_in_exec, UsageError)
     assert code_keys() == set()
+
+
+def test_run_inputs_are_python_literals_with_spaces_else_strings(shell: Any) -> None:
+    from aiflow_nb.notebook.magics import parse_inputs
+
+    assert parse_inputs("urls=['https://a.test/x', 'https://b.test/y'] n=3 name='ada lovelace' "
+                        "topic=redis streams") == {
+        "urls": ["https://a.test/x", "https://b.test/y"], "n": 3, "name": "ada lovelace",
+        "topic": "redis streams"}
+    run_cell(shell, "%%workflow echo\ndef echo(items: list, n: int) -> list:\n"
+                    "    return items * n\n")
+    handle = shell.run_line_magic("aiflow", "run echo items=['a b', {'c': 1}] n=2")
+    assert handle.result(timeout=20) == ["a b", {"c": 1}, "a b", {"c": 1}]

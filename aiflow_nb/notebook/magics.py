@@ -17,9 +17,12 @@
 from __future__ import annotations
 
 import ast
+import io
 import shlex
+import tokenize
 from typing import Any
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import (
     MagicArgumentParser,
@@ -43,13 +46,29 @@ from .status import kernel_status
 __all__ = ["AiflowMagics", "parse_inputs"]
 
 
-def parse_inputs(pairs: list[str]) -> dict[str, Any]:
-    """``["n=3", "topic=redis", "tags=['a']"]`` -> inputs (Python literals, else strings)."""
+def parse_inputs(text: str) -> dict[str, Any]:
+    """``"n=3 topic=redis tags=['a', 'b']"`` -> inputs: each value is a Python literal
+    (spaces allowed inside brackets and quotes), else its text as a string."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text.strip()).readline))
+    except (tokenize.TokenError, SyntaxError) as exc:
+        raise InvalidInputs(f"cannot read inputs {text!r}: {exc}") from None
+    line = text.strip()
+    keys: list[tuple[str, int, int]] = []  # name, where it starts, where its value starts
+    depth = 0
+    for tok, nxt in zip(tokens, tokens[1:], strict=False):
+        if tok.type == tokenize.OP and tok.string in "([{":
+            depth += 1
+        elif tok.type == tokenize.OP and tok.string in ")]}":
+            depth -= 1
+        elif (depth == 0 and tok.type == tokenize.NAME and nxt.type == tokenize.OP
+              and nxt.string == "=" and (not keys or tok.start[1] > keys[-1][2])):
+            keys.append((tok.string, tok.start[1], nxt.end[1]))
+    if line and (not keys or line[:keys[0][1]].strip()):
+        raise InvalidInputs(f"expected key=value ..., got {line!r}")
     inputs: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise InvalidInputs(f"expected key=value, got {pair!r}")
+    for (key, _, value_at), following in zip(keys, [*keys[1:], None], strict=False):
+        raw = line[value_at:following[1] if following else len(line)].strip()
         try:
             inputs[key] = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
@@ -60,9 +79,6 @@ def parse_inputs(pairs: list[str]) -> dict[str, Any]:
 def _parser() -> MagicArgumentParser:
     parser = MagicArgumentParser(prog="%aiflow", add_help=False)
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="start a run and show it live")
-    run.add_argument("workflow")
-    run.add_argument("inputs", nargs="*", help="key=value (Python literals, else strings)")
     sub.add_parser("attach", help="show a run: history, then live").add_argument("run_id")
     ls = sub.add_parser("runs", help="recent runs as a DataFrame")
     ls.add_argument("--workflow", "-w")
@@ -119,11 +135,17 @@ class AiflowMagics(Magics):  # type: ignore[misc]
     @line_magic  # type: ignore[misc]
     def aiflow(self, line: str) -> Any:
         """``%aiflow run|attach|runs|worker|status|viewer ...`` (``%aiflow?`` for help)."""
+        command, _, rest = line.strip().partition(" ")
+        if command == "run":  # its inputs are Python literals: not shell words
+            name, _, inputs = rest.strip().partition(" ")
+            if not name:
+                raise UsageError("usage: %aiflow run WORKFLOW [key=value ...]")
+            return self._run(name, parse_inputs(inputs))
         args = self.parser.parse_args(shlex.split(line))
         return getattr(self, f"_{args.command}")(args)
 
-    def _run(self, args: Any) -> RunHandle:
-        handle = self.start(args.workflow, parse_inputs(args.inputs))
+    def _run(self, name: str, inputs: dict[str, Any]) -> RunHandle:
+        handle = self.start(name, inputs)
         display_run(handle)
         return handle
 

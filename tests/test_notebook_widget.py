@@ -1,0 +1,197 @@
+"""The live run widget: its state is asserted directly (trait values) and through what it
+sent (a recording comm, as ipywidgets' own tests do); plus the text/HTML fallbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from _notebook import RecordingComm, comms  # noqa: F401
+
+import aiflow_nb as af
+from aiflow_nb import component, workflow
+from aiflow_nb.notebook import RunWidget, display_run
+from aiflow_nb.notebook.display import snapshot
+
+_calls: dict[str, int] = {}
+
+
+@component(retry={"attempts": 3, "initial": 0.01})
+def wobbly(key: str) -> str:
+    _calls[key] = _calls.get(key, 0) + 1
+    if _calls[key] < 2:
+        raise ConnectionError("blip")
+    return key
+
+
+@component(cache=60)
+def memo(x: int) -> int:
+    return x * 10
+
+
+@component
+async def chat(prompt: str):  # type: ignore[no-untyped-def]
+    for word in ["Hello", ", ", prompt, "!"]:
+        await asyncio.sleep(0.01)
+        yield word
+
+
+@component
+async def count(n: int) -> int:
+    for i in range(n):
+        af.progress(i + 1, n, f"item {i + 1}")
+    return n
+
+
+@workflow
+async def showcase(key: str, n: int) -> dict[str, Any]:
+    first = wobbly(key)
+    cached = memo(1)
+    text = await chat("world")
+    parts = await asyncio.gather(count(n), count(2 * n))
+    return {"first": first, "cached": cached, "text": text, "parts": parts}
+
+
+@component
+def explode() -> None:
+    raise ValueError("kaboom")
+
+
+@workflow
+def failing() -> None:
+    explode()
+
+
+@component
+async def chatter(n: int) -> int:
+    for i in range(n):
+        af.progress(i + 1, n)
+        if i % 500 == 0:
+            await asyncio.sleep(0)
+    return n
+
+
+@workflow
+async def noisy(n: int) -> int:
+    return await chatter(n)
+
+
+def by_widget(comms: list[RecordingComm], widget: Any) -> RecordingComm:
+    return next(c for c in comms if c.comm_id == widget.model_id)
+
+
+def test_widget_shows_status_tree_progress_stream_and_output(comms: list[RecordingComm]) -> None:
+    showcase.run(key="warm-the-cache", n=1)
+    handle = showcase.start(key="k1", n=5)
+    w = RunWidget(handle)
+    state = w.wait(30)
+    assert state.status == "completed"
+    assert "completed" in w.title_html.value and "showcase" in w.title_html.value
+    assert handle.run_id in w.title_html.value
+    tree = w.tree_html.value
+    assert "✓ wobbly" in tree and "2 attempts" in tree
+    assert "✓ memo  0.00 s  [cached]" in tree
+    assert tree.count("✓ count") == 2
+    assert sorted((b.value, b.max) for b in w.bars.values()) == [(5.0, 5.0), (10.0, 10.0)]
+    assert all(b.bar_style == "success" for b in w.bars.values())
+    assert "Hello, world!" in w.stream_html.value
+    assert "Hello, world!" in w.output_html.value and "parts" in w.output_html.value
+    assert w.error_html.value == ""
+    # what the frontend was sent: the tree's last update is what the widget shows
+    tree_comm = by_widget(comms, w.tree_html)
+    assert tree_comm.updates("value")[-1] == tree
+    assert by_widget(comms, w.bar_box).updates("children")
+
+
+def test_widget_shows_error_and_traceback_on_failure(comms: list[RecordingComm]) -> None:
+    w = RunWidget(failing.start())
+    assert w.wait(30).status == "failed"
+    assert "failed" in w.title_html.value
+    assert "✗ explode" in w.tree_html.value
+    error = w.error_html.value
+    assert "ComponentFailed" in error and "kaboom" in error and "Traceback" in error
+    assert by_widget(comms, w.error_html).updates("value")[-1] == error
+    assert w.output_html.value == ""
+
+
+def test_widget_attached_late_replays_history_then_follows(comms: list[RecordingComm]) -> None:
+    handle = noisy.start(n=3000)
+    time.sleep(0.05)
+    w = RunWidget(handle)
+    state = w.wait(30)
+    stream_len = sum(1 for _ in handle.events(follow=False))
+    assert state.events == stream_len  # every event exactly once
+    assert state.status == "completed" and state.output == 3000
+
+
+def test_ten_thousand_events_are_coalesced_into_few_redraws(comms: list[RecordingComm]) -> None:
+    handle = noisy.start(n=10_000)
+    t0 = time.monotonic()
+    w = RunWidget(handle)
+    assert time.monotonic() - t0 < 0.5  # the kernel is not blocked
+    state = w.wait(60)
+    elapsed = time.monotonic() - t0
+    assert state.events >= 10_000
+    assert list(w.bars.values())[0].value == 10_000
+    # at most ~10 redraws/s, plus the first and the last
+    assert w.redraws <= elapsed / w.refresh + 3
+    sent = by_widget(comms, list(w.bars.values())[0]).updates("value")
+    assert len(sent) <= w.redraws < 1000
+
+
+def test_widget_mimebundle_has_text_and_html_fallbacks(comms: list[RecordingComm]) -> None:
+    handle = showcase.start(key="k2", n=1)
+    w = RunWidget(handle)
+    w.wait(30)
+    bundle = w._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == w.model_id
+    assert bundle["text/plain"].startswith(f"run {handle.run_id} · showcase · completed")
+    assert "✓ wobbly" in bundle["text/plain"]
+    assert "aiflow-run-tree" in bundle["text/html"]
+
+
+def test_run_handle_text_and_html_fallbacks() -> None:
+    handle = failing.start()
+    handle.wait(30)
+    html = handle._repr_html_()
+    assert "failed" in html and "kaboom" in html and "aiflow-run-tree" in html
+
+    class Printer:
+        def __init__(self) -> None:
+            self.out = ""
+
+        def text(self, s: str) -> None:
+            self.out += s
+
+    p = Printer()
+    handle._repr_pretty_(p, False)
+    assert p.out.startswith(f"run {handle.run_id} · failing · failed")
+    assert "✗ explode" in p.out and "error: ValueError: kaboom" not in p.out
+    assert "error: ComponentFailed" in p.out
+
+
+def test_display_run_without_a_kernel_shows_a_snapshot_and_with_live_a_widget(
+        comms: list[RecordingComm], capsys: pytest.CaptureFixture[str]) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    InteractiveShell.instance()
+    handle = showcase.start(key="k3", n=1)
+    handle.wait(30)
+    assert display_run(handle) is None  # terminal IPython: no widgets
+    assert f"run {handle.run_id} · showcase · completed" in capsys.readouterr().out
+    assert display_run(handle) is None  # shown once per cell: a magic's result is not re-shown
+    assert capsys.readouterr().out == ""
+    widget = display_run(af.attach(handle.run_id), live=True)
+    assert isinstance(widget, RunWidget)
+    assert widget.wait(10).status == "completed"
+
+
+def test_snapshot_counts_resumes_and_clears_the_error() -> None:
+    handle = showcase.start(key="k4", n=1)
+    handle.wait(30)
+    state = snapshot(handle)
+    assert state.resumes == 0 and state.error is None
+    assert state.elapsed() is not None and state.elapsed() >= 0
+    assert [row[0] for row in state.tree()][0] == 0  # the workflow span is the root
