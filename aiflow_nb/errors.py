@@ -5,7 +5,6 @@
     AiflowError
     ├── ApiError               an HTTP request the REST API refuses (``status``, ``code``)
     ├── CellError              a %%component / %%workflow cell that cannot become one
-    ├── CellError              a %%component / %%workflow cell that cannot become one
     ├── ConfigError            bad settings or environment
     ├── ExportError            a trace export the receiving endpoint refused or never got
     ├── RedisUnavailable       Redis cannot be reached (names the URL)
@@ -32,7 +31,6 @@ from typing import Any
 __all__ = [
     "AiflowError",
     "ApiError",
-    "CellError",
     "CellError",
     "CodeRejected",
     "ComponentFailed",
@@ -66,11 +64,6 @@ class ApiError(AiflowError):
         self.code = code
         self.message = message
         self.headers = headers or {}
-
-
-class CellError(AiflowError, ValueError):
-    """A ``%%component`` / ``%%workflow`` cell that does not compile or does not define
-    exactly one function; nothing was defined or registered."""
 
 
 class CellError(AiflowError, ValueError):
