@@ -11,19 +11,26 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pandas as pd
 import panel as pn
 from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
 
 from aiflow_nb import defaults
 from aiflow_nb.access.spans import Span
 from aiflow_nb.events.reader import read_events
-from aiflow_nb.trace import Follower, SpanTree, TreeRow, timeline_rows
+from aiflow_nb.trace import TREE_COLUMNS, Follower, SpanTree, TreeRow, timeline_rows
 
 from .detail import group_html, span_html
 from .style import CSS, badge, esc, seconds
 from .waterfall import Waterfall
 
 __all__ = ["RunPage", "not_found"]
+
+PAGE_SIZE = 100
+"""Rows of the span tree sent to the browser at once (big runs page server-side)."""
+
+GROW_INTERVAL = 0.4
+"""Seconds between two moves of running bars when no event arrived."""
 
 _LABEL = HTMLTemplateFormatter(template=(
     '<span style="padding-left: <%= depth * 16 %>px"><% if (group) { %>» <% } %>'
@@ -46,6 +53,7 @@ class RunPage:
         self._rows: list[TreeRow] = []
         self._drawn_version = -1
         self._drawn_at = 0.0
+        self._grown_at = 0.0
         self._build()
         self.redraw()
 
@@ -53,7 +61,7 @@ class RunPage:
     def _build(self) -> None:
         self.header = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["aiflow-header"])
         self.table = pn.widgets.Tabulator(
-            self.tree.frame(), show_index=False, disabled=True, selectable=1,
+            pd.DataFrame(columns=TREE_COLUMNS), show_index=False, disabled=True, selectable=1,
             hidden_columns=["key", "span_id", "depth", "name", "group"],
             formatters={"label": _LABEL, "status": _STATUS,
                         "start": NumberFormatter(format="0.000"),
@@ -61,7 +69,7 @@ class RunPage:
                         "cost": NumberFormatter(format="$0.0000")},
             titles={"label": "span", "start": "start (s)", "duration": "duration (s)"},
             height=420, sizing_mode="stretch_width", layout="fit_data_stretch",
-            name="span-tree")
+            pagination="remote", page_size=PAGE_SIZE)
         self.table.param.watch(self._on_select, "selection")
         self.waterfall = Waterfall()
         self.waterfall.source.selected.on_change("indices", self._on_tap)
@@ -112,20 +120,29 @@ class RunPage:
         now = time.time() if now is None else now
         self._drawn_version, self._drawn_at = self.tree.version, now
         self._rows = self.tree.rows(now)
-        frame = self.tree.frame(now)
+        frame = self.tree.frame(rows=self._rows)
+        self.table.height = min(440, 40 + 26 * max(len(frame), 1))
         self.table.value = frame
         self._restore_selection()
-        self.waterfall.update(timeline_rows(self.tree, now))
+        self.waterfall.update(timeline_rows(self.tree, now, self._rows))
         self.header.object = self._header_html(now)
         self._show_detail(now)
         self._show_live()
         self._show_progress()
 
     def _grow(self, now: float) -> None:
-        data = self.waterfall.source.data
+        """Running bars, running durations and the run's duration move on with the clock."""
+        if now - self._grown_at < GROW_INTERVAL:
+            return
+        self._grown_at = now
         t0 = self.tree.t0 or now
+        data = self.waterfall.source.data
         self.waterfall.grow({i: now - t0 for i, running in enumerate(data["running"])
                              if running})
+        durations = [(i, now - t0 - r.start) for i, r in enumerate(self._rows)
+                     if r.status == "running" and r.start is not None]
+        if durations and len(self.table.value) == len(self._rows):
+            self.table.patch({"duration": durations})
         self.header.object = self._header_html(now)
 
     # --- selection --------------------------------------------------------------

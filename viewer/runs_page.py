@@ -32,14 +32,14 @@ class RunsPage:
         if CSS not in pn.config.raw_css:
             pn.config.raw_css = [*pn.config.raw_css, CSS]
         self.index = index or RunIndex(limit=defaults.VIEWER_RUNS_LIMIT)
-        self.workflow = pn.widgets.Select(name="workflow", options=["any"], value="any",
+        self.workflow = pn.widgets.Select(label="workflow", options=["any"], value="any",
                                           width=200)
-        self.status = pn.widgets.Select(name="status", options=STATUSES, value="any", width=150)
-        self.window = pn.widgets.Select(name="started", options=list(WINDOWS), width=170)
+        self.status = pn.widgets.Select(label="status", options=STATUSES, value="any", width=150)
+        self.window = pn.widgets.Select(label="started", options=list(WINDOWS), width=170)
         self.table = pn.widgets.Tabulator(
             pd.DataFrame(columns=RUN_TABLE_COLUMNS), show_index=False, disabled=True,
             selectable=False, sizing_mode="stretch_width", height=600,
-            layout="fit_data_stretch", name="runs",
+            layout="fit_data_stretch",
             formatters={"run_id": _LINK, "duration": NumberFormatter(format="0.00"),
                         "cost": NumberFormatter(format="$0.0000")},
             titles={"run_id": "run", "duration": "duration (s)"})

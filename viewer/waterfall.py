@@ -50,6 +50,7 @@ class Waterfall:
                 i: str(label)[:40] for i, label in enumerate(cols["label"])}
             if self._n == 0 or self.figure.y_range.start < min(n, VISIBLE_ROWS) - 0.5:
                 self.figure.y_range.start = min(max(n, 1), VISIBLE_ROWS) - 0.5
+            self.figure.height = 70 + 30 * min(max(n, 3), VISIBLE_ROWS)
             self._n = n
 
     def grow(self, running: dict[int, float]) -> None:

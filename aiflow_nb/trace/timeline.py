@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .tree import SpanTree
+from .tree import SpanTree, TreeRow
 
 __all__ = ["STATUS_COLORS", "TIMELINE_COLUMNS", "timeline_rows"]
 
@@ -18,10 +18,12 @@ TIMELINE_COLUMNS = ["span_id", "label", "y", "left", "right", "status", "color",
                     "duration"]
 
 
-def timeline_rows(tree: SpanTree, now: float | None = None) -> dict[str, list[Any]]:
+def timeline_rows(tree: SpanTree, now: float | None = None,
+                  rows: list[TreeRow] | None = None) -> dict[str, list[Any]]:
     """Columns for a Bokeh ``ColumnDataSource``: seconds from the run's first start.
 
     A span still running ends at ``now`` (and has ``running`` True), so its bar grows.
+    ``rows`` are the tree's ``rows(now)`` when the caller has them already.
     """
     now = time.time() if now is None else now
     cols: dict[str, list[Any]] = {c: [] for c in TIMELINE_COLUMNS}
@@ -29,7 +31,7 @@ def timeline_rows(tree: SpanTree, now: float | None = None) -> dict[str, list[An
     if t0 is None:
         return cols
     y = 0
-    for row in tree.rows(now):
+    for row in tree.rows(now) if rows is None else rows:
         if row.span_id is None or row.start is None:
             continue
         span = tree.spans[row.span_id]

@@ -10,8 +10,9 @@ grouped under one row.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -50,6 +51,8 @@ class TreeRow:
 
 def markers(span: Span) -> str:
     """Short flags of a span: cached, replayed, fallback, retried."""
+    if not (span.cached or span.replayed or span.fallback or span.retries):
+        return ""
     flags = [name for name, on in (("cached", span.cached), ("replayed", span.replayed),
                                    ("fallback", span.fallback)) if on]
     if span.retries:
@@ -66,6 +69,8 @@ class SpanTree:
         self.totals = RunTotals()
         self.version = 0
         self.log: list[dict[str, Any]] = []
+        self.interruptions: Counter[str] = Counter()
+        """Span id -> how many times a run's end (or a crash) cut that span off."""
 
     @classmethod
     def from_events(cls, events: Iterable[Event], run_id: str | None = None) -> SpanTree:
@@ -98,6 +103,7 @@ class SpanTree:
         for span in self.spans.values():
             if span.status == "running":
                 span.status, span.end = "interrupted", ts
+                self.interruptions[span.span_id] += 1
 
     # --- views ----------------------------------------------------------------
     @property
@@ -150,9 +156,13 @@ class SpanTree:
                        name=span.name, status=span.status,
                        start=None if span.start is None else span.start - t0,
                        duration=None if span.start is None else end - span.start,
-                       attempts=span.attempts, markers=markers(span),
+                       attempts=span.attempts, markers=self._markers(span),
                        model=str(span.attributes.get(MODEL) or ""), tokens=tin + tout,
                        cost=cost)
+
+    def _markers(self, span: Span) -> str:
+        cut = self.interruptions.get(span.span_id)
+        return " ".join(m for m in (markers(span), f"interrupted ×{cut}" if cut else "") if m)
 
     def _group_row(self, name: str, members: list[Span], depth: int, t0: float,
                    now: float) -> TreeRow:
@@ -172,9 +182,10 @@ class SpanTree:
                        markers=summary, tokens=sum(u[0] + u[1] for u in usage),
                        cost=sum(u[2] for u in usage), group=True)
 
-    def frame(self, now: float | None = None) -> pd.DataFrame:
-        """The tree view as a DataFrame with the columns in ``TREE_COLUMNS``."""
-        return pd.DataFrame([asdict(r) for r in self.rows(now)], columns=TREE_COLUMNS)
+    def frame(self, now: float | None = None, rows: list[TreeRow] | None = None) -> pd.DataFrame:
+        """The tree view (``rows``, or ``rows(now)``) as a DataFrame of ``TREE_COLUMNS``."""
+        rows = self.rows(now) if rows is None else rows
+        return pd.DataFrame([vars(r) for r in rows], columns=TREE_COLUMNS)
 
 
 def _by_name(siblings: list[Span]) -> list[tuple[str, list[Span]]]:

@@ -1,0 +1,150 @@
+"""The dashboard in Chromium: time to first render of a 2,000-span run, time to select a
+span in it, and event-to-screen latency of a live run; baselines from the same run: the
+same spans rendered as a static HTML table (first render), and reloading that static
+table (what a page without live updates costs to show a new event)."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import threading
+import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from tempfile import mkdtemp
+from typing import Any
+
+from aiflow_nb import component, keys, workflow
+from aiflow_nb.events.reader import read_events
+from aiflow_nb.store import sync_redis
+
+from ._common import Figure, private_redis
+
+SPANS = 2000
+LIVE_STEPS = 12
+
+
+@component
+async def bench_leaf(i: int) -> int:
+    return i
+
+
+@workflow
+async def bench_big(n: int) -> int:
+    return len(await asyncio.gather(*(bench_leaf(i) for i in range(n))))
+
+
+@component
+def bench_step(i: int, gate: str) -> int:
+    r = sync_redis()
+    while not r.exists(f"{gate}:{i}"):
+        time.sleep(0.002)
+    return i
+
+
+@workflow
+def bench_stepper(k: int, gate: str) -> list[int]:
+    return [bench_step(i, gate) for i in range(k)]
+
+
+def _static_table(run_id: str, directory: Path) -> str:
+    from aiflow_nb.access.handle import RunHandle
+
+    (directory / "table.html").write_text(
+        "<html><body>" + RunHandle(run_id).to_pandas().to_html() + "</body></html>")
+    return "table.html"
+
+
+def _static_server(directory: Path) -> tuple[ThreadingHTTPServer, str]:
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def _bars_at_least(n: int) -> str:
+    from tests._browser import BARS_JS
+
+    return f"() => {{ const b = ({BARS_JS})(); return b !== null && b.right.length >= {n}; }}"
+
+
+def _first_render(browser: Any, url: str, run_id: str) -> tuple[float, float]:
+    """(seconds to a drawn 2,000-span page, seconds from a click to that span's detail)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    t0 = time.perf_counter()
+    page.goto(f"{url}?run={run_id}")
+    page.wait_for_function(_bars_at_least(SPANS), polling=10, timeout=60_000)
+    page.locator(".tabulator-row").first.wait_for()
+    render = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    page.locator(".tabulator-row", has_text="bench_leaf [3]").first.click()
+    page.locator(".aiflow-detail", has_text="bench_leaf").wait_for()
+    select = time.perf_counter() - t1
+    page.close()
+    return render, select
+
+
+def _static_render(browser: Any, url: str) -> float:
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    t0 = time.perf_counter()
+    page.goto(url)
+    page.locator("tr").nth(SPANS).wait_for()
+    elapsed = time.perf_counter() - t0
+    page.close()
+    return elapsed
+
+
+def _live_latency(browser: Any, url: str) -> list[float]:
+    """Seconds from each span.started event (its timestamp) to its bar in the browser."""
+    gate = f"{keys.runs()}:bench-gate"
+    handle = bench_stepper.start(k=LIVE_STEPS, gate=gate)
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(f"{url}?run={handle.run_id}")
+    page.wait_for_function(_bars_at_least(2), polling=10, timeout=30_000)
+    seen: dict[int, float] = {}
+    for i in range(LIVE_STEPS - 1):
+        sync_redis().set(f"{gate}:{i}", 1)
+        page.wait_for_function(_bars_at_least(i + 3), polling=10, timeout=30_000)
+        seen[i + 1] = time.time()
+        time.sleep(0.05)
+    sync_redis().set(f"{gate}:{LIVE_STEPS - 1}", 1)
+    handle.result(timeout=30)
+    page.close()
+    started = {e.data["key"]: e.ts for e in read_events(handle.run_id, follow=False)
+               if e.type == "span.started" and e.name == "bench_step"}
+    return [seen[i] - started[f"bench_stepper/bench_step#{i}"] for i in seen]
+
+
+def main() -> list[Figure]:
+    from tests._browser import chromium, viewer_server
+
+    with private_redis():
+        big = bench_big.start(n=SPANS - 1)
+        big.result(timeout=60)
+        directory = Path(mkdtemp(prefix="aiflow-bench-viewer-"))
+        static, static_url = _static_server(directory)
+        page_name = _static_table(big.run_id, directory)
+        with viewer_server() as url, chromium() as browser:
+            _first_render(browser, url, big.run_id)  # warm-up: server imports, caches
+            renders, selects = zip(*(_first_render(browser, url, big.run_id)
+                                     for _ in range(3)), strict=True)
+            statics = [_static_render(browser, static_url + page_name) for _ in range(3)]
+            latencies = _live_latency(browser, url)
+            reloads = [_static_render(browser, static_url + page_name) for _ in range(3)]
+        static.shutdown()
+    render, select = statistics.median(renders), statistics.median(selects)
+    static_s, latency = statistics.median(statics), statistics.median(latencies)
+    return [
+        Figure("first render, 2,000-span run (median of 3)", render, "s", static_s,
+               "static HTML table", "<= 2 s", render <= 2.0),
+        Figure("select a span -> detail, 2,000-span run", select, "s", static_s,
+               "static HTML table", "responsive (<= 1 s)", select <= 1.0),
+        Figure(f"event -> screen, live run (median of {len(latencies)})", latency, "s",
+               statistics.median(reloads), "reload of static table", "<= 1 s", latency <= 1.0),
+        Figure("event -> screen, live run (worst)", max(latencies), "s", None, "", "<= 1 s",
+               max(latencies) <= 1.0),
+    ]

@@ -1,0 +1,78 @@
+"""Browser-test helpers: the viewer served by ``aiflow viewer`` in a subprocess, and
+Debian's Chromium driven by Playwright (never a downloaded browser)."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
+ARTIFACTS = ROOT / "test-artifacts"
+
+BARS_JS = """() => {
+  for (const doc of Bokeh.documents) {
+    for (const m of doc.all_models) {
+      if (m.name === 'bars') {
+        const d = m.data_source.data;
+        const col = (k) => Array.from(d instanceof Map ? d.get(k) : d[k]);
+        return {right: col('right'), running: col('running'), label: col('label')};
+      }
+    }
+  }
+  return null;
+}"""
+"""The waterfall's bars as the browser holds them (BokehJS models)."""
+
+
+@contextmanager
+def viewer_server() -> Iterator[str]:
+    """``aiflow viewer --port 0`` in a subprocess (this test's Redis and namespace); its URL."""
+    exe = Path(sys.executable).with_name("aiflow")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AIFLOW_LOCAL_WORKER": "0"}
+    proc = subprocess.Popen([str(exe), "viewer", "--port", "0"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(proc.stdout.readline()),  # type: ignore[union-attr]
+                     daemon=True).start()
+    try:
+        line = lines.get(timeout=60)
+        if not line.startswith("aiflow viewer at "):
+            raise RuntimeError(f"viewer did not start: {line!r} {proc.stderr.read()}")  # type: ignore[union-attr]
+        yield line.split()[3]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def screenshot(page: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -1,0 +1,116 @@
+"""Workflows and helpers shared by the trace, viewer and export tests (and the worker
+subprocesses they start: import this module by name, it registers the workflows).
+
+Steps wait on *gates*, Redis keys a test sets, so a test decides when a span ends and
+can look at a run while spans are still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiflow_nb import component, keys, progress, workflow
+from aiflow_nb.runtime.emit import set_attributes
+from aiflow_nb.store import sync_redis
+
+MODEL = "local-test-model"
+
+
+def gate_key(name: str) -> str:
+    return f"{keys.runs()}:test-gate:{name}"
+
+
+def open_gate(name: str) -> None:
+    sync_redis().set(gate_key(name), 1)
+
+
+def wait_gate(name: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not sync_redis().exists(gate_key(name)):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gate {name} never opened")
+        time.sleep(0.02)
+
+
+def calls(name: str) -> int:
+    """How many times the step ``name`` started (a side effect counted in Redis)."""
+    return int(sync_redis().incr(f"{keys.runs()}:test-calls:{name}"))
+
+
+@component(retry=dict(attempts=3, initial=0.01, jitter=0))
+def flaky(tag: str) -> str:
+    """Fails on its first attempt of each tag, then succeeds."""
+    if calls(f"flaky:{tag}") == 1:
+        raise ConnectionError("simulated provider outage")
+    return tag.upper()
+
+
+@component
+async def chat(prompt: str, gate: str = "") -> Any:
+    """An LLM-shaped step: streams tokens, reports progress and gen_ai.* attributes."""
+    set_attributes(**{"gen_ai.request.model": MODEL, "gen_ai.usage.input_tokens": 7,
+                      "gen_ai.usage.output_tokens": 3, "aiflow.cost_usd": 0.0021})
+    for i, word in enumerate(["alpha ", "beta ", "gamma"]):
+        if i == 1 and gate:
+            await asyncio.to_thread(wait_gate, gate)
+        progress(i + 1, 3, f"token {i + 1}")
+        yield word
+
+
+@component
+def boom(x: int) -> int:
+    raise ValueError(f"bad value {x}")
+
+
+@component(fallback=-1)
+def boom_with_fallback(x: int) -> int:
+    raise ValueError(f"bad value {x}")
+
+
+@component
+def leaf(i: int, gate: str = "") -> int:
+    if gate:
+        wait_gate(gate)
+    return i
+
+
+@workflow
+async def traced(tag: str, gate: str = "", fan: int = 3) -> dict[str, Any]:
+    """flaky (one retry) -> chat (streams; may wait on ``gate``) -> fan-out of leaves."""
+    word = flaky(tag)
+    text = await chat(f"say {word}", gate=gate)
+    leaves = await asyncio.gather(*(asyncio.to_thread(leaf, i) for i in range(fan)))
+    return {"word": word, "text": text, "fallback": boom_with_fallback(1), "n": sum(leaves)}
+
+
+@workflow
+async def fan_out(n: int, gate: str = "") -> int:
+    """``n`` parallel leaves; the last one waits on ``gate`` when one is given."""
+    done = await asyncio.gather(
+        *(asyncio.to_thread(leaf, i, gate if i == n - 1 else "") for i in range(n)))
+    return len(done)
+
+
+@workflow
+def failing(x: int) -> int:
+    return boom(x)
+
+
+@workflow
+def two_steps(gate: str) -> list[int]:
+    """step 0 at once; step 1 waits on ``gate`` (kill the worker meanwhile to crash it)."""
+    return [leaf(0), leaf(1, gate)]
+
+
+def wait_for(predicate: Any, timeout: float = 15.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not met after {timeout} s")
+        time.sleep(0.02)

@@ -1,0 +1,97 @@
+"""The dashboard in a real Chromium: runs page, live run page, resumed (reopened) trace,
+span detail. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from _browser import BARS_JS, chromium, screenshot, viewer_server
+from _trace import MODEL, failing, open_gate, traced, wait_for
+from playwright.sync_api import expect
+
+import aiflow_nb
+
+pytestmark = [pytest.mark.browser]
+
+VIEWPORT = {"width": 1400, "height": 1100}
+
+
+def _bars(page) -> dict:  # type: ignore[no-untyped-def]
+    return page.evaluate(BARS_JS) or {"right": [], "running": [], "label": []}
+
+
+def test_live_run_appears_grows_and_reopens_with_full_history() -> None:
+    gate = f"live{time.time_ns()}"
+    with viewer_server() as url, chromium() as browser:
+        runs = browser.new_page(viewport=VIEWPORT)
+        runs.goto(url)
+        expect(runs.locator(".tabulator").first).to_be_visible(timeout=20_000)
+        handle = traced.start(tag="ui", gate=gate, fan=3)
+        row = runs.locator(".tabulator-row", has_text=handle.run_id)
+        expect(row).to_be_visible(timeout=10_000)  # new run, no reload
+        expect(row).to_contain_text("running")
+        screenshot(runs, "viewer-runs-live")
+
+        live = browser.new_page(viewport=VIEWPORT)
+        live.goto(f"{url}?run={handle.run_id}")
+        tree = live.locator(".tabulator-row")
+        expect(tree.filter(has_text="chat")).to_contain_text("running", timeout=20_000)
+        expect(tree).to_have_count(3)  # traced, flaky, chat so far
+        expect(live.locator(".aiflow-live-text")).to_contain_text("alpha")
+        first = wait_for(lambda: (b := _bars(live)) and sum(b["running"]) == 2 and b,
+                         what="two running bars in the browser")
+        time.sleep(0.8)
+        later = _bars(live)
+        grew = [later["right"][i] - first["right"][i]
+                for i, running in enumerate(first["running"]) if running]
+        assert len(grew) == 2 and all(g > 0.3 for g in grew), (first, later)
+        screenshot(live, "viewer-run-live")
+
+        open_gate(gate)
+        handle.result(timeout=20)
+        expect(tree).to_have_count(8, timeout=10_000)  # + leaf ×3, 3 leaves, fallback
+        expect(live.locator(".aiflow-totals")).to_contain_text("completed")
+        expect(row).to_contain_text("completed", timeout=10_000)  # runs page, no reload
+        assert sum(_bars(live)["running"]) == 0
+
+        reopened = browser.new_page(viewport=VIEWPORT)
+        reopened.goto(f"{url}?run={handle.run_id}")
+        rows = reopened.locator(".tabulator-row")
+        expect(rows).to_have_count(8, timeout=20_000)
+        expect(reopened.locator(".aiflow-totals")).to_contain_text("completed")
+        expect(reopened.locator(".tot-retries")).to_contain_text("1")
+        expect(reopened.locator(".tot-tokens")).to_contain_text("10")
+        rows.filter(has_text="flaky").click()
+        detail = reopened.locator(".aiflow-detail")
+        expect(detail).to_contain_text("ConnectionError: simulated provider outage")
+        expect(detail).to_contain_text("attempts that failed")
+        rows.filter(has_text="chat").click()
+        expect(detail).to_contain_text(MODEL)
+        expect(detail).to_contain_text("7 in / 3 out")
+        expect(detail).to_contain_text("alpha beta gamma")
+        screenshot(reopened, "viewer-run-reopened")
+
+
+def test_failed_run_detail_shows_traceback_and_unknown_run_says_so() -> None:
+    handle = failing.start(x=9)
+    with pytest.raises(aiflow_nb.RunFailed):
+        handle.result(timeout=10)
+    with viewer_server() as url, chromium() as browser:
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(f"{url}?run={handle.run_id}")
+        rows = page.locator(".tabulator-row")
+        expect(rows).to_have_count(2, timeout=20_000)
+        rows.filter(has_text="boom").click()
+        detail = page.locator(".aiflow-detail")
+        expect(detail).to_contain_text("ComponentFailed")
+        expect(detail).to_contain_text("bad value 9")
+        expect(detail).to_contain_text("Traceback (most recent call last)")
+        screenshot(page, "viewer-run-failed")
+        page.goto(f"{url}?run=no-such-run")
+        expect(page.get_by_text("not found")).to_be_visible(timeout=20_000)
+        page.goto(url)
+        page.locator("select").nth(1).select_option("failed")
+        expect(page.locator(".tabulator-row", has_text=handle.run_id)).to_be_visible()
+        page.locator("select").nth(1).select_option("completed")
+        expect(page.locator(".tabulator-row", has_text=handle.run_id)).to_have_count(0)

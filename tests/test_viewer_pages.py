@@ -1,0 +1,133 @@
+"""The dashboard's pages on the server side (no browser): live folding, throttling,
+selection, filters, and ``aiflow_nb.show``."""
+
+from __future__ import annotations
+
+import time
+
+import panel as pn
+import pytest
+from _trace import MODEL, failing, fan_out, open_gate, traced, wait_for
+
+import aiflow_nb
+from aiflow_nb.events.model import Event
+from aiflow_nb.trace import Follower
+from viewer.run_page import RunPage
+from viewer.runs_page import RunsPage
+
+
+def _labels(page: RunPage) -> list[str]:
+    return list(page.table.value["label"])
+
+
+def test_run_page_replays_then_follows_live_through_ticks() -> None:
+    gate = f"p{time.time_ns()}"
+    handle = traced.start(tag="page", gate=gate, fan=2)
+    wait_for(lambda: aiflow_nb.attach(handle.run_id).status == "running", what="running")
+    page = RunPage(handle.run_id)
+    try:
+        def ticked(pred):  # type: ignore[no-untyped-def]
+            page.tick()
+            return pred()
+
+        wait_for(lambda: ticked(lambda: "chat" in _labels(page)), what="chat row")
+        assert "running" in page.header.object
+        wait_for(lambda: ticked(lambda: "alpha" in page.live.object), what="live text")
+        open_gate(gate)
+        handle.result(timeout=20)
+        wait_for(lambda: ticked(lambda: "completed" in page.header.object
+                                and len(_labels(page)) == 7), what="all rows")
+        assert _labels(page)[:4] == ["traced", "flaky", "chat", "leaf ×2"]
+        assert page.tree.status == "completed" and "<b>10</b>" in page.header.object
+        flaky = page.table.value.set_index("label").loc["flaky", "key"]
+        page.select(flaky)
+        assert page.table.selection == [1]
+        assert "simulated provider outage" in page.detail.object
+        page.select(page.table.value.set_index("label").loc["chat", "key"])
+        assert MODEL in page.detail.object and "alpha beta gamma" in page.live.object
+        page.select(page.table.value.set_index("label").loc["leaf ×2", "key"])
+        assert "2 completed" in page.detail.object
+    finally:
+        page.stop()
+    assert page.follower is not None and not page.follower.alive
+
+
+def test_redraws_are_throttled_while_running_bars_keep_growing() -> None:
+    gate = f"t{time.time_ns()}"
+    handle = fan_out.start(n=2, gate=gate)
+    wait_for(lambda: len([s for s in aiflow_nb.attach(handle.run_id).spans()
+                          if s.status == "completed"]) == 1, what="one leaf done")
+    page = RunPage(handle.run_id, follow=False)
+    try:
+        drawn = page._drawn_version
+        page.tree.apply(Event(id="9999999999999-0", type="log", ts=time.time(),
+                              run_id=handle.run_id, data={"message": "x"}))
+        page.tick()  # right after a redraw: folded, not drawn yet
+        assert page._drawn_version == drawn
+        time.sleep(page.redraw_interval)
+        page.tick()
+        assert page._drawn_version == page.tree.version
+        right = list(page.waterfall.source.data["right"])
+        time.sleep(0.5)
+        page.tick()  # nothing new: running bars grow, ended ones stay
+        grown = page.waterfall.source.data["right"]
+        running = page.waterfall.source.data["running"]
+        assert [g > r for g, r, run in zip(grown, right, running, strict=True) if run] \
+            == [True, True]
+        assert all(g == r for g, r, run in zip(grown, right, running, strict=True) if not run)
+    finally:
+        open_gate(gate)
+        handle.result(timeout=10)
+
+
+def test_show_embeds_a_run_page_and_rejects_unknown_runs() -> None:
+    handle = failing.start(x=1)
+    with pytest.raises(aiflow_nb.RunFailed):
+        handle.result(timeout=10)
+    layout = aiflow_nb.show(handle, follow=False)
+    assert isinstance(layout, pn.Column)
+    html = " ".join(str(getattr(o, "object", "")) for o in layout.select(pn.pane.HTML))
+    assert handle.run_id in html and "failed" in html
+    assert isinstance(aiflow_nb.show(handle.run_id, follow=False), pn.Column)
+    with pytest.raises(aiflow_nb.RunNotFound):
+        aiflow_nb.show("no-such-run")
+
+
+def test_runs_page_filters_by_workflow_status_and_time_and_sees_new_runs() -> None:
+    ok = traced.start(tag="rp", fan=1)
+    ok.result(timeout=20)
+    bad = failing.start(x=2)
+    with pytest.raises(aiflow_nb.RunFailed):
+        bad.result(timeout=10)
+    page = RunsPage()
+    table = page.table.value.set_index("run_id")
+    assert list(table.index) == [bad.run_id, ok.run_id]
+    assert table.loc[ok.run_id, ["spans", "retries", "errors", "tokens"]].tolist() == [5, 1, 0, 10]
+    assert table.loc[ok.run_id, "cost"] == pytest.approx(0.0021)
+    assert table.loc[bad.run_id, ["status", "errors"]].tolist() == ["failed", 2]
+    assert set(page.workflow.options) == {"any", "traced", "failing"}
+    page.workflow.value = "traced"
+    assert list(page.table.value["run_id"]) == [ok.run_id]
+    page.workflow.value, page.status.value = "any", "failed"
+    assert list(page.table.value["run_id"]) == [bad.run_id]
+    page.status.value, page.window.value = "any", "last 15 minutes"
+    assert len(page.table.value) == 2
+    newer = traced.start(tag="rp2", fan=1)
+    page.refresh()
+    assert page.table.value["run_id"].iloc[0] == newer.run_id
+    newer.result(timeout=20)
+
+
+def test_follower_stops_promptly_on_an_idle_run() -> None:
+    gate = f"f{time.time_ns()}"
+    handle = fan_out.start(n=1, gate=gate)
+    follower = Follower(handle.run_id, block_ms=5000).start()
+    try:
+        wait_for(lambda: follower.pending() >= 2, what="replayed events")
+        t0 = time.monotonic()
+        follower.stop()
+        assert time.monotonic() - t0 < 1.0 and not follower.alive
+        assert [e.type for e in follower.drain()][:2] == ["run.queued", "run.started"]
+    finally:
+        open_gate(gate)
+        handle.result(timeout=10)
