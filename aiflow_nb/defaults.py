@@ -47,6 +47,18 @@ EVENT_BATCH = 512
 REDIS_CONNECT_TIMEOUT = 5.0
 """Seconds to wait when connecting to Redis."""
 
+MONITOR_INTERVAL = 0.5
+"""Seconds between two sweeps of the monitor (dead workers' runs are found this often)."""
+
+NOTIFY_ATTEMPTS = 5
+"""Attempts a crashed-run notification POST makes before it is given up (logged)."""
+
+NOTIFY_BACKOFF = 0.5
+"""Seconds of the first wait between two notification attempts (doubles each time)."""
+
+NOTIFY_TIMEOUT = 5.0
+"""Seconds one notification POST may take."""
+
 API_HOST = "127.0.0.1"
 """Address ``aiflow api`` binds to by default (loopback)."""
 

@@ -28,6 +28,7 @@ __all__ = [
     "run_lease",
     "running",
     "runs",
+    "side_effects",
     "worker",
     "workers",
     "workflow_runs",
@@ -144,3 +145,8 @@ def deployments() -> str:
 def monitor_lock() -> str:
     """String with TTL: held by the one monitor acting at a time."""
     return f"{_ns()}:monitor:lock"
+
+
+def side_effects(run_id: str) -> str:
+    """Hash: step key -> times its body ran (the chaos example's outside-the-worker count)."""
+    return f"{_ns()}:run:{{{run_id}}}:effects"

@@ -14,6 +14,7 @@ EventType = Literal[
     "run.queued", "run.started", "run.resumed", "run.completed", "run.failed",
     "run.cancelled", "span.started", "span.retrying", "span.cached", "span.replayed",
     "span.completed", "span.failed", "progress", "output.delta", "log", "publish",
+    "notification",
 ]
 
 TERMINAL = frozenset({"run.completed", "run.failed", "run.cancelled"})

@@ -1,6 +1,12 @@
 """A worker: consumes its version's queue through the consumer group and executes runs
 on one asyncio loop (sync components in threads), heartbeating and holding a lease on
 every run in hand. The in-process worker and ``aiflow worker`` are this same class.
+
+Stopping: ``stop()`` stops taking runs and lets runs in hand finish; with a
+``drain_timeout`` the runs still in hand after it are handed back (re-queued, resumed
+by another worker from their journal). ``abort()`` stops at once and leaves runs in hand
+to the monitor (their leases expire). A worker that finds a lease taken from it (it
+stalled past ``heartbeat_ttl``) drops that run.
 """
 
 from __future__ import annotations
@@ -20,12 +26,19 @@ from .. import defaults, keys
 from ..config import settings
 from ..runtime.executor import RunControl, execute
 from ..store import async_redis
+from .monitor import Monitor
 from .presence import heartbeat_document
+from .recovery import fail_run, hand_back
 from .submit import resolve_version
 
 __all__ = ["Worker"]
 
 log = logging.getLogger("aiflow_nb.worker")
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
 
 
 class Worker:
@@ -39,6 +52,8 @@ class Worker:
         version: str | None = None,
         worker_id: str | None = None,
         burst: bool = False,
+        monitor: bool = True,
+        max_restarts: int = defaults.MAX_RESTARTS,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -49,12 +64,17 @@ class Worker:
         self.state = "active"
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         self.controls: dict[str, RunControl] = {}
+        self.leased: set[str] = set()
         self.completed = 0
         self.ready = threading.Event()
+        self.monitor = Monitor(owner=self.id, max_restarts=max_restarts) if monitor else None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._stopping = asyncio.Event()
+        self._drain_timer: asyncio.TimerHandle | None = None
 
     # --- lifecycle ----------------------------------------------------------
     async def serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
         self.client: aredis.Redis = async_redis()
         if self.version is None:
             self.version = await asyncio.to_thread(resolve_version)
@@ -64,20 +84,49 @@ class Worker:
         self.ready.set()
         background = [asyncio.create_task(self._heartbeat_loop()),
                       asyncio.create_task(self._cancel_listener())]
+        if self.monitor is not None:
+            self.monitor._client = self.client
+            background.append(asyncio.create_task(self.monitor.run(self._stopping)))
         try:
             await self._consume()
-            if self.tasks:
+            while self.tasks:
                 await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         finally:
+            if self._drain_timer is not None:
+                self._drain_timer.cancel()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            if self.monitor is not None:
+                await self.monitor.release()
             await self._deregister()
 
-    def stop(self) -> None:
-        """Stop taking runs; ``serve()`` returns once the runs in hand end."""
-        self.state = "draining"
+    def stop(self, drain_timeout: float | None = None) -> None:
+        """Stop taking runs; ``serve()`` returns once the runs in hand end. With
+        ``drain_timeout`` (seconds), runs still in hand then are handed back. Call it on
+        the worker's loop."""
+        if self.state == "active":
+            self.state = "draining"
+            log.info("worker %s draining: %d run(s) in hand", self.id, len(self.tasks))
+            if self.loop is not None:
+                self.loop.create_task(self._beat_quietly())
         self._stopping.set()
+        if drain_timeout is not None and self._drain_timer is None and self.loop is not None:
+            self._drain_timer = self.loop.call_later(drain_timeout, self.hand_back_all)
+
+    def hand_back_all(self) -> int:
+        """Hand every run in hand back to the queue (another worker resumes it)."""
+        handed = [run_id for run_id in list(self.tasks) if self.cancel_run(run_id, "handback")]
+        if handed:
+            log.warning("worker %s handing back %d run(s): %s", self.id, len(handed),
+                        ", ".join(handed))
+        return len(handed)
+
+    def abort(self) -> None:
+        """Stop at once: runs in hand are left to the monitor (their leases expire)."""
+        self.stop()
+        for run_id in list(self.tasks):
+            self.cancel_run(run_id, "abort")
 
     async def _ensure_group(self) -> None:
         try:
@@ -113,6 +162,7 @@ class Worker:
     def _forget(self, run_id: str) -> None:
         self.tasks.pop(run_id, None)
         self.controls.pop(run_id, None)
+        self.leased.discard(run_id)
 
     async def _handle(self, msg_id: str, run_id: str, control: RunControl) -> None:
         lease = keys.run_lease(run_id)
@@ -121,17 +171,30 @@ class Worker:
             await self.client.xack(self.queue, keys.queue_group, msg_id)
             log.info("run %s is held by another worker; skipped", run_id)
             return
+        self.leased.add(run_id)
         try:
             await execute(run_id, self.id, self.client, control)
             self.completed += 1
         except asyncio.CancelledError:
-            if control.reason != "handback":
-                raise
-            return  # leave the message pending and the lease to expire: it will be resumed
-        except Exception:
+            await self._after_cancel(msg_id, run_id, control.reason)
+            return
+        except Exception as exc:
             log.exception("run %s crashed the executor", run_id)
-        await self.client.xack(self.queue, keys.queue_group, msg_id)
-        await self.client.delete(lease)
+            await fail_run(self.client, run_id, exc)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xack(self.queue, keys.queue_group, msg_id)
+        pipe.xdel(self.queue, msg_id)
+        pipe.delete(lease)
+        await pipe.execute()
+
+    async def _after_cancel(self, msg_id: str, run_id: str, reason: str) -> None:
+        if reason == "handback":
+            outcome = await hand_back(self.client, run_id, self.id, (self.queue, msg_id))
+            log.info("run %s handed back (%s)", run_id, outcome)
+        elif reason == "lost":  # the lease was taken over: the run is someone else's now
+            await self.client.xack(self.queue, keys.queue_group, msg_id)
+        elif reason != "abort":  # abort: entry stays pending, the lease expires, monitor acts
+            raise asyncio.CancelledError
 
     # --- heartbeats and cancels -----------------------------------------------
     async def _beat(self) -> None:
@@ -143,21 +206,28 @@ class Worker:
         pipe.hset(keys.worker(self.id), mapping=doc)
         pipe.pexpire(keys.worker(self.id), ttl_ms)
         pipe.zadd(keys.workers(), {self.id: doc["last_heartbeat"]})
-        for run_id in self.tasks:
-            pipe.pexpire(keys.run_lease(run_id), ttl_ms)
+        in_hand = [run_id for run_id in self.tasks if run_id in self.leased]
+        for run_id in in_hand:
+            pipe.eval(_RENEW, 1, keys.run_lease(run_id), self.id, ttl_ms)
             pipe.hget(keys.run(run_id), "cancel_requested")
         replies = await pipe.execute()
-        for run_id, flag in zip(list(self.tasks), replies[3::2], strict=False):
-            if flag:
+        for run_id, renewed, flag in zip(in_hand, replies[3::2], replies[4::2], strict=True):
+            if not renewed and self.cancel_run(run_id, "lost"):
+                log.warning("run %s: lease lost (this worker stalled past the heartbeat TTL "
+                            "and the run was recovered elsewhere); dropped here", run_id)
+            elif flag:
                 self.cancel_run(run_id)
+
+    async def _beat_quietly(self) -> None:
+        try:
+            await self._beat()
+        except (redis.RedisError, OSError) as exc:
+            log.warning("heartbeat failed: %s", exc)
 
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(settings().heartbeat_interval)
-            try:
-                await self._beat()
-            except (redis.ConnectionError, OSError) as exc:
-                log.warning("heartbeat failed: %s", exc)
+            await self._beat_quietly()
 
     async def _cancel_listener(self) -> None:
         pubsub = self.client.pubsub()

@@ -29,8 +29,8 @@ TERMINAL_STATUS = frozenset({"completed", "failed", "cancelled"})
 
 @dataclass
 class RunControl:
-    """Why a run's task was cancelled: ``"cancel"`` ends it cancelled, ``"handback"`` leaves
-    it for another worker to resume."""
+    """Why a run's task was cancelled: ``"cancel"`` ends it cancelled; any other reason
+    (``"handback"``, ``"lost"``, ``"abort"``) leaves it for another worker to resume."""
 
     reason: str = "cancel"
 
@@ -65,7 +65,7 @@ async def execute(
     if not rec:
         log.warning("run %s has no record; skipped", run_id)
         return "missing"
-    if rec.get("status") in TERMINAL_STATUS and rec.get("status") != "failed":
+    if rec.get("status") in TERMINAL_STATUS:  # a stale queue entry (resume() re-queues first)
         return rec["status"]
     loop = asyncio.get_running_loop()
     writer = EventWriter(run_id, client, loop)
@@ -83,6 +83,8 @@ async def execute(
     try:
         wf = await asyncio.to_thread(lookup, rec["workflow"], rec.get("code"))
     except AiflowError as exc:
+        log.error("run %s of workflow %s failed before it started: %s", run_id,
+                  rec["workflow"], exc)
         _finish(writer, "failed", "run.failed", {"error": error_document(exc)},
                 {"error": dumps(error_document(exc))})
         await writer.flush()
@@ -106,7 +108,9 @@ async def _run_root(ctx: RunContext, wf: Workflow[Any, Any], inputs: dict[str, A
         else:
             output = await asyncio.to_thread(run_sync, call)
     except asyncio.CancelledError:
-        if control.reason == "handback":
+        if control.reason != "cancel":
+            if control.reason == "handback":  # journaled steps land before another worker
+                await ctx.writer.flush()      # loads the journal
             raise
         _finish(ctx.writer, "cancelled", "run.cancelled", {}, {})
         return "cancelled"

@@ -1,0 +1,112 @@
+"""Workflows that exercise the compute layer: serve them with
+``aiflow worker --app aiflow_nb.examples.chaos``, kill workers, and check what happened.
+
+Each ``step`` counts its side effect in Redis, outside the worker
+(``keys.side_effects``), and checks the run's journal as its body starts: a step whose
+result was already journaled must replay, never run again, so finding it there is
+counted as ``journaled_twice``. The crash tests, the soak and the benchmark use them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import redis
+
+from .. import keys
+from ..authoring.component import component
+from ..authoring.workflow import workflow
+from ..runtime.context import current_frame, current_run
+from ..store import sync_redis
+
+__all__ = ["JOURNALED_TWICE", "nap", "one_step", "side_effects", "sleeper", "step", "steps",
+           "sync_step", "sync_steps"]
+
+JOURNALED_TWICE = "!journaled-twice"
+"""Field of ``keys.side_effects`` counting step bodies that ran although journaled."""
+
+
+def _count_pipeline(pipe: Any) -> bool:
+    ctx, frame = current_run(), current_frame()
+    if ctx is None or frame is None:
+        return False
+    pipe.hexists(keys.run_journal(ctx.run_id), frame.key)
+    pipe.hincrby(keys.side_effects(ctx.run_id), frame.key, 1)
+    return True
+
+
+def _flag(journaled: bool, client: Any) -> Any:
+    ctx = current_run()
+    if journaled and ctx is not None:
+        return client.hincrby(keys.side_effects(ctx.run_id), JOURNALED_TWICE, 1)
+    return None
+
+
+@component
+async def step(i: int, delay: float) -> int:
+    """One step: count the side effect, then take ``delay`` seconds."""
+    ctx = current_run()
+    if ctx is not None:
+        pipe = ctx.async_client.pipeline(transaction=True)
+        if _count_pipeline(pipe):
+            journaled, _count = await pipe.execute()
+            flagged = _flag(bool(journaled), ctx.async_client)
+            if flagged is not None:
+                await flagged
+    await asyncio.sleep(delay)
+    return i
+
+
+@workflow
+async def steps(n: int = 10, delay: float = 0.1) -> list[int]:
+    """``n`` steps one after the other."""
+    return [await step(i, delay) for i in range(n)]
+
+
+@component
+def sync_step(i: int, delay: float) -> int:
+    """The sync twin of ``step`` (runs in a worker thread)."""
+    client = sync_redis()
+    pipe = client.pipeline(transaction=True)
+    if _count_pipeline(pipe):
+        journaled, _count = pipe.execute()
+        _flag(bool(journaled), client)
+    time.sleep(delay)
+    return i
+
+
+@workflow
+def sync_steps(n: int = 10, delay: float = 0.1) -> list[int]:
+    """``n`` sync steps one after the other."""
+    return [sync_step(i, delay) for i in range(n)]
+
+
+@component
+async def nap(seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+@workflow
+async def sleeper(seconds: float = 1.0) -> float:
+    """One step that sleeps ``seconds``."""
+    return await nap(seconds)
+
+
+@component
+async def echo(x: int) -> int:
+    return x
+
+
+@workflow
+async def one_step(x: int = 0) -> int:
+    """A trivial one-step run (the throughput benchmark)."""
+    return await echo(x)
+
+
+def side_effects(run_id: str, client: redis.Redis | None = None) -> dict[str, int]:
+    """Step key -> times its body ran, plus ``JOURNALED_TWICE`` when it happened."""
+    raw = (client or sync_redis()).hgetall(keys.side_effects(run_id))
+    return {k.decode(): int(v) for k, v in raw.items()}

@@ -1,0 +1,97 @@
+"""Deployment versions (blue/green): every run records the version that started it and
+goes on that version's queue; a worker only takes runs of its own version.
+
+``deploy("v2")`` points new runs at v2 (``{ns}:deploy:active``); runs in flight on v1 go
+on with v1 workers, which can be drained once ``deployments()`` shows none left.
+
+Example::
+
+    deploy("v2")
+    for row in deployments():
+        print(row["version"], row["active"], row["workers"], row["running"], row["queued"])
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+
+from .. import defaults, keys
+from ..store import sync_redis
+from .presence import live_workers
+
+__all__ = ["active_version", "deploy", "deployments"]
+
+
+def _check(version: str) -> str:
+    version = version.strip()
+    if not version or any(c.isspace() for c in version) or ":" in version:
+        raise ValueError(f"a deployment version is a non-empty word without ':' or spaces, "
+                         f"got {version!r}")
+    return version
+
+
+def active_version(client: redis.Redis | None = None) -> str | None:
+    """The version new runs are pinned to, or None when nothing was deployed."""
+    raw = (client or sync_redis()).get(keys.deploy_active())
+    return raw.decode() if raw else None
+
+
+def deploy(version: str, client: redis.Redis | None = None) -> str | None:
+    """Point new runs at ``version``; return the version that was active before."""
+    r = client or sync_redis()
+    version = _check(version)
+    pipe = r.pipeline(transaction=True)
+    pipe.getset(keys.deploy_active(), version)
+    pipe.zadd(keys.deployments(), {version: time.time()}, nx=True)
+    before, _ = pipe.execute()
+    return before.decode() if before else None
+
+
+def _runs_by_version(r: redis.Redis) -> dict[str, int]:
+    ids = list(r.smembers(keys.running()))
+    pipe = r.pipeline(transaction=False)
+    for run_id in ids:
+        pipe.hmget(keys.run(run_id.decode()), "version", "status")
+    counts: dict[str, int] = {}
+    for version, status in pipe.execute() if ids else []:
+        if version is not None and status == b"running":
+            counts[version.decode()] = counts.get(version.decode(), 0) + 1
+    return counts
+
+
+def _queued(r: redis.Redis, version: str) -> int:
+    """Queue entries not yet taken by a worker (the queue holds only unfinished requests)."""
+    pipe = r.pipeline(transaction=False)
+    pipe.xlen(keys.queue(version))
+    pipe.xpending(keys.queue(version), keys.queue_group)
+    try:
+        length, pending = pipe.execute()
+    except redis.ResponseError:  # no consumer group yet: nothing was taken
+        return int(r.xlen(keys.queue(version)))
+    return max(0, int(length) - int(pending["pending"]))
+
+
+def deployments(client: redis.Redis | None = None) -> list[dict[str, Any]]:
+    """One row per known version: ``version``, ``active``, ``workers`` (live),
+    ``draining`` (of those), ``running`` and ``queued`` runs; the active version first."""
+    r = client or sync_redis()
+    active = active_version(r) or defaults.VERSION
+    versions = [v.decode() for v in r.zrange(keys.deployments(), 0, -1)]
+    workers = live_workers(r)
+    for doc in workers:
+        if doc.get("version") and doc["version"] not in versions:
+            versions.append(doc["version"])
+    running = _runs_by_version(r)
+    rows = []
+    for version in versions:
+        mine = [w for w in workers if w.get("version") == version]
+        rows.append({
+            "version": version, "active": version == active, "workers": len(mine),
+            "draining": sum(1 for w in mine if w.get("state") == "draining"),
+            "running": running.get(version, 0), "queued": _queued(r, version),
+        })
+    rows.sort(key=lambda row: not row["active"])
+    return rows

@@ -1,0 +1,199 @@
+"""The monitor: finds runs whose worker died and puts them back on the queue (or, past
+``max_restarts``, ends them ``failed`` with reason ``crashed`` and sends a notification).
+
+It runs inside every worker and as ``aiflow monitor``; a Redis lock
+(``keys.monitor_lock``, renewed each sweep, expiring after ``heartbeat_ttl``) lets one act
+at a time. Each sweep:
+
+1. for each queue, the consumers with no heartbeat: their pending entries are the runs
+   they had in hand. Each is acknowledged and its run recovered (``ops/recovery.py``);
+   a consumer with nothing pending is deleted from the group;
+2. ``{ns}:running``: a run whose status is ``running`` but whose lease is gone lost its
+   worker some other way; it is recovered too.
+
+Example::
+
+    monitor = Monitor(max_restarts=3, notifier=Notifier(url))
+    await monitor.sweep()        # one pass; [] when another monitor holds the lock
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+
+from .. import defaults, keys
+from ..config import settings
+from ..store import async_redis
+from .notify import Notifier
+from .recovery import Recovery, recover
+
+__all__ = ["Monitor"]
+
+log = logging.getLogger("aiflow_nb.monitor")
+
+_ACQUIRE = """
+local holder = redis.call('GET', KEYS[1])
+if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Monitor:
+    """Recovers runs of dead workers; ``sweep()`` once, or ``run()`` until stopped."""
+
+    def __init__(
+        self,
+        client: aredis.Redis | None = None,
+        *,
+        owner: str | None = None,
+        interval: float = defaults.MONITOR_INTERVAL,
+        max_restarts: int = defaults.MAX_RESTARTS,
+        notifier: Notifier | None = None,
+    ) -> None:
+        if max_restarts < 0:
+            raise ValueError(f"max_restarts must be >= 0, got {max_restarts}")
+        if interval <= 0:
+            raise ValueError(f"interval must be > 0 seconds, got {interval}")
+        self._client = client
+        self.owner = owner or f"monitor-{secrets.token_hex(4)}"
+        self.interval = interval
+        self.max_restarts = max_restarts
+        self.notifier = notifier if notifier is not None else Notifier(settings().notify_url)
+        self.recovered: list[Recovery] = []
+
+    @property
+    def client(self) -> aredis.Redis:
+        if self._client is None:
+            self._client = async_redis()
+        return self._client
+
+    # --- the lock -------------------------------------------------------------
+    def _lock_ms(self) -> int:
+        return int(max(settings().heartbeat_ttl, 3 * self.interval) * 1000)
+
+    async def acquire(self) -> bool:
+        """Take or renew the monitor lock; False when another monitor holds it."""
+        got = await self.client.eval(_ACQUIRE, 1, keys.monitor_lock(), self.owner,
+                                     self._lock_ms())
+        return bool(got)
+
+    async def release(self) -> None:
+        """Give the lock up (so another monitor takes over without waiting for its TTL)."""
+        try:
+            await self.client.eval(_RELEASE, 1, keys.monitor_lock(), self.owner)
+        except (redis.RedisError, OSError):
+            pass
+
+    # --- one sweep --------------------------------------------------------------
+    async def sweep(self) -> list[Recovery]:
+        """One pass; the runs requeued or failed (``[]`` when another monitor acts)."""
+        if not await self.acquire():
+            return []
+        done: list[Recovery] = []
+        for version in await self.client.zrange(keys.deployments(), 0, -1):
+            done += await self._reclaim(keys.queue(_str(version)))
+        done += await self._orphans({r.run_id for r in done})
+        acted = [r for r in done if r.outcome in ("requeued", "crashed")]
+        for result in acted:
+            self._report(result)
+        self.recovered += acted
+        return acted
+
+    def _report(self, result: Recovery) -> None:
+        if result.outcome == "crashed":
+            log.error("run %s failed: crashed (%s)", result.run_id,
+                      result.notification.get("message"))
+            self.notifier.send(result.notification)
+        else:
+            log.warning("run %s lost its worker: re-queued (restart %d)", result.run_id,
+                        result.restarts)
+
+    async def _reclaim(self, queue: str) -> list[Recovery]:
+        """Recover the pending entries of the queue's dead consumers."""
+        try:
+            consumers = await self.client.xinfo_consumers(queue, keys.queue_group)
+        except redis.ResponseError:
+            return []  # no such queue or group yet
+        names = [_str(c["name"]) for c in consumers]
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.exists(keys.worker(name))
+        alive = await pipe.execute()
+        done: list[Recovery] = []
+        for name, consumer, live in zip(names, consumers, alive, strict=True):
+            if live:
+                continue
+            if int(consumer["pending"]) == 0:
+                await self.client.xgroup_delconsumer(queue, keys.queue_group, name)
+                continue
+            done += await self._recover_entries(queue, name, int(consumer["pending"]))
+        return done
+
+    async def _recover_entries(self, queue: str, consumer: str, count: int) -> list[Recovery]:
+        entries = await self.client.xpending_range(queue, keys.queue_group, min="-", max="+",
+                                                   count=count, consumername=consumer)
+        ids = [_str(e["message_id"]) for e in entries]
+        pipe = self.client.pipeline(transaction=False)
+        for msg_id in ids:
+            pipe.xrange(queue, msg_id, msg_id)
+        found = await pipe.execute()
+        done = []
+        for msg_id, rows in zip(ids, found, strict=True):
+            if not rows:  # the entry itself is gone: just drop it from the group
+                await self.client.xack(queue, keys.queue_group, msg_id)
+                continue
+            run_id = _str(rows[0][1][b"run_id"])
+            done.append(await recover(self.client, run_id, max_restarts=self.max_restarts,
+                                      entry=(queue, msg_id)))
+        return done
+
+    async def _orphans(self, skip: set[str]) -> list[Recovery]:
+        """Runs marked running whose lease is gone (and not handled by ``_reclaim``)."""
+        ids = [_str(i) for i in await self.client.smembers(keys.running())]
+        ids = [i for i in ids if i not in skip]
+        if not ids:
+            return []
+        pipe = self.client.pipeline(transaction=True)
+        for run_id in ids:
+            pipe.exists(keys.run_lease(run_id))
+            pipe.hget(keys.run(run_id), "status")
+        replies = await pipe.execute()
+        lost = [run_id for run_id, held, status in zip(ids, replies[0::2], replies[1::2],
+                                                       strict=True)
+                if not held and status == b"running"]
+        return [await recover(self.client, run_id, max_restarts=self.max_restarts)
+                for run_id in lost]
+
+    # --- the loop -----------------------------------------------------------------
+    async def run(self, stopping: asyncio.Event | None = None) -> None:
+        """Sweep every ``interval`` seconds until ``stopping`` is set; then release the lock
+        and give pending notifications a moment."""
+        stopping = stopping or asyncio.Event()
+        try:
+            while not stopping.is_set():
+                try:
+                    await self.sweep()
+                except (redis.RedisError, OSError) as exc:
+                    log.warning("monitor sweep failed: %s", exc)
+                try:
+                    await asyncio.wait_for(stopping.wait(), self.interval)
+                except TimeoutError:
+                    pass
+        finally:
+            await self.release()
+            await self.notifier.aclose()

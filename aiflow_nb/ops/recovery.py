@@ -1,0 +1,157 @@
+"""Putting an interrupted run back on its queue: handed back by a draining worker, or
+recovered by the monitor after its worker died (or failed for good with reason
+``crashed`` once it has been restarted ``max_restarts`` times).
+
+Every change is one optimistic transaction (WATCH on the run record and its lease), so a
+run that finishes or is taken by a worker meanwhile is never re-queued by mistake.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+
+from .. import keys
+from ..events.model import FIELD, make_payload
+from ..runtime.invocation import error_document
+from ..serialization import dumps
+
+__all__ = ["Recovery", "fail_run", "hand_back", "recover"]
+
+TERMINAL_STATUS = frozenset({"completed", "failed", "cancelled"})
+QueueEntry = tuple[str, str]
+"""(queue stream key, entry id) of the request that brought the run to a worker."""
+
+
+@dataclass
+class Recovery:
+    """What ``recover`` did: ``requeued``, ``crashed`` (failed for good), ``held`` (a
+    worker holds its lease: nothing to do), ``ended`` or ``missing``."""
+
+    run_id: str
+    outcome: str
+    restarts: int = 0
+    notification: dict[str, Any] = field(default_factory=dict)
+
+
+def _text(raw: bytes | None, default: str = "") -> str:
+    return raw.decode() if raw is not None else default
+
+
+def _log_event(run_id: str, level: str, message: str, **data: Any) -> dict[bytes, bytes]:
+    return {FIELD: make_payload("log", run_id, data={"level": level, "message": message, **data})}
+
+
+def _requeue(pipe: Any, run_id: str, version: str, note: dict[bytes, bytes]) -> None:
+    pipe.hset(keys.run(run_id), "status", "queued")
+    pipe.xadd(keys.run_events(run_id), note)
+    pipe.xadd(keys.queue(version), {"run_id": run_id, "resume": "1"})
+
+
+def _ack(pipe: Any, entry: QueueEntry | None) -> None:
+    if entry is not None:
+        pipe.xack(entry[0], keys.queue_group, entry[1])
+        pipe.xdel(entry[0], entry[1])
+
+
+async def hand_back(client: aredis.Redis, run_id: str, worker_id: str, entry: QueueEntry) -> str:
+    """Release a run this worker holds and queue it for another worker (drain timeout).
+    Returns ``requeued``, or ``ended`` when the run finished meanwhile."""
+    run_key, lease_key = keys.run(run_id), keys.run_lease(run_id)
+    async with client.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                await pipe.watch(run_key, lease_key)
+                status, version = await pipe.hmget(run_key, "status", "version")
+                pipe.multi()
+                _ack(pipe, entry)
+                pipe.delete(lease_key)
+                outcome = "ended" if _text(status) in TERMINAL_STATUS else "requeued"
+                if outcome == "requeued":
+                    note = _log_event(run_id, "warning", f"worker {worker_id} is shutting "
+                                      "down: run handed back to resume on another worker",
+                                      worker=worker_id, handback=True)
+                    _requeue(pipe, run_id, _text(version), note)
+                await pipe.execute()
+                return outcome
+            except redis.WatchError:
+                continue
+
+
+async def recover(
+    client: aredis.Redis, run_id: str, *, max_restarts: int, entry: QueueEntry | None = None
+) -> Recovery:
+    """Re-queue a run whose worker died (its lease is gone), counting a restart if it had
+    started; past ``max_restarts`` restarts end it ``failed`` with reason ``crashed``.
+    ``entry`` is the dead worker's pending queue entry for it, acknowledged here."""
+    run_key, lease_key = keys.run(run_id), keys.run_lease(run_id)
+    async with client.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                await pipe.watch(run_key, lease_key)
+                if await pipe.exists(lease_key):
+                    return Recovery(run_id, "held")
+                fields = await pipe.hmget(run_key, "status", "version", "workflow",
+                                          "restarts", "worker")
+                result = _plan(pipe, run_id, [_text(f) for f in fields], max_restarts, entry)
+                await pipe.execute()
+                return result
+            except redis.WatchError:
+                continue
+
+
+def _plan(pipe: Any, run_id: str, fields: list[str], max_restarts: int,
+          entry: QueueEntry | None) -> Recovery:
+    status, version, workflow, restarts_raw, worker = fields
+    pipe.multi()
+    _ack(pipe, entry)
+    if not status:
+        return Recovery(run_id, "missing")
+    if status in TERMINAL_STATUS:
+        return Recovery(run_id, "ended")
+    restarts = int(restarts_raw or 0) + (1 if status == "running" else 0)
+    if restarts > max_restarts:
+        return _crash(pipe, run_id, workflow, worker, restarts - 1, max_restarts)
+    pipe.hset(keys.run(run_id), "restarts", restarts)
+    message = (f"worker {worker or '?'} stopped heartbeating: run re-queued "
+               f"(restart {restarts} of at most {max_restarts})")
+    _requeue(pipe, run_id, version, _log_event(run_id, "warning", message, worker=worker,
+                                               restarts=restarts, recovered=True))
+    return Recovery(run_id, "requeued", restarts)
+
+
+async def fail_run(client: aredis.Redis, run_id: str, exc: BaseException) -> None:
+    """End a run ``failed`` with ``exc`` as its error (the executor itself broke), so it is
+    neither left ``running`` nor recovered again and again."""
+    error = error_document(exc)
+    pipe = client.pipeline(transaction=True)
+    pipe.hset(keys.run(run_id), mapping={"status": "failed", "ended_at": time.time(),
+                                         "error": dumps(error)})
+    pipe.srem(keys.running(), run_id)
+    pipe.xadd(keys.run_events(run_id), {FIELD: make_payload("run.failed", run_id,
+                                                            data={"error": error})})
+    await pipe.execute()
+
+
+def _crash(pipe: Any, run_id: str, workflow: str, worker: str, restarts: int,
+           max_restarts: int) -> Recovery:
+    message = (f"the run's worker died {restarts + 1} times (last: {worker or '?'}); "
+               f"max_restarts={max_restarts} reached")
+    error = {"type": "WorkerCrashed", "message": message, "cause": None, "traceback": ""}
+    notification = {"run_id": run_id, "workflow": workflow, "status": "failed",
+                    "reason": "crashed", "restarts": restarts, "message": message,
+                    "ts": time.time()}
+    pipe.hset(keys.run(run_id), mapping={"status": "failed", "reason": "crashed",
+                                         "ended_at": time.time(), "error": dumps(error)})
+    pipe.srem(keys.running(), run_id)
+    events = keys.run_events(run_id)
+    pipe.xadd(events, {FIELD: make_payload("notification", run_id, name=workflow,
+                                           data=notification)})
+    pipe.xadd(events, {FIELD: make_payload("run.failed", run_id, name=workflow,
+                                           data={"reason": "crashed", "error": error,
+                                                 "restarts": restarts})})
+    return Recovery(run_id, "crashed", restarts, notification)

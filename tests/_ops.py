@@ -1,0 +1,179 @@
+"""Helpers for the compute-layer tests: real ``aiflow worker`` processes, a local HTTP
+receiver for notifications, and waiting on run state."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from aiflow_nb import keys
+from aiflow_nb.ops.presence import live_workers
+from aiflow_nb.store import sync_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = {"AIFLOW_HEARTBEAT_INTERVAL": "0.2", "AIFLOW_HEARTBEAT_TTL": "1.0",
+        "AIFLOW_LOCAL_WORKER": "0"}
+"""Heartbeat timing for the worker processes: a dead worker's runs come back in ~1.5 s."""
+CLI = "from aiflow_nb.cli import main; main()"
+APP = "aiflow_nb.examples.chaos"
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
+              every: float = 0.02) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+class WorkerProcess:
+    """One ``aiflow -v worker --app aiflow_nb.examples.chaos ...`` process, logging to a file."""
+
+    count = 0
+
+    def __init__(self, log_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        WorkerProcess.count += 1
+        self.log_path = log_dir / f"worker-{WorkerProcess.count}.log"
+        full = {**os.environ, **FAST, "PYTHONPATH": str(ROOT), **(env or {})}
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", CLI, "-v", "worker", "--app", APP, *args],
+                env=full, stdout=out, stderr=subprocess.STDOUT)
+        self.id = ""
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def ready(self, timeout: float = 30.0) -> WorkerProcess:
+        """Wait until the worker heartbeats; remember its id."""
+        def mine() -> dict[str, Any] | None:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited {self.proc.returncode}:\n{self.log()}")
+            return next((w for w in live_workers() if int(w["pid"]) == self.pid), None)
+
+        self.id = wait_for(mine, timeout, f"worker pid {self.pid} to heartbeat")["id"]
+        return self
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        """SIGKILL, and reap."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@contextmanager
+def fleet(log_dir: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """``start(*args, env=...)`` starts a worker process; all are killed at the end."""
+    started: list[WorkerProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> WorkerProcess:
+        worker = WorkerProcess(log_dir, *args, env=env)
+        started.append(worker)
+        return worker
+
+    try:
+        yield start
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+def record(run_id: str) -> dict[str, str]:
+    raw = sync_redis().hgetall(keys.run(run_id))
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def journal_keys(run_id: str) -> set[str]:
+    return {k.decode() for k in sync_redis().hkeys(keys.run_journal(run_id))}
+
+
+def running_on(run_id: str, worker_id: str | None = None) -> str | None:
+    """The worker id holding ``run_id`` while it runs (optionally: only ``worker_id``)."""
+    rec = record(run_id)
+    holder = sync_redis().get(keys.run_lease(run_id))
+    if rec.get("status") != "running" or holder is None:
+        return None
+    if worker_id is not None and holder.decode() != worker_id:
+        return None
+    return holder.decode()
+
+
+class Receiver:
+    """A real HTTP server on loopback collecting POSTed JSON bodies; the first
+    ``failures`` requests get a 503 (to exercise retries)."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.requests = 0
+        self.failures = failures
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.requests += 1
+                if receiver.requests <= receiver.failures:
+                    self.send_response(503)
+                else:
+                    receiver.bodies.append(json.loads(body))
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Follower(threading.Thread):
+    """Follows a run's event stream (replay, then live) in a thread, keeping every event."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(daemon=True)
+        self.run_id = run_id
+        self.events: list[Any] = []
+
+    def run(self) -> None:
+        from aiflow_nb.events.reader import read_events
+
+        for event in read_events(self.run_id, block_ms=200):
+            self.events.append(event)

@@ -1,0 +1,95 @@
+"""Crash recovery with real worker processes and real SIGKILLs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from _ops import Follower, Receiver, fleet, journal_keys, record, running_on, wait_for
+
+from aiflow_nb.access.handle import RunHandle
+from aiflow_nb.examples.chaos import JOURNALED_TWICE, side_effects
+from aiflow_nb.ops.submit import submit
+
+
+def test_sigkill_mid_run_resumes_on_the_other_worker_without_redoing_journaled_steps(
+    tmp_path: Path,
+) -> None:
+    with fleet(tmp_path) as start:
+        workers = [start(), start()]
+        for w in workers:
+            w.ready()
+        handle = submit("steps", {"n": 8, "delay": 0.25})
+        follower = Follower(handle.run_id)
+        follower.start()
+        wait_for(lambda: len(journal_keys(handle.run_id)) >= 3, 15, "three journaled steps")
+        holder = running_on(handle.run_id)
+        victim = next(w for w in workers if w.id == holder)
+        victim.kill()
+        time.sleep(0.2)  # whatever the dead worker had sent has landed
+        journaled_at_kill = journal_keys(handle.run_id)
+
+        assert handle.result(timeout=20) == list(range(8))
+        follower.join(5)
+
+    rec = record(handle.run_id)
+    survivor = next(w for w in workers if w is not victim)
+    assert rec["worker"] == survivor.id
+    assert (rec["attempt"], rec["restarts"]) == ("2", "1")
+    events = list(handle.events(follow=False))
+    types = [e.type for e in events]
+    assert types.count("run.resumed") == 1 and types[-1] == "run.completed"
+    replayed = {e.data["key"] for e in events if e.type == "span.replayed"}
+    assert replayed == journaled_at_kill
+    effects = side_effects(handle.run_id)
+    assert JOURNALED_TWICE not in effects
+    assert all(effects[key] == 1 for key in journaled_at_kill)
+    assert len(effects) == 8 and sum(effects.values()) <= 9  # at most the in-flight step twice
+    # the reader that followed the run live saw every event, once, in order
+    assert [e.id for e in follower.events] == [e.id for e in events]
+
+
+def test_a_run_whose_workers_keep_dying_fails_crashed_and_a_notification_is_posted(
+    tmp_path: Path,
+) -> None:
+    with Receiver(failures=1) as receiver, fleet(tmp_path) as start:
+        env = {"AIFLOW_NOTIFY_URL": receiver.url}
+        workers = [start("--max-restarts", "2", env=env) for _ in range(2)]
+        for w in workers:
+            w.ready()
+        handle = RunHandle(submit("steps", {"n": 200, "delay": 0.1}).run_id)
+        dead: set[str] = set()
+
+        def live_holder() -> str | None:
+            if handle.status == "failed":
+                return "failed"
+            holder = running_on(handle.run_id)
+            return holder if holder not in dead else None
+
+        kills = 0
+        while kills < 5:
+            holder = wait_for(live_holder, 20, "the run to be running on a live worker")
+            if holder == "failed":
+                break
+            victim = next(w for w in workers if w.id == holder)
+            victim.kill()
+            dead.add(victim.id)
+            kills += 1
+            workers.remove(victim)
+            workers.append(start("--max-restarts", "2", env=env).ready())
+            time.sleep(0.1)
+        assert handle.wait(timeout=20) == "failed"
+        wait_for(lambda: receiver.bodies, 15, "the notification POST")
+
+    rec = handle.record()
+    assert kills == 3  # two restarts, then the third crash ends it
+    assert (rec["status"], rec["reason"], rec["restarts"]) == ("failed", "crashed", 2)
+    assert rec["error"]["type"] == "WorkerCrashed"
+    events = list(handle.events(follow=False))
+    assert [e.type for e in events[-2:]] == ["notification", "run.failed"]
+    assert events[-1].data["reason"] == "crashed"
+    assert events[-2].data["run_id"] == handle.run_id
+    body = receiver.bodies[0]
+    assert {k: body[k] for k in ("run_id", "workflow", "status", "reason")} == {
+        "run_id": handle.run_id, "workflow": "steps", "status": "failed", "reason": "crashed"}
+    assert receiver.requests >= 2  # the first POST got a 503 and was retried
