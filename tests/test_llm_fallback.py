@@ -5,9 +5,8 @@ it without calling the finished step's LLM again."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import time
+from collections.abc import Iterator
 
 import openai
 import pytest

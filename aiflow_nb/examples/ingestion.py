@@ -32,26 +32,36 @@ __all__ = ["choose_pages", "fetch_index", "ingest_page", "onboard_site", "scrape
 
 _LINK = re.compile(r'<a href="([^"]+)">(.*?)</a>', re.S)
 _TAG = re.compile(r"<[^>]+>")
-_http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-    weakref.WeakKeyDictionary())
+FETCHES = 32
+"""Pages fetched at once (politeness to the site; LLM calls are paced by the rate limit)."""
+_http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[httpx.AsyncClient,
+                                 asyncio.Semaphore]] = weakref.WeakKeyDictionary()
 
 
-def _client() -> httpx.AsyncClient:
+def _client() -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
     loop = asyncio.get_running_loop()
-    client = _http.get(loop)
-    if client is None:
-        client = _http[loop] = httpx.AsyncClient(timeout=30, limits=httpx.Limits(
-            max_connections=200, max_keepalive_connections=100))
-    return client
+    pair = _http.get(loop)
+    if pair is None:
+        limits = httpx.Limits(max_connections=FETCHES, max_keepalive_connections=FETCHES)
+        pair = _http[loop] = (httpx.AsyncClient(timeout=30, limits=limits),
+                              asyncio.Semaphore(FETCHES))
+    return pair
+
+
+async def _get(url: str) -> str:
+    client, slots = _client()
+    async with slots:
+        reply = await client.get(url)
+    reply.raise_for_status()
+    return reply.text
 
 
 @component(retry=dict(attempts=3, initial=0.2))
 async def fetch_index(site_url: str) -> list[dict[str, str]]:
     """The site's links: ``[{"path", "title"}]``."""
-    reply = await _client().get(site_url)
-    reply.raise_for_status()
+    page = await _get(site_url)
     return [{"path": p, "title": html.unescape(_TAG.sub("", t)).strip()}
-            for p, t in _LINK.findall(reply.text)]
+            for p, t in _LINK.findall(page)]
 
 
 @component
@@ -71,9 +81,8 @@ async def choose_pages(site_url: str, links: list[dict[str, str]]) -> list[str]:
 @component(retry=dict(attempts=3, initial=0.2))
 async def scrape(url: str) -> str:
     """The page's visible text."""
-    reply = await _client().get(url)
-    reply.raise_for_status()
-    return " ".join(html.unescape(_TAG.sub(" ", reply.text)).split())[:4000]
+    page = await _get(url)
+    return " ".join(html.unescape(_TAG.sub(" ", page)).split())[:4000]
 
 
 @component

@@ -37,7 +37,7 @@ local rpm, tpm, conc = tonumber(c[1]), tonumber(c[2]), tonumber(c[3])
 local burst = tonumber(c[4]) or 1
 if conc then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  if redis.call('ZCARD', KEYS[2]) >= conc then return {0, '0'} end
+  if redis.call('ZCARD', KEYS[2]) >= conc then return {0, '0', 0} end
 end
 local function take(per_min, level, ts, need, lf, tf)
   local rate = per_min / 60000.0
@@ -55,7 +55,9 @@ if tpm then
   wait = math.max(wait, take(tpm, c[7], c[8], tonumber(ARGV[1]), 't_level', 't_ts'))
 end
 if conc then redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[2]) end
-return {1, tostring(wait)}
+local settle = 0
+if conc or tpm then settle = 1 end
+return {1, tostring(wait), settle}
 """
 
 RELEASE = """
@@ -74,7 +76,8 @@ return 1
 
 @dataclass
 class Lease:
-    """Permission for one call under the limits ``names``; ``release()`` when it ends."""
+    """Permission for one call; ``release()`` when it ends (it frees the concurrency slots
+    and settles the token buckets of ``names``, the limits that have either)."""
 
     names: tuple[str, ...]
     holder: str
@@ -144,13 +147,16 @@ def acquire(
     ttl = int(defaults.RATE_LIMIT_LEASE_TTL * 1000)
     t0 = time.monotonic()
     wait = 0.0
+    settle = []
     for name in names:
         while True:
-            ok, ms = script(keys=_keys(name), args=[tokens, lease.holder, ttl])
+            ok, ms, held = script(keys=_keys(name), args=[tokens, lease.holder, ttl])
             if int(ok):
                 wait = max(wait, float(ms) / 1000)
+                settle += [name] if int(held) else []
                 break
             sleep(_poll())
+    lease.names = tuple(settle)
     if wait > 0:
         sleep(wait)
     lease.waited = time.monotonic() - t0
@@ -171,13 +177,16 @@ async def aacquire(
     ttl = int(defaults.RATE_LIMIT_LEASE_TTL * 1000)
     t0 = time.monotonic()
     wait = 0.0
+    settle = []
     for name in names:
         while True:
-            ok, ms = await script(keys=_keys(name), args=[tokens, lease.holder, ttl])
+            ok, ms, held = await script(keys=_keys(name), args=[tokens, lease.holder, ttl])
             if int(ok):
                 wait = max(wait, float(ms) / 1000)
+                settle += [name] if int(held) else []
                 break
             await asyncio.sleep(_poll())
+    lease.names = tuple(settle)
     if wait > 0:
         await asyncio.sleep(wait)
     lease.waited = time.monotonic() - t0

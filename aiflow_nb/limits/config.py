@@ -87,4 +87,5 @@ def clear(name: str, client: redis.Redis | None = None) -> bool:
 
 def names(client: redis.Redis | None = None) -> builtins.list[str]:
     """Names of the limits declared in this namespace, sorted."""
-    return sorted(m.decode() for m in (client or sync_redis()).smembers(keys.ratelimits()))
+    members = (client or sync_redis()).smembers(keys.ratelimits())
+    return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)

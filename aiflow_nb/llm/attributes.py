@@ -20,8 +20,8 @@ from .. import defaults
 from ..serialization import dumps
 from . import pricing
 
-__all__ = ["ENDPOINTS", "Endpoint", "StreamState", "estimate_prompt_tokens", "estimate_tokens", "request_attributes",
-           "response_attributes", "shown_output", "usage_of"]
+__all__ = ["ENDPOINTS", "Endpoint", "StreamState", "estimate_prompt_tokens", "estimate_tokens",
+           "request_attributes", "response_attributes", "shown_output", "text_of", "usage_of"]
 
 
 @dataclass(frozen=True)

@@ -96,8 +96,8 @@ class LLMCall:
     def cache_key(self) -> str | None:
         return None if self.stream else self.call.cache_key()
 
-    def from_cache(self, raw: bytes | None) -> tuple[bool, Any]:
-        hit, doc = self.call.cached(raw)
+    def from_cache(self, raw: bytes | str | None) -> tuple[bool, Any]:
+        hit, doc = self.call.cached(raw.encode() if isinstance(raw, str) else raw)
         return (True, rebuild(self.ep, doc)) if hit else (False, None)
 
     def outcome_attributes(self, target: Target) -> dict[str, Any]:
@@ -151,7 +151,7 @@ class LLMCall:
         return kwargs
 
     def _on_retry(self, target: Target, state: tenacity.RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
+        exc = (state.outcome.exception() if state.outcome else None) or Exception("?")
         wait = state.next_action.sleep if state.next_action else 0.0
         if self.tries:
             self.tries[-1]["wait"] = wait

@@ -66,7 +66,8 @@ class TracedBase:
     ) -> None:
         kind = openai.AsyncOpenAI if self.asynchronous else openai.OpenAI
         if not isinstance(client, kind):
-            raise TypeError(f"{type(self).__name__} wraps an openai.{kind.__name__}, got {client!r}")
+            raise TypeError(f"{type(self).__name__} wraps an openai.{kind.__name__}, "
+                            f"got {client!r}")
         self.raw = no_sdk_retries(client)
         self.provider_name = provider_name or provider_of(self.raw)
         self.retry = llm_retry_policy(retry)
@@ -139,7 +140,7 @@ class _Chat:
 class TracedOpenAI(TracedBase):
     """An ``openai.OpenAI`` whose calls are traced, retried, rate-limited and fall back."""
 
-    def __init__(self, client: openai.OpenAI, **settings: Any) -> None:
+    def __init__(self, client: openai.OpenAI | openai.AsyncOpenAI, **settings: Any) -> None:
         super().__init__(client, **settings)
         self.chat = _Chat(self, _SyncResource(self, ENDPOINTS["chat.completions"]))
         self.responses = _SyncResource(self, ENDPOINTS["responses"])
@@ -155,7 +156,7 @@ class AsyncTracedOpenAI(TracedBase):
 
     asynchronous = True
 
-    def __init__(self, client: openai.AsyncOpenAI, **settings: Any) -> None:
+    def __init__(self, client: openai.OpenAI | openai.AsyncOpenAI, **settings: Any) -> None:
         super().__init__(client, **settings)
         self.chat = _Chat(self, _AsyncResource(self, ENDPOINTS["chat.completions"]))
         self.responses = _AsyncResource(self, ENDPOINTS["responses"])

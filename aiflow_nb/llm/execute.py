@@ -87,8 +87,8 @@ async def _attempts_async(c: LLMCall) -> tuple[Any, Target, limits.Lease]:
         retrying = tenacity.AsyncRetrying(sleep=c.policy.async_sleep(),
                                           **c.tenacity_kwargs(target, last))
         try:
-            response, lease = await retrying(_once_async, c, target)
-            return response, target, lease
+            outcome: tuple[Any, limits.Lease] = await retrying(_once_async, c, target)
+            return outcome[0], target, outcome[1]
         except Exception as exc:
             c.give_up_on(target, exc, last)
     raise AssertionError("unreachable: the last target raises")

@@ -39,4 +39,6 @@ class FakeLLMServer(ServerThread):
 
 def serve_fake_llm(port: int = 0, host: str = "127.0.0.1", **knobs: Any) -> FakeLLMServer:
     """Start the local LLM server on ``host:port`` with ``knobs`` (see ``Knobs``)."""
-    return FakeLLMServer(port=port, host=host, **knobs).start()
+    server = FakeLLMServer(port=port, host=host, **knobs)
+    server.start()
+    return server

@@ -1,0 +1,124 @@
+"""LLM-layer benchmarks (issue 7), against the local LLM server in a process of its own
+(``aiflow fake-llm``: the provider is remote in real life, so it gets its own CPU).
+
+1. The onboarding-ingestion demo making 500 LLM calls (1 page pick + 499 summaries) at
+   0.2 s latency under a shared 6,000 rpm limit (100 calls/s, a 1 s burst of 100). The
+   baseline is the ideal that bucket allows: the pick (0.2 s), then 499 calls of which
+   100 leave at once and the rest at 100/s, the last ending 0.2 s after it leaves.
+   Target: wall <= 1.2x that ideal.
+2. Per-call overhead of the wrapper in a run (span, attributes, journal, limiter) vs the
+   raw SDK: 200 sequential chat calls at zero latency. Reported, no target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from ._common import Figure, private_redis
+
+CALLS = 500
+LATENCY = 0.2
+RPM = 6000
+SEQUENTIAL = 200
+
+
+def _ingestion(site_pages: int) -> tuple[float, int]:
+    from aiflow_nb import limits
+    from aiflow_nb.examples.ingestion import onboard_site
+    from aiflow_nb.examples.site import serve_site
+
+    limits.set("fake-llm:gpt-4o-mini", rpm=RPM)
+    with serve_site(pages=site_pages) as site:
+        t0 = time.perf_counter()
+        result = onboard_site.start(site_url=site.url, max_pages=CALLS - 1).result(timeout=120)
+        wall = time.perf_counter() - t0
+    return wall, int(result["pages"]) + 1
+
+
+def _ideal(calls: int) -> float:
+    rate, burst = RPM / 60, RPM / 60
+    fanout = calls - 1
+    return LATENCY + max(0.0, fanout - burst) / rate + LATENCY
+
+
+def _overhead(base_url: str) -> tuple[float, float]:
+    import openai
+
+    from aiflow_nb import workflow
+    from aiflow_nb.llm import AsyncOpenAI
+
+    raw = openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0)
+    traced = AsyncOpenAI(base_url=base_url, api_key="unused", provider_name="bench")
+    ask = [{"role": "user", "content": "hello"}]
+
+    async def raw_calls() -> None:
+        for _ in range(SEQUENTIAL):
+            await raw.chat.completions.create(model="m", messages=ask, max_tokens=5)
+
+    @workflow
+    async def traced_calls() -> int:
+        for _ in range(SEQUENTIAL):
+            await traced.chat.completions.create(model="m", messages=ask, max_tokens=5)
+        return SEQUENTIAL
+
+    t0 = time.perf_counter()
+    asyncio.run(raw_calls())
+    raw_s = (time.perf_counter() - t0) / SEQUENTIAL
+    t0 = time.perf_counter()
+    traced_calls.start().result(timeout=120)
+    traced_s = (time.perf_counter() - t0) / SEQUENTIAL
+    return traced_s, raw_s
+
+
+@contextmanager
+def _fake_llm_process(latency: float) -> Iterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    aiflow = str(Path(sys.executable).parent / "aiflow")
+    proc = subprocess.Popen([aiflow, "fake-llm", "--port", str(port), "--latency", str(latency),
+                             "--tokens-per-s", "0"], stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/_aiflow/knobs")
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("aiflow fake-llm did not start") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main() -> list[Figure]:
+    from aiflow_nb.examples.llm import use_fake_llm
+
+    os.environ.pop("OPENAI_API_KEY", None)
+    figures = []
+    with private_redis(), _fake_llm_process(LATENCY) as base:
+        use_fake_llm(f"{base}/v1")
+        wall, calls = _ingestion(site_pages=700)
+        ideal = _ideal(calls)
+        figures.append(Figure(f"ingestion: {calls} LLM calls, 0.2 s, {RPM} rpm", wall, "s",
+                              baseline=ideal, baseline_name="ideal under the limit",
+                              target="<= 1.2x", met=wall <= 1.2 * ideal))
+        httpx.post(f"{base}/_aiflow/knobs", json={"latency": 0.0})
+        traced_s, raw_s = _overhead(f"{base}/v1")
+        figures.append(Figure("chat call in a run (wrapper)", traced_s * 1e3, "ms",
+                              baseline=raw_s * 1e3, baseline_name="raw openai SDK call"))
+    return figures
