@@ -98,6 +98,8 @@ class TracedBase:
             return comp
 
     def __getattr__(self, name: str) -> Any:
+        if name == "raw":  # not set yet: __init__ failed before it
+            raise AttributeError(name)
         return getattr(self.raw, name)
 
     def __repr__(self) -> str:
