@@ -44,7 +44,7 @@ def test_sigkill_mid_run_resumes_on_the_other_worker_without_redoing_journaled_s
     effects = side_effects(handle.run_id)
     assert JOURNALED_TWICE not in effects
     assert all(effects[key] == 1 for key in journaled_at_kill)
-    assert len(effects) == 8 and sum(effects.values()) <= 9  # at most the in-flight step twice
+    assert len(effects) == 8 and max(effects.values()) <= 2  # steps in flight: at least once
     # the reader that followed the run live saw every event, once, in order
     assert [e.id for e in follower.events] == [e.id for e in events]
 

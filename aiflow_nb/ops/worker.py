@@ -147,10 +147,22 @@ class Worker:
                 block=defaults.QUEUE_BLOCK_MS,
             )
             entries = [e for _, batch in reply or [] for e in batch]
+            if entries and self._stopping.is_set():
+                await self._give_back(entries)
+                return
             for msg_id, fields in entries:
                 self._spawn(msg_id.decode(), fields[b"run_id"].decode())
             if self.burst and not entries and not self.tasks:
                 return
+
+    async def _give_back(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Requests read just as the worker began to drain go back on the queue untouched."""
+        pipe = self.client.pipeline(transaction=True)
+        for msg_id, fields in entries:
+            pipe.xadd(self.queue, fields)
+            pipe.xack(self.queue, keys.queue_group, msg_id)
+            pipe.xdel(self.queue, msg_id)
+        await pipe.execute()
 
     def _spawn(self, msg_id: str, run_id: str) -> None:
         control = RunControl()

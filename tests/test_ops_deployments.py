@@ -1,0 +1,56 @@
+"""Blue/green: runs are pinned to the version that started them; ``aiflow deploy`` moves new
+runs to another version while runs in flight finish on their own workers."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+from _ops import fleet, record, running_on, wait_for
+from click.testing import CliRunner
+
+from aiflow_nb.cli import cli
+from aiflow_nb.ops.deployments import active_version, deploy, deployments
+from aiflow_nb.ops.submit import submit
+
+
+def test_deploy_v2_sends_new_runs_to_v2_while_v1_runs_finish_on_v1(tmp_path: Path) -> None:
+    runner = CliRunner()
+    deploy("v1")
+    with fleet(tmp_path) as start:
+        blue = start("--version", "v1").ready()
+        old = [submit("steps", {"n": 4, "delay": 0.4}) for _ in range(2)]
+        for h in old:
+            wait_for(lambda h=h: running_on(h.run_id, blue.id), 15, "v1 runs on the v1 worker")
+
+        result = runner.invoke(cli, ["deploy", "v2"])
+        assert result.exit_code == 0, result.output
+        assert "new runs go to v2 (was v1)" in result.output
+        assert "no live worker serves v2" in result.output
+        green = start("--version", "v2").ready()
+        new = [submit("steps", {"n": 2, "delay": 0.1}) for _ in range(2)]
+
+        rows = {row["version"]: row for row in deployments()}
+        assert rows["v2"]["active"] and not rows["v1"]["active"]
+        assert rows["v1"]["workers"] == 1 and rows["v1"]["running"] == 2
+        table = runner.invoke(cli, ["deployments"]).output
+        assert table.splitlines()[1].split()[:2] == ["*", "v2"]  # the active one first
+
+        assert [h.result(timeout=20) for h in old] == [list(range(4))] * 2
+        assert [h.result(timeout=20) for h in new] == [list(range(2))] * 2
+        blue.signal(signal.SIGTERM)  # nothing left on v1: it drains at once
+        assert blue.wait(10) == 0
+
+    assert {(record(h.run_id)["version"], record(h.run_id)["worker"]) for h in old} == {
+        ("v1", blue.id)}
+    assert {(record(h.run_id)["version"], record(h.run_id)["worker"]) for h in new} == {
+        ("v2", green.id)}
+    assert active_version() == "v2"
+
+
+def test_deploy_rejects_a_malformed_version() -> None:
+    with pytest.raises(ValueError, match="deployment version"):
+        deploy("v 2")
+    result = CliRunner().invoke(cli, ["deploy", "a:b"])
+    assert result.exit_code == 1 and "deployment version" in result.output

@@ -1,0 +1,79 @@
+"""SIGTERM drains a worker process; runs in hand finish, or are handed back and resumed."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+from _ops import fleet, journal_keys, record, running_on, wait_for
+
+from aiflow_nb.access.handle import RunHandle
+from aiflow_nb.examples.chaos import JOURNALED_TWICE, side_effects
+from aiflow_nb.ops.presence import live_workers
+from aiflow_nb.ops.submit import submit
+
+
+def test_sigterm_lets_runs_in_hand_finish_and_takes_no_new_run(tmp_path: Path) -> None:
+    with fleet(tmp_path) as start:
+        worker = start("--drain-timeout", "30").ready()
+        handles = [submit("sleeper", {"seconds": 1.5}) for _ in range(3)]
+        for h in handles:
+            wait_for(lambda h=h: running_on(h.run_id, worker.id), 15, "runs in hand")
+        worker.signal(signal.SIGTERM)
+        wait_for(lambda: any(w["state"] == "draining" for w in live_workers()), 5,
+                 "the worker to report draining")
+        late = submit("sleeper", {"seconds": 0.1})
+        assert worker.wait(15) == 0
+        assert [h.status for h in handles] == ["completed"] * 3
+        assert all(record(h.run_id)["attempt"] == "1" for h in handles)
+        assert late.status == "queued"  # a draining worker takes no new run
+        assert "draining" in worker.log()
+        start().ready()
+        assert late.result(timeout=15) == 0.1
+
+
+def test_drain_timeout_hands_runs_back_and_another_worker_resumes_them(tmp_path: Path) -> None:
+    with fleet(tmp_path) as start:
+        first = start("--drain-timeout", "0.5").ready()
+        handle = RunHandle(submit("steps", {"n": 8, "delay": 0.3}).run_id)
+        wait_for(lambda: len(journal_keys(handle.run_id)) >= 2, 15, "two journaled steps")
+        second = start().ready()
+        t0 = time.monotonic()
+        first.signal(signal.SIGTERM)
+        assert first.wait(10) == 0
+        drained_in = time.monotonic() - t0
+        handed_at = journal_keys(handle.run_id)
+        assert handle.result(timeout=20) == list(range(8))
+
+    rec = handle.record()
+    assert drained_in < 5  # the drain timeout, not the run's length
+    assert rec["worker"] == second.id and rec["restarts"] == 0  # a hand-back is no crash
+    events = list(handle.events(follow=False))
+    handbacks = [e for e in events if e.type == "log" and e.data.get("handback")]
+    assert len(handbacks) == 1 and handbacks[0].data["worker"] == first.id
+    assert [e.type for e in events].count("run.resumed") == 1
+    effects = side_effects(handle.run_id)
+    assert JOURNALED_TWICE not in effects
+    assert all(effects[key] == 1 for key in handed_at)
+    assert "handing back 1 run" in first.log()
+
+
+def test_second_signal_stops_at_once_and_the_run_is_recovered_through_its_lease(
+    tmp_path: Path,
+) -> None:
+    with fleet(tmp_path) as start:
+        first = start("--drain-timeout", "60").ready()
+        handle = RunHandle(submit("steps", {"n": 10, "delay": 0.3}).run_id)
+        wait_for(lambda: journal_keys(handle.run_id), 15, "a journaled step")
+        first.signal(signal.SIGTERM)
+        time.sleep(0.3)
+        first.signal(signal.SIGINT)
+        assert first.wait(5) == 1
+        second = start().ready()
+        assert handle.result(timeout=20) == list(range(10))
+
+    rec = handle.record()
+    assert rec["worker"] == second.id and rec["restarts"] == 1
+    assert "stopping at once" in first.log()
+    assert JOURNALED_TWICE not in side_effects(handle.run_id)

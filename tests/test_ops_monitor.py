@@ -1,0 +1,122 @@
+"""The monitor's decisions on real Redis state (the dead workers here are queue consumers
+with no heartbeat; the tests with real killed processes are in test_ops_recovery.py),
+and the notifier's retries against a real local HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from _ops import Receiver
+
+from aiflow_nb import keys
+from aiflow_nb.access.handle import RunHandle
+from aiflow_nb.ops.monitor import Monitor
+from aiflow_nb.ops.notify import Notifier
+from aiflow_nb.ops.submit import submit
+from aiflow_nb.store import async_redis, sync_redis
+
+
+def _taken_by_dead_worker(status: str = "running", restarts: int = 0) -> RunHandle:
+    """A run a worker read from the queue and started, and then the worker vanished."""
+    handle = submit("steps", {"n": 1}, version="default")
+    r = sync_redis()
+    queue = keys.queue("default")
+    r.xgroup_create(queue, keys.queue_group, id="0", mkstream=True)
+    r.xreadgroup(keys.queue_group, "ghost-worker", {queue: ">"}, count=1)
+    r.hset(keys.run(handle.run_id), mapping={"status": status, "restarts": restarts,
+                                             "worker": "ghost-worker"})
+    r.sadd(keys.running(), handle.run_id)
+    return handle
+
+
+def _sweep(*monitors: Monitor) -> list[list[Any]]:
+    async def go() -> list[list[Any]]:
+        client = async_redis()
+        for m in monitors:
+            m._client = client
+        results = [await m.sweep() for m in monitors]
+        for m in monitors:
+            await m.release()
+        return results
+
+    return asyncio.run(go())
+
+
+def _queue_requests() -> list[dict[bytes, bytes]]:
+    return [fields for _, fields in sync_redis().xrange(keys.queue("default"))]
+
+
+def test_dead_workers_run_is_requeued_once_and_its_pending_entry_dropped() -> None:
+    handle = _taken_by_dead_worker()
+    first, second = _sweep(Monitor(), Monitor())
+    assert [(r.run_id, r.outcome, r.restarts) for r in first] == [(handle.run_id, "requeued", 1)]
+    assert second == []  # the lock was held by the first monitor during its sweep
+    rec = handle.record()
+    assert (rec["status"], rec["restarts"]) == ("queued", 1)
+    assert _queue_requests() == [{b"run_id": handle.run_id.encode(), b"resume": b"1"}]
+    pending = sync_redis().xpending(keys.queue("default"), keys.queue_group)
+    assert pending["pending"] == 0
+    assert _sweep(Monitor()) == [[]]  # nothing left to do; the ghost consumer is deleted
+    assert sync_redis().xinfo_consumers(keys.queue("default"), keys.queue_group) == []
+    last = list(handle.events(follow=False))[-1]
+    assert last.type == "log" and last.data["recovered"] is True
+
+
+def test_a_run_whose_lease_is_held_is_left_alone() -> None:
+    handle = _taken_by_dead_worker()
+    sync_redis().set(keys.run_lease(handle.run_id), "someone-alive", px=5000)
+    assert _sweep(Monitor()) == [[]]
+    assert handle.status == "running"
+    assert sync_redis().xpending(keys.queue("default"), keys.queue_group)["pending"] == 1
+
+
+def test_running_run_without_lease_or_queue_entry_is_recovered() -> None:
+    handle = _taken_by_dead_worker()
+    r = sync_redis()
+    r.xack(keys.queue("default"), keys.queue_group,
+           r.xrange(keys.queue("default"))[0][0])  # only {ns}:running remembers it
+    [results] = _sweep(Monitor())
+    assert [(x.run_id, x.outcome) for x in results] == [(handle.run_id, "requeued")]
+
+
+def test_past_max_restarts_the_run_fails_crashed_and_the_notification_is_retried() -> None:
+    handle = _taken_by_dead_worker(restarts=3)
+    with Receiver(failures=2) as receiver:
+        waits: list[float] = []
+
+        async def no_sleep(seconds: float) -> None:
+            waits.append(seconds)
+
+        async def go() -> None:
+            monitor = Monitor(async_redis(), max_restarts=3,
+                              notifier=Notifier(receiver.url, backoff=0.5, sleep=no_sleep))
+            [result] = await monitor.sweep()
+            assert result.outcome == "crashed"
+            assert monitor.notifier.pending == 1  # sent in the background
+            await monitor.notifier.aclose()
+            assert monitor.notifier.delivered == 1
+
+        asyncio.run(go())
+    assert receiver.requests == 3 and waits == [0.5, 1.0]
+    assert receiver.bodies[0]["run_id"] == handle.run_id
+    assert receiver.bodies[0]["reason"] == "crashed"
+    rec = handle.record()
+    assert (rec["status"], rec["reason"]) == ("failed", "crashed")
+    assert not sync_redis().sismember(keys.running(), handle.run_id)
+    assert _queue_requests() == []  # not re-queued
+
+
+def test_notifier_gives_up_without_blocking_when_nobody_listens() -> None:
+    async def go() -> tuple[float, Notifier]:
+        notifier = Notifier("http://127.0.0.1:9/nothing-here", attempts=2, backoff=0.01)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        notifier.send({"run_id": "x"})
+        sent_in = loop.time() - t0
+        await notifier.aclose(timeout=10)
+        return sent_in, notifier
+
+    sent_in, notifier = asyncio.run(go())
+    assert sent_in < 0.01
+    assert (notifier.delivered, notifier.given_up) == (0, 1)

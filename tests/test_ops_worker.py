@@ -1,0 +1,60 @@
+"""``aiflow worker`` / ``aiflow workers`` as real processes: burst, concurrency, listing,
+cancellation through Redis."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+from _ops import fleet, running_on, wait_for
+from click.testing import CliRunner
+
+from aiflow_nb.cli import cli
+from aiflow_nb.ops.submit import submit
+
+
+def test_burst_worker_runs_many_runs_concurrently_then_exits(tmp_path: Path) -> None:
+    handles = [submit("sleeper", {"seconds": 1.0}) for _ in range(20)]
+    with fleet(tmp_path) as start:
+        t0 = time.monotonic()
+        worker = start("--burst", "--concurrency", "32")
+        assert worker.wait(30) == 0
+        elapsed = time.monotonic() - t0
+    assert [h.status for h in handles] == ["completed"] * 20
+    assert elapsed < 8  # 20 one-second runs at once on one loop, not one after another
+    assert "stopped after 20 run(s)" in worker.log()
+
+
+def test_workers_lists_live_workers_with_state_and_runs_in_hand(tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(cli, ["workers"]).output.strip() == "no live workers"
+    with fleet(tmp_path) as start:
+        worker = start("--version", "blue", "--drain-timeout", "30").ready()
+        handle = submit("sleeper", {"seconds": 2.0}, version="blue")
+        wait_for(lambda: running_on(handle.run_id, worker.id), 15, "the run in hand")
+        time.sleep(0.3)  # a heartbeat reports it
+        out = runner.invoke(cli, ["workers"]).output
+        row = next(line for line in out.splitlines() if line.startswith(worker.id)).split()
+        assert row[2:6] == [str(worker.pid), "blue", "active", "1"]
+        assert row[6].endswith("s") and row[7] == "ago"
+        worker.signal(signal.SIGTERM)
+        wait_for(lambda: " draining " in runner.invoke(cli, ["workers"]).output, 5,
+                 "the listing to show draining")
+        assert worker.wait(10) == 0
+    assert runner.invoke(cli, ["workers", "--version", "blue"]).output.strip() == \
+        "no live workers"
+
+
+def test_cancel_reaches_the_worker_process_running_the_run(tmp_path: Path) -> None:
+    with fleet(tmp_path) as start:
+        worker = start().ready()
+        handle = submit("sleeper", {"seconds": 60})
+        wait_for(lambda: running_on(handle.run_id, worker.id), 15, "the run in hand")
+        assert handle.cancel() == "cancelling"
+        assert handle.wait(timeout=5) == "cancelled"
+        assert worker.proc.poll() is None  # the worker goes on
+        follow_up = submit("sleeper", {"seconds": 0.1})
+        assert follow_up.result(timeout=10) == 0.1
+    types = [e.type for e in handle.events(follow=False)]
+    assert types[-1] == "run.cancelled" and "run.failed" not in types
