@@ -160,6 +160,10 @@ RATE_LIMIT_LEASE_TTL = 600.0
 RATE_LIMIT_POLL = 0.02
 """Seconds between two checks for a free concurrency slot."""
 
+RATE_LIMIT_NAMES_TTL = 1.0
+"""Seconds a process trusts its list of declared rate limits (a limit declared by another
+process applies to this one's LLM calls within this time)."""
+
 FAKE_LLM_PORT = 8787
 """TCP port ``aiflow fake-llm`` listens on by default."""
 

@@ -1,5 +1,5 @@
-"""LLM-layer benchmarks (issue 7), against the local LLM server in a process of its own
-(``aiflow fake-llm``: the provider is remote in real life, so it gets its own CPU).
+"""LLM-layer benchmarks (issue 7), against the local LLM server and the fixture site each
+in a process of their own (the provider and the site are remote in real life).
 
 1. The onboarding-ingestion demo making 500 LLM calls (1 page pick + 499 summaries) at
    0.2 s latency under a shared 6,000 rpm limit (100 calls/s, a 1 s burst of 100). The
@@ -35,12 +35,11 @@ SEQUENTIAL = 200
 def _ingestion(site_pages: int) -> tuple[float, int]:
     from aiflow_nb import limits
     from aiflow_nb.examples.ingestion import onboard_site
-    from aiflow_nb.examples.site import serve_site
 
     limits.set("fake-llm:gpt-4o-mini", rpm=RPM)
-    with serve_site(pages=site_pages) as site:
+    with _site_process(site_pages) as site_url:
         t0 = time.perf_counter()
-        result = onboard_site.start(site_url=site.url, max_pages=CALLS - 1).result(timeout=120)
+        result = onboard_site.start(site_url=site_url, max_pages=CALLS - 1).result(timeout=120)
         wall = time.perf_counter() - t0
     return wall, int(result["pages"]) + 1
 
@@ -80,29 +79,51 @@ def _overhead(base_url: str) -> tuple[float, float]:
     return traced_s, raw_s
 
 
-@contextmanager
-def _fake_llm_process(latency: float) -> Iterator[str]:
+def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    aiflow = str(Path(sys.executable).parent / "aiflow")
-    proc = subprocess.Popen([aiflow, "fake-llm", "--port", str(port), "--latency", str(latency),
-                             "--tokens-per-s", "0"], stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def _served(command: list[str], probe: str) -> Iterator[None]:
+    """``command`` running until the block ends, once ``probe`` answers."""
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                httpx.get(f"{base}/_aiflow/knobs")
+                httpx.get(probe)
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("aiflow fake-llm did not start") from None
+                    raise RuntimeError(f"{command[:3]} did not start") from None
                 time.sleep(0.1)
-        yield base
+        yield
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@contextmanager
+def _fake_llm_process(latency: float) -> Iterator[str]:
+    port = _free_port()
+    aiflow = str(Path(sys.executable).parent / "aiflow")
+    base = f"http://127.0.0.1:{port}"
+    with _served([aiflow, "fake-llm", "--port", str(port), "--latency", str(latency),
+                  "--tokens-per-s", "0"], f"{base}/_aiflow/knobs"):
+        yield base
+
+
+@contextmanager
+def _site_process(pages: int) -> Iterator[str]:
+    port = _free_port()
+    code = ("import uvicorn; from aiflow_nb.examples.site import create_site; "
+            f"uvicorn.run(create_site({pages}), host='127.0.0.1', port={port}, "
+            "log_level='warning')")
+    url = f"http://127.0.0.1:{port}/"
+    with _served([sys.executable, "-c", code], url):
+        yield url
 
 
 def main() -> list[Figure]:

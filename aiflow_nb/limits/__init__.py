@@ -10,6 +10,7 @@ Example::
 """
 
 from .bucket import Lease, aacquire, acquire
-from .config import RateLimit, clear, get, names, set
+from .config import RateLimit, adeclared, clear, declared, get, names, set
 
-__all__ = ["Lease", "RateLimit", "aacquire", "acquire", "clear", "get", "names", "set"]
+__all__ = ["Lease", "RateLimit", "aacquire", "acquire", "adeclared", "clear", "declared", "get",
+           "names", "set"]

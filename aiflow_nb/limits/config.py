@@ -7,14 +7,17 @@ and namespace. LLM calls consult ``"<provider>:<model>"`` and ``"<provider>"``.
 from __future__ import annotations
 
 import builtins
+import time
 from dataclasses import asdict, dataclass
 
 import redis
+import redis.asyncio as aredis
 
 from .. import defaults, keys
-from ..store import sync_redis
+from ..config import settings
+from ..store import async_redis, sync_redis
 
-__all__ = ["RateLimit", "clear", "get", "names", "set"]
+__all__ = ["RateLimit", "adeclared", "clear", "declared", "get", "names", "set"]
 
 _FIELDS = ("rpm", "tpm", "concurrency", "burst")
 _LEVELS = ("r_level", "r_ts", "t_level", "t_ts")
@@ -63,6 +66,7 @@ def set(  # noqa: A001 - the public name the API promises: limits.set(...)
     pipe.hset(keys.ratelimit(name), mapping={k: v for k, v in values.items() if v is not None})
     pipe.sadd(keys.ratelimits(), name)
     pipe.execute()
+    _known.pop(settings().namespace, None)
     return limit
 
 
@@ -82,10 +86,46 @@ def clear(name: str, client: redis.Redis | None = None) -> bool:
     pipe = r.pipeline(transaction=True)
     pipe.delete(keys.ratelimit(name), keys.ratelimit_inflight(name))
     pipe.srem(keys.ratelimits(), name)
+    _known.pop(settings().namespace, None)
     return bool(pipe.execute()[0])
 
 
 def names(client: redis.Redis | None = None) -> builtins.list[str]:
     """Names of the limits declared in this namespace, sorted."""
-    members = (client or sync_redis()).smembers(keys.ratelimits())
-    return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+    return sorted(_decode((client or sync_redis()).smembers(keys.ratelimits())))
+
+
+_known: dict[str, tuple[float, frozenset[str]]] = {}
+"""namespace -> (when the list expires, names of declared limits)."""
+
+
+def _decode(members: builtins.set[bytes | str]) -> frozenset[str]:
+    return frozenset(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+
+def _cached() -> frozenset[str] | None:
+    entry = _known.get(settings().namespace)
+    return entry[1] if entry is not None and entry[0] > time.monotonic() else None
+
+
+def _remember(found: frozenset[str]) -> frozenset[str]:
+    _known[settings().namespace] = (time.monotonic() + defaults.RATE_LIMIT_NAMES_TTL, found)
+    return found
+
+
+def declared(client: redis.Redis | None = None) -> frozenset[str]:
+    """Names of the declared limits, as this process last saw them (at most
+    ``defaults.RATE_LIMIT_NAMES_TTL`` old), so calls under no limit skip Redis."""
+    found = _cached()
+    if found is None:
+        found = _remember(_decode((client or sync_redis()).smembers(keys.ratelimits())))
+    return found
+
+
+async def adeclared(client: aredis.Redis | None = None) -> frozenset[str]:
+    """Async twin of ``declared``."""
+    found = _cached()
+    if found is None:
+        members = await (client or async_redis()).smembers(keys.ratelimits())
+        found = _remember(_decode(members))
+    return found

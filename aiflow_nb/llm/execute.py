@@ -18,6 +18,9 @@ __all__ = ["run_async", "run_sync"]
 def _once_sync(c: LLMCall, target: Target) -> tuple[Any, limits.Lease]:
     c.call.attempts += 1
     names, tokens = c.lease_request(target)
+    if names:
+        known = limits.declared()
+        names = tuple(n for n in names if n in known)
     lease = limits.acquire(names, tokens) if names else NO_LEASE
     c.waited += lease.waited
     try:
@@ -70,6 +73,9 @@ def run_sync(c: LLMCall) -> Any:
 async def _once_async(c: LLMCall, target: Target) -> tuple[Any, limits.Lease]:
     c.call.attempts += 1
     names, tokens = c.lease_request(target)
+    if names:
+        known = await limits.adeclared()
+        names = tuple(n for n in names if n in known)
     lease = await limits.aacquire(names, tokens) if names else NO_LEASE
     c.waited += lease.waited
     try:
