@@ -1,6 +1,7 @@
 """Workflows and helpers shared by the trace, viewer and export tests (and the worker
 subprocesses they start: import this module by name, it registers the workflows).
 
+Workflow names start with ``trace`` (the registry is per process, shared by all tests).
 Steps wait on *gates*, Redis keys a test sets, so a test decides when a span ends and
 can look at a run while spans are still running.
 """
@@ -85,7 +86,7 @@ async def traced(tag: str, gate: str = "", fan: int = 3) -> dict[str, Any]:
     return {"word": word, "text": text, "fallback": boom_with_fallback(1), "n": sum(leaves)}
 
 
-@workflow
+@workflow(name="trace_fan_out")
 async def fan_out(n: int, gate: str = "") -> int:
     """``n`` parallel leaves; the last one waits on ``gate`` when one is given."""
     done = await asyncio.gather(
@@ -93,12 +94,12 @@ async def fan_out(n: int, gate: str = "") -> int:
     return len(done)
 
 
-@workflow
+@workflow(name="trace_failing")
 def failing(x: int) -> int:
     return boom(x)
 
 
-@workflow
+@workflow(name="trace_two_steps")
 def two_steps(gate: str) -> list[int]:
     """step 0 at once; step 1 waits on ``gate`` (kill the worker meanwhile to crash it)."""
     return [leaf(0), leaf(1, gate)]

@@ -66,7 +66,7 @@ def test_run_in_progress_shows_running_spans_and_growing_bars() -> None:
         tree = _tree(handle.run_id)
         assert tree.status == "running"
         running = {s.name for s in tree.running()}
-        assert running == {"fan_out", "leaf"}
+        assert running == {"trace_fan_out", "leaf"}
         now = time.time()
         first, later = timeline_rows(tree, now), timeline_rows(tree, now + 2.0)
         grown = [i for i, r in enumerate(first["running"]) if r]

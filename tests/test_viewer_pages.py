@@ -105,7 +105,7 @@ def test_runs_page_filters_by_workflow_status_and_time_and_sees_new_runs() -> No
     assert table.loc[ok.run_id, ["spans", "retries", "errors", "tokens"]].tolist() == [5, 1, 0, 10]
     assert table.loc[ok.run_id, "cost"] == pytest.approx(0.0021)
     assert table.loc[bad.run_id, ["status", "errors"]].tolist() == ["failed", 2]
-    assert set(page.workflow.options) == {"any", "traced", "failing"}
+    assert set(page.workflow.options) == {"any", "traced", "trace_failing"}
     page.workflow.value = "traced"
     assert list(page.table.value["run_id"]) == [ok.run_id]
     page.workflow.value, page.status.value = "any", "failed"
