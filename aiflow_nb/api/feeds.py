@@ -55,7 +55,7 @@ class _Feed:
     def __init__(self, hub: FeedHub, run_id: str) -> None:
         self.hub = hub
         self.run_id = run_id
-        self.queues: set[asyncio.Queue[Shared | BaseException]] = set()
+        self.queues: set[asyncio.Queue[Shared | BaseException | None]] = set()
         self.ready = asyncio.Event()
         self.task = asyncio.create_task(self._read(), name=f"aiflow-feed-{run_id}")
 
@@ -91,23 +91,39 @@ class _Feed:
                 queue.put_nowait(item)
 
 
+async def _tick(queue: asyncio.Queue[Shared | BaseException | None], every: float,
+                idle: list[bool]) -> None:
+    """Put ``None`` in ``queue`` after each ``every`` seconds in which no event went out."""
+    while True:
+        await asyncio.sleep(every)
+        if idle[0]:
+            queue.put_nowait(None)
+        idle[0] = True
+
+
 class FeedHub:
     """The live feeds of one API app, by run id."""
 
     def __init__(self) -> None:
         self.feeds: dict[str, _Feed] = {}
 
-    def _subscribe(self, run_id: str, queue: asyncio.Queue[Shared | BaseException]) -> _Feed:
+    def _subscribe(self, run_id: str,
+                   queue: asyncio.Queue[Shared | BaseException | None]) -> _Feed:
         feed = self.feeds.get(run_id)
         if feed is None:
             feed = self.feeds[run_id] = _Feed(self, run_id)
         feed.queues.add(queue)
         return feed
 
-    async def follow(self, run_id: str, after: str | None = None) -> AsyncIterator[Shared]:
-        """Every event of ``run_id`` after ``after``, then live ones until a terminal one."""
-        queue: asyncio.Queue[Shared | BaseException] = asyncio.Queue()
+    async def follow(self, run_id: str, after: str | None = None,
+                     keepalive: float | None = None) -> AsyncIterator[Shared | None]:
+        """Every event of ``run_id`` after ``after``, then live ones until a terminal one;
+        ``None`` after each ``keepalive`` seconds without an event (send a keep-alive)."""
+        queue: asyncio.Queue[Shared | BaseException | None] = asyncio.Queue()
         feed = self._subscribe(run_id, queue)
+        idle = [True]
+        ticker = (asyncio.create_task(_tick(queue, keepalive, idle), name=f"aiflow-sse-{run_id}")
+                  if keepalive else None)
         try:
             await feed.ready.wait()
             last: Event | None = None
@@ -119,14 +135,20 @@ class FeedHub:
             seen = _key(last.id) if last else (_key(after) if after else (0, 0))
             while True:
                 item = await queue.get()
-                if isinstance(item, BaseException):
-                    raise item
+                if item is None or isinstance(item, BaseException):
+                    if item is not None:
+                        raise item
+                    yield None  # idle: time for a keep-alive
+                    continue
                 if _key(item.event.id) <= seen:
                     continue  # the replay had it
+                idle[0] = False
                 yield item
                 if item.event.terminal:
                     return
         finally:
+            if ticker is not None:
+                ticker.cancel()
             feed.queues.discard(queue)
             if not feed.queues and not feed.task.done():
                 if self.feeds.get(run_id) is feed:

@@ -6,14 +6,12 @@ the event document; ``: keep-alive`` comments while idle. NDJSON: one event docu
 line; blank lines are keep-alives. The stream ends after the terminal event.
 
 Events come from the app's ``FeedHub`` (one live Redis reader per run, shared by all its
-followers) through a pump task into a queue, so keep-alives never interrupt a read; the
-task is cancelled when the client goes away.
+followers), which also says when a keep-alive is due. Everything runs in the response's
+own task, so a client going away cancels it and the follower unsubscribes.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,7 +29,6 @@ log = logging.getLogger("aiflow_nb.api")
 MEDIA = {"sse": "text/event-stream", "ndjson": "application/x-ndjson"}
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _EVENT_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
-_END = object()
 
 
 def parse_event_id(value: str | None, where: str) -> str | None:
@@ -72,49 +69,28 @@ def _encoded(item: Shared, fmt: str, redactor: Redactor) -> bytes:
     return data
 
 
-async def _pump(items: AsyncIterator[Shared], queue: asyncio.Queue[Any]) -> None:
-    try:
-        async for item in items:
-            await queue.put(item)
-        await queue.put(_END)
-    except Exception as exc:  # Redis went away mid-stream: end the stream, say why in logs
-        await queue.put(exc)
-
-
 async def event_stream(
-    items: AsyncIterator[Shared],
+    items: AsyncIterator[Shared | None],
     run_id: str,
     fmt: str,
     redactor: Redactor,
-    keepalive: float,
     retry_ms: int,
     final: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The encoded stream of ``items`` (a run's events), then ``final()`` if given."""
-    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=4096)
-    pump = asyncio.create_task(_pump(items, queue), name=f"aiflow-sse-{run_id}")
-    getter: asyncio.Future[Any] | None = None
+    """The encoded stream of ``items`` (a run's events; ``None`` = send a keep-alive), then
+    ``final()`` if given. Runs in the response's task: a disconnect cancels it there."""
+    if fmt == "sse":
+        yield f"retry: {retry_ms}\n\n".encode()
     try:
-        if fmt == "sse":
-            yield f"retry: {retry_ms}\n\n".encode()
-        while True:
-            getter = getter or asyncio.ensure_future(queue.get())
-            done, _ = await asyncio.wait({getter}, timeout=keepalive)
-            if not done:
+        async for item in items:
+            if item is None:
                 yield b": keep-alive\n\n" if fmt == "sse" else b"\n"
-                continue
-            item, getter = getter.result(), None
-            if item is _END:
-                break
-            if isinstance(item, Exception):
-                log.warning("event stream of run %s ended early: %s", run_id, item)
-                return
-            yield _encoded(item, fmt, redactor)
-        if final is not None:
-            yield _encode(fmt, await final(), None)
+            else:
+                yield _encoded(item, fmt, redactor)
+    except Exception as exc:  # Redis went away mid-stream: end the stream, say why in logs
+        log.warning("event stream of run %s ended early: %s", run_id, exc)
+        return
     finally:
-        for task in (pump, getter):
-            if task is not None:
-                task.cancel()
-        with contextlib.suppress(BaseException):
-            await asyncio.gather(pump, return_exceptions=True)
+        await items.aclose()  # type: ignore[attr-defined]
+    if final is not None:
+        yield _encode(fmt, await final(), None)

@@ -55,6 +55,6 @@ async def events(
         return Response(status_code=204)
     fmt = negotiate(request.headers.get("accept"), format, "sse")
     redactor = records.redactor_for(request.app.state.redactor, rec)
-    stream = event_stream(request.app.state.feeds.follow(run_id, start), run_id, fmt, redactor,
-                          config.keepalive, config.sse_retry_ms)
+    items = request.app.state.feeds.follow(run_id, start, keepalive=config.keepalive)
+    stream = event_stream(items, run_id, fmt, redactor, config.sse_retry_ms)
     return StreamingResponse(stream, media_type=MEDIA[fmt], headers=SSE_HEADERS)

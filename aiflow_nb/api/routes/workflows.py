@@ -100,8 +100,8 @@ async def run(
             return {"type": "result", **records.result(await records.afetch(run_id), redactor)}
 
         per_run = records.redactor_for(redactor, await records.afetch(run_id))
-        stream = event_stream(request.app.state.feeds.follow(run_id), run_id, fmt, per_run,
-                              config.keepalive, config.sse_retry_ms, final)
+        items = request.app.state.feeds.follow(run_id, keepalive=config.keepalive)
+        stream = event_stream(items, run_id, fmt, per_run, config.sse_retry_ms, final)
         return StreamingResponse(stream, media_type=MEDIA[fmt], headers={**SSE_HEADERS, **headers})
     status = await records.await_end(run_id, config.run_wait if wait is None else wait)
     doc = records.result(await records.afetch(run_id), redactor)
