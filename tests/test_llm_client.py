@@ -201,3 +201,40 @@ async def _raw_post(server: FakeLLMServer) -> int:
     async with httpx.AsyncClient() as http:
         reply = await http.post(f"{server.url}/_aiflow/knobs", json={"latency": -1})
         return reply.status_code
+
+
+def test_llm_and_limits_public_api_is_sorted_and_complete() -> None:
+    import aiflow_nb.limits
+    import aiflow_nb.llm
+
+    for module in (aiflow_nb.llm, aiflow_nb.limits):
+        assert module.__all__ == sorted(module.__all__)
+        assert all(hasattr(module, name) for name in module.__all__)
+    assert {"LLMUnavailable", "set_attributes"} <= set(af.__all__)
+
+
+def test_a_stream_closed_early_ends_its_span_and_frees_its_concurrency_slot(
+        server: FakeLLMServer) -> None:
+    from aiflow_nb import limits
+
+    limits.set("fake:gpt-4o-mini", concurrency=1)
+    client = OpenAI(base_url=server.base_url, api_key="unused", provider_name="fake")
+
+    @af.workflow
+    def abandon() -> str:
+        with client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
+                                            stream=True) as stream:
+            first = [next(stream).choices[0].delta.content for _ in range(3)]
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
+                                       stream=True).close()  # never iterated
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        return "".join(p or "" for p in first) + "|" + (reply.choices[0].message.content or "")
+
+    handle = abandon.start()
+    head, full = handle.result(timeout=30).split("|")
+    early, unread, whole = llm_spans(handle)
+    assert early.status == unread.status == "completed"
+    assert early.attributes["aiflow.llm.stream_closed_early"] is True
+    assert early.text == early.output == head and full.startswith(head)
+    assert unread.output == "" and unread.attributes["aiflow.llm.stream_closed_early"]
+    assert whole.output == full  # the slot came back: concurrency=1 did not block it

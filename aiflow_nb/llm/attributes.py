@@ -155,6 +155,7 @@ class StreamState:
     response_id: str | None = None
     first_token: float | None = None
     t0: float = field(default_factory=time.perf_counter)
+    ended: bool = False
 
     def feed(self, chunk: Any) -> str:
         """Take one chunk/event; return its text delta ("" when it carries none)."""

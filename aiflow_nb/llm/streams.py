@@ -19,7 +19,10 @@ __all__ = ["trace_async_stream", "trace_sync_stream"]
 
 def _finish(c: LLMCall, state: StreamState, target: Target, error: BaseException | None,
             exhausted: bool) -> int:
-    """End the span; return the tokens the stream used (estimated without usage)."""
+    """End the span (once); return the tokens the stream used (estimated without usage)."""
+    if state.ended:
+        return 0
+    state.ended = True
     usage = state.usage
     if usage is None:
         usage = (estimate_prompt_tokens(c.ep, c.body), len(state.parts))
@@ -63,7 +66,17 @@ def trace_sync_stream(c: LLMCall, stream: Any, target: Target, lease: limits.Lea
         finally:
             lease.release(_finish(c, state, target, error, exhausted))
 
-    stream._iterator = traced()
+    gen = traced()
+    stream._iterator = gen
+    close = stream.close
+
+    def closing() -> None:  # closed before (or without) iterating to the end
+        close()
+        gen.close()
+        if not state.ended:
+            lease.release(_finish(c, state, target, None, False))
+
+    stream.close = closing
     return stream
 
 
@@ -86,5 +99,15 @@ def trace_async_stream(c: LLMCall, stream: Any, target: Target, lease: limits.Le
         finally:
             await lease.arelease(_finish(c, state, target, error, exhausted))
 
-    stream._iterator = traced()
+    gen = traced()
+    stream._iterator = gen
+    close = stream.close
+
+    async def closing() -> None:
+        await close()
+        await gen.aclose()
+        if not state.ended:
+            await lease.arelease(_finish(c, state, target, None, False))
+
+    stream.close = closing
     return stream
