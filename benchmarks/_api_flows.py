@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from aiflow_nb import component, progress, workflow
+from aiflow_nb import component, keys, progress, workflow
+from aiflow_nb.store import sync_redis
 
 
 @component
@@ -18,10 +19,17 @@ def one_step(x: int) -> int:
     return add_one(x)
 
 
+def gate_key(name: str) -> str:
+    """A benchmark-only key under the namespace, set when the followers are all connected."""
+    return f"{keys.runs()}:bench-gate:{name}"
+
+
 @workflow
-async def pulse(n: int, interval: float, lead: float) -> int:
-    """Wait ``lead`` seconds (followers connect), then emit ``n`` progress events."""
-    await asyncio.sleep(lead)
+async def pulse(n: int, interval: float, gate: str) -> int:
+    """Wait until ``gate`` is opened (every follower connected), then emit ``n`` progress
+    events ``interval`` seconds apart."""
+    while not sync_redis().exists(gate_key(gate)):
+        await asyncio.sleep(0.01)
     for i in range(n):
         progress(i + 1, n)
         await asyncio.sleep(interval)
