@@ -26,6 +26,7 @@ from .authoring.workflow import Workflow, workflow
 from .config import Settings, configure, settings
 from .errors import (
     AiflowError,
+    ApiError,
     CellError,
     CodeRejected,
     ComponentFailed,
@@ -63,6 +64,7 @@ def unload_ipython_extension(ipython: object) -> None:
 
 __all__ = [
     "AiflowError",
+    "ApiError",
     "CachePolicy",
     "CellError",
     "CodeRejected",
