@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+from . import limits  # aiflow_nb.limits.set(...) with no import of its own
 from .access.handle import RunHandle, attach, resume
 from .access.runs import runs
 from .access.spans import Span, build_spans, spans_dataframe
@@ -95,6 +96,7 @@ __all__ = [
     "build_spans",
     "component",
     "configure",
+    "limits",
     "progress",
     "publish",
     "resume",
