@@ -169,6 +169,3 @@ FAKE_LLM_PORT = 8787
 
 FAKE_LLM_TOKENS_PER_S = 200.0
 """Tokens per second the local LLM server generates by default (0: instant)."""
-
-FAKE_LLM_MAX_TOKENS = 64
-"""Tokens the local LLM server writes when a request sets no ``max_tokens``."""

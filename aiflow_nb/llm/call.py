@@ -53,8 +53,7 @@ def _given(value: Any) -> bool:
 
 
 class LLMCall:
-    """The bookkeeping of one ``create`` call; ``run_sync``/``run_async`` live in the
-    client modules' twins (``sync_call``/``async_call``)."""
+    """The bookkeeping of one ``create`` call; ``execute.run_sync``/``run_async`` drive it."""
 
     def __init__(self, owner: TracedBase, ep: Endpoint, kwargs: dict[str, Any]) -> None:
         self.owner = owner
