@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import redis
@@ -87,8 +87,10 @@ async def afetch(run_id: str, client: aredis.Redis | None = None) -> dict[str, A
     return decode(raw)
 
 
-async def await_end(run_id: str, timeout: float) -> str:
-    """Wait up to ``timeout`` seconds for the run to end; return its status then."""
+async def await_end(run_id: str, timeout: float,
+                    gone: Callable[[], Awaitable[bool]] | None = None) -> str:
+    """Wait up to ``timeout`` seconds for the run to end; return its status then. Checks
+    ``gone()`` (the client hung up) about once a second and stops waiting if so."""
     r: Any = api_redis()  # redis-py's stubs type replies as str | bytes
     stream = keys.run_events(run_id)
     last = await r.xrevrange(stream, count=1)
@@ -100,7 +102,7 @@ async def await_end(run_id: str, timeout: float) -> str:
             raise RunNotFound(run_id)
         status: str = raw.decode()
         left = deadline - time.monotonic()
-        if status in TERMINAL or left <= 0:
+        if status in TERMINAL or left <= 0 or (gone is not None and await gone()):
             return status
         reply = await r.xread({stream: cursor}, block=max(1, int(min(left, 1.0) * 1000)))
         for _, entries in reply or []:

@@ -52,7 +52,7 @@ async def get_output(
     request: Request, run_id: str = RUN_ID,
     wait: float = Query(0, ge=0, le=defaults.API_MAX_WAIT, description="seconds to wait"),
 ) -> JSONBody:
-    status = await records.await_end(run_id, wait)
+    status = await records.await_end(run_id, wait, request.is_disconnected)
     doc = records.result(await records.afetch(run_id), request.app.state.redactor)
     return JSONBody(doc, status_code=200 if status in records.TERMINAL else 202)
 

@@ -103,6 +103,7 @@ async def run(
         items = request.app.state.feeds.follow(run_id, keepalive=config.keepalive)
         stream = event_stream(items, run_id, fmt, per_run, config.sse_retry_ms, final)
         return StreamingResponse(stream, media_type=MEDIA[fmt], headers={**SSE_HEADERS, **headers})
-    status = await records.await_end(run_id, config.run_wait if wait is None else wait)
+    status = await records.await_end(run_id, config.run_wait if wait is None else wait,
+                                     request.is_disconnected)
     doc = records.result(await records.afetch(run_id), redactor)
     return JSONBody(doc, status_code=200 if status in records.TERMINAL else 202, headers=headers)
