@@ -131,3 +131,12 @@ def test_aiflow_fake_llm_serves_the_sdk_with_its_own_rpm_and_runtime_knobs() -> 
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_titles_are_read_from_lists_and_from_prose() -> None:
+    from aiflow_nb.examples.content_agent import titles_from
+
+    assert titles_from("1. Alpha beta\n2) gamma\n- delta\n\n", 3) == ["Alpha beta", "Gamma",
+                                                                      "Delta"]
+    assert titles_from("- Facts first. Then a second point! And more", 2) == [
+        "Facts first", "Then a second point!"]

@@ -26,11 +26,11 @@ __all__ = ["content_agent", "outline", "research", "titles_from", "write_section
 
 
 def _lines(text: str) -> list[str]:
-    lines = [ln.strip().lstrip("-*\u2022 ").strip() for ln in text.splitlines()]
-    lines = [re.sub(r"^\d+[.)]\s*", "", ln) for ln in lines if ln]
+    lines = [ln for ln in text.splitlines() if ln.strip()]
     if len(lines) < 2:
-        lines = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
-    return lines
+        lines = re.split(r"(?<=[.!?])\s+", text)
+    stripped = (re.sub(r"^\d+[.)]\s*", "", ln.strip().lstrip("-*\u2022 ")) for ln in lines)
+    return [ln.strip() for ln in stripped if ln.strip()]
 
 
 def titles_from(text: str, count: int) -> list[str]:

@@ -72,4 +72,5 @@ def run_content_demo(topic: str, sections: int = 3, out: TextIO | None = None) -
     click.echo(f"stored in Redis at {redis_url()} under {keys.run(handle.run_id)}", file=out)
     click.echo(f"re-attach any time with: aiflow attach {handle.run_id}", file=out)
     click.echo("browse runs in the dashboard: aiflow viewer", file=out)
+    click.echo("run the demo again: its research step comes from the cache", file=out)
     return post
