@@ -254,7 +254,8 @@ def test_nested_spans_and_fan_out_parentage() -> None:
     assert counts == [2, 3] and set(leaves.parent_id) == set(branches.span_id)
     assert (frame.status == "completed").all()
     assert list(frame.columns) == ["span_id", "parent_id", "name", "status", "start", "end",
-                                   "duration", "attempts", "cached", "replayed", "error"]
+                                   "duration", "attempts", "cached", "replayed", "error",
+                                   "model", "input_tokens", "output_tokens", "cost_usd"]
 
 
 def test_sync_workflow_calls_async_components() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pandas as pd
 import pytest
 from _trace import MODEL, failing, fan_out, open_gate, traced, wait_for
 
@@ -123,3 +124,15 @@ def test_tree_marks_spans_cut_off_by_a_run_end_as_interrupted() -> None:
     rows = {r.span_id: r for r in tree.rows()}
     assert rows["a"].markers == "replayed" and rows["b"].markers == "interrupted ×1"
     assert timeline_rows(tree)["color"][1] == STATUS_COLORS["replayed"]
+
+
+def test_spans_dataframe_has_llm_usage_columns() -> None:
+    handle = traced.start(tag="df", fan=1)
+    handle.result(timeout=20)
+    frame = handle.to_pandas().set_index("name")
+    assert frame.loc["chat", ["model", "input_tokens", "output_tokens"]].tolist() \
+        == [MODEL, 7, 3]
+    assert frame.loc["chat", "cost_usd"] == pytest.approx(0.0021)
+    assert pd.isna(frame.loc["flaky", "model"]) and frame.loc["flaky", "attempts"] == 2
+    assert aiflow_nb.spans_dataframe(aiflow_nb.build_spans(handle.events(follow=False))) \
+        .equals(handle.to_pandas())

@@ -120,7 +120,7 @@ class RunHandle:
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per span: id, parent, name, status, start, end, duration, attempts,
-        cached, replayed, error."""
+        cached, replayed, error, and for LLM spans model, tokens and cost (``SPAN_COLUMNS``)."""
         return spans_dataframe(self.spans())
 
     # --- control --------------------------------------------------------------

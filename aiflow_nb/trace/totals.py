@@ -5,15 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..access.spans import COST, INPUT_TOKENS, MODEL, OUTPUT_TOKENS
 from ..events.model import Event
 
 __all__ = ["COST", "INPUT_TOKENS", "MODEL", "OUTPUT_TOKENS", "RunTotals", "span_usage"]
 
-MODEL = "gen_ai.request.model"
-INPUT_TOKENS = "gen_ai.usage.input_tokens"
-OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
-COST = "aiflow.cost_usd"
-"""Attribute keys (OpenTelemetry GenAI names where one exists) that LLM spans carry."""
 
 _RUN_STATUS = {"run.queued": "queued", "run.started": "running", "run.resumed": "running",
                "run.completed": "completed", "run.failed": "failed",
