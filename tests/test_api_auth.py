@@ -147,3 +147,17 @@ def test_run_ids_are_unguessable(server: ServerThread) -> None:
     ids = {_run(server) for _ in range(20)}
     assert len(ids) == 20
     assert all(len(i) == 24 and int(i, 16) >= 0 for i in ids)  # 96 random bits, hex
+
+
+def test_cors_only_for_configured_origins(namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIFLOW_API_CORS_ORIGINS", "http://app.example")
+    preflight = {"Access-Control-Request-Method": "GET",
+                 "Access-Control-Request-Headers": "Authorization, Last-Event-ID"}
+    with serve(api_keys=(KEY,)) as srv, client(srv) as c:
+        ok = c.options("/runs", headers={"Origin": "http://app.example", **preflight})
+        assert ok.status_code == 200
+        assert ok.headers["access-control-allow-origin"] == "http://app.example"
+        other = c.options("/runs", headers={"Origin": "http://evil.example", **preflight})
+        assert "access-control-allow-origin" not in other.headers
+        r = c.get("/runs", headers={"Origin": "http://app.example"})
+        assert "Location" in r.headers["access-control-expose-headers"]

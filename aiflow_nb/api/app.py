@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from .. import __version__
 from ..errors import ConfigError
@@ -29,6 +30,8 @@ from .redact import Redactor, environment_secrets
 from .routes import events, health, runs, workflows
 
 __all__ = ["create_app", "import_apps"]
+
+CORS_EXPOSE = ["Location", "X-Run-Id", "Retry-After"]
 
 
 def import_apps(modules: Iterable[str]) -> None:
@@ -54,5 +57,10 @@ def create_app(apps: Iterable[str] = (), config: ApiConfig | None = None,
     for module in (workflows, runs, events, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_body=config.max_body)
+    if config.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
+                           allow_methods=["GET", "POST"], expose_headers=CORS_EXPOSE,
+                           allow_headers=["Authorization", "Content-Type", "Idempotency-Key",
+                                          "Last-Event-ID"])
     install_openapi(app)
     return app

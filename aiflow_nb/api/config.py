@@ -64,6 +64,9 @@ class ApiConfig:
     """The ``retry:`` an event stream tells browsers (milliseconds)."""
     run_wait: float = defaults.API_RUN_WAIT
     """Seconds ``POST .../run`` waits before answering 202 with the run still going."""
+    cors_origins: tuple[str, ...] = ()
+    """Browser origins allowed to call the API (``AIFLOW_API_CORS_ORIGINS``); none: same
+    origin only."""
 
     @classmethod
     def from_env(cls, **overrides: object) -> ApiConfig:
@@ -72,7 +75,10 @@ class ApiConfig:
         if ephemeral:
             log.warning("AIFLOW_SECRET is not set: scoped run tokens are signed with a random "
                         "key of this process and stop working when it exits")
-        base = cls(api_keys=keys, signing_key=key, ephemeral_signing_key=ephemeral)
+        origins = tuple(o for o in os.environ.get("AIFLOW_API_CORS_ORIGINS", "").replace(
+            ",", " ").split() if o)
+        base = cls(api_keys=keys, signing_key=key, ephemeral_signing_key=ephemeral,
+                   cors_origins=origins)
         unknown = set(overrides) - set(cls.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"unknown API option(s) {sorted(unknown)}")
