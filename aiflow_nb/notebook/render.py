@@ -15,7 +15,7 @@ from ..access.spans import Span
 from .state import ProgressStream, RunState
 
 __all__ = ["header_html", "output_html", "error_html", "progress_label", "render_html",
-           "render_text", "span_label", "streams_html", "tree_html"]
+           "render_text", "span_label", "stream_name", "streams_html", "tree_html"]
 
 COLORS = {"queued": "#6b7280", "running": "#2563eb", "completed": "#16a34a",
           "failed": "#dc2626", "cancelled": "#9333ea", "unknown": "#6b7280"}
@@ -42,9 +42,20 @@ def span_label(span: Span) -> str:
     elif span.retries and span.status == "running":
         parts.append(f"retrying ({len(span.retries)})")
     parts += [f"[{m}]" for m in ("cached", "replayed", "fallback") if getattr(span, m)]
+    tokens = (span.attributes.get("gen_ai.usage.input_tokens"),
+              span.attributes.get("gen_ai.usage.output_tokens"))
+    if tokens[1] is not None:
+        parts.append(f"{tokens[0] or 0} → {tokens[1]} tokens")
     if span.error and span.status == "failed":
         parts.append(f"— {span.error.get('type')}: {span.error.get('message')}")
     return "  ".join(parts)
+
+
+def stream_name(state: RunState, span_id: str) -> str:
+    """``write_section › chat gpt-4o-mini``: a streaming span under its caller."""
+    span = state.spans[span_id]
+    parent = state.spans.get(span.parent_id) if span.parent_id else None
+    return f"{parent.name} › {span.name}" if parent is not None else span.name
 
 
 def progress_label(p: ProgressStream) -> str:
@@ -69,7 +80,7 @@ def render_text(state: RunState) -> str:
         lines.append(f"  … {len(rows) - defaults.WIDGET_MAX_SPANS} more spans")
     lines += [f"  progress: {progress_label(p)}" for p in _recent_progress(state)]
     for span_id, text in state.text.items():
-        lines.append(f"  {state.spans[span_id].name} says: {_short(text, 500)}")
+        lines.append(f"  {stream_name(state, span_id)}: {_short(text, 500)}")
     if state.error:
         lines.append(f"  error: {state.error.get('type')}: {state.error.get('message')}")
     if state.has_output:
@@ -111,7 +122,7 @@ def streams_html(state: RunState) -> str:
     """Streamed LLM text (``output.delta``), one block per span."""
     if not state.text:
         return ""
-    blocks = [f"<div><b>{html.escape(state.spans[sid].name)}</b>"
+    blocks = [f"<div><b>{html.escape(stream_name(state, sid))}</b>"
               f'<pre style="white-space:pre-wrap;margin:2px 0">{html.escape(text)}</pre></div>'
               for sid, text in state.text.items()]
     return '<div class="aiflow-run-streams">' + "".join(blocks) + "</div>"

@@ -1,0 +1,95 @@
+"""Re-attach after kernel death, in real Jupyter kernels driven by nbclient: kernel 1
+starts a long run on an out-of-kernel worker and is killed (SIGKILL); kernel 2 attaches
+and sees the full history, then the live tail up to the completion."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from typing import Any
+
+import nbformat
+import pytest
+from _notebook import start_worker, stop_worker
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_notebook
+
+from aiflow_nb import attach
+
+STEPS = 12
+
+KERNEL_1 = [
+    "%load_ext aiflow_nb",
+    "%%component slow_step\nimport time\n\ndef slow_step(i: int) -> int:\n"
+    "    time.sleep(0.5)\n    return i\n",
+    "%%workflow long_job\ndef long_job(n: int) -> int:\n"
+    "    return sum(slow_step(i) for i in range(n))\n",
+    f"job = %aiflow run long_job n={STEPS}\nprint('RUN', job.run_id)",
+]
+
+
+def kernel_2(run_id: str) -> list[str]:
+    return [
+        "%load_ext aiflow_nb",
+        f"import json\nfrom aiflow_nb import attach\nprint(json.dumps(attach({run_id!r}).status))",
+        f"watched = %aiflow attach {run_id}",
+        "events = list(watched.events())  # the full history, then the live tail\n"
+        "print(json.dumps([[e.id, e.type, e.name] for e in events]))",
+        "import time\nwatched.wait(30)\ntime.sleep(1.0)  # let the widget draw the end",
+    ]
+
+
+def notebook(cells: list[str]) -> Any:
+    return new_notebook(cells=[new_code_cell(c) for c in cells],
+                        metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                 "display_name": "Python 3"}})
+
+
+def stdout_of(cell: Any) -> str:
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_second_kernel_reattaches_to_a_run_whose_kernel_died(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIFLOW_LOCAL_WORKER", "0")  # the run lives on the worker process
+    worker = start_worker()
+    try:
+        nb1 = notebook(KERNEL_1)
+        first = NotebookClient(nb1, timeout=60, kernel_name="python3")
+        with first.setup_kernel():
+            for index, cell in enumerate(nb1.cells):
+                first.execute_cell(cell, index)
+            run_id = stdout_of(nb1.cells[3]).split("RUN ")[1].split()[0]
+            handle = attach(run_id)
+            deadline = time.monotonic() + 20
+            while not any(s.status == "completed" and s.name == "slow_step"
+                          for s in handle.spans()):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert first.km is not None and first.km.provisioner is not None
+            process = first.km.provisioner.process  # type: ignore[attr-defined]
+            process.send_signal(signal.SIGKILL)  # the kernel dies, no goodbye
+            assert process.wait(10) == -signal.SIGKILL
+        assert handle.status == "running"  # the run did not die with its kernel
+
+        nb2 = notebook(kernel_2(run_id))
+        second = NotebookClient(nb2, timeout=60, kernel_name="python3")
+        with second.setup_kernel():
+            for index, cell in enumerate(nb2.cells):
+                second.execute_cell(cell, index)
+        assert json.loads(stdout_of(nb2.cells[1])) == "running"  # attached mid-run
+        seen = json.loads(stdout_of(nb2.cells[3]))
+        stream = [[e.id, e.type, e.name] for e in handle.events(follow=False)]
+        assert seen == stream  # every event once, in order: history then live tail
+        assert seen[0][1] == "run.queued" and seen[-1][1] == "run.completed"
+        assert sum(1 for e in seen if e[1:] == ["span.completed", "slow_step"]) == STEPS
+        assert handle.result() == sum(range(STEPS))
+        shown = nb2.cells[2].outputs
+        assert shown and "application/vnd.jupyter.widget-view+json" in shown[0]["data"]
+        assert f"run {run_id} · long_job · completed" in shown[0]["data"]["text/plain"]
+        nbformat.validate(nb2)
+    finally:
+        stop_worker(worker)
