@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI
@@ -48,7 +49,7 @@ def create_app(apps: Iterable[str] = (), config: ApiConfig | None = None,
     """The REST API. ``options`` override ``ApiConfig`` fields (``api_keys``, ``max_body``,
     ``keepalive``, ...); without ``config`` the rest is read from the environment."""
     import_apps(apps)
-    config = config or ApiConfig.from_env(**options)
+    config = replace(config, **options) if config else ApiConfig.from_env(**options)
     app = FastAPI(title="aiflow-nb", version=__version__, responses=COMMON_RESPONSES)
     app.state.api_config = config
     app.state.redactor = Redactor(literals=environment_secrets(config.api_keys))
