@@ -166,6 +166,7 @@ def _round_trips(http: httpx.Client) -> tuple[float, float]:
 def main() -> list[Figure]:
     from aiflow_nb.api.server import free_port
 
+    load = os.getloadavg()[0]
     with private_redis():
         os.environ["AIFLOW_LOCAL_WORKER"] = "0"
         port = free_port()
@@ -191,4 +192,5 @@ def main() -> list[Figure]:
                "<= 25 ms", p99 <= 25),
         Figure("POST /run one-step workflow, median", api * 1e3, "ms", local * 1e3,
                "in-process .run()"),
+        Figure("  (machine load average at start, 1 min)", load, f"on {os.cpu_count()} cores"),
     ]
