@@ -52,8 +52,8 @@ class RecordingComm:
                 if m.get("method") == "update" and key in m.get("state", {})]
 
 
-@pytest.fixture
-def comms(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RecordingComm]]:
+@pytest.fixture(name="comms")
+def comms_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RecordingComm]]:
     """Every comm a widget opens during the test, recorded."""
     import comm
 
@@ -70,8 +70,8 @@ def comms(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RecordingComm]]:
     Widget.close_all()
 
 
-@pytest.fixture
-def shell() -> Iterator[Any]:
+@pytest.fixture(name="shell")
+def shell_fixture() -> Iterator[Any]:
     """IPython's InteractiveShell with ``%load_ext aiflow_nb`` done (fresh user namespace)."""
     from IPython.core.interactiveshell import InteractiveShell
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from _notebook import run_cell, shell, start_worker, stop_worker  # noqa: F401
+from _notebook import run_cell, shell_fixture, start_worker, stop_worker  # noqa: F401
 
 import aiflow_nb
 from aiflow_nb import keys

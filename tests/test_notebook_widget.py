@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from _notebook import RecordingComm, comms  # noqa: F401
+from _notebook import RecordingComm, comms_fixture  # noqa: F401
 
 import aiflow_nb as af
 from aiflow_nb import component, workflow

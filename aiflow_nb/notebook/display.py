@@ -3,7 +3,8 @@ text/HTML snapshot (terminal IPython, nbconvert, nbval comparisons)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from .render import render_html, render_text
 from .state import RunState
@@ -54,7 +55,9 @@ def mark_shown(handle: RunHandle) -> None:
 def display_run(handle: RunHandle, live: bool | None = None) -> RunWidget | None:
     """Display ``handle``: a live ``RunWidget`` when widgets render here (or ``live``), else
     a snapshot. Returns the widget, if one was made."""
-    from IPython.display import display
+    from IPython.display import display as _display
+
+    display = cast(Callable[..., None], _display)
 
     shell = _shell()
     if shell is not None and getattr(handle, "_aiflow_shown", None) == shell.execution_count:

@@ -20,16 +20,13 @@ import ast
 import io
 import shlex
 import tokenize
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
+from IPython.core import magic, magic_arguments
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import (
-    MagicArgumentParser,
-    argument,
-    magic_arguments,
-    parse_argstring,
-)
+from IPython.core.magic import Magics, magics_class
+from IPython.core.magic_arguments import MagicArgumentParser
 
 from ..access.handle import RunHandle, attach
 from ..access.runs import runs
@@ -44,6 +41,14 @@ from .session import CodeSession
 from .status import kernel_status
 
 __all__ = ["AiflowMagics", "parse_inputs"]
+
+# IPython's decorators are untyped; these are the same objects, typed.
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+cell_magic = cast(Decorator, magic.cell_magic)
+line_magic = cast(Decorator, magic.line_magic)
+arguments = cast(Callable[[], Decorator], magic_arguments.magic_arguments)
+argument = cast(Callable[..., Decorator], magic_arguments.argument)
+parse_argstring = cast(Callable[[Any, str], Any], magic_arguments.parse_argstring)
 
 
 def parse_inputs(text: str) -> dict[str, Any]:
@@ -77,7 +82,7 @@ def parse_inputs(text: str) -> dict[str, Any]:
 
 
 def _parser() -> MagicArgumentParser:
-    parser = MagicArgumentParser(prog="%aiflow", add_help=False)
+    parser: MagicArgumentParser = cast(Any, MagicArgumentParser)(prog="%aiflow", add_help=False)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("attach", help="show a run: history, then live").add_argument("run_id")
     ls = sub.add_parser("runs", help="recent runs as a DataFrame")
@@ -94,7 +99,7 @@ def _parser() -> MagicArgumentParser:
 
 
 @magics_class
-class AiflowMagics(Magics):  # type: ignore[misc]
+class AiflowMagics(Magics):
     """The magics of one kernel; ``session`` holds its registered cells."""
 
     def __init__(self, shell: Any, session: CodeSession | None = None) -> None:
@@ -102,14 +107,19 @@ class AiflowMagics(Magics):  # type: ignore[misc]
         self.session = session or CodeSession()
         self.parser = _parser()
 
+    @property
+    def user_ns(self) -> dict[str, Any]:
+        assert self.shell is not None, "the magics are not registered on a shell"
+        return cast(dict[str, Any], self.shell.user_ns)
+
     # --- cells --------------------------------------------------------------------
-    @magic_arguments()
+    @arguments()
     @argument("name", help="the component's name in the notebook and on workers")
     @argument("--retries", type=int, help="retries after the first attempt (N+1 attempts)")
     @argument("--backoff", choices=["exponential", "fixed"], help="wait between retries")
     @argument("--cache", help="cache outputs across runs for TTL (30, 10m, 1h, 7d)")
     @argument("--timeout", help="seconds each attempt may take (30, 1.5s, 2m)")
-    @cell_magic  # type: ignore[misc]
+    @cell_magic
     def component(self, line: str, cell: str) -> None:
         """Define the cell's one function as a component and register its source."""
         args = parse_argstring(self.component, line)
@@ -117,22 +127,22 @@ class AiflowMagics(Magics):  # type: ignore[misc]
             retries=args.retries, backoff=args.backoff,
             cache=None if args.cache is None else parse_duration(args.cache, "--cache"),
             timeout=None if args.timeout is None else parse_duration(args.timeout, "--timeout"))
-        definition = self.session.define("component", args.name, cell, self.shell.user_ns,
+        definition = self.session.define("component", args.name, cell, self.user_ns,
                                          options)
         print(f"component {definition.name} v{definition.version} registered")
 
-    @magic_arguments()
+    @arguments()
     @argument("name", help="the workflow's name in the notebook and on workers")
-    @cell_magic  # type: ignore[misc]
+    @cell_magic
     def workflow(self, line: str, cell: str) -> None:
         """Define the cell's one function as a workflow and register it with every cell
         defined so far, so out-of-kernel workers can run it."""
         args = parse_argstring(self.workflow, line)
-        definition = self.session.define("workflow", args.name, cell, self.shell.user_ns)
+        definition = self.session.define("workflow", args.name, cell, self.user_ns)
         print(f"workflow {definition.name} v{definition.version} registered")
 
     # --- %aiflow -----------------------------------------------------------------
-    @line_magic  # type: ignore[misc]
+    @line_magic
     def aiflow(self, line: str) -> Any:
         """``%aiflow run|attach|runs|worker|status|viewer ...`` (``%aiflow?`` for help)."""
         command, _, rest = line.strip().partition(" ")
@@ -190,6 +200,7 @@ class AiflowMagics(Magics):  # type: ignore[misc]
         show = getattr(aiflow_nb, "show", None)
         try:
             import panel as pn
+
             from viewer.runs_page import RunsPage
         except ImportError:
             show = None

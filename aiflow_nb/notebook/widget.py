@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import ipywidgets as widgets
 
@@ -28,6 +29,9 @@ from . import render
 from .state import ProgressStream, RunState
 
 __all__ = ["RunWidget"]
+
+Reply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None
+"""What XREAD returns for one stream."""
 
 
 class RunWidget(widgets.VBox):  # type: ignore[misc]
@@ -86,7 +90,9 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
 
     def show(self) -> RunWidget:
         """Display the widget; its text/HTML fallback is refreshed once the run ends."""
-        from IPython.display import display
+        from IPython.display import display as _display
+
+        display = cast(Callable[..., None], _display)
 
         self._display = display(self, display_id=True)
         return self
@@ -113,8 +119,8 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
         cursor = last.id if last else "0-0"
         drawn = time.monotonic()
         while not self._stop.is_set() and not (last is not None and last.terminal):
-            reply = client.xread({stream: cursor}, block=defaults.WIDGET_POLL_MS,
-                                 count=defaults.REPLAY_PAGE)
+            reply = cast(Reply, client.xread({stream: cursor}, block=defaults.WIDGET_POLL_MS,
+                                             count=defaults.REPLAY_PAGE))
             entries = [e for _, batch in reply or [] for e in batch]
             with self._lock:
                 for entry_id, fields in entries:
