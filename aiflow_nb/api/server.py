@@ -24,7 +24,7 @@ from .. import defaults
 from ..errors import ConfigError
 from .config import ApiConfig, check_bind
 
-__all__ = ["ServerThread", "serve"]
+__all__ = ["ServerThread", "free_port", "serve"]
 
 
 def _config_of(app: Any) -> ApiConfig:
@@ -40,6 +40,7 @@ def serve(app: FastAPI, host: str = defaults.API_HOST, port: int = defaults.API_
 
 
 def free_port(host: str = defaults.API_HOST) -> int:
+    """A TCP port free on ``host`` right now (for tests and benchmarks)."""
     with socket.socket() as sock:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
