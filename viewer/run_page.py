@@ -26,7 +26,7 @@ from .waterfall import Waterfall
 
 __all__ = ["RunPage", "not_found"]
 
-PAGE_SIZE = 100
+PAGE_SIZE = 50
 """Rows of the span tree sent to the browser at once (big runs page server-side)."""
 
 GROW_INTERVAL = 0.4
@@ -68,7 +68,8 @@ class RunPage:
                         "duration": NumberFormatter(format="0.000"),
                         "cost": NumberFormatter(format="$0.0000")},
             titles={"label": "span", "start": "start (s)", "duration": "duration (s)"},
-            height=420, sizing_mode="stretch_width", layout="fit_data_stretch",
+            widths={"label": 200},
+            height=420, sizing_mode="stretch_width", layout="fit_columns",
             pagination="remote", page_size=PAGE_SIZE)
         self.table.param.watch(self._on_select, "selection")
         self.waterfall = Waterfall()
@@ -121,7 +122,7 @@ class RunPage:
         self._drawn_version, self._drawn_at = self.tree.version, now
         self._rows = self.tree.rows(now)
         frame = self.tree.frame(rows=self._rows)
-        self.table.height = min(440, 40 + 26 * max(len(frame), 1))
+        self.table.height = 96 + 26 * min(max(len(frame), 1), 14)
         self.table.value = frame
         self._restore_selection()
         self.waterfall.update(timeline_rows(self.tree, now, self._rows))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bokeh.models import ColumnDataSource, FixedTicker, HoverTool, Range1d
+from bokeh.models import ColumnDataSource, HoverTool, Range1d
 from bokeh.plotting import figure
 
 from aiflow_nb.trace.timeline import TIMELINE_COLUMNS
@@ -20,22 +20,30 @@ VISIBLE_ROWS = 30
 
 
 class Waterfall:
-    """A figure and its source; ``update(columns)`` replaces the bars."""
+    """A figure and its source; ``update(columns)`` replaces the bars.
+
+    Span names are drawn as text at the start of their bars (before it, for bars that start
+    late) rather than as y-axis tick labels, which the browser would lay out one per span.
+    """
 
     def __init__(self, height: int = 420) -> None:
-        self.source = ColumnDataSource({c: [] for c in TIMELINE_COLUMNS} | {"alpha": []})
+        self.source = ColumnDataSource({c: [] for c in TIMELINE_COLUMNS}
+                                       | {"alpha": [], "align": [], "offset": []})
         self.figure = figure(height=height, sizing_mode="stretch_width",
                              y_range=Range1d(VISIBLE_ROWS - 0.5, -0.5),
                              x_axis_label="seconds since the run started",
                              tools="xpan,ypan,xwheel_zoom,ywheel_zoom,tap,reset",
                              active_scroll="ywheel_zoom", toolbar_location="above")
-        self.figure.hbar(y="y", left="left", right="right", height=0.72, color="color",
-                         fill_alpha="alpha", source=self.source, name="bars")
-        self.figure.yaxis.ticker = FixedTicker(ticks=[])
+        bars = self.figure.hbar(y="y", left="left", right="right", height=0.72, color="color",
+                                fill_alpha="alpha", source=self.source, name="bars")
+        self.figure.text(x="left", y="y", text="label", source=self.source, x_offset="offset",
+                         text_align="align",
+                         text_baseline="middle", text_font_size="11px", text_color="#111827")
+        self.figure.yaxis.visible = False
         self.figure.ygrid.grid_line_color = None
-        self.figure.add_tools(HoverTool(tooltips=[("span", "@label"), ("status", "@status"),
-                                                  ("start", "@left{0.000} s"),
-                                                  ("duration", "@duration{0.000} s")]))
+        self.figure.add_tools(HoverTool(renderers=[bars], tooltips=[
+            ("span", "@label"), ("status", "@status"), ("start", "@left{0.000} s"),
+            ("duration", "@duration{0.000} s")]))
         self._n = 0
 
     def update(self, cols: dict[str, list[Any]]) -> None:
@@ -43,11 +51,11 @@ class Waterfall:
         n = len(cols["y"])
         data = dict(cols)
         data["alpha"] = [0.55 if r else 0.9 for r in cols["running"]]
+        late = 0.6 * max(cols["right"], default=0.0)
+        data["align"] = ["right" if left > late else "left" for left in cols["left"]]
+        data["offset"] = [-4 if left > late else 4 for left in cols["left"]]
         self.source.data = data
         if n != self._n:
-            self.figure.yaxis.ticker = FixedTicker(ticks=list(range(n)))
-            self.figure.yaxis.major_label_overrides = {
-                i: str(label)[:40] for i, label in enumerate(cols["label"])}
             if self._n == 0 or self.figure.y_range.start < min(n, VISIBLE_ROWS) - 0.5:
                 self.figure.y_range.start = min(max(n, 1), VISIBLE_ROWS) - 0.5
             self.figure.height = 70 + 30 * min(max(n, 3), VISIBLE_ROWS)
