@@ -112,9 +112,15 @@ class Call:
         return True, doc.get("r")
 
     def start(self) -> None:
+        """Emit ``span.started``."""
         self.args_hash()
         key = self.frame.key if self.frame else None
         self.emit("span.started", {"inputs": self._public_inputs(), "key": key})
+
+    def begin(self) -> str | None:
+        """Start the span; return the cache key to look up, if caching applies."""
+        self.start()
+        return self.cache_key()
 
     # --- cache --------------------------------------------------------------
     def cache_key(self) -> str | None:
@@ -174,6 +180,17 @@ class Call:
         if self.journaled and self.ctx is not None and self.frame is not None:
             self.ctx.writer.journal(self.frame.key, doc)
 
+    def recover(self, exc: Exception) -> Any:
+        """The fallback's value (maybe awaitable) after the last attempt failed with
+        ``exc``; without a fallback, emit ``span.failed`` and raise into the caller."""
+        fallback = self.policies.fallback
+        if fallback is None:
+            err = self.fail(exc)
+            if err is exc:
+                raise exc
+            raise err from exc
+        return fallback.resolve(self.args, self.kwargs)
+
     def fail(self, exc: BaseException) -> BaseException:
         """Emit ``span.failed``; return the exception to raise into the caller."""
         if isinstance(exc, Exception) and not isinstance(exc, ComponentFailed | ComponentTimeout):
@@ -214,8 +231,7 @@ def run_sync(call: Call) -> Any:
     done, value = call.replay()
     if done:
         return value
-    call.start()
-    key = call.cache_key()
+    key = call.begin()
     if key is not None and call.ctx is not None:
         hit, value = call.cached(call.ctx.sync_client.get(key))
         if hit:
@@ -230,13 +246,7 @@ def run_sync(call: Call) -> Any:
                                          **retry.tenacity_kwargs(call.on_retry))
             value = retrying(_attempt_sync, call)
     except Exception as exc:
-        fallback = call.policies.fallback
-        if fallback is None:
-            err = call.fail(exc)
-            if err is exc:
-                raise
-            raise err from exc
-        return call.succeed(fallback.resolve(call.args, call.kwargs), fallback_from=exc)
+        return call.succeed(call.recover(exc), fallback_from=exc)
     except BaseException as exc:
         call.fail(exc)
         raise
@@ -286,8 +296,7 @@ async def run_async(call: Call) -> Any:
     done, value = call.replay()
     if done:
         return value
-    call.start()
-    key = call.cache_key()
+    key = call.begin()
     if key is not None and call.ctx is not None:
         hit, value = call.cached(await call.ctx.async_client.get(key))
         if hit:
@@ -303,13 +312,7 @@ async def run_async(call: Call) -> Any:
             )
             value = await retrying(_attempt_async, call)
     except Exception as exc:
-        fallback = call.policies.fallback
-        if fallback is None:
-            err = call.fail(exc)
-            if err is exc:
-                raise
-            raise err from exc
-        result = fallback.resolve(call.args, call.kwargs)
+        result = call.recover(exc)
         if inspect.isawaitable(result):
             result = await result
         return call.succeed(result, fallback_from=exc)
