@@ -89,8 +89,8 @@ def test_three_processes_share_a_120_rpm_bucket_the_server_never_sees_exceeded()
         log = sorted(server.llm.requests, key=lambda r: r["ts"])
     assert len(log) == 3 * calls and all(r["status"] == 200 for r in log)
     times = [r["ts"] for r in log]
-    for i in range(len(times)):
-        for j in range(i, len(times)):
-            # any window holds at most the burst plus what the rate refills, +1 for jitter
-            assert j - i + 1 <= burst + rate * (times[j] - times[i]) + 1, (i, j)
+    for window in (1.0, 2.0, 5.0):
+        # any window holds at most the burst plus what the rate refills (+1: arrival jitter)
+        most = max(sum(1 for t in times if start <= t < start + window) for start in times)
+        assert most <= burst + rate * window + 1, (window, most)
     assert times[-1] - times[0] >= (len(times) - burst) / rate - 0.5  # the burst queued
