@@ -17,13 +17,18 @@ def free_port(address: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def make_server(port: int = 5006, address: str = "127.0.0.1") -> tuple[Any, str]:
-    """A started (not yet looping) server of ``viewer.app`` and its URL; ``port=0`` picks one."""
+def make_server(port: int = 5006, address: str = "127.0.0.1",
+                origins: tuple[str, ...] = ()) -> tuple[Any, str]:
+    """A started (not yet looping) server of ``viewer.app`` and its URL; ``port=0`` picks one.
+
+    Browsers may connect from ``address:port`` and ``localhost:port``, plus ``origins``
+    (``host[:port]``, for a server reached under another name).
+    """
     from .app import create_app
 
     port = port or free_port(address)
-    origins = [f"{address}:{port}", f"localhost:{port}"]
+    origins = (f"{address}:{port}", f"localhost:{port}", *origins)
     server = pn.serve({"/": create_app}, port=port, address=address, show=False, start=False,
-                      websocket_origin=origins, title="aiflow-nb", verbose=False)
+                      websocket_origin=list(origins), title="aiflow-nb", verbose=False)
     server.start()
     return server, f"http://{address}:{port}/"

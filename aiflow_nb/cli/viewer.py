@@ -15,12 +15,14 @@ __all__ = ["register"]
 @click.option("--port", default=defaults.VIEWER_PORT, show_default=True,
               help="TCP port; 0 picks a free one.")
 @click.option("--address", default="127.0.0.1", show_default=True)
-def viewer(port: int, address: str) -> None:
+@click.option("--origin", "origins", multiple=True, metavar="HOST[:PORT]",
+              help="Another host name browsers reach the viewer under (repeatable).")
+def viewer(port: int, address: str, origins: tuple[str, ...]) -> None:
     """Serve the live trace dashboard (prints its URL; runs until interrupted)."""
     from viewer.server import make_server
 
     try:
-        server, url = make_server(port, address)
+        server, url = make_server(port, address, origins)
     except (AiflowError, OSError) as exc:
         fail(exc)
     click.echo(f"aiflow viewer at {url}  (one run: {url}?run=RUN_ID)", nl=True)

@@ -156,7 +156,8 @@ class SpanTree:
                        name=span.name, status=span.status,
                        start=None if span.start is None else span.start - t0,
                        duration=None if span.start is None else end - span.start,
-                       attempts=span.attempts, markers=self._markers(span),
+                       attempts=len(span.retries) + 1 if span.status == "running"
+                       else span.attempts, markers=self._markers(span),
                        model=str(span.attributes.get(MODEL) or ""), tokens=tin + tout,
                        cost=cost)
 
