@@ -131,3 +131,9 @@ def test_follower_stops_promptly_on_an_idle_run() -> None:
     finally:
         open_gate(gate)
         handle.result(timeout=10)
+
+
+def test_follower_reports_why_it_stopped() -> None:
+    follower = Follower("no-such-run").start()
+    wait_for(lambda: not follower.alive, what="follower ended")
+    assert isinstance(follower.error, aiflow_nb.RunNotFound)

@@ -111,6 +111,9 @@ class RunPage:
         if self.follower is not None:
             self.tree.extend(self.follower.drain())
         now = time.time()
+        if self.follower is not None and self.follower.error is not None \
+                and "aiflow-error" not in self.header.object:
+            self.header.object = self._header_html(now)
         if self.tree.version != self._drawn_version:
             if now - self._drawn_at >= self.redraw_interval:
                 self.redraw(now)
@@ -223,7 +226,10 @@ class RunPage:
         if t.resumes:
             items.append(("resumed", f"{t.resumes}×"))
         cells = "".join(f'<div class="tot-{k}">{k}<br><b>{v}</b></div>' for k, v in items)
-        return (f'<div><a href="?">← all runs</a></div>'
+        error = self.follower.error if self.follower is not None else None
+        warning = (f'<div class="aiflow-error">live updates stopped: {esc(error)}</div>'
+                   if error is not None else "")
+        return (f'<div><a href="?">← all runs</a></div>{warning}'
                 f"<h2>{esc(t.workflow or '')} <code>{esc(self.run_id)}</code></h2>"
                 f'<div class="aiflow-totals">{cells}</div>')
 
