@@ -9,8 +9,8 @@ import panel as pn
 
 from aiflow_nb.errors import RunNotFound
 
-from .run_page import RunPage, not_found
-from .runs_page import RunsPage
+from viewer.run_page import RunPage, not_found
+from viewer.runs_page import RunsPage
 
 __all__ = ["create_app"]
 
