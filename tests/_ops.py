@@ -79,7 +79,11 @@ class WorkerProcess:
         self.proc.wait(10)
 
     def wait(self, timeout: float) -> int:
-        return self.proc.wait(timeout)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"worker still running after {timeout} s:\n{self.log()}") \
+                from None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

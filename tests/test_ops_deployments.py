@@ -20,7 +20,7 @@ def test_deploy_v2_sends_new_runs_to_v2_while_v1_runs_finish_on_v1(tmp_path: Pat
     deploy("v1")
     with fleet(tmp_path) as start:
         blue = start("--version", "v1").ready()
-        old = [submit("steps", {"n": 4, "delay": 0.4}) for _ in range(2)]
+        old = [submit("steps", {"n": 6, "delay": 0.5}) for _ in range(2)]
         for h in old:
             wait_for(lambda h=h: running_on(h.run_id, blue.id), 15, "v1 runs on the v1 worker")
 
@@ -28,16 +28,17 @@ def test_deploy_v2_sends_new_runs_to_v2_while_v1_runs_finish_on_v1(tmp_path: Pat
         assert result.exit_code == 0, result.output
         assert "new runs go to v2 (was v1)" in result.output
         assert "no live worker serves v2" in result.output
-        green = start("--version", "v2").ready()
         new = [submit("steps", {"n": 2, "delay": 0.1}) for _ in range(2)]
 
         rows = {row["version"]: row for row in deployments()}
         assert rows["v2"]["active"] and not rows["v1"]["active"]
-        assert rows["v1"]["workers"] == 1 and rows["v1"]["running"] == 2
+        assert (rows["v1"]["workers"], rows["v1"]["running"]) == (1, 2)
+        assert (rows["v2"]["workers"], rows["v2"]["queued"]) == (0, 2)  # not taken by v1
         table = runner.invoke(cli, ["deployments"]).output
-        assert table.splitlines()[1].split()[:2] == ["*", "v2"]  # the active one first
+        assert table.splitlines()[1].split() == ["*", "v2", "0", "0", "0", "2"]
+        green = start("--version", "v2").ready()
 
-        assert [h.result(timeout=20) for h in old] == [list(range(4))] * 2
+        assert [h.result(timeout=20) for h in old] == [list(range(6))] * 2
         assert [h.result(timeout=20) for h in new] == [list(range(2))] * 2
         blue.signal(signal.SIGTERM)  # nothing left on v1: it drains at once
         assert blue.wait(10) == 0

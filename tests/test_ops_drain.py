@@ -36,26 +36,30 @@ def test_sigterm_lets_runs_in_hand_finish_and_takes_no_new_run(tmp_path: Path) -
 def test_drain_timeout_hands_runs_back_and_another_worker_resumes_them(tmp_path: Path) -> None:
     with fleet(tmp_path) as start:
         first = start("--drain-timeout", "0.5").ready()
-        handle = RunHandle(submit("steps", {"n": 8, "delay": 0.3}).run_id)
+        handle = RunHandle(submit("steps", {"n": 30, "delay": 0.2}).run_id)
         wait_for(lambda: len(journal_keys(handle.run_id)) >= 2, 15, "two journaled steps")
         second = start().ready()
         t0 = time.monotonic()
         first.signal(signal.SIGTERM)
         assert first.wait(10) == 0
         drained_in = time.monotonic() - t0
-        handed_at = journal_keys(handle.run_id)
-        assert handle.result(timeout=20) == list(range(8))
+        assert handle.result(timeout=20) == list(range(30))
 
     rec = handle.record()
-    assert drained_in < 5  # the drain timeout, not the run's length
+    assert drained_in < 3  # the drain timeout, not the run's length
     assert rec["worker"] == second.id and rec["restarts"] == 0  # a hand-back is no crash
     events = list(handle.events(follow=False))
     handbacks = [e for e in events if e.type == "log" and e.data.get("handback")]
     assert len(handbacks) == 1 and handbacks[0].data["worker"] == first.id
     assert [e.type for e in events].count("run.resumed") == 1
+    key_of = {e.span_id: e.data["key"] for e in events if e.type == "span.started"}
+    before = events[:events.index(handbacks[0])]
+    journaled = {key_of[e.span_id] for e in before if e.type == "span.completed"
+                 and e.name == "step"}
     effects = side_effects(handle.run_id)
-    assert JOURNALED_TWICE not in effects
-    assert all(effects[key] == 1 for key in handed_at)
+    assert JOURNALED_TWICE not in effects and len(journaled) >= 2
+    assert all(effects[key] == 1 for key in journaled)  # finished before: replayed, not re-run
+    assert sum(effects.values()) <= 31  # only the step in flight ran again
     assert "handing back 1 run" in first.log()
 
 
@@ -77,3 +81,24 @@ def test_second_signal_stops_at_once_and_the_run_is_recovered_through_its_lease(
     assert rec["worker"] == second.id and rec["restarts"] == 1
     assert "stopping at once" in first.log()
     assert JOURNALED_TWICE not in side_effects(handle.run_id)
+
+
+def test_a_handed_back_sync_workflow_stops_on_the_old_worker(tmp_path: Path) -> None:
+    """The thread running a sync workflow stops at its next step once the run is handed
+    back, instead of running on beside the worker that resumed it."""
+    with fleet(tmp_path) as start:
+        first = start("--drain-timeout", "0.5").ready()
+        handle = RunHandle(submit("sync_steps", {"n": 40, "delay": 0.2}).run_id)
+        wait_for(lambda: len(journal_keys(handle.run_id)) >= 2, 15, "two journaled steps")
+        second = start().ready()
+        t0 = time.monotonic()
+        first.signal(signal.SIGTERM)
+        assert first.wait(10) == 0
+        drained_in = time.monotonic() - t0
+        assert handle.result(timeout=20) == list(range(40))
+
+    assert drained_in < 3  # not the seconds the rest of the run takes
+    assert handle.record()["worker"] == second.id
+    effects = side_effects(handle.run_id)
+    assert JOURNALED_TWICE not in effects
+    assert len(effects) == 40 and sum(effects.values()) <= 41  # only the step in flight again

@@ -190,10 +190,17 @@ class Monitor:
                     await self.sweep()
                 except (redis.RedisError, OSError) as exc:
                     log.warning("monitor sweep failed: %s", exc)
-                try:
-                    await asyncio.wait_for(stopping.wait(), self.interval)
-                except TimeoutError:
-                    pass
+                await _sleep_unless(stopping, self.interval)
         finally:
             await self.release()
             await self.notifier.aclose()
+
+
+async def _sleep_unless(event: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds`` or until ``event`` is set (``asyncio.wait`` never swallows a
+    cancellation, unlike ``wait_for`` on Python 3.11 when its timeout fires at once)."""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=seconds)
+    finally:
+        waiter.cancel()

@@ -92,6 +92,7 @@ class Worker:
             while self.tasks:
                 await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         finally:
+            self._stopping.set()  # the monitor's loop ends even if a cancel were lost
             if self._drain_timer is not None:
                 self._drain_timer.cancel()
             for task in background:

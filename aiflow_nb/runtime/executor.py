@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ import redis.asyncio as aredis
 from .. import keys
 from ..authoring import registry
 from ..authoring.workflow import Workflow
-from ..errors import AiflowError
+from ..errors import AiflowError, WorkerShutdown
 from ..events.writer import EventWriter
 from ..serialization import dumps, loads
 from ..store import sync_redis
@@ -33,6 +34,30 @@ class RunControl:
     (``"handback"``, ``"lost"``, ``"abort"``) leaves it for another worker to resume."""
 
     reason: str = "cancel"
+
+
+class RunWriter(EventWriter):
+    """The run's writer. Once the run is stopped on this worker (cancelled, handed back,
+    its lease lost), a thread still running a sync workflow gets ``WorkerShutdown`` at its
+    next event or journal write, so it stops instead of running on beside the worker that
+    resumes the run."""
+
+    def __init__(self, run_id: str, client: aredis.Redis, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(run_id, client, loop)
+        self.stopped = False
+        self._loop_thread = threading.get_ident()
+
+    def _check(self) -> None:
+        if self.stopped and threading.get_ident() != self._loop_thread:
+            raise WorkerShutdown(f"run {self.run_id} was stopped on this worker")
+
+    def emit(self, type: str, **fields: Any) -> None:
+        self._check()
+        super().emit(type, **fields)
+
+    def journal(self, step_key: str, document: bytes) -> None:
+        self._check()
+        super().journal(step_key, document)
 
 
 def _decode(raw: dict[bytes, bytes]) -> dict[str, str]:
@@ -68,7 +93,7 @@ async def execute(
     if rec.get("status") in TERMINAL_STATUS:  # a stale queue entry (resume() re-queues first)
         return rec["status"]
     loop = asyncio.get_running_loop()
-    writer = EventWriter(run_id, client, loop)
+    writer = RunWriter(run_id, client, loop)
     attempt = int(await client.hincrby(keys.run(run_id), "attempt", 1))
     journal = {k.decode(): v for k, v in (await client.hgetall(keys.run_journal(run_id))).items()}
     writer.record(status="running", worker=worker_id, started_at=rec.get("started_at") or time.time())
@@ -108,6 +133,8 @@ async def _run_root(ctx: RunContext, wf: Workflow[Any, Any], inputs: dict[str, A
         else:
             output = await asyncio.to_thread(run_sync, call)
     except asyncio.CancelledError:
+        if isinstance(ctx.writer, RunWriter):
+            ctx.writer.stopped = True
         if control.reason != "cancel":
             if control.reason == "handback":  # journaled steps land before another worker
                 await ctx.writer.flush()      # loads the journal
