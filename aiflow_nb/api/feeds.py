@@ -1,7 +1,8 @@
 """One live Redis reader per followed run per API process, shared by all its followers.
 
 A hundred browsers following one run cost one ``XREAD`` per event, not a hundred; each
-event is decoded once and, per format, encoded once. A follower:
+event is decoded once and, per format, encoded once; events that arrive together (a replay
+page, a burst of LLM tokens) reach a follower as one batch, so one write. A follower:
 
 1. subscribes to the run's feed (created on first use; it starts at the stream's current
    last id, read before anyone replays),
@@ -101,6 +102,39 @@ async def _tick(queue: asyncio.Queue[Shared | BaseException | None], every: floa
         idle[0] = True
 
 
+async def _replay(run_id: str, after: str | None) -> AsyncIterator[list[Shared]]:
+    batch: list[Shared] = []
+    async for event in aread_events(run_id, after=after, follow=False, client=api_redis()):
+        batch.append(Shared(event))
+        if len(batch) >= defaults.REPLAY_PAGE:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def _drain(queue: asyncio.Queue[Shared | BaseException | None]) -> list[Shared | None]:
+    """Everything in ``queue`` (waiting for the first); raises a feed's error."""
+    items = [await queue.get()]
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    for item in items:
+        if isinstance(item, BaseException):
+            raise item
+    return items  # type: ignore[return-value]
+
+
+def _fresh(items: list[Shared | None], seen: tuple[int, int]) -> tuple[list[Shared], bool]:
+    """The events after ``seen`` up to the first terminal one, and whether a tick came."""
+    batch: list[Shared] = []
+    for item in items:
+        if item is not None and _key(item.event.id) > seen:
+            batch.append(item)
+            if item.event.terminal:
+                break
+    return batch, any(item is None for item in items)
+
+
 class FeedHub:
     """The live feeds of one API app, by run id."""
 
@@ -116,9 +150,10 @@ class FeedHub:
         return feed
 
     async def follow(self, run_id: str, after: str | None = None,
-                     keepalive: float | None = None) -> AsyncIterator[Shared | None]:
-        """Every event of ``run_id`` after ``after``, then live ones until a terminal one;
-        ``None`` after each ``keepalive`` seconds without an event (send a keep-alive)."""
+                     keepalive: float | None = None) -> AsyncIterator[list[Shared] | None]:
+        """Batches of the events of ``run_id`` after ``after`` (replay pages, then whatever
+        arrived together live) until a terminal one; ``None`` after each ``keepalive``
+        seconds without an event (send a keep-alive)."""
         queue: asyncio.Queue[Shared | BaseException | None] = asyncio.Queue()
         feed = self._subscribe(run_id, queue)
         idle = [True]
@@ -127,25 +162,22 @@ class FeedHub:
         try:
             await feed.ready.wait()
             last: Event | None = None
-            async for event in aread_events(run_id, after=after, follow=False, client=api_redis()):
-                last = event
-                yield Shared(event)
+            async for batch in _replay(run_id, after):
+                last = batch[-1].event
+                yield batch
             if last is not None and last.terminal:
                 return
             seen = _key(last.id) if last else (_key(after) if after else (0, 0))
             while True:
-                item = await queue.get()
-                if item is None or isinstance(item, BaseException):
-                    if item is not None:
-                        raise item
+                batch, tick = _fresh(await _drain(queue), seen)
+                if batch:
+                    idle[0] = False
+                    seen = _key(batch[-1].event.id)
+                    yield batch
+                    if batch[-1].event.terminal:
+                        return
+                elif tick:
                     yield None  # idle: time for a keep-alive
-                    continue
-                if _key(item.event.id) <= seen:
-                    continue  # the replay had it
-                idle[0] = False
-                yield item
-                if item.event.terminal:
-                    return
         finally:
             if ticker is not None:
                 ticker.cancel()

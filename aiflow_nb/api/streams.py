@@ -70,23 +70,24 @@ def _encoded(item: Shared, fmt: str, redactor: Redactor) -> bytes:
 
 
 async def event_stream(
-    items: AsyncIterator[Shared | None],
+    items: AsyncIterator[list[Shared] | None],
     run_id: str,
     fmt: str,
     redactor: Redactor,
     retry_ms: int,
     final: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The encoded stream of ``items`` (a run's events; ``None`` = send a keep-alive), then
-    ``final()`` if given. Runs in the response's task: a disconnect cancels it there."""
+    """The encoded stream of ``items`` (batches of a run's events; ``None`` = send a
+    keep-alive), then ``final()`` if given. Runs in the response's task, so a disconnect
+    cancels it there."""
     if fmt == "sse":
         yield f"retry: {retry_ms}\n\n".encode()
     try:
-        async for item in items:
-            if item is None:
+        async for batch in items:
+            if batch is None:
                 yield b": keep-alive\n\n" if fmt == "sse" else b"\n"
-            else:
-                yield _encoded(item, fmt, redactor)
+            else:  # one write for all the events that arrived together
+                yield b"".join(_encoded(item, fmt, redactor) for item in batch)
     except Exception as exc:  # Redis went away mid-stream: end the stream, say why in logs
         log.warning("event stream of run %s ended early: %s", run_id, exc)
         return
