@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from _ops import fleet, journal_keys, record, running_on, wait_for
 
@@ -33,21 +34,27 @@ def test_sigterm_lets_runs_in_hand_finish_and_takes_no_new_run(tmp_path: Path) -
         assert late.result(timeout=15) == 0.1
 
 
-def test_drain_timeout_hands_runs_back_and_another_worker_resumes_them(tmp_path: Path) -> None:
+def _hand_back_mid_run(tmp_path: Path, workflow: str, steps: int) -> tuple[RunHandle, Any]:
+    """Run ``workflow`` on a worker with a 0.5 s drain timeout, SIGTERM it mid-run with a
+    second worker up; return the handle, the workers and how long the first took to exit."""
     with fleet(tmp_path) as start:
         first = start("--drain-timeout", "0.5").ready()
-        handle = RunHandle(submit("steps", {"n": 30, "delay": 0.2}).run_id)
+        handle = RunHandle(submit(workflow, {"n": steps, "delay": 0.2}).run_id)
         wait_for(lambda: len(journal_keys(handle.run_id)) >= 2, 15, "two journaled steps")
         second = start().ready()
         t0 = time.monotonic()
         first.signal(signal.SIGTERM)
         assert first.wait(10) == 0
         drained_in = time.monotonic() - t0
-        assert handle.result(timeout=20) == list(range(30))
+        assert handle.result(timeout=20) == list(range(steps))
+    assert drained_in < 3  # the drain timeout, not the seconds the rest of the run takes
+    assert handle.record()["worker"] == second.id
+    return handle, first
 
-    rec = handle.record()
-    assert drained_in < 3  # the drain timeout, not the run's length
-    assert rec["worker"] == second.id and rec["restarts"] == 0  # a hand-back is no crash
+
+def test_drain_timeout_hands_runs_back_and_another_worker_resumes_them(tmp_path: Path) -> None:
+    handle, first = _hand_back_mid_run(tmp_path, "steps", 30)
+    assert handle.record()["restarts"] == 0  # a hand-back is no crash
     events = list(handle.events(follow=False))
     handbacks = [e for e in events if e.type == "log" and e.data.get("handback")]
     assert len(handbacks) == 1 and handbacks[0].data["worker"] == first.id
@@ -86,19 +93,7 @@ def test_second_signal_stops_at_once_and_the_run_is_recovered_through_its_lease(
 def test_a_handed_back_sync_workflow_stops_on_the_old_worker(tmp_path: Path) -> None:
     """The thread running a sync workflow stops at its next step once the run is handed
     back, instead of running on beside the worker that resumed it."""
-    with fleet(tmp_path) as start:
-        first = start("--drain-timeout", "0.5").ready()
-        handle = RunHandle(submit("sync_steps", {"n": 40, "delay": 0.2}).run_id)
-        wait_for(lambda: len(journal_keys(handle.run_id)) >= 2, 15, "two journaled steps")
-        second = start().ready()
-        t0 = time.monotonic()
-        first.signal(signal.SIGTERM)
-        assert first.wait(10) == 0
-        drained_in = time.monotonic() - t0
-        assert handle.result(timeout=20) == list(range(40))
-
-    assert drained_in < 3  # not the seconds the rest of the run takes
-    assert handle.record()["worker"] == second.id
+    handle, _first = _hand_back_mid_run(tmp_path, "sync_steps", 40)
     effects = side_effects(handle.run_id)
     assert JOURNALED_TWICE not in effects
     assert len(effects) == 40 and sum(effects.values()) <= 41  # only the step in flight again
