@@ -111,6 +111,14 @@ def fleet(log_dir: Path) -> Iterator[Callable[..., WorkerProcess]]:
             worker.stop()
 
 
+def start_monitor(log_dir: Path) -> subprocess.Popen[bytes]:
+    """An ``aiflow -v monitor`` process (the heartbeat TTL of the workers), logging to a file."""
+    full = {**os.environ, **FAST, "PYTHONPATH": str(ROOT)}
+    with open(log_dir / "monitor.log", "wb") as out:
+        return subprocess.Popen([sys.executable, "-c", CLI, "-v", "monitor"], env=full,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
 def record(run_id: str) -> dict[str, str]:
     raw = sync_redis().hgetall(keys.run(run_id))
     return {k.decode(): v.decode() for k, v in raw.items()}

@@ -5,7 +5,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from _ops import Follower, Receiver, fleet, journal_keys, record, running_on, wait_for
+from _ops import (
+    Follower,
+    Receiver,
+    fleet,
+    journal_keys,
+    record,
+    running_on,
+    start_monitor,
+    wait_for,
+)
 
 from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.examples.chaos import JOURNALED_TWICE, side_effects
@@ -93,3 +102,24 @@ def test_a_run_whose_workers_keep_dying_fails_crashed_and_a_notification_is_post
     assert {k: body[k] for k in ("run_id", "workflow", "status", "reason")} == {
         "run_id": handle.run_id, "workflow": "steps", "status": "failed", "reason": "crashed"}
     assert receiver.requests >= 2  # the first POST got a 503 and was retried
+
+
+def test_standalone_monitor_process_recovers_runs_of_workers_without_one(
+    tmp_path: Path,
+) -> None:
+    """``aiflow monitor`` alone does the recovering when workers run with ``--no-monitor``."""
+    with fleet(tmp_path) as start:
+        workers = [start("--no-monitor").ready(), start("--no-monitor").ready()]
+        handle = submit("steps", {"n": 6, "delay": 0.25})
+        wait_for(lambda: journal_keys(handle.run_id), 15, "a journaled step")
+        victim = next(w for w in workers if w.id == running_on(handle.run_id))
+        victim.kill()
+        time.sleep(2.0)  # well past the TTL: with no monitor running, nothing happens
+        assert handle.status == "running" and record(handle.run_id)["restarts"] == "0"
+        monitor = start_monitor(tmp_path)
+        try:
+            assert handle.result(timeout=20) == list(range(6))
+        finally:
+            monitor.terminate()
+        assert monitor.wait(10) == 0
+    assert record(handle.run_id)["restarts"] == "1"
