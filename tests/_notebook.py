@@ -18,8 +18,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-WORKER_CODE = ("import asyncio; from aiflow_nb.ops.worker import Worker; "
-               "asyncio.run(Worker().serve())")
+WORKER = [str(Path(sys.executable).with_name("aiflow")), "worker"]
+"""``aiflow worker``, the console script next to this interpreter."""
 
 
 class RecordingComm:
@@ -91,8 +91,8 @@ def run_cell(ip: Any, source: str) -> Any:
 def start_worker(env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """An out-of-kernel worker process on this test's Redis and namespace."""
     full = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    proc = subprocess.Popen([sys.executable, "-c", WORKER_CODE], env=full, text=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(WORKER, env=full, text=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     wait_for_workers(1)
     return proc
 
@@ -111,5 +111,3 @@ def stop_worker(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGKILL)
     proc.wait(10)
-    if proc.stderr is not None:
-        proc.stderr.close()

@@ -15,16 +15,23 @@ from _notebook import start_worker, stop_worker
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
-from aiflow_nb import attach
+from aiflow_nb import attach, keys
+from aiflow_nb.store import sync_redis
 
-STEPS = 12
+STEPS = 8
+GATE = "gate"  # the run waits after step 3 until the test sets this Redis key (namespaced)
 
 KERNEL_1 = [
     "%load_ext aiflow_nb",
     "%%component slow_step\nimport time\n\ndef slow_step(i: int) -> int:\n"
-    "    time.sleep(0.5)\n    return i\n",
-    "%%workflow long_job\ndef long_job(n: int) -> int:\n"
-    "    return sum(slow_step(i) for i in range(n))\n",
+    "    time.sleep(0.2)\n    return i\n",
+    "%%component gate\nimport time\nfrom aiflow_nb import keys\nfrom aiflow_nb.store import "
+    "sync_redis\n\ndef gate(name: str) -> bool:\n"
+    "    while not sync_redis().exists(keys.cache('test', name)):\n"
+    "        time.sleep(0.05)\n    return True\n",
+    "%%workflow long_job\ndef long_job(n: int) -> int:\n    total = 0\n"
+    "    for i in range(n):\n        total += slow_step(i)\n        if i == 2:\n"
+    f"            gate({GATE!r})\n    return total\n",
     f"job = %aiflow run long_job n={STEPS}\nprint('RUN', job.run_id)",
 ]
 
@@ -62,7 +69,7 @@ def test_a_second_kernel_reattaches_to_a_run_whose_kernel_died(
         with first.setup_kernel():
             for index, cell in enumerate(nb1.cells):
                 first.execute_cell(cell, index)
-            run_id = stdout_of(nb1.cells[3]).split("RUN ")[1].split()[0]
+            run_id = stdout_of(nb1.cells[4]).split("RUN ")[1].split()[0]
             handle = attach(run_id)
             deadline = time.monotonic() + 20
             while not any(s.status == "completed" and s.name == "slow_step"
@@ -79,6 +86,8 @@ def test_a_second_kernel_reattaches_to_a_run_whose_kernel_died(
         second = NotebookClient(nb2, timeout=60, kernel_name="python3")
         with second.setup_kernel():
             for index, cell in enumerate(nb2.cells):
+                if index == 3:  # attached mid-run: now let the run go on to its end
+                    sync_redis().set(keys.cache("test", GATE), 1)
                 second.execute_cell(cell, index)
         assert json.loads(stdout_of(nb2.cells[1])) == "running"  # attached mid-run
         seen = json.loads(stdout_of(nb2.cells[3]))

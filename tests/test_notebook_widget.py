@@ -130,7 +130,7 @@ def test_ten_thousand_events_are_coalesced_into_few_redraws(comms: list[Recordin
     handle = noisy.start(n=10_000)
     t0 = time.monotonic()
     w = RunWidget(handle)
-    assert time.monotonic() - t0 < 0.5  # the kernel is not blocked
+    assert time.monotonic() - t0 < 1.0  # the kernel is not blocked while the run goes on
     state = w.wait(60)
     elapsed = time.monotonic() - t0
     assert state.events >= 10_000
