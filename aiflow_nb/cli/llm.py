@@ -16,7 +16,8 @@ __all__ = ["register"]
 @click.option("--tokens-per-s", default=defaults.FAKE_LLM_TOKENS_PER_S, show_default=True,
               help="Generation speed; 0 answers at once.")
 @click.option("--error-rate", default=0.0, show_default=True,
-              help="Fraction of requests answered 500.")
+              help="Fraction of requests answered with --error-status.")
+@click.option("--error-status", default=500, show_default=True, help="Status of injected errors.")
 @click.option("--rate-limit-rate", default=0.0, show_default=True,
               help="Fraction of requests answered 429 with Retry-After.")
 @click.option("--retry-after", default=1.0, show_default=True,
@@ -24,7 +25,8 @@ __all__ = ["register"]
 @click.option("--rpm", default=None, type=float, help="Requests per minute before 429s.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the injected errors.")
 def fake_llm(host: str, port: int, latency: float, tokens_per_s: float, error_rate: float,
-             rate_limit_rate: float, retry_after: float, rpm: float | None, seed: int) -> None:
+             error_status: int, rate_limit_rate: float, retry_after: float, rpm: float | None,
+             seed: int) -> None:
     """Serve a local OpenAI-compatible API (chat, responses, embeddings) for demos and tests.
 
     Knobs change at runtime with POST /_aiflow/knobs; GET /_aiflow/requests is the log.
@@ -35,8 +37,8 @@ def fake_llm(host: str, port: int, latency: float, tokens_per_s: float, error_ra
 
     try:
         knobs = Knobs(latency=latency, tokens_per_s=tokens_per_s, error_rate=error_rate,
-                      rate_limit_rate=rate_limit_rate, retry_after=retry_after, rpm=rpm,
-                      seed=seed)
+                      error_status=error_status, rate_limit_rate=rate_limit_rate,
+                      retry_after=retry_after, rpm=rpm, seed=seed)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     click.echo(f"fake LLM on http://{host}:{port}/v1 — for the examples and the SDK:\n"

@@ -26,11 +26,12 @@ __all__ = ["content_agent", "outline", "research", "titles_from", "write_section
 
 
 def _lines(text: str) -> list[str]:
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if len(lines) < 2:
-        lines = re.split(r"(?<=[.!?])\s+", text)
-    stripped = (re.sub(r"^\d+[.)]\s*", "", ln.strip().lstrip("-*\u2022 ")) for ln in lines)
-    return [ln.strip() for ln in stripped if ln.strip()]
+    """Items of a list answer, or the sentences of prose (bullets and numbers stripped)."""
+    parts = []
+    for line in text.splitlines():
+        line = re.sub(r"^\d+[.)]\s*", "", line.strip().lstrip("-*\u2022 ")).strip()
+        parts += [s.strip() for s in re.split(r"(?<=[.!?])\s+", line) if s.strip()]
+    return parts
 
 
 def titles_from(text: str, count: int) -> list[str]:
@@ -63,7 +64,8 @@ async def outline(topic: str, notes: list[str], sections: int) -> list[str]:
     text = await _ask(f"Choose {sections} section titles for a post about {topic} from "
                       f"these notes, one per line:\n{listing}", 80, "You are an editor.")
     titles = titles_from(text, sections)
-    return titles + [n for n in notes if n not in titles][: sections - len(titles)]
+    titles += [n for n in notes if n not in titles][: sections - len(titles)]
+    return titles + [f"Part {n}" for n in range(len(titles) + 1, sections + 1)]
 
 
 @component

@@ -68,6 +68,9 @@ class Knobs:
         for name in ("latency", "tokens_per_s", "retry_after"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 400 <= self.error_status <= 599 or (
+                self.outage is not None and not 400 <= self.outage <= 599):
+            raise ValueError("error_status and outage must be HTTP error statuses (400-599)")
         if self.rpm is not None and self.rpm <= 0:
             raise ValueError(f"rpm must be > 0, got {self.rpm!r}")
         object.__setattr__(self, "outage_models", tuple(self.outage_models))
