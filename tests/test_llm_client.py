@@ -238,3 +238,20 @@ def test_a_stream_closed_early_ends_its_span_and_frees_its_concurrency_slot(
     assert early.text == early.output == head and full.startswith(head)
     assert unread.output == "" and unread.attributes["aiflow.llm.stream_closed_early"]
     assert whole.output == full  # the slot came back: concurrency=1 did not block it
+
+
+def test_a_running_llm_span_already_shows_its_request_attributes(server: FakeLLMServer) -> None:
+    server.llm.set(latency=0.5)
+    client = async_client(server)
+
+    @af.workflow
+    async def slow() -> None:
+        await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    handle = slow.start()
+    started = next(e for e in handle.events()
+                   if e.type == "span.started" and e.name == "chat gpt-4o-mini")
+    assert handle.status == "running"  # seen while the call is still waiting on the server
+    assert started.data["attributes"]["gen_ai.request.model"] == "gpt-4o-mini"
+    assert started.data["attributes"]["gen_ai.provider.name"] == "fake"
+    handle.result(timeout=30)

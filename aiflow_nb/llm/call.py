@@ -86,10 +86,10 @@ class LLMCall:
             done, doc = self.call.replay()
             if done:
                 return True, rebuild(self.ep, doc)
-        self.call.start()
         primary = self.owner.targets[0]
         self.set_attributes(**request_attributes(self.ep, self.body, primary.provider,
                                                  primary.base_url))
+        self.call.start()  # span.started carries the request attributes
         return False, None
 
     def cache_key(self) -> str | None:

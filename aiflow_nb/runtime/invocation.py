@@ -115,7 +115,9 @@ class Call:
         """Emit ``span.started``."""
         self.args_hash()
         key = self.frame.key if self.frame else None
-        self.emit("span.started", {"inputs": self._public_inputs(), "key": key})
+        data: dict[str, Any] = {"inputs": self._public_inputs(), "key": key}
+        self._add_attributes(data)  # what the call knew of itself before it started
+        self.emit("span.started", data)
 
     def begin(self) -> str | None:
         """Start the span; return the cache key to look up, if caching applies."""
