@@ -195,3 +195,11 @@ def test_snapshot_counts_resumes_and_clears_the_error() -> None:
     assert state.resumes == 0 and state.error is None
     assert state.elapsed() is not None and state.elapsed() >= 0
     assert [row[0] for row in state.tree()][0] == 0  # the workflow span is the root
+
+
+def test_fallbacks_of_an_unknown_run_say_so() -> None:
+    handle = af.RunHandle("0" * 24)
+    assert "not found" in handle._repr_html_()
+    out: list[str] = []
+    handle._repr_pretty_(type("P", (), {"text": lambda self, s: out.append(s)})(), False)
+    assert out == [f"run {'0' * 24}: not found"]

@@ -3,9 +3,11 @@ text/HTML snapshot (terminal IPython, nbconvert, nbval comparisons)."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from ..errors import RunNotFound
 from .render import render_html, render_text
 from .state import RunState
 
@@ -41,7 +43,10 @@ def snapshot_text(handle: RunHandle) -> str:
 
 
 def snapshot_html(handle: RunHandle) -> str:
-    return render_html(snapshot(handle))
+    try:
+        return render_html(snapshot(handle))
+    except RunNotFound:
+        return f"<div>run <code>{html.escape(handle.run_id)}</code>: not found</div>"
 
 
 def mark_shown(handle: RunHandle) -> None:
