@@ -4,7 +4,7 @@ when the stream ends (completed, failed, or closed early)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .. import limits
@@ -52,7 +52,7 @@ def trace_sync_stream(c: LLMCall, stream: Any, target: Target, lease: limits.Lea
     state = StreamState(c.ep)
     inner: Iterator[Any] = stream._iterator
 
-    def traced() -> Iterator[Any]:
+    def traced() -> Generator[Any, None, None]:
         error: BaseException | None = None
         exhausted = False
         try:
@@ -85,7 +85,7 @@ def trace_async_stream(c: LLMCall, stream: Any, target: Target, lease: limits.Le
     state = StreamState(c.ep)
     inner: AsyncIterator[Any] = stream._iterator
 
-    async def traced() -> AsyncIterator[Any]:
+    async def traced() -> AsyncGenerator[Any, None]:
         error: BaseException | None = None
         exhausted = False
         try:
