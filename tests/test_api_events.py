@@ -146,3 +146,24 @@ def test_a_disconnected_follower_leaves_no_task_behind(server: ServerThread,
 def _server_loop(server: ServerThread) -> asyncio.AbstractEventLoop:
     assert server.loop is not None  # uvicorn's loop, in the server thread
     return server.loop
+
+
+def test_followers_of_one_run_share_one_redis_reader(server: ServerThread,
+                                                     http: httpx.Client) -> None:
+    run_id = http.post("/workflows/api_add/start", json={"a": 1}).json()["run_id"]  # idle run
+    hub = server.server.config.app.state.feeds
+    streams = [http.stream("GET", f"/runs/{run_id}/events") for _ in range(3)]
+    try:
+        readers = [s.__enter__().iter_text() for s in streams]  # kept open (not closed)
+        for reader in readers:
+            text = ""
+            while "run.queued" not in text:  # replayed: this follower is subscribed
+                text += next(reader)
+        assert list(hub.feeds) == [run_id] and len(hub.feeds[run_id].queues) == 3
+    finally:
+        for s in streams:
+            s.__exit__(None, None, None)
+    deadline = time.monotonic() + 5
+    while hub.feeds and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hub.feeds == {}  # the last follower gone, the feed is gone

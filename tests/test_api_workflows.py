@@ -172,3 +172,10 @@ def test_notebook_registered_workflow_is_listed_and_runs(http: httpx.Client, wor
     r = http.post("/workflows/nb_greet/run", json={"who": "nb"})
     assert r.json()["output"] == "hi nb"
     assert http.post("/workflows/nb_greet/start", json={"who": 1}).status_code == 422
+
+
+def test_wrong_method_and_unknown_path_are_json(http: httpx.Client) -> None:
+    wrong = http.delete("/workflows")
+    assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
+    unknown = http.get("/nope")
+    assert unknown.status_code == 404 and "/docs" in unknown.json()["message"]
