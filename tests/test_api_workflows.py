@@ -179,3 +179,16 @@ def test_wrong_method_and_unknown_path_are_json(http: httpx.Client) -> None:
     assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
     unknown = http.get("/nope")
     assert unknown.status_code == 404 and "/docs" in unknown.json()["message"]
+
+
+def test_embedded_in_another_asgi_app_under_a_prefix(namespace: str) -> None:
+    from fastapi import FastAPI
+
+    from aiflow_nb.api import create_app
+
+    outer = FastAPI()
+    outer.mount("/aiflow", create_app(api_keys=(KEY,)))
+    with ServerThread(outer) as srv, client(srv) as c:
+        r = c.post("/aiflow/workflows/api_add/start", json={"a": 1})
+        assert r.status_code == 202 and r.headers["location"].startswith("/aiflow/runs/")
+        assert c.get(r.headers["location"]).json()["status"] == "queued"

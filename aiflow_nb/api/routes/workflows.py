@@ -41,6 +41,11 @@ def get_workflow(name: str) -> dict[str, Any]:
     return catalog.describe(catalog.get(name))
 
 
+def _location(request: Request, run_id: str) -> str:
+    """The run's URL path, under the prefix the app is mounted at (if any)."""
+    return f"{request.scope.get('root_path', '')}/runs/{run_id}"
+
+
 async def _inputs(request: Request, entry: catalog.Entry) -> dict[str, Any]:
     body = await request.body()
     if not body.strip():
@@ -72,7 +77,7 @@ async def start(request: Request, response: Response, name: str,
                 idempotency_key: str | None = IDEMPOTENCY) -> dict[str, Any]:
     run_id = await _submit(request, name, idempotency_key)
     status = (await records.afetch(run_id))["status"]
-    response.headers["Location"] = f"/runs/{run_id}"
+    response.headers["Location"] = _location(request, run_id)
     return {"run_id": run_id, "status": status}
 
 
@@ -93,7 +98,7 @@ async def run(
     config = api_config(request)
     fmt = negotiate(request.headers.get("accept"), None, "json")
     run_id = await _submit(request, name, idempotency_key)
-    headers = {"Location": f"/runs/{run_id}", "X-Run-Id": run_id}
+    headers = {"Location": _location(request, run_id), "X-Run-Id": run_id}
     redactor = request.app.state.redactor
     if fmt != "json":
         async def final() -> dict[str, Any]:
