@@ -21,9 +21,9 @@ from aiflow_nb.ops.presence import live_workers
 from aiflow_nb.store import sync_redis
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = {"AIFLOW_HEARTBEAT_INTERVAL": "0.2", "AIFLOW_HEARTBEAT_TTL": "1.0",
+FAST = {"AIFLOW_HEARTBEAT_INTERVAL": "0.25", "AIFLOW_HEARTBEAT_TTL": "1.5",
         "AIFLOW_LOCAL_WORKER": "0"}
-"""Heartbeat timing for the worker processes: a dead worker's runs come back in ~1.5 s."""
+"""Heartbeat timing for the worker processes: a dead worker's runs come back in ~2 s."""
 CLI = "from aiflow_nb.cli import main; main()"
 APP = "aiflow_nb.examples.chaos"
 
