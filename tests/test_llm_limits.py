@@ -93,4 +93,6 @@ def test_three_processes_share_a_120_rpm_bucket_the_server_never_sees_exceeded()
         # any window holds at most the burst plus what the rate refills (+1: arrival jitter)
         most = max(sum(1 for t in times if start <= t < start + window) for start in times)
         assert most <= burst + rate * window + 1, (window, most)
-    assert times[-1] - times[0] >= (len(times) - burst) / rate - 0.5  # the burst queued
+    # the burst queued (unlimited, all 18 arrive within a fraction of a second); slack for
+    # a loaded machine, where a process's first request leaves late
+    assert times[-1] - times[0] >= (len(times) - burst) / rate * 0.8
