@@ -36,19 +36,19 @@ def test_sigterm_lets_runs_in_hand_finish_and_takes_no_new_run(tmp_path: Path) -
 
 def _hand_back_mid_run(tmp_path: Path, workflow: str, steps: int) -> tuple[RunHandle, Any]:
     """Run ``workflow`` on a worker with a 0.5 s drain timeout, SIGTERM it mid-run with a
-    second worker up; return the handle, the workers and how long the first took to exit."""
+    second worker up; return the handle and the first worker."""
     with fleet(tmp_path) as start:
         first = start("--drain-timeout", "0.5").ready()
         handle = RunHandle(submit(workflow, {"n": steps, "delay": 0.2}).run_id)
         wait_for(lambda: len(journal_keys(handle.run_id)) >= 2, 15, "two journaled steps")
         second = start().ready()
-        t0 = time.monotonic()
         first.signal(signal.SIGTERM)
         assert first.wait(10) == 0
-        drained_in = time.monotonic() - t0
-        assert handle.result(timeout=20) == list(range(steps))
-    assert drained_in < 3  # the drain timeout, not the seconds the rest of the run takes
-    assert handle.record()["worker"] == second.id
+        exited_at = time.time()
+        assert handle.result(timeout=30) == list(range(steps))
+    rec = handle.record()
+    assert exited_at < rec["ended_at"] - 1  # it left after the drain timeout, not the run
+    assert rec["worker"] == second.id
     return handle, first
 
 
