@@ -34,6 +34,27 @@ BARS_JS = """() => {
 }"""
 """The waterfall's bars as the browser holds them (BokehJS models)."""
 
+LABELS_JS = """() => {
+  for (const doc of Bokeh.documents) {
+    for (const m of doc.all_models) {
+      if (m.type !== 'ColumnDataSource') continue;
+      const d = m.data, col = (k) => (d instanceof Map ? d.get(k) : d[k]);
+      if (col('label') && !col('span_id')) return Array.from(col('label'));
+    }
+  }
+  return null;
+}"""
+"""The span names the waterfall draws (only those of the rows in view)."""
+
+PAN_JS = """(top) => {
+  for (const doc of Bokeh.documents) {
+    for (const m of doc.all_models) {
+      if (m.type === 'Range1d' && m.start > m.end) m.setv({start: top + 9.5, end: top - 0.5});
+    }
+  }
+}"""
+"""Scroll the waterfall so that row ``top`` is the first in view (10 rows)."""
+
 
 @contextmanager
 def viewer_server() -> Iterator[str]:

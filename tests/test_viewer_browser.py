@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from _browser import BARS_JS, chromium, screenshot, viewer_server
-from _trace import MODEL, failing, open_gate, traced, wait_for
+from _browser import BARS_JS, LABELS_JS, PAN_JS, chromium, screenshot, viewer_server
+from _trace import MODEL, failing, fan_out, open_gate, traced, wait_for
 from playwright.sync_api import expect
 
 import aiflow_nb
@@ -73,10 +73,12 @@ def test_live_run_appears_grows_and_reopens_with_full_history() -> None:
         screenshot(reopened, "viewer-run-reopened")
 
 
-def test_failed_run_detail_shows_traceback_and_unknown_run_says_so() -> None:
+def test_failed_run_detail_big_run_labels_and_unknown_run() -> None:
     handle = failing.start(x=9)
     with pytest.raises(aiflow_nb.RunFailed):
         handle.result(timeout=10)
+    big = fan_out.start(n=80)
+    assert big.result(timeout=30) == 80
     with viewer_server() as url, chromium() as browser:
         page = browser.new_page(viewport=VIEWPORT)
         page.goto(f"{url}?run={handle.run_id}")
@@ -88,6 +90,15 @@ def test_failed_run_detail_shows_traceback_and_unknown_run_says_so() -> None:
         expect(detail).to_contain_text("bad value 9")
         expect(detail).to_contain_text("Traceback (most recent call last)")
         screenshot(page, "viewer-run-failed")
+        page.goto(f"{url}?run={big.run_id}")
+        wait_for(lambda: len(_bars(page)["right"]) == 81, what="81 bars")
+        labels = page.evaluate(LABELS_JS)
+        assert labels[0] == "trace_fan_out" and 25 <= len(labels) <= 35  # the rows in view
+        page.evaluate(PAN_JS, 60)
+        wait_for(lambda: "leaf [60]" in " ".join(page.evaluate(LABELS_JS)), what="labels follow")
+        assert "trace_fan_out" not in page.evaluate(LABELS_JS)
+        assert 0 < page.locator(".tabulator-row").count() <= 50  # one page of the 82-row tree
+        expect(page.locator(".tabulator-page[data-page='2']")).to_be_visible()
         page.goto(f"{url}?run=no-such-run")
         expect(page.get_by_text("not found")).to_be_visible(timeout=20_000)
         page.goto(url)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import panel as pn
 
 from aiflow_nb.errors import RunNotFound
-
 from viewer.run_page import RunPage, not_found
 from viewer.runs_page import RunsPage
 

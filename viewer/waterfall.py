@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bokeh.models import ColumnDataSource, HoverTool, Range1d
+from bokeh.models import ColumnDataSource, CustomJS, HoverTool, Range1d
 from bokeh.plotting import figure
 
 from aiflow_nb.trace.timeline import TIMELINE_COLUMNS
@@ -19,11 +19,26 @@ VISIBLE_ROWS = 30
 """Bars shown at once; pan or zoom the y axis to see more."""
 
 
+_LABELS_JS = """
+const lo = Math.min(yr.start, yr.end) - 1, hi = Math.max(yr.start, yr.end) + 1;
+const d = bars.data, get = (k) => (d instanceof Map ? d.get(k) : d[k]);
+const ys = get("y"), out = {left: [], y: [], label: [], align: [], offset: []};
+for (let i = 0; i < ys.length; i++) {
+  if (ys[i] >= lo && ys[i] <= hi) {
+    for (const k of Object.keys(out)) out[k].push(get(k)[i]);
+  }
+}
+labels.data = out;
+"""
+"""Browser-side: show the names of the bars in view only (drawing 2,000 labels is slow)."""
+
+
 class Waterfall:
     """A figure and its source; ``update(columns)`` replaces the bars.
 
     Span names are drawn as text at the start of their bars (before it, for bars that start
-    late) rather than as y-axis tick labels, which the browser would lay out one per span.
+    late), and only for the rows in view: a browser-side callback refills the label source
+    when the view pans or the bars change (2,000 drawn labels cost seconds).
     """
 
     def __init__(self, height: int = 420) -> None:
@@ -36,9 +51,16 @@ class Waterfall:
                              active_scroll="ywheel_zoom", toolbar_location="above")
         bars = self.figure.hbar(y="y", left="left", right="right", height=0.72, color="color",
                                 fill_alpha="alpha", source=self.source, name="bars")
-        self.figure.text(x="left", y="y", text="label", source=self.source, x_offset="offset",
-                         text_align="align",
-                         text_baseline="middle", text_font_size="11px", text_color="#111827")
+        self.labels = ColumnDataSource({"left": [], "y": [], "label": [], "align": [],
+                                        "offset": []})
+        self.figure.text(x="left", y="y", text="label", source=self.labels, x_offset="offset",
+                         text_align="align", text_baseline="middle", text_font_size="11px",
+                         text_color="#111827")
+        follow = CustomJS(args={"bars": self.source, "labels": self.labels,
+                                "yr": self.figure.y_range}, code=_LABELS_JS)
+        self.figure.y_range.js_on_change("start", follow)
+        self.figure.y_range.js_on_change("end", follow)
+        self.source.js_on_change("data", follow)
         self.figure.yaxis.visible = False
         self.figure.ygrid.grid_line_color = None
         self.figure.add_tools(HoverTool(renderers=[bars], tooltips=[
@@ -55,6 +77,9 @@ class Waterfall:
         data["align"] = ["right" if left > late else "left" for left in cols["left"]]
         data["offset"] = [-4 if left > late else 4 for left in cols["left"]]
         self.source.data = data
+        top = [i for i, y in enumerate(data["y"]) if y < VISIBLE_ROWS]
+        self.labels.data = {k: [data[k][i] for i in top]
+                            for k in ("left", "y", "label", "align", "offset")}
         if n != self._n:
             if self._n == 0 or self.figure.y_range.start < min(n, VISIBLE_ROWS) - 0.5:
                 self.figure.y_range.start = min(max(n, 1), VISIBLE_ROWS) - 0.5
