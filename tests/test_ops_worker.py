@@ -4,7 +4,6 @@ cancellation through Redis."""
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 from _ops import fleet, running_on, wait_for
@@ -33,9 +32,12 @@ def test_workers_lists_live_workers_with_state_and_runs_in_hand(tmp_path: Path) 
         worker = start("--version", "blue", "--drain-timeout", "30").ready()
         handle = submit("sleeper", {"seconds": 2.0}, version="blue")
         wait_for(lambda: running_on(handle.run_id, worker.id), 15, "the run in hand")
-        time.sleep(0.3)  # a heartbeat reports it
-        out = runner.invoke(cli, ["workers"]).output
-        row = next(line for line in out.splitlines() if line.startswith(worker.id)).split()
+        def row() -> list[str] | None:
+            out = runner.invoke(cli, ["workers"]).output
+            cells = next(line for line in out.splitlines() if line.startswith(worker.id)).split()
+            return cells if cells[5] == "1" else None  # once a heartbeat reports the run
+
+        row = wait_for(row, 5, "the listing to show the run in hand")
         assert row[2:6] == [str(worker.pid), "blue", "active", "1"]
         assert row[6].endswith("s") and row[7] == "ago"
         worker.signal(signal.SIGTERM)
