@@ -109,4 +109,4 @@ async def one_step(x: int = 0) -> int:
 def side_effects(run_id: str, client: redis.Redis | None = None) -> dict[str, int]:
     """Step key -> times its body ran, plus ``JOURNALED_TWICE`` when it happened."""
     raw = (client or sync_redis()).hgetall(keys.side_effects(run_id))
-    return {k.decode(): int(v) for k, v in raw.items()}
+    return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}

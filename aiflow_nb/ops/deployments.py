@@ -25,6 +25,10 @@ from .presence import live_workers
 __all__ = ["active_version", "deploy", "deployments"]
 
 
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
 def _check(version: str) -> str:
     version = version.strip()
     if not version or any(c.isspace() for c in version) or ":" in version:
@@ -36,7 +40,7 @@ def _check(version: str) -> str:
 def active_version(client: redis.Redis | None = None) -> str | None:
     """The version new runs are pinned to, or None when nothing was deployed."""
     raw = (client or sync_redis()).get(keys.deploy_active())
-    return raw.decode() if raw else None
+    return _text(raw) if raw else None
 
 
 def deploy(version: str, client: redis.Redis | None = None) -> str | None:
@@ -47,18 +51,18 @@ def deploy(version: str, client: redis.Redis | None = None) -> str | None:
     pipe.getset(keys.deploy_active(), version)
     pipe.zadd(keys.deployments(), {version: time.time()}, nx=True)
     before, _ = pipe.execute()
-    return before.decode() if before else None
+    return _text(before) if before else None
 
 
 def _runs_by_version(r: redis.Redis) -> dict[str, int]:
     ids = list(r.smembers(keys.running()))
     pipe = r.pipeline(transaction=False)
     for run_id in ids:
-        pipe.hmget(keys.run(run_id.decode()), "version", "status")
+        pipe.hmget(keys.run(_text(run_id)), "version", "status")
     counts: dict[str, int] = {}
     for version, status in pipe.execute() if ids else []:
         if version is not None and status == b"running":
-            counts[version.decode()] = counts.get(version.decode(), 0) + 1
+            counts[_text(version)] = counts.get(_text(version), 0) + 1
     return counts
 
 
@@ -79,7 +83,7 @@ def deployments(client: redis.Redis | None = None) -> list[dict[str, Any]]:
     ``draining`` (of those), ``running`` and ``queued`` runs; the active version first."""
     r = client or sync_redis()
     active = active_version(r) or defaults.VERSION
-    versions = [v.decode() for v in r.zrange(keys.deployments(), 0, -1)]
+    versions = [_text(v) for v in r.zrange(keys.deployments(), 0, -1)]
     workers = live_workers(r)
     for doc in workers:
         if doc.get("version") and doc["version"] not in versions:

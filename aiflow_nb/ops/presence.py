@@ -13,7 +13,9 @@ from ..store import sync_redis
 __all__ = ["live_workers"]
 
 
-def live_workers(client: redis.Redis | None = None, version: str | None = None) -> list[dict[str, Any]]:
+def live_workers(
+    client: redis.Redis | None = None, version: str | None = None
+) -> list[dict[str, Any]]:
     """Heartbeat documents of live workers (of ``version`` when given), newest first."""
     r = client or sync_redis()
     ids = [i.decode() for i in r.zrevrange(keys.workers(), 0, -1)]

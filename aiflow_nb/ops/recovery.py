@@ -38,8 +38,10 @@ class Recovery:
     notification: dict[str, Any] = field(default_factory=dict)
 
 
-def _text(raw: bytes | None, default: str = "") -> str:
-    return raw.decode() if raw is not None else default
+def _text(raw: bytes | str | None, default: str = "") -> str:
+    if raw is None:
+        return default
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 def _log_event(run_id: str, level: str, message: str, **data: Any) -> dict[bytes, bytes]:
@@ -67,7 +69,7 @@ async def hand_back(client: aredis.Redis, run_id: str, worker_id: str, entry: Qu
             try:
                 await pipe.watch(run_key, lease_key)
                 status, version = await pipe.hmget(run_key, "status", "version")
-                pipe.multi()
+                pipe.multi()  # type: ignore[no-untyped-call]
                 _ack(pipe, entry)
                 pipe.delete(lease_key)
                 outcome = "ended" if _text(status) in TERMINAL_STATUS else "requeued"

@@ -147,7 +147,7 @@ class Worker:
                 keys.queue_group, self.id, {self.queue: ">"}, count=free,
                 block=defaults.QUEUE_BLOCK_MS,
             )
-            entries = [e for _, batch in reply or [] for e in batch]
+            entries: list[Any] = [e for _, batch in reply or [] for e in batch]
             if entries and self._stopping.is_set():
                 await self._give_back(entries)
                 return
@@ -156,7 +156,7 @@ class Worker:
             if self.burst and not entries and not self.tasks:
                 return
 
-    async def _give_back(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    async def _give_back(self, entries: list[Any]) -> None:
         """Requests read just as the worker began to drain go back on the queue untouched."""
         pipe = self.client.pipeline(transaction=True)
         for msg_id, fields in entries:
