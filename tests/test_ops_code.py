@@ -26,8 +26,17 @@ def {name}(x: int) -> int:
 '''
 
 
-def _bundle(name: str) -> tuple[str, str]:
-    source = register_source(CELL.format(name=name), f"cell-{name}")
+BOOM = '''
+from aiflow_nb import workflow
+
+@workflow
+def nb_boom(x: int) -> int:
+    raise ValueError(f"boom from the cell with {x}")
+'''
+
+
+def _bundle(name: str, cell: str = CELL) -> tuple[str, str]:
+    source = register_source(cell.format(name=name), f"cell-{name}")
     return register_bundle(name, [source]), source
 
 
@@ -43,6 +52,7 @@ def test_worker_refuses_tampered_and_unsigned_code_when_a_secret_is_set(
     doc["source"] = doc["source"].replace("2 * x", "x ** 10")  # tampered, digest kept
     r.set(keys.code(bad_source), dumps(doc))
     forged, _ = _bundle("nb_forged")
+    boom, _ = _bundle("nb_boom", BOOM.replace("{", "{{").replace("}", "}}"))
     monkeypatch.delenv("AIFLOW_SECRET")
     aiflow_nb.configure()
     unsigned, _ = _bundle("nb_unsigned")  # registered by a process without the secret
@@ -53,12 +63,16 @@ def test_worker_refuses_tampered_and_unsigned_code_when_a_secret_is_set(
 
     runs = {name: submit(name, {"x": 21}, code=bundle)
             for name, bundle in (("nb_good", good), ("nb_bad", bad), ("nb_forged", forged),
-                                 ("nb_unsigned", unsigned))}
+                                 ("nb_unsigned", unsigned), ("nb_boom", boom))}
     with fleet(tmp_path) as start:
         worker = start("--burst", env={"AIFLOW_SECRET": "s3cret"})
         assert worker.wait(30) == 0
 
     assert runs["nb_good"].result(timeout=1) == 42
+    # the worker ran the cell's source as its own module: tracebacks show the cell's lines
+    trace = runs["nb_boom"].record()["error"]["traceback"]
+    assert "<aiflow-code cell-nb_boom" in trace
+    assert 'raise ValueError(f"boom from the cell with {x}")' in trace
     for name in ("nb_bad", "nb_forged", "nb_unsigned"):
         rec = runs[name].record()
         assert rec["status"] == "failed" and rec["error"]["type"] == "CodeRejected"
