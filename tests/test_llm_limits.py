@@ -39,6 +39,8 @@ def test_limits_are_declared_read_and_cleared_with_clear_errors() -> None:
     for bad in ({"rpm": 0}, {"tpm": -5}, {"concurrency": 1.5}, {}):
         with pytest.raises(ValueError):
             limits.set("x", **bad)
+    with pytest.raises(ValueError, match="braces"):
+        limits.set("a{b}", rpm=1)
 
 
 def test_token_reservations_queue_and_settle_against_real_usage() -> None:

@@ -35,8 +35,9 @@ class RateLimit:
     burst: float = defaults.RATE_LIMIT_BURST
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"a rate limit needs a non-empty name, got {self.name!r}")
+        if not isinstance(self.name, str) or not self.name or any(c in self.name for c in "{} "):
+            raise ValueError(f"a rate limit needs a non-empty name without braces or spaces, "
+                             f"got {self.name!r}")
         for label in ("rpm", "tpm", "burst"):
             value = getattr(self, label)
             if value is not None and (isinstance(value, bool) or not value > 0):
