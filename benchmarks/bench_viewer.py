@@ -22,7 +22,7 @@ from aiflow_nb.store import sync_redis
 from ._common import Figure, private_redis
 
 SPANS = 2000
-LIVE_STEPS = 12
+LIVE_STEPS = 10
 
 
 @component
@@ -141,9 +141,9 @@ def main() -> list[Figure]:
             ctx = browser.new_context(viewport=viewport)
             renders, selects = zip(*(_first_render(ctx, url, big.run_id)
                                      for _ in range(3)), strict=True)
-            statics = [_static_render(ctx, static_url + page_name) for _ in range(3)]
+            statics = [_static_render(ctx, static_url + page_name) for _ in range(2)]
             latencies = _live_latency(ctx, url)
-            reloads = [_static_render(ctx, static_url + page_name) for _ in range(3)]
+            reloads = [_static_render(ctx, static_url + page_name) for _ in range(2)]
         static.shutdown()
     render, select = statistics.median(renders), statistics.median(selects)
     static_s, latency = statistics.median(statics), statistics.median(latencies)
