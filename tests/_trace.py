@@ -105,13 +105,14 @@ def two_steps(gate: str) -> list[int]:
     return [leaf(0), leaf(1, gate)]
 
 
-def wait_for(predicate: Any, timeout: float = 15.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy; return that."""
+def wait_for(predicate: Any, timeout: float = 15.0, what: Any = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; return that. ``what`` (or
+    ``what()``, evaluated at the timeout) names the condition in the error."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not met after {timeout} s")
+            raise TimeoutError(f"{what() if callable(what) else what} not met after {timeout} s")
         time.sleep(0.02)

@@ -33,7 +33,8 @@ def test_run_page_replays_then_follows_live_through_ticks() -> None:
         follower = page.follower
         assert follower is not None
         wait_for(lambda: ticked(lambda: "chat" in _labels(page)),
-                 what=f"chat row (follower alive={follower.alive}, error={follower.error!r})")
+                 what=lambda: f"chat row (follower alive={follower.alive}, "
+                                 f"error={follower.error!r})")
         assert "running" in page.header.object
         wait_for(lambda: ticked(lambda: "alpha" in page.live.object), what="live text")
         open_gate(gate)
