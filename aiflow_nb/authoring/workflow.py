@@ -48,6 +48,7 @@ class Workflow(Component[P, R]):
         from ..ops.local import ensure_local_worker
         from ..ops.submit import submit
 
+        registry.register(self)  # this process's workers run this very definition
         handle = submit(self.name, self.bind_inputs(inputs), secret_args=self.secret_args,
                         code=self.code_bundle)
         ensure_local_worker()

@@ -111,8 +111,17 @@ class EmbeddedRedis:
         return self.url
 
     def _wait_for_socket(self, timeout: float) -> None:
+        """Wait until the server answers PING (after loading its AOF, not just listening)."""
+        import redis
+
         deadline = time.monotonic() + timeout
-        while not (self.socket.exists() and self.pid()):
+        while True:
+            if self.socket.exists() and self.pid():
+                try:
+                    redis.Redis(unix_socket_path=str(self.socket)).ping()
+                    return
+                except (redis.BusyLoadingError, redis.ConnectionError):
+                    pass
             if time.monotonic() > deadline:
                 log = self.directory / "redis.log"
                 tail = log.read_text()[-2000:] if log.exists() else ""
