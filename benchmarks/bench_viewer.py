@@ -72,34 +72,48 @@ def _bars_at_least(n: int) -> str:
     return f"() => {{ const b = ({BARS_JS})(); return b !== null && b.right.length >= {n}; }}"
 
 
+_RENDERED_JS = """() => {
+  const deep = (root, sel) => {
+    if (root.querySelector(sel)) return true;
+    for (const el of root.querySelectorAll('*')) {
+      if (el.shadowRoot && deep(el.shadowRoot, sel)) return true;
+    }
+    return false;
+  };
+  return typeof Bokeh !== 'undefined' && (BARS)() && deep(document, '.tabulator-row')
+    && performance.now();
+}"""
+"""Browser-side: ms since navigation when the bars and the span tree are both drawn."""
+
+
 def _first_render(browser: Any, url: str, run_id: str) -> tuple[float, float]:
-    """(seconds to a drawn 2,000-span page, seconds from a click to that span's detail).
+    """(seconds from navigation to a drawn 2,000-span page, measured in the browser;
+    seconds from a click on a span to its detail).
 
     ``browser`` is a browser context: pages opened in one share its cache, as the pages a
     person opens from the runs table do.
     """
     page = browser.new_page()
-    t0 = time.perf_counter()
-    page.goto(f"{url}?run={run_id}")
-    page.wait_for_function(_bars_at_least(SPANS), polling=10, timeout=60_000)
-    page.locator(".tabulator-row").first.wait_for()
-    render = time.perf_counter() - t0
+    page.goto(f"{url}?run={run_id}", wait_until="commit")
+    rendered = page.wait_for_function(_RENDERED_JS.replace("BARS", _bars_at_least(SPANS)),
+                                      polling=20, timeout=60_000).json_value()
     t1 = time.perf_counter()
     page.locator(".tabulator-row", has_text="bench_leaf [3]").first.click()
     page.locator(".aiflow-detail", has_text="bench_leaf").wait_for()
     select = time.perf_counter() - t1
     page.close()
-    return render, select
+    return float(rendered) / 1000, select
 
 
 def _static_render(browser: Any, url: str) -> float:
+    """Seconds from navigation to the whole static table drawn, measured in the browser."""
     page = browser.new_page()
-    t0 = time.perf_counter()
-    page.goto(url)
-    page.locator("tr").nth(SPANS).wait_for()
-    elapsed = time.perf_counter() - t0
+    page.goto(url, wait_until="commit")
+    rendered = page.wait_for_function(
+        f"() => document.querySelectorAll('tr').length > {SPANS} && performance.now()",
+        polling=20, timeout=60_000).json_value()
     page.close()
-    return elapsed
+    return float(rendered) / 1000
 
 
 def _live_latency(browser: Any, url: str) -> list[float]:
