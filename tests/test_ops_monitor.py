@@ -120,3 +120,15 @@ def test_notifier_gives_up_without_blocking_when_nobody_listens() -> None:
     sent_in, notifier = asyncio.run(go())
     assert sent_in < 0.01
     assert (notifier.delivered, notifier.given_up) == (0, 1)
+
+
+def test_monitor_once_command_prints_what_it_recovered() -> None:
+    from click.testing import CliRunner
+
+    from aiflow_nb.cli import cli
+
+    handle = _taken_by_dead_worker()
+    result = CliRunner().invoke(cli, ["monitor", "--once"])
+    assert result.exit_code == 0, result.output
+    assert result.output.split() == [handle.run_id, "requeued", "restarts=1"]
+    assert CliRunner().invoke(cli, ["monitor", "--once"]).output == ""
