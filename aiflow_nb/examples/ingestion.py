@@ -32,7 +32,7 @@ __all__ = ["choose_pages", "fetch_index", "ingest_page", "onboard_site", "scrape
 
 _LINK = re.compile(r'<a href="([^"]+)">(.*?)</a>', re.S)
 _TAG = re.compile(r"<[^>]+>")
-FETCHES = 32
+FETCHES = 8
 """Pages fetched at once (politeness to the site; LLM calls are paced by the rate limit)."""
 _http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[httpx.AsyncClient,
                                  asyncio.Semaphore]] = weakref.WeakKeyDictionary()
