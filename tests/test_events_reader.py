@@ -85,3 +85,20 @@ def test_lone_event_reaches_a_follower_within_milliseconds() -> None:
     assert handle.result(timeout=10) == "done"
     # generous bound for a shared 2-core machine; the benchmark measures the real figure
     assert lags and lags[0] < 0.5
+
+
+def test_reader_after_a_trailing_non_terminal_event_stops_once_the_run_has_ended() -> None:
+    """Regression: an event appended after run.completed (e.g. a monitor's log line) made a
+    reader that started after it follow forever."""
+    from aiflow_nb import keys
+    from aiflow_nb.events.model import FIELD, make_payload
+    from aiflow_nb.store import sync_redis
+
+    handle = ticking.start(n=1, pause=0)
+    handle.result(timeout=10)
+    stream = keys.run_events(handle.run_id)
+    late = sync_redis().xadd(stream, {FIELD: make_payload("log", handle.run_id,
+                                                          data={"message": "late"})})
+    t0 = time.monotonic()
+    assert list(handle.events(after=late.decode())) == []
+    assert time.monotonic() - t0 < 5

@@ -92,3 +92,27 @@ def test_replay_that_takes_a_different_path_says_so() -> None:
     logs = [e for e in handle.events() if e.type == "log"]
     assert logs and "replay diverged at step crashable/slow_step#0" in logs[0].data["message"]
     assert effects("step0") == 2 and effects("step1") == 1
+
+
+def test_resume_right_after_a_failed_result_waits_for_the_lease() -> None:
+    """Regression: resume() straight after result() raised RunStateError ('still held')
+    because the worker releases its lease just after writing the final status."""
+    attempts = {"n": 0}
+
+    @af.component
+    def first_time_fails() -> str:
+        attempts["n"] += 1
+        if attempts["n"] == 1:
+            raise RuntimeError("outage")
+        return "ok"
+
+    @af.workflow
+    def wf_outage() -> str:
+        return first_time_fails()
+
+    for _ in range(5):
+        attempts["n"] = 0
+        handle = wf_outage.start()
+        with pytest.raises(af.RunFailed):
+            handle.result(timeout=10)
+        assert af.resume(handle.run_id).result(timeout=10) == "ok"

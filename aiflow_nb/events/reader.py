@@ -29,6 +29,10 @@ def _tail(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> Event | None:
     return Event.from_entry(*entries[0]) if entries else None
 
 
+def _ended(status: bytes | None) -> bool:
+    return status in (b"completed", b"failed", b"cancelled")
+
+
 def _check_exists(client: redis.Redis, run_id: str) -> None:
     if not client.exists(keys.run(run_id)):
         raise RunNotFound(run_id)
@@ -62,6 +66,8 @@ def read_events(
     cursor = last.id if last else (after or "0-0")
     while True:
         reply = r.xread({stream: cursor}, block=block_ms, count=defaults.REPLAY_PAGE)
+        if not reply and _ended(r.hget(keys.run(run_id), "status")):
+            return  # idle, and the run ended (its last event was not a run.* one)
         for _, entries in reply or []:
             for entry_id, fields in entries:
                 event = Event.from_entry(entry_id, fields)
@@ -100,6 +106,8 @@ async def aread_events(
     cursor = last.id if last else (after or "0-0")
     while True:
         reply = await r.xread({stream: cursor}, block=block_ms, count=defaults.REPLAY_PAGE)
+        if not reply and _ended(await r.hget(keys.run(run_id), "status")):
+            return
         for _, entries in reply or []:
             for entry_id, fields in entries:
                 event = Event.from_entry(entry_id, fields)

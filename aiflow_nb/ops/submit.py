@@ -108,6 +108,8 @@ def resume(run_id: str, client: redis.Redis | None = None) -> RunHandle:
     if state["status"] in ("completed", "cancelled"):
         raise RunStateError(f"run {run_id} is {state['status']}; only unfinished runs resume")
     holder = r.get(keys.run_lease(run_id))
+    if holder is not None and state["status"] == "failed":
+        holder = _await_release(r, run_id)  # its worker is finishing: the lease goes next
     if holder is not None:
         raise RunStateError(
             f"run {run_id} is still held by worker {holder.decode()}; it resumes by itself "
@@ -118,6 +120,17 @@ def resume(run_id: str, client: redis.Redis | None = None) -> RunHandle:
     pipe.xadd(keys.queue(state["version"]), {"run_id": run_id, "resume": "1"})
     pipe.execute()
     return RunHandle(run_id)
+
+
+def _await_release(r: redis.Redis, run_id: str, timeout: float = 5.0) -> bytes | None:
+    """The lease holder of a run that already ended ``failed``, after giving its worker
+    ``timeout`` seconds to release the lease (None once released)."""
+    deadline = time.monotonic() + timeout
+    holder = r.get(keys.run_lease(run_id))
+    while holder is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+        holder = r.get(keys.run_lease(run_id))
+    return holder
 
 
 def cancel(run_id: str, client: redis.Redis | None = None) -> str:
