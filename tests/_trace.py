@@ -94,6 +94,17 @@ async def fan_out(n: int, gate: str = "") -> int:
     return len(done)
 
 
+@component(cache=600)
+def lookup(key: str) -> str:
+    return key[::-1]
+
+
+@workflow(name="trace_cached")
+def cached(key: str) -> str:
+    """One cached step: a second run with the same key hits the cache."""
+    return lookup(key)
+
+
 @workflow(name="trace_failing")
 def failing(x: int) -> int:
     return boom(x)

@@ -6,7 +6,7 @@ import time
 
 import pandas as pd
 import pytest
-from _trace import MODEL, failing, fan_out, open_gate, traced, wait_for
+from _trace import MODEL, cached, failing, fan_out, open_gate, traced, wait_for
 
 import aiflow_nb
 from aiflow_nb.access.spans import build_spans, spans_dataframe
@@ -136,3 +136,13 @@ def test_spans_dataframe_has_llm_usage_columns() -> None:
     assert pd.isna(frame.loc["flaky", "model"]) and frame.loc["flaky", "attempts"] == 2
     assert aiflow_nb.spans_dataframe(aiflow_nb.build_spans(handle.events(follow=False))) \
         .equals(handle.to_pandas())
+
+
+def test_cache_hit_is_marked_in_tree_totals_and_timeline() -> None:
+    assert cached.run(key="abc") == "cba"
+    again = cached.start(key="abc")
+    assert again.result(timeout=10) == "cba"
+    tree = _tree(again.run_id)
+    row = next(r for r in tree.rows() if r.name == "lookup")
+    assert row.markers == "cached" and tree.totals.cached == 1
+    assert timeline_rows(tree)["color"][1] == STATUS_COLORS["cached"]

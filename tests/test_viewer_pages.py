@@ -37,6 +37,8 @@ def test_run_page_replays_then_follows_live_through_ticks() -> None:
                                  f"error={follower.error!r})")
         assert "running" in page.header.object
         wait_for(lambda: ticked(lambda: "alpha" in page.live.object), what="live text")
+        bar = next(iter(page._bars.values()))
+        assert bar.max == 3 and bar.value >= 1  # chat's progress: 1 of 3 tokens so far
         open_gate(gate)
         handle.result(timeout=20)
         wait_for(lambda: ticked(lambda: "completed" in page.header.object
