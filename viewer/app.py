@@ -1,3 +1,4 @@
+# mypy: disallow-untyped-calls=False
 """The aiflow-nb dashboard: ``/`` lists runs, ``/?run=ID`` shows one run, live.
 
 Served by ``aiflow viewer`` (or ``panel serve viewer/app.py``); a reader only.

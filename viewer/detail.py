@@ -1,3 +1,4 @@
+# mypy: disallow-untyped-calls=False
 """The detail pane of one span (or one fan-out group) as HTML."""
 
 from __future__ import annotations

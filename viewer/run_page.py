@@ -1,3 +1,4 @@
+# mypy: disallow-untyped-calls=False
 """The page of one run: totals, span tree, waterfall, span detail, live text, progress.
 
 The page replays the run's history at once (so the first render shows everything
@@ -199,7 +200,8 @@ class RunPage:
             return chosen
         streaming = [s for s in self.tree.spans.values() if s.text]
         running = [s for s in streaming if s.status == "running"]
-        return (running or streaming or [None])[-1]
+        chosen_list = running or streaming
+        return chosen_list[-1] if chosen_list else None
 
     def _show_progress(self) -> None:
         spans = [s for s in self.tree.spans.values() if s.progress][-20:]

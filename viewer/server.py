@@ -1,3 +1,4 @@
+# mypy: disallow-untyped-calls=False
 """Serve the dashboard with Panel's (Bokeh's) server on a loopback address."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# mypy: disallow-untyped-calls=False
 """Small HTML helpers shared by the pages (badges, escaping, numbers)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# mypy: disallow-untyped-calls=False
 """The waterfall timeline: a Bokeh figure over a ``ColumnDataSource`` of span bars.
 
 Bars of running spans end at "now" and are redrawn as time passes, so they grow on
@@ -42,10 +43,11 @@ class Waterfall:
     """
 
     def __init__(self, height: int = 420) -> None:
+        self.y_range = Range1d(start=VISIBLE_ROWS - 0.5, end=-0.5)
         self.source = ColumnDataSource({c: [] for c in TIMELINE_COLUMNS}
                                        | {"alpha": [], "align": [], "offset": []})
         self.figure = figure(height=height, sizing_mode="stretch_width",
-                             y_range=Range1d(VISIBLE_ROWS - 0.5, -0.5),
+                             y_range=self.y_range,
                              x_axis_label="seconds since the run started",
                              tools="xpan,ypan,xwheel_zoom,ywheel_zoom,tap,reset",
                              active_scroll="ywheel_zoom", toolbar_location="above")
@@ -57,9 +59,9 @@ class Waterfall:
                          text_align="align", text_baseline="middle", text_font_size="11px",
                          text_color="#111827")
         follow = CustomJS(args={"bars": self.source, "labels": self.labels,
-                                "yr": self.figure.y_range}, code=_LABELS_JS)
-        self.figure.y_range.js_on_change("start", follow)
-        self.figure.y_range.js_on_change("end", follow)
+                                "yr": self.y_range}, code=_LABELS_JS)
+        self.y_range.js_on_change("start", follow)
+        self.y_range.js_on_change("end", follow)
         self.source.js_on_change("data", follow)
         self.figure.yaxis.visible = False
         self.figure.ygrid.grid_line_color = None
@@ -81,8 +83,9 @@ class Waterfall:
         self.labels.data = {k: [data[k][i] for i in top]
                             for k in ("left", "y", "label", "align", "offset")}
         if n != self._n:
-            if self._n == 0 or self.figure.y_range.start < min(n, VISIBLE_ROWS) - 0.5:
-                self.figure.y_range.start = min(max(n, 1), VISIBLE_ROWS) - 0.5
+            start, rows = self.y_range.start, min(n, VISIBLE_ROWS)
+            if self._n == 0 or (isinstance(start, float | int) and start < rows - 0.5):
+                self.y_range.start = min(max(n, 1), VISIBLE_ROWS) - 0.5
             self.figure.height = 70 + 30 * min(max(n, 3), VISIBLE_ROWS)
             self._n = n
 
