@@ -33,7 +33,7 @@ def span_html(tree: SpanTree, span: Span, now: float | None = None) -> str:
         parts.append(f"<div>progress {esc(p.get('done'))}/{esc(p.get('total'))} "
                      f"{esc(p.get('message', ''))}</div>")
     parts.append("<h4>inputs</h4>" + pre_json(span.inputs))
-    if span.status != "running":
+    if span.status == "completed" or span.output is not None:
         parts.append("<h4>output</h4>" + pre_json(span.output))
     if span.error:
         parts.append(_error(span.error, "error (fallback used)" if span.fallback else "error"))
