@@ -9,6 +9,7 @@ batched. ``emit`` is safe to call from any thread.
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import redis.asyncio as aredis
@@ -36,6 +37,9 @@ class EventWriter:
         self._idle = asyncio.Event()
         self._idle.set()
         self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._foreign: list[Op] = []
+        self._wakeup_pending = False
 
     def emit(self, type: str, **fields: Any) -> None:
         """Append an event (see ``make_payload`` for the fields)."""
@@ -56,8 +60,21 @@ class EventWriter:
     def _push(self, op: Op) -> None:
         if _in_loop(self._loop):
             self._append(op)
-        else:
-            self._loop.call_soon_threadsafe(self._append, op)
+            return
+        with self._lock:  # from another thread: one loop wake-up per burst, not per op
+            self._foreign.append(op)
+            if self._wakeup_pending:
+                return
+            self._wakeup_pending = True
+        self._loop.call_soon_threadsafe(self._take_foreign)
+
+    def _take_foreign(self) -> None:
+        with self._lock:
+            ops, self._foreign = self._foreign, []
+            self._wakeup_pending = False
+        if ops:
+            self._pending.extend(ops[:-1])
+            self._append(ops[-1])
 
     def _append(self, op: Op) -> None:
         self._pending.append(op)
@@ -105,7 +122,7 @@ class EventWriter:
 
     async def flush(self) -> None:
         """Wait until everything appended so far is written; re-raise a write error."""
-        await asyncio.sleep(0)  # let call_soon_threadsafe appends land first
+        self._take_foreign()
         await self._idle.wait()
         if self.error is not None:
             error, self.error = self.error, None

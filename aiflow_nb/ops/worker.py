@@ -12,6 +12,7 @@ stalled past ``heartbeat_ttl``) drops that run.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import secrets
@@ -74,6 +75,9 @@ class Worker:
 
     # --- lifecycle ----------------------------------------------------------
     async def serve(self) -> None:
+        # Objects alive now (modules, app code) never become garbage: keep them out of the
+        # cyclic GC, whose full passes over them otherwise stall a fan-out by 50-80 ms.
+        gc.freeze()
         self.loop = asyncio.get_running_loop()
         self.client: aredis.Redis = async_redis()
         if self.version is None:
