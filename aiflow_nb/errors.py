@@ -113,7 +113,9 @@ class LLMUnavailable(AiflowError):
     ``errors`` lists ``(target, error)`` per provider tried; ``__cause__`` is the last error.
     """
 
-    def __init__(self, operation: str, attempts: int, errors: list[tuple[str, BaseException]]) -> None:
+    def __init__(
+        self, operation: str, attempts: int, errors: list[tuple[str, BaseException]]
+    ) -> None:
         tried = "; ".join(f"{target}: {type(err).__name__}: {err}" for target, err in errors)
         super().__init__(
             f"{operation} failed on every provider after {attempts} attempt(s) ({tried})"

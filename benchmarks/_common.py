@@ -30,7 +30,8 @@ class Figure:
     def line(self) -> str:
         ratio = f"  ratio {self.value / self.baseline:8.2f}x vs {self.baseline_name} " \
                 f"({self.baseline:.4g} {self.unit})" if self.baseline else ""
-        verdict = "" if self.met is None else ("  [target met]" if self.met else "  [target MISSED]")
+        verdicts = {None: "", True: "  [target met]", False: "  [target MISSED]"}
+        verdict = verdicts[self.met]
         target = f"  target {self.target}" if self.target else ""
         return f"{self.name:<48} {self.value:10.4g} {self.unit}{ratio}{target}{verdict}"
 

@@ -74,7 +74,8 @@ def test_sigkilled_run_resumes_and_journaled_steps_run_exactly_once(
     replayed = {e.data["key"] for e in events if e.type == "span.replayed"}
     assert replayed == journaled
     ids = [e.id for e in events]
-    assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-")))) and len(set(ids)) == len(ids)
+    assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
+    assert len(set(ids)) == len(ids)
     frame = handle.to_pandas()
     assert frame[frame.name == "slow_step"].replayed.sum() == len(journaled)
 
@@ -86,7 +87,8 @@ def test_replay_that_takes_a_different_path_says_so() -> None:
     # pretend the journal recorded other arguments for step 0, then force a resume
     raw = r.hget(keys.run_journal(handle.run_id), "crashable/slow_step#0")
     assert raw is not None
-    r.hset(keys.run_journal(handle.run_id), "crashable/slow_step#0", raw.replace(b'"h":"', b'"h":"x'))
+    tampered = raw.replace(b'"h":"', b'"h":"x')
+    r.hset(keys.run_journal(handle.run_id), "crashable/slow_step#0", tampered)
     r.hset(keys.run(handle.run_id), "status", "failed")
     assert af.resume(handle.run_id).result(timeout=10) == [0, 10]
     logs = [e for e in handle.events() if e.type == "log"]

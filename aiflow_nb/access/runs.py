@@ -46,7 +46,8 @@ def _row(raw: dict[bytes, bytes]) -> dict[str, Any] | None:
     if not raw:
         return None
     rec = {k.decode(): v.decode() for k, v in raw.items()}
-    times = {n: float(rec[n]) if rec.get(n) else None for n in ("created_at", "started_at", "ended_at")}
+    names = ("created_at", "started_at", "ended_at")
+    times = {n: float(rec[n]) if rec.get(n) else None for n in names}
     start, end = times["started_at"], times["ended_at"]
     err = loads(rec["error"]) if rec.get("error") else None
     return {"run_id": rec.get("run_id"), "workflow": rec.get("workflow"),

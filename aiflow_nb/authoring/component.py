@@ -114,7 +114,7 @@ class Component(Generic[P, R]):
         """Arguments by parameter name (``TypeError`` when they do not fit the signature)."""
         names = self._positional
         if names is not None and len(args) <= len(names) and not kwargs.keys() & names[:len(args)]:
-            inputs = dict(zip(names, args))  # fast path: a plain signature
+            inputs = dict(zip(names, args, strict=False))  # fast path: a plain signature
             inputs.update(kwargs)
             if inputs.keys() <= self._accepted and self._required <= inputs.keys():
                 return inputs

@@ -46,7 +46,8 @@ class RetryPolicy:
     ``defaults.RETRY_AFTER_MAX``)."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.attempts, int) or isinstance(self.attempts, bool) or self.attempts < 1:
+        attempts = self.attempts
+        if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
             raise ValueError(f"attempts must be an int >= 1, got {self.attempts!r}")
         if self.backoff not in ("exponential", "fixed"):
             raise ValueError(f"backoff must be 'exponential' or 'fixed', got {self.backoff!r}")
@@ -76,7 +77,9 @@ class RetryPolicy:
             return self.initial
         return float(min(self.initial * 2 ** (attempt - 1), self.max_delay))
 
-    def tenacity_kwargs(self, before_sleep: Callable[[tenacity.RetryCallState], None]) -> dict[str, Any]:
+    def tenacity_kwargs(
+        self, before_sleep: Callable[[tenacity.RetryCallState], None]
+    ) -> dict[str, Any]:
         return {
             "stop": tenacity.stop_after_attempt(self.attempts),
             "wait": self.wait(),

@@ -46,7 +46,8 @@ def status() -> None:
     url = settings().redis_url
     click.echo(f"in use: {url or emb.url + ' (embedded)'}")
     pid = emb.pid()
-    click.echo(f"embedded: {'running, pid ' + str(pid) if pid else 'not running'} ({emb.directory})")
+    state = f"running, pid {pid}" if pid else "not running"
+    click.echo(f"embedded: {state} ({emb.directory})")
 
 
 @redis.command()

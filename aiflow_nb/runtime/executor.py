@@ -96,7 +96,8 @@ async def execute(
     writer = RunWriter(run_id, client, loop)
     attempt = int(await client.hincrby(keys.run(run_id), "attempt", 1))
     journal = {k.decode(): v for k, v in (await client.hgetall(keys.run_journal(run_id))).items()}
-    writer.record(status="running", worker=worker_id, started_at=rec.get("started_at") or time.time())
+    started_at = rec.get("started_at") or time.time()
+    writer.record(status="running", worker=worker_id, started_at=started_at)
     writer.raw("sadd", keys.running(), run_id)
     resumed = attempt > 1
     writer.emit("run.resumed" if resumed else "run.started", name=rec["workflow"],
