@@ -72,6 +72,16 @@ def test_decorator_arguments_equal_fluent_api() -> None:
     assert a.policies.fallback is not None and a.policies.fallback.value == 0
 
 
+def test_retry_true_means_the_default_retry_policy_like_cache_true() -> None:
+    # retry=True used to reach Policies as the bool and fail every call with AttributeError
+    @component(retry=True, cache=True)
+    def a(x: int) -> int:
+        return x
+
+    assert a.policies.retry == RetryPolicy()
+    assert a.policies.cache == CachePolicy()
+
+
 def test_secret_args_must_be_parameters() -> None:
     with pytest.raises(ValueError, match="not parameters"):
         @component(secret_args=["api_key"])

@@ -18,7 +18,7 @@ import functools
 import inspect
 import marshal
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from ..runtime.context import current_frame, current_run
 from ..runtime.invocation import Call, run_async, run_sync
@@ -54,7 +54,7 @@ class Component(Generic[P, R]):
         if not callable(fn):
             raise TypeError(f"a component wraps a function, got {fn!r}")
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "component")
+        self.name: str = name or cast(str, getattr(fn, "__name__", "component"))
         self.policies = policies or Policies()
         self.secret_args = frozenset(secret_args)
         self.signature = inspect.signature(fn)
@@ -63,7 +63,7 @@ class Component(Generic[P, R]):
         self.source_hash = digest(self.source)
         self.is_asyncgen = inspect.isasyncgenfunction(fn)
         self.is_async = inspect.iscoroutinefunction(fn) or self.is_asyncgen
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
         unknown = self.secret_args - set(self.signature.parameters)
         if unknown:
             raise ValueError(f"secret_args {sorted(unknown)} are not parameters of {self.name}")
@@ -152,6 +152,8 @@ def _policies_from(
         retry = RetryPolicy(attempts=retry)
     elif isinstance(retry, dict):
         retry = RetryPolicy(**retry)
+    elif retry is True:  # like cache=True: the default policy (True reached Policies before)
+        retry = RetryPolicy()
     if cache is True:
         cache = CachePolicy()
     elif isinstance(cache, int | float) and not isinstance(cache, bool):
