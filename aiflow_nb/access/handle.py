@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import redis
@@ -16,6 +16,7 @@ from ..events.reader import aread_events, read_events
 from ..ops import submit as _submit
 from ..serialization import loads
 from ..store import sync_redis
+from ..store.replies import RawHash, StreamEntries, StreamsReply
 from .spans import Span, build_spans, spans_dataframe
 
 __all__ = ["RunHandle", "attach", "resume"]
@@ -46,7 +47,7 @@ class RunHandle:
     # --- state --------------------------------------------------------------
     def record(self) -> dict[str, Any]:
         """The run record: workflow, version, status, inputs, output, error, timestamps, ..."""
-        raw = self.client.hgetall(keys.run(self.run_id))
+        raw = cast(RawHash, self.client.hgetall(keys.run(self.run_id)))
         if not raw:
             raise RunNotFound(self.run_id)
         rec: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
@@ -63,7 +64,7 @@ class RunHandle:
     @property
     def status(self) -> str:
         """queued, running, completed, failed or cancelled."""
-        raw = self.client.hget(keys.run(self.run_id), "status")
+        raw = cast("bytes | None", self.client.hget(keys.run(self.run_id), "status"))
         if raw is None:
             raise RunNotFound(self.run_id)
         return str(raw.decode())
@@ -89,7 +90,7 @@ class RunHandle:
         """Block until the run ends; return its status."""
         deadline = None if timeout is None else time.monotonic() + timeout
         stream = keys.run_events(self.run_id)
-        last = self.client.xrevrange(stream, count=1)
+        last = cast(StreamEntries, self.client.xrevrange(stream, count=1))
         cursor = last[0][0] if last else b"0-0"
         while True:
             status = self.status
@@ -101,7 +102,7 @@ class RunHandle:
                 if left <= 0:
                     raise TimeoutError(f"run {self.run_id} still {status} after {timeout} s")
                 block = max(1, min(block, int(left * 1000)))
-            reply = self.client.xread({stream: cursor}, block=block)
+            reply = cast("StreamsReply | None", self.client.xread({stream: cursor}, block=block))
             for _, entries in reply or []:
                 cursor = entries[-1][0]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import redis
@@ -28,7 +28,7 @@ def list_runs(workflow: str | None = None, status: str | None = None, limit: int
     page = max(limit * 2, 100)
     start = offset
     while len(found) < limit:
-        ids = r.zrevrange(index, start, start + page - 1)
+        ids = cast("list[bytes]", r.zrevrange(index, start, start + page - 1))
         if not ids:
             break
         start += len(ids)

@@ -8,6 +8,7 @@ a reader that arrives at any time gets every event exactly once.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import cast
 
 import redis
 import redis.asyncio as aredis
@@ -15,6 +16,7 @@ import redis.asyncio as aredis
 from .. import defaults, keys
 from ..errors import RunNotFound
 from ..store import async_redis, sync_redis
+from ..store.replies import StreamEntries, StreamsReply
 from .model import Event
 
 __all__ = ["aread_events", "read_events"]
@@ -52,7 +54,7 @@ def read_events(
     last: Event | None = None
     start = _start(after)
     while True:
-        page = r.xrange(stream, min=start, max="+", count=defaults.REPLAY_PAGE)
+        page = cast(StreamEntries, r.xrange(stream, min=start, max="+", count=defaults.REPLAY_PAGE))
         for entry_id, fields in page:
             last = Event.from_entry(entry_id, fields)
             yield last
@@ -60,13 +62,14 @@ def read_events(
             break
         start = f"({last.id}" if last else start
     if last is None:
-        last = _tail(r.xrevrange(stream, count=1))
+        last = _tail(cast(StreamEntries, r.xrevrange(stream, count=1)))
     if not follow or (last is not None and last.terminal):
         return
     cursor = last.id if last else (after or "0-0")
     while True:
-        reply = r.xread({stream: cursor}, block=block_ms, count=defaults.REPLAY_PAGE)
-        if not reply and _ended(r.hget(keys.run(run_id), "status")):
+        reply = cast("StreamsReply | None",
+                     r.xread({stream: cursor}, block=block_ms, count=defaults.REPLAY_PAGE))
+        if not reply and _ended(cast("bytes | None", r.hget(keys.run(run_id), "status"))):
             return  # idle, and the run ended (its last event was not a run.* one)
         for _, entries in reply or []:
             for entry_id, fields in entries:
@@ -92,7 +95,8 @@ async def aread_events(
     last: Event | None = None
     start = _start(after)
     while True:
-        page = await r.xrange(stream, min=start, max="+", count=defaults.REPLAY_PAGE)
+        page = cast(StreamEntries,
+                    await r.xrange(stream, min=start, max="+", count=defaults.REPLAY_PAGE))
         for entry_id, fields in page:
             last = Event.from_entry(entry_id, fields)
             yield last
@@ -100,13 +104,14 @@ async def aread_events(
             break
         start = f"({last.id}" if last else start
     if last is None:
-        last = _tail(await r.xrevrange(stream, count=1))
+        last = _tail(cast(StreamEntries, await r.xrevrange(stream, count=1)))
     if not follow or (last is not None and last.terminal):
         return
     cursor = last.id if last else (after or "0-0")
     while True:
-        reply = await r.xread({stream: cursor}, block=block_ms, count=defaults.REPLAY_PAGE)
-        if not reply and _ended(await r.hget(keys.run(run_id), "status")):
+        reply = cast("StreamsReply | None",
+                     await r.xread({stream: cursor}, block=block_ms, count=defaults.REPLAY_PAGE))
+        if not reply and _ended(cast("bytes | None", await r.hget(keys.run(run_id), "status"))):
             return
         for _, entries in reply or []:
             for entry_id, fields in entries:

@@ -22,7 +22,7 @@ import hmac
 import linecache
 import threading
 import types
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
@@ -31,6 +31,7 @@ from ..config import settings
 from ..errors import CodeRejected, WorkflowNotFound
 from ..serialization import canonical, dumps, loads
 from ..store import sync_redis
+from ..store.replies import RawHash
 
 if TYPE_CHECKING:
     from ..authoring.workflow import Workflow
@@ -87,7 +88,7 @@ def register_bundle(name: str, sources: list[str], client: redis.Redis | None = 
 
 def notebook_workflows(client: redis.Redis | None = None) -> dict[str, str]:
     """Registered workflow names -> digest of their latest bundle."""
-    raw = (client or sync_redis()).hgetall(keys.code_index())
+    raw = cast(RawHash, (client or sync_redis()).hgetall(keys.code_index()))
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 

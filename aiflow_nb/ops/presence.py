@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -18,7 +18,7 @@ def live_workers(
 ) -> list[dict[str, Any]]:
     """Heartbeat documents of live workers (of ``version`` when given), newest first."""
     r = client or sync_redis()
-    ids = [i.decode() for i in r.zrevrange(keys.workers(), 0, -1)]
+    ids = [i.decode() for i in cast("list[bytes]", r.zrevrange(keys.workers(), 0, -1))]
     if not ids:
         return []
     pipe = r.pipeline(transaction=False)

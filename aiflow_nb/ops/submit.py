@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
@@ -17,6 +17,8 @@ from ..serialization import dumps
 from ..store import sync_redis
 
 if TYPE_CHECKING:
+    from redis.typing import EncodableT, FieldT
+
     from ..access.handle import RunHandle
 
 __all__ = ["cancel", "new_run_id", "resolve_version", "resume", "submit"]
@@ -34,7 +36,7 @@ def resolve_version(client: redis.Redis | None = None) -> str:
     configured = settings().version
     if configured:
         return configured
-    active = (client or sync_redis()).get(keys.deploy_active())
+    active = cast("bytes | None", (client or sync_redis()).get(keys.deploy_active()))
     return active.decode() if active else defaults.VERSION
 
 
@@ -66,7 +68,7 @@ def submit(
     public = {k: ("***" if k in set(secret_args) else v) for k, v in inputs.items()}
     now = time.time()
     pipe = r.pipeline(transaction=True)
-    record: dict[str, str | bytes | float | int] = {
+    record: dict[FieldT, EncodableT] = {
         "run_id": run_id, "workflow": workflow, "version": version, "status": "queued",
         "inputs": doc, "created_at": now, "attempt": 0, "restarts": 0,
     }
@@ -87,12 +89,12 @@ def submit(
 def _claim_idempotency(r: redis.Redis, key: str, run_id: str) -> str | None:
     if r.set(keys.idempotency(key), run_id, nx=True, ex=24 * 3600):
         return None
-    existing = r.get(keys.idempotency(key))
+    existing = cast("bytes | None", r.get(keys.idempotency(key)))
     return existing.decode() if existing else None
 
 
 def _status(r: redis.Redis, run_id: str) -> dict[str, str]:
-    raw = r.hmget(keys.run(run_id), "status", "version", "workflow")
+    raw = cast("list[bytes | None]", r.hmget(keys.run(run_id), "status", "version", "workflow"))
     if raw[0] is None:
         raise RunNotFound(run_id)
     return {"status": raw[0].decode(), "version": (raw[1] or b"").decode(),
@@ -107,7 +109,7 @@ def resume(run_id: str, client: redis.Redis | None = None) -> RunHandle:
     state = _status(r, run_id)
     if state["status"] in ("completed", "cancelled"):
         raise RunStateError(f"run {run_id} is {state['status']}; only unfinished runs resume")
-    holder = r.get(keys.run_lease(run_id))
+    holder = cast("bytes | None", r.get(keys.run_lease(run_id)))
     if holder is not None and state["status"] == "failed":
         holder = _await_release(r, run_id)  # its worker is finishing: the lease goes next
     if holder is not None:
@@ -126,10 +128,10 @@ def _await_release(r: redis.Redis, run_id: str, timeout: float = 5.0) -> bytes |
     """The lease holder of a run that already ended ``failed``, after giving its worker
     ``timeout`` seconds to release the lease (None once released)."""
     deadline = time.monotonic() + timeout
-    holder = r.get(keys.run_lease(run_id))
+    holder = cast("bytes | None", r.get(keys.run_lease(run_id)))
     while holder is not None and time.monotonic() < deadline:
         time.sleep(0.01)
-        holder = r.get(keys.run_lease(run_id))
+        holder = cast("bytes | None", r.get(keys.run_lease(run_id)))
     return holder
 
 

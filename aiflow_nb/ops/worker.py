@@ -18,7 +18,7 @@ import os
 import secrets
 import socket
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 import redis.asyncio as aredis
@@ -31,6 +31,11 @@ from .monitor import Monitor
 from .presence import heartbeat_document
 from .recovery import fail_run, hand_back
 from .submit import resolve_version
+
+if TYPE_CHECKING:
+    from redis.typing import EncodableT, FieldT
+
+    from ..store.replies import StreamsReply
 
 __all__ = ["Worker"]
 
@@ -147,10 +152,10 @@ class Worker:
             if free <= 0:
                 await asyncio.wait(list(self.tasks.values()), return_when=asyncio.FIRST_COMPLETED)
                 continue
-            reply = await self.client.xreadgroup(
+            reply = cast("StreamsReply | None", await self.client.xreadgroup(
                 keys.queue_group, self.id, {self.queue: ">"}, count=free,
                 block=defaults.QUEUE_BLOCK_MS,
-            )
+            ))
             entries: list[Any] = [e for _, batch in reply or [] for e in batch]
             if entries and self._stopping.is_set():
                 await self._give_back(entries)
@@ -220,7 +225,7 @@ class Worker:
         doc = heartbeat_document(self.id, self.version or "", self.state, list(self.tasks),
                                  os.getpid(), socket.gethostname())
         pipe = self.client.pipeline(transaction=False)
-        pipe.hset(keys.worker(self.id), mapping=doc)
+        pipe.hset(keys.worker(self.id), mapping=cast("dict[FieldT, EncodableT]", doc))
         pipe.pexpire(keys.worker(self.id), ttl_ms)
         pipe.zadd(keys.workers(), {self.id: doc["last_heartbeat"]})
         in_hand = [run_id for run_id in self.tasks if run_id in self.leased]
@@ -254,7 +259,7 @@ class Worker:
                 if message.get("type") == "message":
                     self.cancel_run(message["data"].decode())
         finally:
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py: PubSub.aclose unannotated
 
     def cancel_run(self, run_id: str, reason: str = "cancel") -> bool:
         """Cancel a run in hand; True if this worker had it."""

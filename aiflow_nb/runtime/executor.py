@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aredis
 
@@ -19,6 +19,7 @@ from ..errors import AiflowError, WorkerShutdown
 from ..events.writer import EventWriter
 from ..serialization import dumps, loads
 from ..store import sync_redis
+from ..store.replies import RawHash
 from .context import Frame, RunContext, run_var
 from .invocation import Call, error_document, run_async, run_sync
 
@@ -86,7 +87,7 @@ async def execute(
 ) -> str:
     """Execute ``run_id`` to its end (or until cancelled); return its final status."""
     control = control or RunControl()
-    rec = _decode(await client.hgetall(keys.run(run_id)))
+    rec = _decode(cast(RawHash, await client.hgetall(keys.run(run_id))))
     if not rec:
         log.warning("run %s has no record; skipped", run_id)
         return "missing"
@@ -95,7 +96,8 @@ async def execute(
     loop = asyncio.get_running_loop()
     writer = RunWriter(run_id, client, loop)
     attempt = int(await client.hincrby(keys.run(run_id), "attempt", 1))
-    journal = {k.decode(): v for k, v in (await client.hgetall(keys.run_journal(run_id))).items()}
+    journal = {k.decode(): v
+               for k, v in cast(RawHash, await client.hgetall(keys.run_journal(run_id))).items()}
     started_at = rec.get("started_at") or time.time()
     writer.record(status="running", worker=worker_id, started_at=started_at)
     writer.raw("sadd", keys.running(), run_id)

@@ -137,7 +137,7 @@ class Call:
             part = f"{self.component.source_hash}:{self.args_hash()}"
         return keys.cache(self.component.name, part)
 
-    def cached(self, raw: bytes | None) -> tuple[bool, Any]:
+    def cached(self, raw: bytes | str | None) -> tuple[bool, Any]:
         if raw is None:
             return False, None
         value = loads(raw)

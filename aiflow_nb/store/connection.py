@@ -56,7 +56,7 @@ def sync_redis() -> redis.Redis:
     global _sync
     with _lock:
         if _sync is None:
-            client = redis.Redis.from_url(redis_url(), **_kwargs())  # type: ignore[arg-type]
+            client = redis.Redis.from_url(redis_url(), **_kwargs())
             ping(client)
             _sync = client
         return _sync
