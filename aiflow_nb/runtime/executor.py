@@ -95,11 +95,13 @@ async def execute(
         return rec["status"]
     loop = asyncio.get_running_loop()
     writer = RunWriter(run_id, client, loop)
-    attempt = int(await client.hincrby(keys.run(run_id), "attempt", 1))
+    # counted in the same flush as run.started/run.resumed: an attempt killed before its
+    # start reached Redis left no trace, so it is not counted (or reported resumed)
+    attempt = int(rec.get("attempt") or 0) + 1
     journal = {k.decode(): v
                for k, v in cast(RawHash, await client.hgetall(keys.run_journal(run_id))).items()}
     started_at = rec.get("started_at") or time.time()
-    writer.record(status="running", worker=worker_id, started_at=started_at)
+    writer.record(status="running", worker=worker_id, started_at=started_at, attempt=attempt)
     writer.raw("sadd", keys.running(), run_id)
     resumed = attempt > 1
     writer.emit("run.resumed" if resumed else "run.started", name=rec["workflow"],
