@@ -82,8 +82,11 @@ def viewer_server() -> Iterator[str]:
 
 @contextmanager
 def chromium() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # the page round-trips through a Panel server on 2 shared cores: Playwright's default
+    # 5 s for an assertion to come true is too tight when the machine is loaded
+    expect.set_options(timeout=15_000)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

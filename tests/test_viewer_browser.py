@@ -102,7 +102,9 @@ def test_failed_run_detail_big_run_labels_and_unknown_run() -> None:
         page.goto(f"{url}?run=no-such-run")
         expect(page.get_by_text("not found")).to_be_visible(timeout=20_000)
         page.goto(url)
+        # the filter round-trips through the Panel server: allow a loaded machine its time
         page.locator("select").nth(1).select_option("failed")
-        expect(page.locator(".tabulator-row", has_text=handle.run_id)).to_be_visible()
+        row = page.locator(".tabulator-row", has_text=handle.run_id)
+        expect(row).to_be_visible(timeout=20_000)
         page.locator("select").nth(1).select_option("completed")
-        expect(page.locator(".tabulator-row", has_text=handle.run_id)).to_have_count(0)
+        expect(row).to_have_count(0, timeout=20_000)
