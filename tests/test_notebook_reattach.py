@@ -43,7 +43,7 @@ def kernel_2(run_id: str) -> list[str]:
         f"watched = %aiflow attach {run_id}",
         "events = list(watched.events())  # the full history, then the live tail\n"
         "print(json.dumps([[e.id, e.type, e.name] for e in events]))",
-        "import time\nwatched.wait(30)\ntime.sleep(1.0)  # let the widget draw the end",
+        "watched.widget.wait(30)  # the widget drew the end and refreshed its display",
     ]
 
 

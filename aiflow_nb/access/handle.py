@@ -27,6 +27,9 @@ TERMINAL_STATUS = frozenset({"completed", "failed", "cancelled"})
 class RunHandle:
     """Status, result, events and spans of the run ``run_id``."""
 
+    widget: Any = None
+    """The live notebook widget last made to show this handle, if any."""
+
     def __init__(self, run_id: str, client: redis.Redis | None = None) -> None:
         self.run_id = run_id
         self._client = client

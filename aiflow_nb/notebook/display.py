@@ -71,7 +71,9 @@ def display_run(handle: RunHandle, live: bool | None = None) -> RunWidget | None
     if live if live is not None else widgets_supported():
         from .widget import RunWidget
 
-        return RunWidget(handle).show()
+        widget = RunWidget(handle).show()
+        handle.widget = widget
+        return widget
     state = snapshot(handle)
     display({"text/plain": render_text(state), "text/html": render_html(state)}, raw=True)
     return None

@@ -105,8 +105,8 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
             self.failure = exc
         finally:
             self.redraw()
+            self._update_display()  # before _finished: wait() means the end was drawn
             self._finished.set()
-            self._update_display()
 
     def _follow(self) -> None:
         client = self.handle.client
