@@ -86,7 +86,7 @@ def chromium() -> Iterator[Any]:
 
     # the page round-trips through a Panel server on 2 shared cores: Playwright's default
     # 5 s for an assertion to come true is too tight when the machine is loaded
-    expect.set_options(timeout=15_000)
+    expect.set_options(timeout=30_000)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -98,5 +98,5 @@ def chromium() -> Iterator[Any]:
 def screenshot(page: Any, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=True, timeout=90_000)
     return path
