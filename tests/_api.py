@@ -80,6 +80,13 @@ def client(server: ServerThread, key: str | None = KEY, **kw: Any) -> httpx.Clie
     return httpx.Client(base_url=server.url, headers=headers, timeout=30, **kw)
 
 
+@contextmanager
+def served_client(**options: Any) -> Iterator[httpx.Client]:
+    """A ``KEY``-authorised client of a fresh real server (``serve(**options)``)."""
+    with serve(**options) as server, client(server) as c:
+        yield c
+
+
 def parse_sse(text: str) -> list[dict[str, Any]]:
     """SSE messages as dicts with the fields seen (``id``, ``data``, ``comment``, ``retry``)."""
     messages = []

@@ -8,22 +8,15 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from _api import KEY, client, serve, wait_status
+from _api import KEY, served_client, wait_status
 
 import aiflow_nb
-from aiflow_nb.api import ServerThread
 from aiflow_nb.ops.local import ensure_local_worker, local_worker
 
 
 @pytest.fixture
-def server(namespace: str) -> Iterator[ServerThread]:
-    with serve(api_keys=(KEY,)) as srv:
-        yield srv
-
-
-@pytest.fixture
-def http(server: ServerThread) -> Iterator[httpx.Client]:
-    with client(server) as c:
+def http(namespace: str) -> Iterator[httpx.Client]:
+    with served_client(api_keys=(KEY,)) as c:
         yield c
 
 
@@ -112,7 +105,7 @@ def test_secrets_are_redacted_in_responses_and_events(
         namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-provider-key-123456")
     ensure_local_worker(force=True)
-    with serve(api_keys=(KEY,)) as srv, client(srv) as http:
+    with served_client(api_keys=(KEY,)) as http:
         run_id = http.post("/workflows/api_secret/run",
                            json={"user": "bob", "api_token": "tok-very-secret-42"}).json()["run_id"]
         doc = http.get(f"/runs/{run_id}").json()

@@ -7,21 +7,15 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from _api import KEY, client, parse_sse, serve
+from _api import KEY, client, parse_sse, served_client
 
 from aiflow_nb.api import ServerThread
 from aiflow_nb.ops.local import ensure_local_worker
 
 
 @pytest.fixture
-def server(namespace: str) -> Iterator[ServerThread]:
-    with serve(api_keys=(KEY,)) as srv:
-        yield srv
-
-
-@pytest.fixture
-def http(server: ServerThread) -> Iterator[httpx.Client]:
-    with client(server) as c:
+def http(namespace: str) -> Iterator[httpx.Client]:
+    with served_client(api_keys=(KEY,)) as c:
         yield c
 
 
@@ -128,7 +122,7 @@ def test_unknown_workflow_is_404_listing_known_ones(http: httpx.Client) -> None:
 
 
 def test_body_over_the_limit_is_413(namespace: str) -> None:
-    with serve(api_keys=(KEY,), max_body=1000) as srv, client(srv) as c:
+    with served_client(api_keys=(KEY,), max_body=1000) as c:
         r = c.post("/workflows/api_add/start", json={"a": 1, "pad": "x" * 2000})
         assert r.status_code == 413 and "1000 bytes" in r.json()["message"]
 
