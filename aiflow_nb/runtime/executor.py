@@ -87,7 +87,11 @@ async def execute(
 ) -> str:
     """Execute ``run_id`` to its end (or until cancelled); return its final status."""
     control = control or RunControl()
-    rec = _decode(cast(RawHash, await client.hgetall(keys.run(run_id))))
+    pipe = client.pipeline(transaction=False)
+    pipe.hgetall(keys.run(run_id))
+    pipe.hgetall(keys.run_journal(run_id))
+    raw_rec, raw_journal = cast(tuple[RawHash, RawHash], await pipe.execute())
+    rec = _decode(raw_rec)
     if not rec:
         log.warning("run %s has no record; skipped", run_id)
         return "missing"
@@ -98,8 +102,7 @@ async def execute(
     # counted in the same flush as run.started/run.resumed: an attempt killed before its
     # start reached Redis left no trace, so it is not counted (or reported resumed)
     attempt = int(rec.get("attempt") or 0) + 1
-    journal = {k.decode(): v
-               for k, v in cast(RawHash, await client.hgetall(keys.run_journal(run_id))).items()}
+    journal = {k.decode(): v for k, v in raw_journal.items()}
     started_at = rec.get("started_at") or time.time()
     writer.record(status="running", worker=worker_id, started_at=started_at, attempt=attempt)
     writer.raw("sadd", keys.running(), run_id)
@@ -111,12 +114,14 @@ async def execute(
         await writer.flush()
         return "cancelled"
     try:
-        wf = await asyncio.to_thread(lookup, rec["workflow"], rec.get("code"))
+        code = rec.get("code")  # loading registered code reads Redis: off the loop
+        wf = (await asyncio.to_thread(lookup, rec["workflow"], code) if code
+              else lookup(rec["workflow"]))
     except AiflowError as exc:
         log.error("run %s of workflow %s failed before it started: %s", run_id,
                   rec["workflow"], exc)
-        _finish(writer, "failed", "run.failed", {"error": error_document(exc)},
-                {"error": dumps(error_document(exc))})
+        doc = error_document(exc)
+        _finish(writer, "failed", "run.failed", {"error": doc}, {"error": dumps(doc)})
         await writer.flush()
         return "failed"
     ctx = RunContext(run_id=run_id, workflow=wf.name, writer=writer, loop=loop,

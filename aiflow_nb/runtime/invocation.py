@@ -72,6 +72,7 @@ class Call:
         self.t0 = time.perf_counter()
         self.inputs = component.bind(args, kwargs) if ctx is not None else {}
         self._hash = ""
+        self._cache_key: str | None = None
         self.view: Callable[[Any], Any] | None = None
         """What ``span.completed`` shows of the output (all of it when None)."""
 
@@ -126,23 +127,27 @@ class Call:
 
     # --- cache --------------------------------------------------------------
     def cache_key(self) -> str | None:
+        """The call's cache key (computed once), or None when it is not cached."""
         from .. import keys
 
         policy = self.policies.cache
         if policy is None or self.ctx is None:
             return None
-        if policy.key is not None:
-            part = str(policy.key(*self.args, **self.kwargs))
-        else:
-            part = f"{self.component.source_hash}:{self.args_hash()}"
-        return keys.cache(self.component.name, part)
+        if self._cache_key is None:
+            if policy.key is not None:
+                part = str(policy.key(*self.args, **self.kwargs))
+            else:
+                part = f"{self.component.source_hash}:{self.args_hash()}"
+            self._cache_key = keys.cache(self.component.name, part)
+        return self._cache_key
 
     def cached(self, raw: bytes | str | None) -> tuple[bool, Any]:
+        """A cache hit holds the same document as a journal record: it is journaled as is."""
         if raw is None:
             return False, None
-        value = loads(raw)
+        value = loads(raw)["r"]
         self.emit("span.cached", {"output": self.view(value) if self.view else value})
-        self._record(dumps({"h": self.args_hash(), "r": value}))
+        self._record(raw.encode() if isinstance(raw, str) else raw)
         return True, value
 
     # --- outcomes -----------------------------------------------------------
@@ -154,16 +159,15 @@ class Call:
         })
 
     def succeed(self, value: Any, fallback_from: BaseException | None = None) -> Any:
-        what = f"output of component {self.component.name!r}"
-        doc = dumps({"h": self._hash, "r": value}, what) if self.ctx else b""
         if self.ctx is None:
             return value
+        doc = dumps({"h": self._hash, "r": value}, f"output of component {self.component.name!r}")
         value = loads(doc)["r"]
         self._record(doc)
         cache_key = self.cache_key() if fallback_from is None else None
         if cache_key is not None and self.policies.cache is not None:
             ttl_ms = int(self.policies.cache.ttl * 1000)
-            self.ctx.writer.raw("set", cache_key, dumps(value), px=ttl_ms)
+            self.ctx.writer.raw("set", cache_key, doc, px=ttl_ms)
         shown = self.view(value) if self.view is not None else value
         data: dict[str, Any] = {"output": shown, "duration": self.elapsed(),
                                 "attempts": self.attempts}
@@ -195,12 +199,9 @@ class Call:
 
     def fail(self, exc: BaseException) -> BaseException:
         """Emit ``span.failed``; return the exception to raise into the caller."""
-        if isinstance(exc, Exception) and not isinstance(exc, ComponentFailed | ComponentTimeout):
-            err: BaseException = ComponentFailed(self.component.name, self.attempts, exc)
-        elif isinstance(exc, ComponentTimeout):
+        err: BaseException = exc
+        if isinstance(exc, Exception) and not isinstance(exc, ComponentFailed):
             err = ComponentFailed(self.component.name, self.attempts, exc)
-        else:
-            err = exc
         data = {"error": error_document(err), "attempts": self.attempts,
                 "duration": self.elapsed()}
         if isinstance(exc, asyncio.CancelledError):
