@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, cast
 
 import pandas as pd
@@ -19,9 +19,23 @@ from ..store import sync_redis
 from ..store.replies import RawHash, StreamEntries, StreamsReply
 from .spans import Span, build_spans, spans_dataframe
 
-__all__ = ["RunHandle", "attach", "resume"]
+__all__ = ["RunHandle", "attach", "decode_record", "resume"]
 
 TERMINAL_STATUS = frozenset({"completed", "failed", "cancelled"})
+
+
+def decode_record(raw: Mapping[bytes, bytes]) -> dict[str, Any]:
+    """A raw run hash as Python values (JSON fields parsed, numbers converted)."""
+    rec: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
+    for name in ("inputs", "output", "error"):
+        if name in rec:
+            rec[name] = loads(rec[name])
+    for name in ("created_at", "started_at", "ended_at"):
+        if name in rec:
+            rec[name] = float(rec[name])
+    for name in ("attempt", "restarts"):
+        rec[name] = int(rec.get(name, 0))
+    return rec
 
 
 class RunHandle:
@@ -53,16 +67,7 @@ class RunHandle:
         raw = cast(RawHash, self.client.hgetall(keys.run(self.run_id)))
         if not raw:
             raise RunNotFound(self.run_id)
-        rec: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
-        for name in ("inputs", "output", "error"):
-            if name in rec:
-                rec[name] = loads(rec[name])
-        for name in ("created_at", "started_at", "ended_at"):
-            if name in rec:
-                rec[name] = float(rec[name])
-        for name in ("attempt", "restarts"):
-            rec[name] = int(rec.get(name, 0))
-        return rec
+        return decode_record(raw)
 
     @property
     def status(self) -> str:

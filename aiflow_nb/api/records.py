@@ -10,9 +10,9 @@ import redis
 import redis.asyncio as aredis
 
 from .. import keys
+from ..access.handle import decode_record
 from ..authoring import registry
 from ..errors import AiflowError, ApiError, RunNotFound
-from ..serialization import loads
 from ..store import sync_redis
 from .pool import api_redis
 from .redact import Redactor
@@ -25,15 +25,11 @@ _FLOATS = ("created_at", "started_at", "ended_at")
 
 
 def decode(raw: Mapping[Any, Any]) -> dict[str, Any]:
-    """A raw run hash as Python values (JSON fields parsed, numbers converted)."""
-    rec: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
-    for name in ("inputs", "output", "error"):
-        if name in rec:
-            rec[name] = loads(rec[name])
+    """``decode_record`` (as ``RunHandle.record``), with every timestamp present (``None``
+    until set) and ``cancel_requested`` a bool."""
+    rec = decode_record(raw)
     for name in _FLOATS:
-        rec[name] = float(rec[name]) if rec.get(name) else None
-    for name in ("attempt", "restarts"):
-        rec[name] = int(rec.get(name) or 0)
+        rec.setdefault(name, None)
     rec["cancel_requested"] = bool(rec.get("cancel_requested"))
     return rec
 
