@@ -19,10 +19,10 @@ from .. import keys
 from ..events.model import FIELD, make_payload
 from ..runtime.invocation import error_document
 from ..serialization import dumps
+from .submit import TERMINAL_STATUS, requeue
 
 __all__ = ["Recovery", "fail_run", "hand_back", "recover"]
 
-TERMINAL_STATUS = frozenset({"completed", "failed", "cancelled"})
 QueueEntry = tuple[str, str]
 """(queue stream key, entry id) of the request that brought the run to a worker."""
 
@@ -49,9 +49,8 @@ def _log_event(run_id: str, level: str, message: str, **data: Any) -> dict[bytes
 
 
 def _requeue(pipe: Any, run_id: str, version: str, note: dict[bytes, bytes]) -> None:
-    pipe.hset(keys.run(run_id), "status", "queued")
     pipe.xadd(keys.run_events(run_id), note)
-    pipe.xadd(keys.queue(version), {"run_id": run_id, "resume": "1"})
+    requeue(pipe, run_id, version)
 
 
 def _ack(pipe: Any, entry: QueueEntry | None) -> None:

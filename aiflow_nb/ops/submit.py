@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from ..access.handle import RunHandle
 
-__all__ = ["cancel", "new_run_id", "resolve_version", "resume", "submit"]
+__all__ = ["cancel", "new_run_id", "requeue", "resolve_version", "resume", "submit"]
 
 TERMINAL_STATUS = frozenset({"completed", "failed", "cancelled"})
 
@@ -110,29 +110,22 @@ def resume(run_id: str, client: redis.Redis | None = None) -> RunHandle:
     if state["status"] in ("completed", "cancelled"):
         raise RunStateError(f"run {run_id} is {state['status']}; only unfinished runs resume")
     holder = cast("bytes | None", r.get(keys.run_lease(run_id)))
-    if holder is not None and state["status"] == "failed":
-        holder = _await_release(r, run_id)  # its worker is finishing: the lease goes next
     if holder is not None:
         raise RunStateError(
             f"run {run_id} is still held by worker {holder.decode()}; it resumes by itself "
             "if that worker dies (its lease expires)"
         )
     pipe = r.pipeline(transaction=True)
-    pipe.hset(keys.run(run_id), "status", "queued")
-    pipe.xadd(keys.queue(state["version"]), {"run_id": run_id, "resume": "1"})
+    requeue(pipe, run_id, state["version"])
     pipe.execute()
     return RunHandle(run_id)
 
 
-def _await_release(r: redis.Redis, run_id: str, timeout: float = 5.0) -> bytes | None:
-    """The lease holder of a run that already ended ``failed``, after giving its worker
-    ``timeout`` seconds to release the lease (None once released)."""
-    deadline = time.monotonic() + timeout
-    holder = cast("bytes | None", r.get(keys.run_lease(run_id)))
-    while holder is not None and time.monotonic() < deadline:
-        time.sleep(0.01)
-        holder = cast("bytes | None", r.get(keys.run_lease(run_id)))
-    return holder
+def requeue(pipe: Any, run_id: str, version: str) -> None:
+    """Queue the commands that put an existing run back on its version's queue (``pipe``:
+    a sync or async transaction pipeline; the worker resumes it from its journal)."""
+    pipe.hset(keys.run(run_id), "status", "queued")
+    pipe.xadd(keys.queue(version), {"run_id": run_id, "resume": "1"})
 
 
 def cancel(run_id: str, client: redis.Redis | None = None) -> str:
