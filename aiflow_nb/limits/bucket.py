@@ -61,17 +61,20 @@ return {1, tostring(wait), settle}
 """
 
 RELEASE = """
-redis.call('ZREM', KEYS[2], ARGV[2])
 local d = tonumber(ARGV[1])
-if d ~= 0 then
-  local c = redis.call('HMGET', KEYS[1], 'tpm', 'burst', 't_level')
-  if c[1] and c[3] then
-    local cap = math.max(1, tonumber(c[1]) / 60.0 * (tonumber(c[2]) or 1))
-    redis.call('HSET', KEYS[1], 't_level', tostring(math.min(cap, tonumber(c[3]) - d)))
+for i = 1, #KEYS, 2 do
+  redis.call('ZREM', KEYS[i + 1], ARGV[2])
+  if d ~= 0 then
+    local c = redis.call('HMGET', KEYS[i], 'tpm', 'burst', 't_level')
+    if c[1] and c[3] then
+      local cap = math.max(1, tonumber(c[1]) / 60.0 * (tonumber(c[2]) or 1))
+      redis.call('HSET', KEYS[i], 't_level', tostring(math.min(cap, tonumber(c[3]) - d)))
+    end
   end
 end
 return 1
 """
+"""Frees the holder's slot and settles the token bucket of every name (KEYS in pairs)."""
 
 
 @dataclass
@@ -86,6 +89,10 @@ class Lease:
     """Seconds spent queued for the limits."""
     released: bool = field(default=False, repr=False)
 
+    def _keys(self) -> list[str]:
+        """RELEASE's keys: every name's, so one round trip settles them all."""
+        return [k for name in self.names for k in _keys(name)]
+
     def _args(self, used: int | None) -> list[Any]:
         delta = 0 if used is None else used - self.tokens
         return [delta, self.holder]
@@ -95,10 +102,8 @@ class Lease:
         if self.released or not self.names:
             return
         self.released = True
-        r = client or sync_redis()
-        script = r.register_script(RELEASE)
-        for name in self.names:
-            script(keys=_keys(name), args=self._args(used_tokens))
+        script = (client or sync_redis()).register_script(RELEASE)
+        script(keys=self._keys(), args=self._args(used_tokens))
 
     async def arelease(self, used_tokens: int | None = None,
                        client: aredis.Redis | None = None) -> None:
@@ -106,10 +111,8 @@ class Lease:
         if self.released or not self.names:
             return
         self.released = True
-        r = client or async_redis()
-        script = r.register_script(RELEASE)
-        for name in self.names:
-            await script(keys=_keys(name), args=self._args(used_tokens))
+        script = (client or async_redis()).register_script(RELEASE)
+        await script(keys=self._keys(), args=self._args(used_tokens))
 
     def __enter__(self) -> Lease:
         return self
