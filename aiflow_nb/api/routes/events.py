@@ -19,13 +19,14 @@ __all__ = ["router"]
 router = APIRouter(tags=["runs"])
 
 
-async def _nothing_left(run_id: str, after: str) -> bool:
-    """The run ended and no event follows ``after``: a reconnecting client is done."""
-    r: Any = api_redis()
-    status = (await r.hget(keys.run(run_id), "status") or b"").decode()
-    if status not in records.TERMINAL:
+async def _nothing_left(rec: dict[str, Any], after: str) -> bool:
+    """The run (decoded record ``rec``) ended and no event follows ``after``: a
+    reconnecting client is done."""
+    if rec["status"] not in records.TERMINAL:
         return False
-    return not await r.xrange(keys.run_events(run_id), min=f"({after}", max="+", count=1)
+    r: Any = api_redis()
+    return not await r.xrange(keys.run_events(rec["run_id"]), min=f"({after}", max="+",
+                              count=1)
 
 
 @router.get(
@@ -51,7 +52,7 @@ async def events(
     config = api_config(request)
     start = parse_event_id(last_event_id, "Last-Event-ID") or parse_event_id(after, "after")
     rec = await records.afetch(run_id)  # 404 before the stream starts
-    if start is not None and await _nothing_left(run_id, start):
+    if start is not None and await _nothing_left(rec, start):
         return Response(status_code=204)
     fmt = negotiate(request.headers.get("accept"), format, "sse")
     redactor = records.redactor_for(request.app.state.redactor, rec)
