@@ -96,7 +96,7 @@ class LLMCall:
         return None if self.stream else self.call.cache_key()
 
     def from_cache(self, raw: bytes | str | None) -> tuple[bool, Any]:
-        hit, doc = self.call.cached(raw.encode() if isinstance(raw, str) else raw)
+        hit, doc = self.call.cached(raw)
         return (True, rebuild(self.ep, doc)) if hit else (False, None)
 
     def outcome_attributes(self, target: Target) -> dict[str, Any]:
@@ -154,9 +154,13 @@ class LLMCall:
         wait = state.next_action.sleep if state.next_action else 0.0
         if self.tries:
             self.tries[-1]["wait"] = wait
+        self._emit_retrying(target, exc, wait)
+
+    def _emit_retrying(self, target: Target, exc: BaseException, wait: float,
+                       **extra: Any) -> None:
         self.call.emit("span.retrying", {
             "error": {"type": type(exc).__name__, "message": str(exc), "status": status_of(exc)},
-            "wait": wait, "target": target.label(self.model),
+            "wait": wait, "target": target.label(self.model), **extra,
         })
 
     def give_up_on(self, target: Target, exc: BaseException, last: bool) -> None:
@@ -167,8 +171,4 @@ class LLMCall:
         if last:
             raise LLMUnavailable(self.name, self.call.attempts, self.errors) from exc
         following = self.owner.targets[self.owner.targets.index(target) + 1]
-        self.call.emit("span.retrying", {
-            "error": {"type": type(exc).__name__, "message": str(exc), "status": status_of(exc)},
-            "wait": 0.0, "target": target.label(self.model),
-            "fallback": following.label(self.model),
-        })
+        self._emit_retrying(target, exc, 0.0, fallback=following.label(self.model))
