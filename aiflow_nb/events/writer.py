@@ -73,11 +73,14 @@ class EventWriter:
             ops, self._foreign = self._foreign, []
             self._wakeup_pending = False
         if ops:
-            self._pending.extend(ops[:-1])
-            self._append(ops[-1])
+            self._pending.extend(ops)
+            self._ensure_flusher()
 
     def _append(self, op: Op) -> None:
         self._pending.append(op)
+        self._ensure_flusher()
+
+    def _ensure_flusher(self) -> None:
         if self._flusher is None:
             self._idle.clear()
             self._flusher = self._loop.create_task(self._flush_loop())

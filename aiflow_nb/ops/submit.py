@@ -15,6 +15,7 @@ from ..errors import RunNotFound, RunStateError
 from ..events.model import FIELD, make_payload
 from ..serialization import dumps
 from ..store import sync_redis
+from .deployments import active_version
 
 if TYPE_CHECKING:
     from redis.typing import EncodableT, FieldT
@@ -36,8 +37,7 @@ def resolve_version(client: redis.Redis | None = None) -> str:
     configured = settings().version
     if configured:
         return configured
-    active = cast("bytes | None", (client or sync_redis()).get(keys.deploy_active()))
-    return active.decode() if active else defaults.VERSION
+    return active_version(client) or defaults.VERSION
 
 
 def submit(

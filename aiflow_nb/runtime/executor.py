@@ -43,8 +43,11 @@ class RunWriter(EventWriter):
     next event or journal write, so it stops instead of running on beside the worker that
     resumes the run."""
 
-    def __init__(self, run_id: str, client: aredis.Redis, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, run_id: str, client: aredis.Redis, loop: asyncio.AbstractEventLoop,
+                 owner: str = "") -> None:
         super().__init__(run_id, client, loop)
+        self.owner = owner
+        """The worker holding the run's lease (released with the run's terminal write)."""
         self.stopped = False
         self._loop_thread = threading.get_ident()
 
@@ -65,10 +68,20 @@ def _decode(raw: dict[bytes, bytes]) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 def _finish(writer: EventWriter, status: str, event: str, data: dict[str, Any],
             record: dict[str, Any]) -> None:
+    """The run's terminal write: record, running set, lease (if still ours) and event, in
+    one flush, so whoever sees the end may resume the run at once."""
     writer.record(status=status, ended_at=time.time(), **record)
     writer.raw("srem", keys.running(), writer.run_id)
+    if isinstance(writer, RunWriter) and writer.owner:
+        writer.raw("eval", _RELEASE, 1, keys.run_lease(writer.run_id), writer.owner)
     writer.emit(event, data=data)
 
 
@@ -98,7 +111,7 @@ async def execute(
     if rec.get("status") in TERMINAL_STATUS:  # a stale queue entry (resume() re-queues first)
         return rec["status"]
     loop = asyncio.get_running_loop()
-    writer = RunWriter(run_id, client, loop)
+    writer = RunWriter(run_id, client, loop, owner=worker_id)
     # counted in the same flush as run.started/run.resumed: an attempt killed before its
     # start reached Redis left no trace, so it is not counted (or reported resumed)
     attempt = int(rec.get("attempt") or 0) + 1
