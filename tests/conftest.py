@@ -7,9 +7,12 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,3 +58,19 @@ def python_subprocess(code: str, env: dict[str, str] | None = None) -> subproces
     full = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", **(env or {})}
     return subprocess.Popen([sys.executable, "-c", code], env=full, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_serving(proc: subprocess.Popen[Any], url: str, timeout: float = 30.0) -> None:
+    """Wait until ``url`` answers HTTP (any status); fail at once if ``proc`` exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(url)
+            return
+        except httpx.TransportError:
+            if proc.poll() is not None:
+                _, err = proc.communicate()
+                raise AssertionError(f"the server exited ({proc.returncode}) before {url} "
+                                     f"answered: {err!r}") from None
+            assert time.monotonic() < deadline, f"{url} did not answer within {timeout} s"
+            time.sleep(0.05)

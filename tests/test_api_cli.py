@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 from _api import KEY
+from conftest import wait_serving
 
 from aiflow_nb.api.server import free_port
 from aiflow_nb.ops.local import ensure_local_worker
@@ -27,14 +27,7 @@ def test_aiflow_api_serves_the_app_modules_workflows(namespace: str) -> None:
                              str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"{url}/healthz")
-                break
-            except httpx.ConnectError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
-                time.sleep(0.05)
+        wait_serving(proc, f"{url}/healthz", timeout=20)
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as c:
             assert "api_add" in {w["name"] for w in c.get("/workflows").json()["workflows"]}
             assert c.get("/healthz").json()["workers"] == 0  # the server runs no worker

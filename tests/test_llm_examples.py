@@ -4,7 +4,6 @@ that run them: ``aiflow demo`` and ``aiflow fake-llm``."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,9 +14,11 @@ import httpx
 import openai
 import pytest
 from _llm import events_of, fake_llm, llm_spans
+from conftest import wait_serving
 
 import aiflow_nb as af
 from aiflow_nb import limits
+from aiflow_nb.api.server import free_port
 from aiflow_nb.examples.content_agent import content_agent
 from aiflow_nb.examples.ingestion import onboard_site
 from aiflow_nb.examples.llm import FAKE_URL_ENV, use_fake_llm
@@ -96,26 +97,13 @@ def test_aiflow_demo_runs_the_content_agent_end_to_end() -> None:
     assert "LLM cost: $" in out
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_aiflow_fake_llm_serves_the_sdk_with_its_own_rpm_and_runtime_knobs() -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([AIFLOW, "fake-llm", "--port", str(port), "--rpm", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/_aiflow/knobs")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.1)
+        wait_serving(proc, f"{base}/_aiflow/knobs")
         client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
         ask = [{"role": "user", "content": "hi"}]
         for _ in range(2):
