@@ -52,6 +52,8 @@ class TracedBase:
     """What the sync and async wrappers share: targets, policies, components per span name."""
 
     asynchronous = False
+    resource: type[_Resource]
+    """What ``chat.completions``, ``responses`` and ``embeddings`` are (sync or async)."""
 
     def __init__(
         self,
@@ -79,6 +81,9 @@ class TracedBase:
         self.use_limits = bool(limits)
         self._components: dict[tuple[str, bool], Component[Any, Any]] = {}
         self._lock = threading.Lock()
+        self.chat = _Chat(self, self.resource(self, ENDPOINTS["chat.completions"]))
+        self.responses = self.resource(self, ENDPOINTS["responses"])
+        self.embeddings = self.resource(self, ENDPOINTS["embeddings"])
 
     def settings(self) -> dict[str, Any]:
         """The wrapper's own options (to wrap a copy of the client the same way)."""
@@ -142,11 +147,7 @@ class _Chat:
 class TracedOpenAI(TracedBase):
     """An ``openai.OpenAI`` whose calls are traced, retried, rate-limited and fall back."""
 
-    def __init__(self, client: openai.OpenAI | openai.AsyncOpenAI, **settings: Any) -> None:
-        super().__init__(client, **settings)
-        self.chat = _Chat(self, _SyncResource(self, ENDPOINTS["chat.completions"]))
-        self.responses = _SyncResource(self, ENDPOINTS["responses"])
-        self.embeddings = _SyncResource(self, ENDPOINTS["embeddings"])
+    resource = _SyncResource
 
     def with_options(self, **options: Any) -> TracedOpenAI:
         """The SDK's ``with_options`` (timeouts, headers, ...), wrapped the same way."""
@@ -157,12 +158,7 @@ class AsyncTracedOpenAI(TracedBase):
     """An ``openai.AsyncOpenAI`` whose calls are traced, retried, rate-limited and fall back."""
 
     asynchronous = True
-
-    def __init__(self, client: openai.OpenAI | openai.AsyncOpenAI, **settings: Any) -> None:
-        super().__init__(client, **settings)
-        self.chat = _Chat(self, _AsyncResource(self, ENDPOINTS["chat.completions"]))
-        self.responses = _AsyncResource(self, ENDPOINTS["responses"])
-        self.embeddings = _AsyncResource(self, ENDPOINTS["embeddings"])
+    resource = _AsyncResource
 
     def with_options(self, **options: Any) -> AsyncTracedOpenAI:
         """The SDK's ``with_options``, wrapped the same way."""
