@@ -18,7 +18,7 @@ from .pool import api_redis
 from .redact import Redactor
 
 __all__ = ["TERMINAL", "afetch", "await_end", "decode", "fetch", "page", "redactor_for", "result",
-           "secret_args_of", "view"]
+           "secret_args_of", "view", "views"]
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 _FLOATS = ("created_at", "started_at", "ended_at")
@@ -50,12 +50,17 @@ def secret_args_of(workflow: str | None) -> frozenset[str]:
         return frozenset()
 
 
-def redactor_for(base: Redactor, rec: dict[str, Any]) -> Redactor:
-    """``base`` plus the run's secret inputs (names and values)."""
-    return base.for_inputs(secret_args_of(rec.get("workflow")), rec.get("inputs"))
+def redactor_for(base: Redactor, rec: dict[str, Any],
+                 secret_args: frozenset[str] | None = None) -> Redactor:
+    """``base`` plus the run's secret inputs (names and values); ``secret_args`` when the
+    caller already looked up those of the run's workflow."""
+    if secret_args is None:
+        secret_args = secret_args_of(rec.get("workflow"))
+    return base.for_inputs(secret_args, rec.get("inputs"))
 
 
-def view(rec: dict[str, Any], redactor: Redactor, traceback: bool = True) -> dict[str, Any]:
+def view(rec: dict[str, Any], redactor: Redactor, traceback: bool = True,
+         secret_args: frozenset[str] | None = None) -> dict[str, Any]:
     """The ``RunView`` document of a decoded record."""
     error = rec.get("error")
     if isinstance(error, dict) and not traceback:
@@ -64,7 +69,15 @@ def view(rec: dict[str, Any], redactor: Redactor, traceback: bool = True) -> dic
         "run_id", "workflow", "version", "status", "attempt", "restarts", *_FLOATS,
         "inputs", "output", "cancel_requested")}
     doc["error"] = error if isinstance(error, dict) else None
-    return redactor_for(redactor, rec).apply(doc)  # type: ignore[no-any-return]
+    return redactor_for(redactor, rec, secret_args).apply(doc)  # type: ignore[no-any-return]
+
+
+def views(recs: list[dict[str, Any]], redactor: Redactor,
+          traceback: bool = True) -> list[dict[str, Any]]:
+    """``view`` of each record, looking up each workflow's secret inputs once (a workflow
+    this process lacks costs Redis reads)."""
+    secret = {w: secret_args_of(w) for w in {rec.get("workflow") for rec in recs}}
+    return [view(rec, redactor, traceback, secret[rec.get("workflow")]) for rec in recs]
 
 
 def fetch(run_id: str, client: redis.Redis | None = None) -> dict[str, Any]:

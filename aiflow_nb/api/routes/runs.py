@@ -34,8 +34,7 @@ def list_runs(
                                description="next_cursor of the previous page"),
 ) -> dict[str, Any]:
     rows, next_cursor = records.page(workflow, status, limit, cursor)
-    redactor = request.app.state.redactor
-    return {"runs": [records.view(r, redactor, traceback=False) for r in rows],
+    return {"runs": records.views(rows, request.app.state.redactor, traceback=False),
             "next_cursor": next_cursor}
 
 
