@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -80,12 +79,6 @@ def _overhead(base_url: str) -> tuple[float, float]:
     return traced_s, raw_s
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def _served(command: list[str], probe: str) -> Iterator[None]:
     """``command`` running until the block ends, once ``probe`` answers."""
@@ -108,7 +101,9 @@ def _served(command: list[str], probe: str) -> Iterator[None]:
 
 @contextmanager
 def _fake_llm_process(latency: float) -> Iterator[str]:
-    port = _free_port()
+    from aiflow_nb.api.server import free_port
+
+    port = free_port()
     aiflow = str(Path(sys.executable).parent / "aiflow")
     base = f"http://127.0.0.1:{port}"
     with _served([aiflow, "fake-llm", "--port", str(port), "--latency", str(latency),
@@ -118,7 +113,9 @@ def _fake_llm_process(latency: float) -> Iterator[str]:
 
 @contextmanager
 def _site_process(pages: int) -> Iterator[str]:
-    port = _free_port()
+    from aiflow_nb.api.server import free_port
+
+    port = free_port()
     code = ("import uvicorn; from aiflow_nb.examples.site import create_site; "
             f"uvicorn.run(create_site({pages}), host='127.0.0.1', port={port}, "
             "log_level='warning')")
