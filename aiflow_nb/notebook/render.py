@@ -18,8 +18,9 @@ __all__ = ["header_html", "output_html", "error_html", "progress_label", "render
            "render_text", "span_label", "stream_name", "streams_html", "tree_html"]
 
 COLORS = {"queued": "#6b7280", "running": "#2563eb", "completed": "#16a34a",
-          "failed": "#dc2626", "cancelled": "#9333ea", "unknown": "#6b7280"}
-ICONS = {"running": "…", "completed": "✓", "failed": "✗", "cancelled": "⊘"}
+          "failed": "#dc2626", "cancelled": "#9333ea", "interrupted": "#f59e0b",
+          "unknown": "#6b7280"}
+ICONS = {"running": "…", "completed": "✓", "failed": "✗", "cancelled": "⊘", "interrupted": "↯"}
 _MONO = "font-family:var(--jp-code-font-family,monospace);font-size:12px"
 
 

@@ -12,15 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import defaults
-from ..access.spans import Span, apply_event
+from ..access.spans import Span
 from ..events.model import Event
+from ..trace.tree import SpanTree
 
 __all__ = ["ProgressStream", "RunState"]
-
-_STATUS_BY_EVENT = {
-    "run.queued": "queued", "run.started": "running", "run.resumed": "running",
-    "run.completed": "completed", "run.failed": "failed", "run.cancelled": "cancelled",
-}
 
 
 @dataclass
@@ -36,28 +32,56 @@ class ProgressStream:
 
 @dataclass
 class RunState:
-    """Status, spans, progress, streamed text, error and output of one run."""
+    """Status, spans, progress, streamed text, error and output of one run.
+
+    Spans and run totals are folded by ``trace.SpanTree`` (the dashboard's model), so
+    the notebook and the viewer agree on every span, including ``interrupted`` ones;
+    this class adds what only the notebook shows.
+    """
 
     run_id: str
-    workflow: str | None = None
-    status: str = "unknown"
-    queued_at: float | None = None
-    started_at: float | None = None
-    ended_at: float | None = None
-    attempt: int = 0
-    resumes: int = 0
     events: int = 0
-    last_id: str | None = None
-    spans: dict[str, Span] = field(default_factory=dict)
     progress: dict[str, ProgressStream] = field(default_factory=dict)
     text: dict[str, str] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     output: Any = None
     has_output: bool = False
+    trace: SpanTree = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.trace = SpanTree(self.run_id)
+
+    @property
+    def spans(self) -> dict[str, Span]:
+        return self.trace.spans
+
+    @property
+    def status(self) -> str:
+        return self.trace.status if self.events else "unknown"
+
+    @property
+    def workflow(self) -> str | None:
+        return self.trace.totals.workflow
+
+    @property
+    def started_at(self) -> float | None:
+        return self.trace.totals.started
+
+    @property
+    def ended_at(self) -> float | None:
+        return self.trace.totals.ended
+
+    @property
+    def resumes(self) -> int:
+        return self.trace.totals.resumes
+
+    @property
+    def last_id(self) -> str | None:
+        return self.trace.totals.last_id
 
     @property
     def done(self) -> bool:
-        return self.status in ("completed", "failed", "cancelled")
+        return self.trace.totals.terminal
 
     def elapsed(self, now: float | None = None) -> float | None:
         """Seconds since the run started (to its end once it ended)."""
@@ -74,15 +98,16 @@ class RunState:
     def apply(self, e: Event) -> None:
         """Fold one event in."""
         self.events += 1
-        self.last_id = e.id
-        status = _STATUS_BY_EVENT.get(e.type)
-        if status is not None:
-            self._run_event(e, status)
+        span = self.trace.apply(e)
+        if e.type in ("run.started", "run.resumed"):
+            self.error = None
+        elif e.type == "run.completed":
+            self.output, self.has_output = e.data.get("output"), True
+        elif e.type == "run.failed":
+            self.error = e.data.get("error") or {}
+        elif span is None:
             return
-        span = apply_event(self.spans, e)
-        if span is None:
-            return
-        if e.type == "progress":
+        elif e.type == "progress":
             d = e.data
             self.progress.pop(span.span_id, None)  # keep the most recent streams last
             self.progress[span.span_id] = ProgressStream(
@@ -91,25 +116,6 @@ class RunState:
         elif e.type == "output.delta":
             text = self.text.get(span.span_id, "") + str(e.data.get("text", ""))
             self.text[span.span_id] = text[-defaults.WIDGET_MAX_TEXT:]
-
-    def _run_event(self, e: Event, status: str) -> None:
-        self.status = status
-        d = e.data
-        if e.type == "run.queued":
-            self.workflow = d.get("workflow") or e.name
-            self.queued_at = e.ts
-        elif e.type in ("run.started", "run.resumed"):
-            self.workflow = self.workflow or e.name
-            self.started_at = self.started_at or e.ts
-            self.attempt = int(d.get("attempt") or self.attempt + 1)
-            self.resumes += e.type == "run.resumed"
-            self.ended_at, self.error = None, None
-        else:
-            self.ended_at = e.ts
-            if e.type == "run.completed":
-                self.output, self.has_output = d.get("output"), True
-            elif e.type == "run.failed":
-                self.error = d.get("error") or {}
 
     def tree(self) -> list[tuple[int, Span]]:
         """Spans depth-first with their depth (roots first, children in call order)."""

@@ -78,8 +78,8 @@ class RunTotals:
 
     def _run_event(self, e: Event) -> None:
         self.status = _RUN_STATUS[e.type]
+        self.workflow = e.name or self.workflow
         if e.type in ("run.started", "run.resumed"):
-            self.workflow = e.name or self.workflow
             self.started = self.started if self.started is not None else e.ts
             self.ended = None
             self.resumes += e.type == "run.resumed"
