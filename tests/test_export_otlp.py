@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from _otlp_receiver import Receiver
-from _trace import MODEL, failing, traced
+from _trace import MODEL, failing, fan_out, traced
 from click.testing import CliRunner
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 import aiflow_nb
+from aiflow_nb import keys
 from aiflow_nb.cli import cli
 from aiflow_nb.errors import ExportError
+from aiflow_nb.events.model import FIELD, make_payload
 from aiflow_nb.export.otlp import OtlpExporter, traces_url
 from aiflow_nb.export.otlp_spans import trace_id
+from aiflow_nb.ops.submit import submit
+from aiflow_nb.store import sync_redis
 
 
 def _attrs(span: Span) -> dict[str, object]:
@@ -64,6 +69,27 @@ def test_failed_span_exports_error_status_and_exception_event() -> None:
     event = next(e for e in boom.events if e.name == "exception")
     ev = {kv.key: kv.value.string_value for kv in event.attributes}
     assert ev["exception.type"] == "ComponentFailed" and "Traceback" in ev["exception.stacktrace"]
+
+
+def test_spans_a_crash_cut_off_export_interrupted_ending_at_the_run_end() -> None:
+    # The events a worker killed mid-step leaves, then recovery's run.failed (written here
+    # as ops/recovery writes them; no worker runs, so the submitted run stays queued).
+    handle = submit(fan_out.name, fan_out.bind_inputs({"n": 1}))
+    stream = keys.run_events(handle.run_id)
+    for type_, span, parent, name in (("run.started", None, None, fan_out.name),
+                                      ("span.started", "root", None, fan_out.name),
+                                      ("span.started", "s1", "root", "leaf"),
+                                      ("run.failed", None, None, fan_out.name)):
+        sync_redis().xadd(stream, {FIELD: make_payload(type_, handle.run_id, span_id=span,
+                                                       parent_id=parent, name=name)})
+    ended = time.time()
+    time.sleep(0.05)
+    with Receiver() as rx:
+        assert OtlpExporter(rx.endpoint).export_run(handle.run_id) == 2
+    for span in rx.spans():
+        assert _attrs(span)["aiflow.span.status"] == "interrupted"
+        assert span.status.code == Status.STATUS_CODE_ERROR
+        assert span.end_time_unix_nano <= ended * 1e9  # not the moment of export
 
 
 def test_cli_exports_one_run_and_follow_exports_runs_as_they_end() -> None:
