@@ -5,20 +5,15 @@ reconnect (``Last-Event-ID``) must resume with no gap and no duplicate."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from _api import KEY, client
+from _browser import chromium, screenshot
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aiflow_nb.api import ServerThread, create_app
 from aiflow_nb.ops.local import ensure_local_worker
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
 
 
 class _Dropped(Exception):
@@ -90,27 +85,20 @@ FOLLOW_JS = """
 
 @pytest.mark.browser
 def test_browser_eventsource_resumes_after_a_dropped_connection(namespace: str) -> None:
-    from playwright.sync_api import sync_playwright
-
     ensure_local_worker(force=True)
     # cut after the retry line and 3 writes (replayed events arrive in one batch)
     app = DropOnce(create_app(api_keys=(KEY,), sse_retry_ms=100), chunks=4)
     with ServerThread(app) as server, client(server) as http:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page()
-                page.goto(f"{server.url}/healthz")
-                inputs = {"n": 20, "delay": 0.1}  # started once the browser is up: mid-run
-                run_id = http.post("/workflows/api_ticker/start", json=inputs).json()["run_id"]
-                token = http.post(f"/runs/{run_id}/token").json()["token"]
-                url = f"/runs/{run_id}/events?token={token}"
-                result: dict[str, Any] = page.evaluate(FOLLOW_JS, url)
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.set_content(f"<pre>{json.dumps(result, indent=1)}</pre>")
-                page.screenshot(path=str(ARTIFACTS / "api_eventsource_resume.png"))
-            finally:
-                browser.close()
+        with chromium() as browser:
+            page = browser.new_page()
+            page.goto(f"{server.url}/healthz")
+            inputs = {"n": 20, "delay": 0.1}  # started once the browser is up: mid-run
+            run_id = http.post("/workflows/api_ticker/start", json=inputs).json()["run_id"]
+            token = http.post(f"/runs/{run_id}/token").json()["token"]
+            url = f"/runs/{run_id}/events?token={token}"
+            result: dict[str, Any] = page.evaluate(FOLLOW_JS, url)
+            page.set_content(f"<pre>{json.dumps(result, indent=1)}</pre>")
+            screenshot(page, "api_eventsource_resume")
         full = [json.loads(line) for line in http.get(
             f"/runs/{run_id}/events", params={"format": "ndjson"}).text.splitlines() if line]
     assert not result.get("timeout"), result
