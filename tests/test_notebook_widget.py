@@ -197,6 +197,29 @@ def test_snapshot_counts_resumes_and_clears_the_error() -> None:
     assert [row[0] for row in state.tree()][0] == 0  # the workflow span is the root
 
 
+def test_run_state_counts_resumes_clears_the_error_and_marks_cut_off_spans() -> None:
+    from aiflow_nb.events.model import Event
+    from aiflow_nb.notebook import RunState
+    from aiflow_nb.notebook.render import render_text
+
+    def ev(i: int, type: str, span: str | None = None, **data: object) -> Event:
+        return Event(id=f"{i}-0", type=type, ts=float(i), run_id="r", span_id=span,
+                     parent_id=None, name="wf", data=dict(data))
+
+    state = RunState("r")
+    assert state.status == "unknown"
+    state.apply_all([ev(1, "run.queued"), ev(2, "run.started"), ev(2, "span.started", "s"),
+                     ev(5, "run.failed", error={"type": "WorkerCrashed", "message": "died"})])
+    assert state.status == "failed" and state.error == {"type": "WorkerCrashed",
+                                                         "message": "died"}
+    assert state.spans["s"].status == "interrupted" and state.elapsed() == 3.0
+    assert "↯ wf" in render_text(state)
+    state.apply_all([ev(6, "run.resumed"), ev(7, "span.started", "s"),
+                     ev(8, "span.completed", "s", output=1), ev(9, "run.completed", output=1)])
+    assert state.resumes == 1 and state.error is None and state.workflow == "wf"
+    assert state.status == "completed" and state.output == 1 and state.elapsed() == 7.0
+
+
 def test_fallbacks_of_an_unknown_run_say_so() -> None:
     handle = af.RunHandle("0" * 24)
     assert "not found" in handle._repr_html_()
