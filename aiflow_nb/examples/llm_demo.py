@@ -10,9 +10,11 @@ from typing import TextIO
 import click
 
 from .. import keys
+from ..access.handle import RunHandle
 from ..events.model import Event
 from ..llm.local_server import FakeLLMServer, serve_fake_llm
 from ..store import redis_url
+from ..trace.totals import span_usage
 from .console import print_event
 from .content_agent import content_agent
 from .llm import use_fake_llm
@@ -42,9 +44,8 @@ class _Printer:
         print_event(event, self.out)
 
 
-def _total_cost(handle: object) -> float:
-    spans = handle.spans()  # type: ignore[attr-defined]
-    return sum(s.attributes.get("aiflow.cost_usd") or 0.0 for s in spans)
+def _total_cost(handle: RunHandle) -> float:
+    return sum(span_usage(s.attributes)[2] for s in handle.spans())
 
 
 def run_content_demo(topic: str, sections: int = 3, out: TextIO | None = None) -> str:
