@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aredis
@@ -14,24 +14,14 @@ from ..access.handle import decode_record
 from ..authoring import registry
 from ..errors import AiflowError, ApiError, RunNotFound
 from ..store import sync_redis
+from ..store.replies import RawHash
 from .pool import api_redis
 from .redact import Redactor
 
-__all__ = ["TERMINAL", "afetch", "await_end", "decode", "fetch", "page", "redactor_for", "result",
+__all__ = ["TERMINAL", "afetch", "await_end", "fetch", "page", "redactor_for", "result",
            "secret_args_of", "view", "views"]
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
-_FLOATS = ("created_at", "started_at", "ended_at")
-
-
-def decode(raw: Mapping[Any, Any]) -> dict[str, Any]:
-    """``decode_record`` (as ``RunHandle.record``), with every timestamp present (``None``
-    until set) and ``cancel_requested`` a bool."""
-    rec = decode_record(raw)
-    for name in _FLOATS:
-        rec.setdefault(name, None)
-    rec["cancel_requested"] = bool(rec.get("cancel_requested"))
-    return rec
 
 
 def secret_args_of(workflow: str | None) -> frozenset[str]:
@@ -66,8 +56,9 @@ def view(rec: dict[str, Any], redactor: Redactor, traceback: bool = True,
     if isinstance(error, dict) and not traceback:
         error = {k: v for k, v in error.items() if k != "traceback"}
     doc = {name: rec.get(name) for name in (
-        "run_id", "workflow", "version", "status", "attempt", "restarts", *_FLOATS,
-        "inputs", "output", "cancel_requested")}
+        "run_id", "workflow", "version", "status", "attempt", "restarts", "created_at",
+        "started_at", "ended_at", "inputs", "output")}
+    doc["cancel_requested"] = bool(rec.get("cancel_requested"))
     doc["error"] = error if isinstance(error, dict) else None
     return redactor_for(redactor, rec, secret_args).apply(doc)  # type: ignore[no-any-return]
 
@@ -82,18 +73,18 @@ def views(recs: list[dict[str, Any]], redactor: Redactor,
 
 def fetch(run_id: str, client: redis.Redis | None = None) -> dict[str, Any]:
     """The decoded record of ``run_id``; ``RunNotFound`` when there is none."""
-    raw = (client or sync_redis()).hgetall(keys.run(run_id))
+    raw = cast(RawHash, (client or sync_redis()).hgetall(keys.run(run_id)))
     if not raw:
         raise RunNotFound(run_id)
-    return decode(raw)
+    return decode_record(raw)
 
 
 async def afetch(run_id: str, client: aredis.Redis | None = None) -> dict[str, Any]:
     """Async twin of ``fetch``."""
-    raw = await (client or api_redis()).hgetall(keys.run(run_id))
+    raw = cast(RawHash, await (client or api_redis()).hgetall(keys.run(run_id)))
     if not raw:
         raise RunNotFound(run_id)
-    return decode(raw)
+    return decode_record(raw)
 
 
 async def await_end(run_id: str, timeout: float,
@@ -149,7 +140,7 @@ def page(workflow: str | None, status: str | None, limit: int, cursor: str | Non
         for run_id, _ in ids:
             pipe.hgetall(keys.run(run_id))
         for (_, score), raw in zip(ids, pipe.execute(), strict=True):
-            rec = decode(raw) if raw else None
+            rec = decode_record(raw) if raw else None
             if rec is not None and (status is None or rec.get("status") == status):
                 found.append((rec, score))
         after = (ids[-1][1], ids[-1][0])
