@@ -9,7 +9,6 @@ from typing import Any
 from aiflow_nb.access.spans import Span
 from aiflow_nb.trace import SpanTree, TreeRow
 from aiflow_nb.trace.totals import COST, INPUT_TOKENS, MODEL, OUTPUT_TOKENS
-from aiflow_nb.trace.tree import markers
 
 from .style import badge, esc, pre_json, seconds
 
@@ -21,12 +20,13 @@ def span_html(tree: SpanTree, span: Span, now: float | None = None) -> str:
     now = time.time() if now is None else now
     end = span.end if span.end is not None else now
     dur = None if span.start is None else end - span.start
+    flags = tree.span_markers(span)
     parts = [f"<h3>{esc(span.name)} {badge(span.status)}</h3>",
              f"<div>span <code>{esc(span.span_id)}</code>"
              f"{' · step <code>' + esc(span.key) + '</code>' if span.key else ''}</div>",
              f"<div>duration <b>{seconds(dur)}</b>{' (running)' if span.end is None else ''}"
              f" · attempts <b>{span.attempts or (1 if span.start else 0)}</b>"
-             f"{' · <b>' + esc(markers(span)) + '</b>' if markers(span) else ''}</div>"]
+             f"{' · <b>' + esc(flags) + '</b>' if flags else ''}</div>"]
     parts.append(_usage(span.attributes))
     if span.progress:
         p = span.progress

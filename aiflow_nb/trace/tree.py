@@ -157,11 +157,12 @@ class SpanTree:
                        start=None if span.start is None else span.start - t0,
                        duration=None if span.start is None else end - span.start,
                        attempts=len(span.retries) + 1 if span.status == "running"
-                       else span.attempts, markers=self._markers(span),
+                       else span.attempts, markers=self.span_markers(span),
                        model=str(span.attributes.get(MODEL) or ""), tokens=tin + tout,
                        cost=cost)
 
-    def _markers(self, span: Span) -> str:
+    def span_markers(self, span: Span) -> str:
+        """``markers(span)`` plus how often a run's end cut it off (``interrupted ×N``)."""
         cut = self.interruptions.get(span.span_id)
         return " ".join(m for m in (markers(span), f"interrupted ×{cut}" if cut else "") if m)
 
