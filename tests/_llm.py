@@ -3,8 +3,6 @@ clients pointed at it. Fixtures live in the test modules that use them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import aiflow_nb as af
@@ -12,13 +10,10 @@ from aiflow_nb.events.model import Event
 from aiflow_nb.llm import FakeLLMServer, serve_fake_llm
 
 
-@contextmanager
-def fake_llm(**knobs: Any) -> Iterator[FakeLLMServer]:
-    server = serve_fake_llm(**{"tokens_per_s": 0.0, **knobs})
-    try:
-        yield server
-    finally:
-        server.stop()
+def fake_llm(**knobs: Any) -> FakeLLMServer:
+    """The local LLM server, started (instant tokens unless ``knobs`` say otherwise); use it
+    in a ``with`` block, which stops it."""
+    return serve_fake_llm(**{"tokens_per_s": 0.0, **knobs})
 
 
 def events_of(handle: af.RunHandle, type_: str | None = None) -> list[Event]:
