@@ -9,12 +9,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from _helpers import LoopbackServer, QuietHandler, wait_for
 
 from aiflow_nb import keys
 from aiflow_nb.ops.presence import live_workers
@@ -26,19 +26,6 @@ FAST = {"AIFLOW_HEARTBEAT_INTERVAL": "0.25", "AIFLOW_HEARTBEAT_TTL": "1.5",
 """Heartbeat timing for the worker processes: a dead worker's runs come back in ~2 s."""
 CLI = "from aiflow_nb.cli import main; main()"
 APP = "aiflow_nb.examples.chaos"
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
-              every: float = 0.02) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)
 
 
 class WorkerProcess:
@@ -139,7 +126,7 @@ def running_on(run_id: str, worker_id: str | None = None) -> str | None:
     return holder.decode()
 
 
-class Receiver:
+class Receiver(LoopbackServer):
     """A real HTTP server on loopback collecting POSTed JSON bodies; the first
     ``failures`` requests get a 503 (to exercise retries)."""
 
@@ -149,7 +136,7 @@ class Receiver:
         self.failures = failures
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.requests += 1
@@ -160,20 +147,8 @@ class Receiver:
                     self.send_response(204)
                 self.end_headers()
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.url = f"{self.base_url}/hook"
 
 
 class Follower(threading.Thread):

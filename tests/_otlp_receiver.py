@@ -4,16 +4,16 @@
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from _helpers import LoopbackServer, QuietHandler
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 
 
-class Receiver:
+class Receiver(LoopbackServer):
     """``with Receiver() as rx:`` … ``rx.endpoint``, ``rx.requests``, ``rx.spans()``."""
 
     def __init__(self, status: int = 200) -> None:
@@ -23,7 +23,7 @@ class Receiver:
         self.received = threading.Condition()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if self.path != "/v1/traces":
@@ -42,20 +42,8 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(reply)
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Receiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.endpoint = self.base_url
 
     def wait(self, n: int, timeout: float = 20.0) -> None:
         with self.received:

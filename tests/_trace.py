@@ -12,6 +12,8 @@ import asyncio
 import time
 from typing import Any
 
+from _helpers import wait_for as wait_for  # re-exported for the trace tests
+
 from aiflow_nb import component, keys, progress, workflow
 from aiflow_nb.runtime.emit import set_attributes
 from aiflow_nb.store import sync_redis
@@ -114,16 +116,3 @@ def failing(x: int) -> int:
 def two_steps(gate: str) -> list[int]:
     """step 0 at once; step 1 waits on ``gate`` (kill the worker meanwhile to crash it)."""
     return [leaf(0), leaf(1, gate)]
-
-
-def wait_for(predicate: Any, timeout: float = 15.0, what: Any = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy; return that. ``what`` (or
-    ``what()``, evaluated at the timeout) names the condition in the error."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what() if callable(what) else what} not met after {timeout} s")
-        time.sleep(0.02)
