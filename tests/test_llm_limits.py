@@ -56,6 +56,25 @@ def test_token_reservations_queue_and_settle_against_real_usage() -> None:
     assert limits.acquire("unlimited", tokens=10**9).waited < 0.3
 
 
+def test_a_wait_cancelled_in_the_queue_gives_back_its_slot_and_tokens() -> None:
+    limits.set("queued", tpm=6000, concurrency=1)  # 100 tokens/s, a 1 s burst of 100
+    limits.acquire("queued", tokens=100).release(used_tokens=100)  # the bucket is empty
+
+    async def cancelled_while_queued() -> None:
+        waiting = asyncio.create_task(limits.aacquire("queued", tokens=100))  # ~1 s to wait
+        await asyncio.sleep(0.2)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    asyncio.run(cancelled_while_queued())
+
+    def must_not_wait(seconds: float) -> None:
+        raise AssertionError(f"asked to wait {seconds} s: the cancelled wait kept its share")
+
+    limits.acquire("queued", sleep=must_not_wait).release()  # the slot is free, no debt
+
+
 def test_concurrency_cap_holds_at_the_server() -> None:
     with fake_llm(latency=0.2) as server:
         limits.set("capped:gpt-4o-mini", concurrency=2)

@@ -129,6 +129,25 @@ def _poll() -> float:
     return defaults.RATE_LIMIT_POLL * (0.5 + random.random())
 
 
+def _new_lease(names: str | Iterable[str], tokens: int) -> tuple[tuple[str, ...], Lease,
+                                                                   list[Any]]:
+    """(names, an empty lease, ACQUIRE's args)."""
+    names = (names,) if isinstance(names, str) else tuple(names)
+    lease = Lease((), secrets.token_hex(8), tokens)
+    return names, lease, [tokens, lease.holder, int(defaults.RATE_LIMIT_LEASE_TTL * 1000)]
+
+
+def _granted(lease: Lease, name: str, reply: list[Any]) -> float | None:
+    """Seconds ACQUIRE's ``reply`` says to wait under ``name`` (None: no free slot yet);
+    the lease notes ``name`` when it holds something there to release."""
+    ok, ms, held = reply
+    if not int(ok):
+        return None
+    if int(held):
+        lease.names += (name,)
+    return float(ms) / 1000
+
+
 def acquire(
     names: str | Iterable[str],
     tokens: int = 0,
@@ -138,30 +157,26 @@ def acquire(
 ) -> Lease:
     """Wait for a turn under every limit in ``names`` (unknown names do not limit).
 
-    ``tokens`` is the estimate taken from a tokens-per-minute bucket. Example::
+    ``tokens`` is the estimate taken from a tokens-per-minute bucket. Interrupted while
+    waiting, it gives back what it took. Example::
 
         with limits.acquire("openai:gpt-4o-mini", tokens=900):
             ...  # call the provider
     """
-    names = (names,) if isinstance(names, str) else tuple(names)
-    r = client or sync_redis()
-    lease = Lease(names, secrets.token_hex(8), tokens)
-    script = r.register_script(ACQUIRE)
-    ttl = int(defaults.RATE_LIMIT_LEASE_TTL * 1000)
+    names, lease, args = _new_lease(names, tokens)
+    script = (client or sync_redis()).register_script(ACQUIRE)
     t0 = time.monotonic()
-    wait = 0.0
-    settle = []
-    for name in names:
-        while True:
-            ok, ms, held = script(keys=_keys(name), args=[tokens, lease.holder, ttl])
-            if int(ok):
-                wait = max(wait, float(ms) / 1000)
-                settle += [name] if int(held) else []
-                break
-            sleep(_poll())
-    lease.names = tuple(settle)
-    if wait > 0:
-        sleep(wait)
+    try:
+        wait = 0.0
+        for name in names:
+            while (granted := _granted(lease, name, script(keys=_keys(name), args=args))) is None:
+                sleep(_poll())
+            wait = max(wait, granted)
+        if wait > 0:
+            sleep(wait)
+    except BaseException:
+        lease.release(0, client)
+        raise
     lease.waited = time.monotonic() - t0
     return lease
 
@@ -172,25 +187,21 @@ async def aacquire(
     *,
     client: aredis.Redis | None = None,
 ) -> Lease:
-    """Async twin of ``acquire``."""
-    names = (names,) if isinstance(names, str) else tuple(names)
-    r = client or async_redis()
-    lease = Lease(names, secrets.token_hex(8), tokens)
-    script = r.register_script(ACQUIRE)
-    ttl = int(defaults.RATE_LIMIT_LEASE_TTL * 1000)
+    """Async twin of ``acquire`` (cancelled while waiting, it gives back what it took)."""
+    names, lease, args = _new_lease(names, tokens)
+    script = (client or async_redis()).register_script(ACQUIRE)
     t0 = time.monotonic()
-    wait = 0.0
-    settle = []
-    for name in names:
-        while True:
-            ok, ms, held = await script(keys=_keys(name), args=[tokens, lease.holder, ttl])
-            if int(ok):
-                wait = max(wait, float(ms) / 1000)
-                settle += [name] if int(held) else []
-                break
-            await asyncio.sleep(_poll())
-    lease.names = tuple(settle)
-    if wait > 0:
-        await asyncio.sleep(wait)
+    try:
+        wait = 0.0
+        for name in names:
+            while (granted := _granted(lease, name,
+                                       await script(keys=_keys(name), args=args))) is None:
+                await asyncio.sleep(_poll())
+            wait = max(wait, granted)
+        if wait > 0:
+            await asyncio.sleep(wait)
+    except BaseException:
+        await lease.arelease(0, client)
+        raise
     lease.waited = time.monotonic() - t0
     return lease
