@@ -11,7 +11,7 @@ import pprint
 from typing import Any
 
 from .. import defaults
-from ..access.spans import Span
+from ..access.spans import INPUT_TOKENS, OUTPUT_TOKENS, Span
 from .state import ProgressStream, RunState
 
 __all__ = ["header_html", "output_html", "error_html", "progress_label", "render_html",
@@ -43,8 +43,7 @@ def span_label(span: Span) -> str:
     elif span.retries and span.status == "running":
         parts.append(f"retrying ({len(span.retries)})")
     parts += [f"[{m}]" for m in ("cached", "replayed", "fallback") if getattr(span, m)]
-    tokens = (span.attributes.get("gen_ai.usage.input_tokens"),
-              span.attributes.get("gen_ai.usage.output_tokens"))
+    tokens = span.attributes.get(INPUT_TOKENS), span.attributes.get(OUTPUT_TOKENS)
     if tokens[1] is not None:
         parts.append(f"{tokens[0] or 0} → {tokens[1]} tokens")
     if span.error and span.status == "failed":
