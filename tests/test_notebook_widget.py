@@ -126,6 +126,20 @@ def test_widget_attached_late_replays_history_then_follows(comms: list[Recording
     assert state.status == "completed" and state.output == 3000
 
 
+def test_widget_of_a_run_whose_stream_ends_with_a_log_line_finishes(
+        comms: list[RecordingComm]) -> None:
+    from aiflow_nb import keys
+    from aiflow_nb.events.model import FIELD, make_payload
+    from aiflow_nb.store import sync_redis
+
+    handle = showcase.start(key="k5", n=1)
+    handle.wait(30)
+    # a monitor may log after run.completed (the stream's last event is then not terminal)
+    sync_redis().xadd(keys.run_events(handle.run_id), {FIELD: make_payload(
+        "log", handle.run_id, data={"level": "info", "message": "after the end"})})
+    assert RunWidget(handle).wait(10).status == "completed"
+
+
 def test_ten_thousand_events_are_coalesced_into_few_redraws(comms: list[RecordingComm]) -> None:
     handle = noisy.start(n=10_000)
     t0 = time.monotonic()

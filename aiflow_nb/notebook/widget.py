@@ -110,23 +110,22 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
 
     def _follow(self) -> None:
         client = self.handle.client
-        last: Event | None = None
+        state = self.run_state
         with self._lock:
-            for last in read_events(self.handle.run_id, follow=False, client=client):
-                self.run_state.apply(last)
+            for event in read_events(self.handle.run_id, follow=False, client=client):
+                state.apply(event)
         self.redraw()
         stream = keys.run_events(self.handle.run_id)
-        cursor = last.id if last else "0-0"
         drawn = time.monotonic()
-        while not self._stop.is_set() and not (last is not None and last.terminal):
-            reply = cast(Reply, client.xread({stream: cursor}, block=defaults.WIDGET_POLL_MS,
+        # The run's status, not the last event's type: a log line may follow run.completed.
+        while not self._stop.is_set() and not state.done:
+            reply = cast(Reply, client.xread({stream: state.last_id or "0-0"},
+                                             block=defaults.WIDGET_POLL_MS,
                                              count=defaults.REPLAY_PAGE))
             entries = [e for _, batch in reply or [] for e in batch]
             with self._lock:
                 for entry_id, fields in entries:
-                    last = Event.from_entry(entry_id, fields)
-                    self.run_state.apply(last)
-                    cursor = last.id
+                    state.apply(Event.from_entry(entry_id, fields))
             now = time.monotonic()
             if (entries and now - drawn >= self.refresh) or now - drawn >= 1.0:
                 self.redraw()
