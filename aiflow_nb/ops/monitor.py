@@ -43,10 +43,11 @@ if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 e
 if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
 return 0
 """
-_RELEASE = """
+RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+"""Delete KEYS[1] only while its value is ARGV[1] (a lock or lease still held by us)."""
 
 
 def _str(value: Any) -> str:
@@ -95,7 +96,7 @@ class Monitor:
     async def release(self) -> None:
         """Give the lock up (so another monitor takes over without waiting for its TTL)."""
         try:
-            await self.client.eval(_RELEASE, 1, keys.monitor_lock(), self.owner)
+            await self.client.eval(RELEASE, 1, keys.monitor_lock(), self.owner)
         except (redis.RedisError, OSError):
             pass
 

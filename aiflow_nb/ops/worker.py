@@ -27,7 +27,7 @@ from .. import defaults, keys
 from ..config import settings
 from ..runtime.executor import RunControl, execute
 from ..store import async_redis
-from .monitor import Monitor
+from .monitor import RELEASE, Monitor
 from .presence import heartbeat_document
 from .recovery import fail_run, hand_back
 from .submit import resolve_version
@@ -206,7 +206,9 @@ class Worker:
         pipe = self.client.pipeline(transaction=False)
         pipe.xack(self.queue, keys.queue_group, msg_id)
         pipe.xdel(self.queue, msg_id)
-        pipe.delete(lease)
+        # only if still ours: the executor already released it with the run's terminal
+        # write, and a resume() since then may have given it to another worker
+        pipe.eval(RELEASE, 1, lease, self.id)
         await pipe.execute()
 
     async def _after_cancel(self, msg_id: str, run_id: str, reason: str) -> None:
