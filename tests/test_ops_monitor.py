@@ -132,3 +132,25 @@ def test_monitor_once_command_prints_what_it_recovered() -> None:
     assert result.exit_code == 0, result.output
     assert result.output.split() == [handle.run_id, "requeued", "restarts=1"]
     assert CliRunner().invoke(cli, ["monitor", "--once"]).output == ""
+
+
+def test_hand_back_of_a_run_another_worker_took_over_only_acks_its_entry() -> None:
+    """A draining worker that stalled past its lease must not re-queue (or free the lease
+    of) a run the monitor already gave to another worker."""
+    from aiflow_nb.ops.recovery import hand_back
+
+    handle = _taken_by_dead_worker()
+    r = sync_redis()
+    queue = keys.queue("default")
+    entry_id = r.xpending_range(queue, keys.queue_group, "-", "+", 1)[0]["message_id"]
+    r.set(keys.run_lease(handle.run_id), "other-worker")
+
+    async def go() -> str:
+        return await hand_back(async_redis(), handle.run_id, "ghost-worker",
+                               (queue, entry_id.decode()))
+
+    assert asyncio.run(go()) == "lost"
+    assert r.get(keys.run_lease(handle.run_id)) == b"other-worker"
+    assert handle.record()["status"] == "running"
+    assert _queue_requests() == []
+    assert r.xpending(queue, keys.queue_group)["pending"] == 0

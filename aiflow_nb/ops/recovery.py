@@ -61,17 +61,22 @@ def _ack(pipe: Any, entry: QueueEntry | None) -> None:
 
 async def hand_back(client: aredis.Redis, run_id: str, worker_id: str, entry: QueueEntry) -> str:
     """Release a run this worker holds and queue it for another worker (drain timeout).
-    Returns ``requeued``, or ``ended`` when the run finished meanwhile."""
+    Returns ``requeued``, ``ended`` when the run finished meanwhile, or ``lost`` when
+    another worker took its lease over (and runs it now: only the queue entry is acked)."""
     run_key, lease_key = keys.run(run_id), keys.run_lease(run_id)
     async with client.pipeline(transaction=True) as pipe:
         while True:
             try:
                 await pipe.watch(run_key, lease_key)
                 status, version = await pipe.hmget(run_key, "status", "version")
+                holder = await pipe.get(lease_key)
+                held = holder is None or _text(holder) == worker_id  # None: expired, not taken
                 pipe.multi()  # type: ignore[no-untyped-call]
                 _ack(pipe, entry)
-                pipe.delete(lease_key)
-                outcome = "ended" if _text(status) in TERMINAL_STATUS else "requeued"
+                if held:
+                    pipe.delete(lease_key)
+                outcome = ("ended" if _text(status) in TERMINAL_STATUS
+                           else "requeued" if held else "lost")
                 if outcome == "requeued":
                     note = _log_event(run_id, "warning", f"worker {worker_id} is shutting "
                                       "down: run handed back to resume on another worker",
