@@ -116,8 +116,8 @@ def throughput(workers: int) -> float:
 
 
 def baseline() -> float:
-    """The same runs submitted (records only) and executed in this process, one after the
-    other, without queue, worker or lease; runs/s."""
+    """The same runs submitted (records only) and executed in this process, 64 at a time
+    on one loop, without queue, worker or lease; runs/s."""
     from aiflow_nb.examples import chaos  # noqa: F401 - registers one_step here
     from aiflow_nb.ops.submit import submit
     from aiflow_nb.runtime.executor import execute
