@@ -41,9 +41,6 @@ RETRY_MAX_DELAY = 30.0
 DRAIN_TIMEOUT = 60.0
 """Seconds a SIGTERM'd worker lets runs in hand finish before handing them back."""
 
-EVENT_BATCH = 512
-"""Events written in one pipeline at most."""
-
 REDIS_CONNECT_TIMEOUT = 5.0
 """Seconds to wait when connecting to Redis."""
 

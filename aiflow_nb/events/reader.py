@@ -70,7 +70,11 @@ def read_events(
         reply = cast("StreamsReply | None",
                      r.xread({stream: cursor}, block=block_ms, count=defaults.REPLAY_PAGE))
         if not reply and _ended(cast("bytes | None", r.hget(keys.run(run_id), "status"))):
-            return  # idle, and the run ended (its last event was not a run.* one)
+            # idle, and the run ended (its last event was not a run.* one): the events
+            # written with the final status are in the stream now (one atomic write)
+            tail = cast(StreamEntries, r.xrange(stream, min=f"({cursor}", max="+"))
+            yield from (Event.from_entry(entry_id, fields) for entry_id, fields in tail)
+            return
         for _, entries in reply or []:
             for entry_id, fields in entries:
                 event = Event.from_entry(entry_id, fields)
@@ -112,6 +116,9 @@ async def aread_events(
         reply = cast("StreamsReply | None",
                      await r.xread({stream: cursor}, block=block_ms, count=defaults.REPLAY_PAGE))
         if not reply and _ended(cast("bytes | None", await r.hget(keys.run(run_id), "status"))):
+            tail = cast(StreamEntries, await r.xrange(stream, min=f"({cursor}", max="+"))
+            for entry_id, fields in tail:
+                yield Event.from_entry(entry_id, fields)
             return
         for _, entries in reply or []:
             for entry_id, fields in entries:

@@ -1,7 +1,7 @@
 """Group-committed writes of a run's events, journal and record.
 
-Every write is appended to a buffer; one flusher task sends the whole buffer in
-one pipeline, then sends whatever arrived meanwhile. A lone event therefore
+Every write is appended to a buffer; one flusher task sends the whole buffer as
+one atomic pipeline (MULTI/EXEC), then sends whatever arrived meanwhile. A lone event therefore
 costs one round trip (it reaches readers within milliseconds) and a burst is
 batched. ``emit`` is safe to call from any thread.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import redis.asyncio as aredis
 
-from .. import defaults, keys
+from .. import keys
 from .model import FIELD, make_payload
 
 __all__ = ["EventWriter"]
@@ -88,8 +88,7 @@ class EventWriter:
     async def _flush_loop(self) -> None:
         try:
             while self._pending:
-                batch = self._pending[: defaults.EVENT_BATCH]
-                del self._pending[: defaults.EVENT_BATCH]
+                batch, self._pending = self._pending, []  # whole: a batch is atomic
                 await self._send(batch)
         except BaseException as exc:  # surfaced by flush(); never lost silently
             self.error = exc
@@ -99,7 +98,8 @@ class EventWriter:
             self._idle.set()
 
     async def _send(self, batch: list[Op]) -> None:
-        pipe = self._client.pipeline(transaction=False)
+        # MULTI/EXEC: a reader never sees a run's status ahead of the events written with it
+        pipe = self._client.pipeline(transaction=True)
         journal = {args[0]: args[1] for method, args, _ in batch if method == "journal"}
         if journal:  # first: a step is journaled no later than its completion event
             pipe.hset(keys.run_journal(self.run_id), mapping=journal)
