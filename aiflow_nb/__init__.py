@@ -63,6 +63,7 @@ def unload_ipython_extension(ipython: object) -> None:
 
     unload(ipython)
 
+
 __all__ = [
     "AiflowError",
     "ApiError",

@@ -57,8 +57,9 @@ class AiflowError(Exception):
 class ApiError(AiflowError):
     """A request the REST API refuses; ``status`` is the HTTP status, ``code`` a short tag."""
 
-    def __init__(self, status: int, code: str, message: str,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code

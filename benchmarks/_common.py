@@ -28,8 +28,12 @@ class Figure:
     met: bool | None = None
 
     def line(self) -> str:
-        ratio = f"  ratio {self.value / self.baseline:8.2f}x vs {self.baseline_name} " \
-                f"({self.baseline:.4g} {self.unit})" if self.baseline else ""
+        ratio = (
+            f"  ratio {self.value / self.baseline:8.2f}x vs {self.baseline_name} "
+            f"({self.baseline:.4g} {self.unit})"
+            if self.baseline
+            else ""
+        )
         verdicts = {None: "", True: "  [target met]", False: "  [target MISSED]"}
         verdict = verdicts[self.met]
         target = f"  target {self.target}" if self.target else ""

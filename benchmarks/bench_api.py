@@ -72,12 +72,20 @@ def _median_pct(trials: list[list[float]], q: float) -> float:
     return statistics.median(_pct(t, q) for t in trials) * 1e3
 
 
-async def _sse_client(host: str, port: int, run_id: str, out: list[float],
-                      connected: asyncio.Event, counter: list[int]) -> None:
+async def _sse_client(
+    host: str,
+    port: int,
+    run_id: str,
+    out: list[float],
+    connected: asyncio.Event,
+    counter: list[int],
+) -> None:
     """A minimal SSE client on a raw socket (so the harness adds little latency)."""
     reader, writer = await asyncio.open_connection(host, port)
-    writer.write(f"GET /runs/{run_id}/events HTTP/1.1\r\nHost: {host}\r\n"
-                 "Accept: text/event-stream\r\n\r\n".encode())
+    writer.write(
+        f"GET /runs/{run_id}/events HTTP/1.1\r\nHost: {host}\r\n"
+        "Accept: text/event-stream\r\n\r\n".encode()
+    )
     await writer.drain()
     try:
         while True:
@@ -111,8 +119,10 @@ async def _follow_http(url: str, run_id: str, gate: str) -> list[float]:
     host, port = url.removeprefix("http://").split(":")
     out: list[float] = []
     connected, counter = asyncio.Event(), [0]
-    tasks = [asyncio.create_task(_sse_client(host, int(port), run_id, out, connected, counter))
-             for _ in range(CLIENTS)]
+    tasks = [
+        asyncio.create_task(_sse_client(host, int(port), run_id, out, connected, counter))
+        for _ in range(CLIENTS)
+    ]
     await asyncio.wait_for(connected.wait(), CONNECT_TIMEOUT)
     _open(gate)  # all connected: the run may emit
     await asyncio.gather(*tasks)
@@ -140,8 +150,9 @@ async def _follow_redis(run_id: str, gate: str) -> list[float]:
 
 def _latencies(http: httpx.Client, url: str, via_http: bool) -> list[float]:
     gate = secrets.token_hex(4)
-    run_id = http.post("/workflows/pulse/start", json={
-        "n": EVENTS, "interval": INTERVAL, "gate": gate}).json()["run_id"]
+    run_id = http.post(
+        "/workflows/pulse/start", json={"n": EVENTS, "interval": INTERVAL, "gate": gate}
+    ).json()["run_id"]
     follow = _follow_http(url, run_id, gate) if via_http else _follow_redis(run_id, gate)
     samples = asyncio.run(follow)
     assert len(samples) == CLIENTS * EVENTS, len(samples)
@@ -188,9 +199,17 @@ def main() -> list[Figure]:
     b50, b99 = _median_pct(base, 0.50), _median_pct(base, 0.99)
     return [
         Figure(f"SSE latency, {CLIENTS} clients, p50", p50, "ms", b50, "Redis followers p50"),
-        Figure(f"SSE latency, {CLIENTS} clients, p99", p99, "ms", b99, "Redis followers p99",
-               "<= 25 ms", p99 <= 25),
-        Figure("POST /run one-step workflow, median", api * 1e3, "ms", local * 1e3,
-               "in-process .run()"),
+        Figure(
+            f"SSE latency, {CLIENTS} clients, p99",
+            p99,
+            "ms",
+            b99,
+            "Redis followers p99",
+            "<= 25 ms",
+            p99 <= 25,
+        ),
+        Figure(
+            "POST /run one-step workflow, median", api * 1e3, "ms", local * 1e3, "in-process .run()"
+        ),
         Figure("  (machine load average at start, 1 min)", load, f"on {os.cpu_count()} cores"),
     ]

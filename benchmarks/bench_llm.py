@@ -106,8 +106,10 @@ def _fake_llm_process(latency: float) -> Iterator[str]:
     port = free_port()
     aiflow = str(Path(sys.executable).parent / "aiflow")
     base = f"http://127.0.0.1:{port}"
-    with _served([aiflow, "fake-llm", "--port", str(port), "--latency", str(latency),
-                  "--tokens-per-s", "0"], f"{base}/_aiflow/knobs"):
+    with _served(
+        [aiflow, "fake-llm", "--port", str(port), "--latency", str(latency), "--tokens-per-s", "0"],
+        f"{base}/_aiflow/knobs",
+    ):
         yield base
 
 
@@ -116,9 +118,11 @@ def _site_process(pages: int) -> Iterator[str]:
     from aiflow_nb.api.server import free_port
 
     port = free_port()
-    code = ("import uvicorn; from aiflow_nb.examples.site import create_site; "
-            f"uvicorn.run(create_site({pages}), host='127.0.0.1', port={port}, "
-            "log_level='warning')")
+    code = (
+        "import uvicorn; from aiflow_nb.examples.site import create_site; "
+        f"uvicorn.run(create_site({pages}), host='127.0.0.1', port={port}, "
+        "log_level='warning')"
+    )
     url = f"http://127.0.0.1:{port}/"
     with _served([sys.executable, "-c", code], url):
         yield url
@@ -133,17 +137,40 @@ def main() -> list[Figure]:
         use_fake_llm(f"{base}/v1")
         wall, calls = _ingestion(site_pages=700)
         ideal = _ideal(calls)
-        figures.append(Figure(f"ingestion: {calls} LLM calls, 0.2 s, {RPM} rpm", wall, "s",
-                              baseline=ideal, baseline_name="ideal under the limit",
-                              target="<= 1.2x", met=wall <= 1.2 * ideal))
+        figures.append(
+            Figure(
+                f"ingestion: {calls} LLM calls, 0.2 s, {RPM} rpm",
+                wall,
+                "s",
+                baseline=ideal,
+                baseline_name="ideal under the limit",
+                target="<= 1.2x",
+                met=wall <= 1.2 * ideal,
+            )
+        )
         times = sorted(r["ts"] for r in httpx.get(f"{base}/_aiflow/requests").json())
         peak = max(sum(1 for t in times if start <= t < start + 1) for start in times)
         allowed = RPM / 60 * 2  # a full bucket (1 s of budget) plus 1 s of refill
-        figures.append(Figure("peak LLM requests in any 1 s (server log)", peak, "req",
-                              baseline=allowed, baseline_name="what the limit allows",
-                              target="<= 1.0x", met=peak <= allowed))
+        figures.append(
+            Figure(
+                "peak LLM requests in any 1 s (server log)",
+                peak,
+                "req",
+                baseline=allowed,
+                baseline_name="what the limit allows",
+                target="<= 1.0x",
+                met=peak <= allowed,
+            )
+        )
         httpx.post(f"{base}/_aiflow/knobs", json={"latency": 0.0})
         traced_s, raw_s = _overhead(f"{base}/v1")
-        figures.append(Figure("chat call in a run (wrapper)", traced_s * 1e3, "ms",
-                              baseline=raw_s * 1e3, baseline_name="raw openai SDK call"))
+        figures.append(
+            Figure(
+                "chat call in a run (wrapper)",
+                traced_s * 1e3,
+                "ms",
+                baseline=raw_s * 1e3,
+                baseline_name="raw openai SDK call",
+            )
+        )
     return figures

@@ -52,7 +52,8 @@ def _static_table(run_id: str, directory: Path) -> str:
     from aiflow_nb.access.handle import RunHandle
 
     (directory / "table.html").write_text(
-        "<html><body>" + RunHandle(run_id).to_pandas().to_html() + "</body></html>")
+        "<html><body>" + RunHandle(run_id).to_pandas().to_html() + "</body></html>"
+    )
     return "table.html"
 
 
@@ -95,8 +96,9 @@ def _first_render(browser: Any, url: str, run_id: str) -> tuple[float, float]:
     """
     page = browser.new_page()
     page.goto(f"{url}?run={run_id}", wait_until="commit")
-    rendered = page.wait_for_function(_RENDERED_JS.replace("BARS", _bars_at_least(SPANS)),
-                                      polling=20, timeout=60_000).json_value()
+    rendered = page.wait_for_function(
+        _RENDERED_JS.replace("BARS", _bars_at_least(SPANS)), polling=20, timeout=60_000
+    ).json_value()
     t1 = time.perf_counter()
     page.locator(".tabulator-row", has_text="bench_leaf [3]").first.click()
     page.locator(".aiflow-detail", has_text="bench_leaf").wait_for()
@@ -111,7 +113,9 @@ def _static_render(browser: Any, url: str) -> float:
     page.goto(url, wait_until="commit")
     rendered = page.wait_for_function(
         f"() => document.querySelectorAll('tr').length > {SPANS} && performance.now()",
-        polling=20, timeout=60_000).json_value()
+        polling=20,
+        timeout=60_000,
+    ).json_value()
     page.close()
     return float(rendered) / 1000
 
@@ -132,8 +136,11 @@ def _live_latency(browser: Any, url: str) -> list[float]:
     sync_redis().set(f"{gate}:{LIVE_STEPS - 1}", 1)
     handle.result(timeout=30)
     page.close()
-    started = {e.data["key"]: e.ts for e in read_events(handle.run_id, follow=False)
-               if e.type == "span.started" and e.name == "bench_step"}
+    started = {
+        e.data["key"]: e.ts
+        for e in read_events(handle.run_id, follow=False)
+        if e.type == "span.started" and e.name == "bench_step"
+    }
     return [seen[i] - started[f"bench_stepper/bench_step#{i}"] for i in seen]
 
 
@@ -150,11 +157,13 @@ def main() -> list[Figure]:
             viewport = {"width": 1400, "height": 1100}
             cold_ctx = browser.new_context(viewport=viewport)
             cold, _ = _first_render(cold_ctx, url, big.run_id)  # empty cache, fresh server
-            cold_static = _static_render(browser.new_context(viewport=viewport),
-                                         static_url + page_name)
+            cold_static = _static_render(
+                browser.new_context(viewport=viewport), static_url + page_name
+            )
             ctx = browser.new_context(viewport=viewport)
-            renders, selects = zip(*(_first_render(ctx, url, big.run_id)
-                                     for _ in range(3)), strict=True)
+            renders, selects = zip(
+                *(_first_render(ctx, url, big.run_id) for _ in range(3)), strict=True
+            )
             statics = [_static_render(ctx, static_url + page_name) for _ in range(2)]
             latencies = _live_latency(ctx, url)
             reloads = [_static_render(ctx, static_url + page_name) for _ in range(2)]
@@ -162,14 +171,49 @@ def main() -> list[Figure]:
     render, select = statistics.median(renders), statistics.median(selects)
     static_s, latency = statistics.median(statics), statistics.median(latencies)
     return [
-        Figure("first render, 2,000-span run (median of 3)", render, "s", static_s,
-               "static HTML table", "<= 2 s", render <= 2.0),
-        Figure("first render, 2,000-span run, empty cache", cold, "s", cold_static,
-               "static HTML table, empty cache", "<= 2 s", cold <= 2.0),
-        Figure("select a span -> detail, 2,000-span run", select, "s", static_s,
-               "static HTML table", "responsive (<= 1 s)", select <= 1.0),
-        Figure(f"event -> screen, live run (median of {len(latencies)})", latency, "s",
-               statistics.median(reloads), "reload of static table", "<= 1 s", latency <= 1.0),
-        Figure("event -> screen, live run (worst)", max(latencies), "s", None, "", "<= 1 s",
-               max(latencies) <= 1.0),
+        Figure(
+            "first render, 2,000-span run (median of 3)",
+            render,
+            "s",
+            static_s,
+            "static HTML table",
+            "<= 2 s",
+            render <= 2.0,
+        ),
+        Figure(
+            "first render, 2,000-span run, empty cache",
+            cold,
+            "s",
+            cold_static,
+            "static HTML table, empty cache",
+            "<= 2 s",
+            cold <= 2.0,
+        ),
+        Figure(
+            "select a span -> detail, 2,000-span run",
+            select,
+            "s",
+            static_s,
+            "static HTML table",
+            "responsive (<= 1 s)",
+            select <= 1.0,
+        ),
+        Figure(
+            f"event -> screen, live run (median of {len(latencies)})",
+            latency,
+            "s",
+            statistics.median(reloads),
+            "reload of static table",
+            "<= 1 s",
+            latency <= 1.0,
+        ),
+        Figure(
+            "event -> screen, live run (worst)",
+            max(latencies),
+            "s",
+            None,
+            "",
+            "<= 1 s",
+            max(latencies) <= 1.0,
+        ),
     ]

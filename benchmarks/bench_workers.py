@@ -27,12 +27,28 @@ KILLS = 3
 
 
 def _spawn(*args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "AIFLOW_LOCAL_WORKER": "0",
-           "AIFLOW_HEARTBEAT_INTERVAL": str(INTERVAL), "AIFLOW_HEARTBEAT_TTL": str(TTL)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "AIFLOW_LOCAL_WORKER": "0",
+        "AIFLOW_HEARTBEAT_INTERVAL": str(INTERVAL),
+        "AIFLOW_HEARTBEAT_TTL": str(TTL),
+    }
     return subprocess.Popen(
-        [sys.executable, "-c", "from aiflow_nb.cli import main; main()", "worker",
-         "--app", "aiflow_nb.examples.chaos", *args], env=env, cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-c",
+            "from aiflow_nb.cli import main; main()",
+            "worker",
+            "--app",
+            "aiflow_nb.examples.chaos",
+            *args,
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _wait(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
@@ -80,8 +96,11 @@ def recovery_once() -> float:
         killed_at = time.time()
         victim.kill()
         victim.wait()
-        resumed = _wait(lambda: next((e for e in handle.events(follow=False)
-                                      if e.type == "run.resumed"), None), 30, "run.resumed")
+        resumed = _wait(
+            lambda: next((e for e in handle.events(follow=False) if e.type == "run.resumed"), None),
+            30,
+            "run.resumed",
+        )
         handle.cancel()
         return float(resumed.ts) - killed_at
     finally:
@@ -149,12 +168,36 @@ def main() -> list[Figure]:
         one, two = throughput(1), throughput(2)
     worst = max(recoveries)
     return [
-        Figure("recovery: SIGKILL -> run.resumed (worst of 3)", worst, "s", TTL, "heartbeat TTL",
-               f"<= TTL + 1 = {TTL + 1:g} s", worst <= TTL + 1),
-        Figure("recovery: SIGKILL -> run.resumed (median)", sorted(recoveries)[1], "s", TTL,
-               "heartbeat TTL"),
-        Figure("throughput, 1 worker (submit + complete)", one, "runs/s", base,
-               "executor in-process, no queue"),
-        Figure("throughput, 2 workers (submit + complete)", two, "runs/s", base,
-               "executor in-process, no queue", ">= 500 runs/s", two >= 500),
+        Figure(
+            "recovery: SIGKILL -> run.resumed (worst of 3)",
+            worst,
+            "s",
+            TTL,
+            "heartbeat TTL",
+            f"<= TTL + 1 = {TTL + 1:g} s",
+            worst <= TTL + 1,
+        ),
+        Figure(
+            "recovery: SIGKILL -> run.resumed (median)",
+            sorted(recoveries)[1],
+            "s",
+            TTL,
+            "heartbeat TTL",
+        ),
+        Figure(
+            "throughput, 1 worker (submit + complete)",
+            one,
+            "runs/s",
+            base,
+            "executor in-process, no queue",
+        ),
+        Figure(
+            "throughput, 2 workers (submit + complete)",
+            two,
+            "runs/s",
+            base,
+            "executor in-process, no queue",
+            ">= 500 runs/s",
+            two >= 500,
+        ),
     ]

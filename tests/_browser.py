@@ -15,9 +15,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 ARTIFACTS = ROOT / "test-artifacts"
 
 BARS_JS = """() => {
@@ -61,11 +67,18 @@ def viewer_server() -> Iterator[str]:
     """``aiflow viewer --port 0`` in a subprocess (this test's Redis and namespace); its URL."""
     exe = Path(sys.executable).with_name("aiflow")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AIFLOW_LOCAL_WORKER": "0"}
-    proc = subprocess.Popen([str(exe), "viewer", "--port", "0"], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(exe), "viewer", "--port", "0"],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: lines.put(proc.stdout.readline()),  # type: ignore[union-attr]
-                     daemon=True).start()
+    threading.Thread(
+        target=lambda: lines.put(proc.stdout.readline()),  # type: ignore[union-attr]
+        daemon=True,
+    ).start()
     try:
         line = lines.get(timeout=60)
         if not line.startswith("aiflow viewer at "):

@@ -10,8 +10,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0,
-             what: str | Callable[[], str] = "condition", every: float = 0.02) -> Any:
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout: float = 15.0,
+    what: str | Callable[[], str] = "condition",
+    every: float = 0.02,
+) -> Any:
     """Poll ``predicate`` until it returns something truthy; return that. ``what`` (or
     ``what()``, evaluated at the timeout) names the condition in the error."""
     deadline = time.monotonic() + timeout

@@ -48,8 +48,11 @@ class RecordingComm:
 
     def updates(self, key: str) -> list[Any]:
         """Values sent for trait ``key``, in order."""
-        return [m["state"][key] for m in self.messages
-                if m.get("method") == "update" and key in m.get("state", {})]
+        return [
+            m["state"][key]
+            for m in self.messages
+            if m.get("method") == "update" and key in m.get("state", {})
+        ]
 
 
 @pytest.fixture(name="comms")
@@ -91,8 +94,9 @@ def run_cell(ip: Any, source: str) -> Any:
 def start_worker(env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """An out-of-kernel worker process on this test's Redis and namespace."""
     full = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    proc = subprocess.Popen(WORKER, env=full, text=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        WORKER, env=full, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wait_for_workers(1)
     return proc
 

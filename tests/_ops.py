@@ -21,8 +21,11 @@ from aiflow_nb.ops.presence import live_workers
 from aiflow_nb.store import sync_redis
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = {"AIFLOW_HEARTBEAT_INTERVAL": "0.25", "AIFLOW_HEARTBEAT_TTL": "1.5",
-        "AIFLOW_LOCAL_WORKER": "0"}
+FAST = {
+    "AIFLOW_HEARTBEAT_INTERVAL": "0.25",
+    "AIFLOW_HEARTBEAT_TTL": "1.5",
+    "AIFLOW_LOCAL_WORKER": "0",
+}
 """Heartbeat timing for the worker processes: a dead worker's runs come back in ~2 s."""
 CLI = "from aiflow_nb.cli import main; main()"
 APP = "aiflow_nb.examples.chaos"
@@ -40,7 +43,10 @@ class WorkerProcess:
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", CLI, "-v", "worker", "--app", APP, *args],
-                env=full, stdout=out, stderr=subprocess.STDOUT)
+                env=full,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         self.id = ""
 
     @property
@@ -49,6 +55,7 @@ class WorkerProcess:
 
     def ready(self, timeout: float = 30.0) -> WorkerProcess:
         """Wait until the worker heartbeats; remember its id."""
+
         def mine() -> dict[str, Any] | None:
             if self.proc.poll() is not None:
                 raise AssertionError(f"worker exited {self.proc.returncode}:\n{self.log()}")
@@ -69,8 +76,7 @@ class WorkerProcess:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"worker still running after {timeout} s:\n{self.log()}") \
-                from None
+            raise AssertionError(f"worker still running after {timeout} s:\n{self.log()}") from None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -102,8 +108,12 @@ def start_monitor(log_dir: Path) -> subprocess.Popen[bytes]:
     """An ``aiflow -v monitor`` process (the heartbeat TTL of the workers), logging to a file."""
     full = {**os.environ, **FAST, "PYTHONPATH": str(ROOT)}
     with open(log_dir / "monitor.log", "wb") as out:
-        return subprocess.Popen([sys.executable, "-c", CLI, "-v", "monitor"], env=full,
-                                stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-c", CLI, "-v", "monitor"],
+            env=full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def record(run_id: str) -> dict[str, str]:

@@ -53,8 +53,14 @@ def flaky(tag: str) -> str:
 @component
 async def chat(prompt: str, gate: str = "") -> Any:
     """An LLM-shaped step: streams tokens, reports progress and gen_ai.* attributes."""
-    set_attributes(**{"gen_ai.request.model": MODEL, "gen_ai.usage.input_tokens": 7,
-                      "gen_ai.usage.output_tokens": 3, "aiflow.cost_usd": 0.0021})
+    set_attributes(
+        **{
+            "gen_ai.request.model": MODEL,
+            "gen_ai.usage.input_tokens": 7,
+            "gen_ai.usage.output_tokens": 3,
+            "aiflow.cost_usd": 0.0021,
+        }
+    )
     for i, word in enumerate(["alpha ", "beta ", "gamma"]):
         if i == 1 and gate:
             await asyncio.to_thread(wait_gate, gate)
@@ -92,7 +98,8 @@ async def traced(tag: str, gate: str = "", fan: int = 3) -> dict[str, Any]:
 async def fan_out(n: int, gate: str = "") -> int:
     """``n`` parallel leaves; the last one waits on ``gate`` when one is given."""
     done = await asyncio.gather(
-        *(asyncio.to_thread(leaf, i, gate if i == n - 1 else "") for i in range(n)))
+        *(asyncio.to_thread(leaf, i, gate if i == n - 1 else "") for i in range(n))
+    )
     return len(done)
 
 

@@ -56,8 +56,13 @@ def redis_client(redis_url: str):  # type: ignore[no-untyped-def]
 def python_subprocess(code: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """Start ``python -c code`` with this test's Redis and namespace in its environment."""
     full = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", **(env or {})}
-    return subprocess.Popen([sys.executable, "-c", code], env=full, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=full,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def wait_serving(proc: subprocess.Popen[Any], url: str, timeout: float = 30.0) -> None:
@@ -70,7 +75,8 @@ def wait_serving(proc: subprocess.Popen[Any], url: str, timeout: float = 30.0) -
         except httpx.TransportError:
             if proc.poll() is not None:
                 _, err = proc.communicate()
-                raise AssertionError(f"the server exited ({proc.returncode}) before {url} "
-                                     f"answered: {err!r}") from None
+                raise AssertionError(
+                    f"the server exited ({proc.returncode}) before {url} answered: {err!r}"
+                ) from None
             assert time.monotonic() < deadline, f"{url} did not answer within {timeout} s"
             time.sleep(0.05)

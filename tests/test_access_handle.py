@@ -71,7 +71,8 @@ def test_attach_from_another_process_sees_the_full_history() -> None:
         "import aiflow_nb as af\n"
         f"h = af.attach('{handle.run_id}')\n"
         "print(' '.join(e.type for e in h.events()))\n"
-        "print(h.result())\n")
+        "print(h.result())\n"
+    )
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     types, result = out.strip().splitlines()

@@ -30,8 +30,12 @@ def _run(server: ServerThread) -> str:
 def test_missing_or_wrong_key_is_401(server: ServerThread) -> None:
     with client(server, key=None) as anon, client(server, key="wrong") as wrong:
         for c in (anon, wrong):
-            for method, path in [("GET", "/workflows"), ("GET", "/runs"),
-                                 ("POST", "/workflows/api_add/start"), ("GET", "/runs/abc")]:
+            for method, path in [
+                ("GET", "/workflows"),
+                ("GET", "/runs"),
+                ("POST", "/workflows/api_add/start"),
+                ("GET", "/runs/abc"),
+            ]:
                 r = c.request(method, path, json={"a": 1} if method == "POST" else None)
                 assert r.status_code == 401, (path, r.text)
                 assert r.headers["www-authenticate"].startswith("Bearer")
@@ -47,8 +51,9 @@ def test_any_configured_key_works_and_health_and_docs_are_open(server: ServerThr
         assert anon.get("/openapi.json").status_code == 200
 
 
-def test_keys_from_the_environment_and_a_file(namespace: str, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keys_from_the_environment_and_a_file(
+    namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "keys"
     path.write_text("# team keys\nfile-key-1\n\nfile-key-2  # ci\n")
     monkeypatch.setenv("AIFLOW_API_KEYS", "env-key-1, env-key-2")
@@ -93,8 +98,12 @@ def test_scoped_token_reads_only_its_run(server: ServerThread) -> None:
         for path in (f"/runs/{other}", f"/runs/{other}/events", f"/runs/{other}/output"):
             r = t.get(path)
             assert r.status_code == 403 and r.json()["error"] == "wrong_run", path
-        for method, path in [("GET", "/runs"), ("POST", f"/runs/{mine}/cancel"),
-                             ("POST", f"/runs/{mine}/token"), ("GET", "/workflows")]:
+        for method, path in [
+            ("GET", "/runs"),
+            ("POST", f"/runs/{mine}/cancel"),
+            ("POST", f"/runs/{mine}/token"),
+            ("GET", "/workflows"),
+        ]:
             assert t.request(method, path).status_code == 403, path
     with client(server, key=None) as browser:  # EventSource cannot send headers: ?token=
         r = browser.get(f"/runs/{mine}/events", params={"token": tok["token"]})
@@ -110,8 +119,12 @@ def test_expired_tampered_or_foreign_tokens_are_401(server: ServerThread) -> Non
     good, _ = issue_token(key, run_id, ttl=60)
     body, mac = good.removeprefix("rt1.").split(".")
     tampered = f"rt1.{body[:-2]}AA.{mac}"
-    for token, why in [(expired, "expired"), (foreign, "signature"), (tampered, ""),
-                       ("rt1.garbage", "malformed")]:
+    for token, why in [
+        (expired, "expired"),
+        (foreign, "signature"),
+        (tampered, ""),
+        ("rt1.garbage", "malformed"),
+    ]:
         with client(server, key=token) as c:
             r = c.get(f"/runs/{run_id}")
             assert r.status_code == 401 and why in r.json()["message"], r.text
@@ -130,7 +143,8 @@ def test_token_verification_without_a_server() -> None:
 
 
 def test_tokens_signed_with_aiflow_secret_work_across_servers(
-        namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AIFLOW_SECRET", "shared-secret-for-tests")
     import aiflow_nb
 
@@ -151,8 +165,10 @@ def test_run_ids_are_unguessable(server: ServerThread) -> None:
 
 def test_cors_only_for_configured_origins(namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIFLOW_API_CORS_ORIGINS", "http://app.example")
-    preflight = {"Access-Control-Request-Method": "GET",
-                 "Access-Control-Request-Headers": "Authorization, Last-Event-ID"}
+    preflight = {
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "Authorization, Last-Event-ID",
+    }
     with serve(api_keys=(KEY,)) as srv, client(srv) as c:
         ok = c.options("/runs", headers={"Origin": "http://app.example", **preflight})
         assert ok.status_code == 200

@@ -99,8 +99,13 @@ def test_browser_eventsource_resumes_after_a_dropped_connection(namespace: str) 
             result: dict[str, Any] = page.evaluate(FOLLOW_JS, url)
             page.set_content(f"<pre>{json.dumps(result, indent=1)}</pre>")
             screenshot(page, "api_eventsource_resume")
-        full = [json.loads(line) for line in http.get(
-            f"/runs/{run_id}/events", params={"format": "ndjson"}).text.splitlines() if line]
+        full = [
+            json.loads(line)
+            for line in http.get(
+                f"/runs/{run_id}/events", params={"format": "ndjson"}
+            ).text.splitlines()
+            if line
+        ]
     assert not result.get("timeout"), result
     assert app.dropped and result["errors"] >= 1  # the connection did drop once
     got_ids = [e["id"] for e in result["got"]]

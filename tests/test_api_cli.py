@@ -20,11 +20,19 @@ TESTS = Path(__file__).resolve().parent
 
 def test_aiflow_api_serves_the_app_modules_workflows(namespace: str) -> None:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": f"{TESTS.parent}{os.pathsep}{TESTS}",
-           "AIFLOW_API_KEYS": KEY, "AIFLOW_LOCAL_WORKER": "0"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{TESTS.parent}{os.pathsep}{TESTS}",
+        "AIFLOW_API_KEYS": KEY,
+        "AIFLOW_LOCAL_WORKER": "0",
+    }
     code = "import sys; from aiflow_nb.cli import main; sys.argv[0] = 'aiflow'; main()"
-    proc = subprocess.Popen([sys.executable, "-c", code, "api", "--app", "_api", "--port",
-                             str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "api", "--app", "_api", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_serving(proc, f"{url}/healthz", timeout=20)

@@ -48,8 +48,9 @@ def test_sse_stream_has_ids_and_ends_after_the_terminal_event(http: httpx.Client
     events = events_of(r.text)
     assert [e["type"] for _, e in events][-1] == "run.completed"
     assert all(eid == e["id"] for eid, e in events)
-    assert [eid for eid, _ in events] == sorted({eid for eid, _ in events},
-                                                key=lambda i: tuple(map(int, i.split("-"))))
+    assert [eid for eid, _ in events] == sorted(
+        {eid for eid, _ in events}, key=lambda i: tuple(map(int, i.split("-")))
+    )
 
 
 def test_resume_after_a_disconnect_mid_run_with_last_event_id(http: httpx.Client) -> None:
@@ -76,8 +77,11 @@ def test_resume_with_after_and_last_event_id_winning(http: httpx.Client) -> None
     full = events_of(http.get(f"/runs/{run_id}/events").text)
     after = events_of(http.get(f"/runs/{run_id}/events", params={"after": full[1][0]}).text)
     assert after == full[2:]
-    both = http.get(f"/runs/{run_id}/events", params={"after": full[1][0]},
-                    headers={"Last-Event-ID": full[3][0]})
+    both = http.get(
+        f"/runs/{run_id}/events",
+        params={"after": full[1][0]},
+        headers={"Last-Event-ID": full[3][0]},
+    )
     assert events_of(both.text) == full[4:]
 
 
@@ -99,8 +103,10 @@ def test_bad_event_id_is_400(http: httpx.Client) -> None:
 def test_ndjson_on_request(http: httpx.Client) -> None:
     run_id = start_ticker(http, 2, 0.0)
     wait_status(http, run_id, "completed")
-    for kwargs in ({"headers": {"Accept": "application/x-ndjson"}},
-                   {"params": {"format": "ndjson"}}):
+    for kwargs in (
+        {"headers": {"Accept": "application/x-ndjson"}},
+        {"params": {"format": "ndjson"}},
+    ):
         r = http.get(f"/runs/{run_id}/events", **kwargs)  # type: ignore[arg-type]
         assert r.headers["content-type"].startswith("application/x-ndjson")
         lines = [json.loads(x) for x in r.text.splitlines() if x]
@@ -122,9 +128,11 @@ def test_keep_alive_comments_while_idle(http: httpx.Client) -> None:
     assert [json.loads(m["data"])["type"] for m in seen if "data" in m] == ["run.queued"]
 
 
-def test_a_disconnected_follower_leaves_no_task_behind(server: ServerThread,
-                                                        http: httpx.Client) -> None:
+def test_a_disconnected_follower_leaves_no_task_behind(
+    server: ServerThread, http: httpx.Client
+) -> None:
     run_id = http.post("/workflows/api_add/start", json={"a": 1}).json()["run_id"]  # idle run
+
     async def pumps() -> int:
         names = [t.get_name() for t in asyncio.all_tasks()]
         return sum(1 for n in names if n.startswith(("aiflow-sse-", "aiflow-feed-")))
@@ -148,8 +156,9 @@ def _server_loop(server: ServerThread) -> asyncio.AbstractEventLoop:
     return server.loop
 
 
-def test_followers_of_one_run_share_one_redis_reader(server: ServerThread,
-                                                     http: httpx.Client) -> None:
+def test_followers_of_one_run_share_one_redis_reader(
+    server: ServerThread, http: httpx.Client
+) -> None:
     run_id = http.post("/workflows/api_add/start", json={"a": 1}).json()["run_id"]  # idle run
     hub = server.server.config.app.state.feeds
     streams = [http.stream("GET", f"/runs/{run_id}/events") for _ in range(3)]

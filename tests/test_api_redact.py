@@ -8,9 +8,14 @@ from aiflow_nb.api.redact import MASK, Redactor, environment_secrets, is_sensiti
 
 
 def test_credential_like_keys_are_masked_anywhere() -> None:
-    doc = {"data": {"headers": {"Authorization": "Bearer x", "X-Api-Key": "k"},
-                    "items": [{"password": "p", "max_tokens": 5}],
-                    "openai_api_key": "sk-1", "client_secret": None}}
+    doc = {
+        "data": {
+            "headers": {"Authorization": "Bearer x", "X-Api-Key": "k"},
+            "items": [{"password": "p", "max_tokens": 5}],
+            "openai_api_key": "sk-1",
+            "client_secret": None,
+        }
+    }
     out = Redactor().apply(doc)
     assert out["data"]["headers"] == {"Authorization": MASK, "X-Api-Key": MASK}
     assert out["data"]["items"] == [{"password": MASK, "max_tokens": 5}]
@@ -21,10 +26,16 @@ def test_credential_like_keys_are_masked_anywhere() -> None:
 
 def test_secret_inputs_are_masked_by_name_and_by_value() -> None:
     red = Redactor().for_inputs(["token"], {"token": "hunter2-long", "user": "bob"})
-    out = red.apply({"inputs": {"token": "hunter2-long", "user": "bob"},
-                     "error": {"message": "auth failed for hunter2-long"}})
-    assert out == {"inputs": {"token": MASK, "user": "bob"},
-                   "error": {"message": f"auth failed for {MASK}"}}
+    out = red.apply(
+        {
+            "inputs": {"token": "hunter2-long", "user": "bob"},
+            "error": {"message": "auth failed for hunter2-long"},
+        }
+    )
+    assert out == {
+        "inputs": {"token": MASK, "user": "bob"},
+        "error": {"message": f"auth failed for {MASK}"},
+    }
 
 
 def test_environment_provider_keys_are_literals(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -50,9 +50,13 @@ def test_failed_run_shows_the_error_with_traceback(http: httpx.Client) -> None:
 
 
 def test_unknown_run_is_404_everywhere(http: httpx.Client) -> None:
-    for method, path in [("GET", "/runs/{}"), ("GET", "/runs/{}/output"),
-                         ("GET", "/runs/{}/events"), ("POST", "/runs/{}/cancel"),
-                         ("POST", "/runs/{}/token")]:
+    for method, path in [
+        ("GET", "/runs/{}"),
+        ("GET", "/runs/{}/output"),
+        ("GET", "/runs/{}/events"),
+        ("POST", "/runs/{}/cancel"),
+        ("POST", "/runs/{}/token"),
+    ]:
         r = http.request(method, path.format("0123456789abcdef01234567"))
         assert r.status_code == 404, (path, r.text)
         assert r.json()["error"] == "run_not_found"
@@ -68,7 +72,11 @@ def test_output_waits_then_answers(http: httpx.Client) -> None:
     ensure_local_worker(force=True)
     done = http.get(f"/runs/{run_id}/output", params={"wait": 10})
     assert done.status_code == 200 and done.json() == {
-        "run_id": run_id, "status": "completed", "output": 2, "error": None}
+        "run_id": run_id,
+        "status": "completed",
+        "output": 2,
+        "error": None,
+    }
 
 
 def test_list_runs_pages_with_a_cursor_and_filters(http: httpx.Client) -> None:
@@ -102,20 +110,23 @@ def test_cancel_a_queued_and_a_running_run(http: httpx.Client) -> None:
 
 
 def test_secrets_are_redacted_in_responses_and_events(
-        namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-provider-key-123456")
     ensure_local_worker(force=True)
     with served_client(api_keys=(KEY,)) as http:
-        run_id = http.post("/workflows/api_secret/run",
-                           json={"user": "bob", "api_token": "tok-very-secret-42"}).json()["run_id"]
+        run_id = http.post(
+            "/workflows/api_secret/run", json={"user": "bob", "api_token": "tok-very-secret-42"}
+        ).json()["run_id"]
         doc = http.get(f"/runs/{run_id}").json()
         assert doc["inputs"] == {"user": "bob", "api_token": "***"}
         assert doc["output"] == "bob:***"
         events = http.get(f"/runs/{run_id}/events").text
         assert "tok-very-secret-42" not in events and '"api_token":"***"' in events
         assert "using ***" in events
-        failed = http.post("/workflows/api_fail/run",
-                           json={"message": "bad key sk-provider-key-123456"}).json()
+        failed = http.post(
+            "/workflows/api_fail/run", json={"message": "bad key sk-provider-key-123456"}
+        ).json()
         assert "sk-provider-key-123456" not in str(failed) and "bad key ***" in str(failed)
         full = http.get(f"/runs/{failed['run_id']}").json()
         assert "sk-provider-key-123456" not in str(full)
@@ -132,9 +143,14 @@ def test_healthz_reports_redis_and_workers(http: httpx.Client) -> None:
 def test_redis_unreachable_is_503_with_retry_after(http: httpx.Client, tmp_path: object) -> None:
     run_id = start(http, "api_add", a=1)
     aiflow_nb.configure(redis_url=f"unix://{tmp_path}/no-redis-here.sock")
-    for method, path in [("GET", "/healthz"), ("GET", "/runs"), ("GET", f"/runs/{run_id}"),
-                         ("GET", f"/runs/{run_id}/output"), ("GET", f"/runs/{run_id}/events"),
-                         ("POST", "/workflows/api_add/start")]:
+    for method, path in [
+        ("GET", "/healthz"),
+        ("GET", "/runs"),
+        ("GET", f"/runs/{run_id}"),
+        ("GET", f"/runs/{run_id}/output"),
+        ("GET", f"/runs/{run_id}/events"),
+        ("POST", "/workflows/api_add/start"),
+    ]:
         r = http.request(method, path, json={"a": 1} if method == "POST" else None)
         assert r.status_code == 503, (path, r.text)
         assert r.headers["retry-after"] == "5" and "Redis" in r.json()["message"]

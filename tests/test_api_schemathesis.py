@@ -28,8 +28,13 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(namespace: s
         status_code_conformance,
     )
 
-    checks = [not_a_server_error, status_code_conformance, content_type_conformance,
-              response_headers_conformance, response_schema_conformance]
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_headers_conformance,
+        response_schema_conformance,
+    ]
     auth = {"Authorization": f"Bearer {KEY}"}
     calls = 0
     # No worker: runs stay queued, so every generated input is answered at once.
@@ -44,15 +49,21 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(namespace: s
             for mode, n in modes:
                 strategy = op.as_strategy(generation_mode=mode, query=fixed)
 
-                @settings(max_examples=n, deadline=None, database=None, derandomize=True,
-                          phases=[Phase.explicit, Phase.generate],
-                          suppress_health_check=list(HealthCheck))
+                @settings(
+                    max_examples=n,
+                    deadline=None,
+                    database=None,
+                    derandomize=True,
+                    phases=[Phase.explicit, Phase.generate],
+                    suppress_health_check=list(HealthCheck),
+                )
                 @given(case=strategy)
                 def probe(case: Any) -> None:
                     nonlocal calls
                     calls += 1
-                    case.call_and_validate(base_url=server.url, headers=auth, checks=checks,
-                                           timeout=10)
+                    case.call_and_validate(
+                        base_url=server.url, headers=auth, checks=checks, timeout=10
+                    )
 
                 try:
                     probe()

@@ -57,8 +57,12 @@ def test_sync_run_answers_202_when_the_wait_ends_first(http: httpx.Client) -> No
 
 
 def test_sync_run_streams_events_then_the_result(http: httpx.Client, worker: None) -> None:
-    with http.stream("POST", "/workflows/api_ticker/run", json={"n": 3, "delay": 0.01},
-                     headers={"Accept": "text/event-stream"}) as r:
+    with http.stream(
+        "POST",
+        "/workflows/api_ticker/run",
+        json={"n": 3, "delay": 0.01},
+        headers={"Accept": "text/event-stream"},
+    ) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         messages = [m for m in parse_sse(r.read().decode()) if "data" in m]
     types = [httpx.Response(200, content=m["data"]).json()["type"] for m in messages]
@@ -68,11 +72,17 @@ def test_sync_run_streams_events_then_the_result(http: httpx.Client, worker: Non
 
 
 def test_sync_run_streams_ndjson(http: httpx.Client, worker: None) -> None:
-    r = http.post("/workflows/api_add/run", json={"a": 1},
-                  headers={"Accept": "application/x-ndjson"})
+    r = http.post(
+        "/workflows/api_add/run", json={"a": 1}, headers={"Accept": "application/x-ndjson"}
+    )
     lines = [httpx.Response(200, content=x).json() for x in r.text.splitlines() if x]
-    assert lines[-1] == {"type": "result", "run_id": lines[0]["run_id"], "status": "completed",
-                         "output": 2, "error": None}
+    assert lines[-1] == {
+        "type": "result",
+        "run_id": lines[0]["run_id"],
+        "status": "completed",
+        "output": 2,
+        "error": None,
+    }
 
 
 def test_start_is_asynchronous_with_location(http: httpx.Client) -> None:
@@ -110,8 +120,9 @@ def test_missing_and_unknown_inputs_are_422(http: httpx.Client) -> None:
 
 
 def test_malformed_json_is_400(http: httpx.Client) -> None:
-    r = http.post("/workflows/api_add/run", content=b'{"a": 1',
-                  headers={"content-type": "application/json"})
+    r = http.post(
+        "/workflows/api_add/run", content=b'{"a": 1', headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400 and r.json()["error"] == "malformed_json"
 
 
@@ -156,8 +167,10 @@ def test_openapi_lists_each_workflow_as_an_endpoint(http: httpx.Client) -> None:
 def test_notebook_registered_workflow_is_listed_and_runs(http: httpx.Client, worker: None) -> None:
     from aiflow_nb.ops.code import register_bundle, register_source
 
-    source = ("from aiflow_nb import workflow\n\n@workflow\ndef nb_greet(who: str) -> str:\n"
-              "    '''Greets from a notebook.'''\n    return 'hi ' + who\n")
+    source = (
+        "from aiflow_nb import workflow\n\n@workflow\ndef nb_greet(who: str) -> str:\n"
+        "    '''Greets from a notebook.'''\n    return 'hi ' + who\n"
+    )
     digest = register_source(source, "cell-1")
     register_bundle("nb_greet", [digest])
     listed = {w["name"]: w for w in http.get("/workflows").json()["workflows"]}

@@ -7,19 +7,34 @@ import pytest
 from aiflow_nb import CachePolicy, Policies, RetryPolicy, TimeoutPolicy, component
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"attempts": 0}, {"attempts": 1.5}, {"attempts": True}, {"backoff": "linear"},
-    {"initial": -1}, {"max_delay": -0.1}, {"jitter": -1}, {"retry_on": (42,)},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"attempts": 0},
+        {"attempts": 1.5},
+        {"attempts": True},
+        {"backoff": "linear"},
+        {"initial": -1},
+        {"max_delay": -0.1},
+        {"jitter": -1},
+        {"retry_on": (42,)},
+    ],
+)
 def test_invalid_retry_values_raise_value_error(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         RetryPolicy(**kwargs)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: CachePolicy(ttl=0), lambda: CachePolicy(ttl=-5), lambda: TimeoutPolicy(0),
-    lambda: TimeoutPolicy(-1), lambda: CachePolicy(key="not callable"),  # type: ignore[arg-type]
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: CachePolicy(ttl=0),
+        lambda: CachePolicy(ttl=-5),
+        lambda: TimeoutPolicy(0),
+        lambda: TimeoutPolicy(-1),
+        lambda: CachePolicy(key="not callable"),  # type: ignore[arg-type]
+    ],
+)
 def test_invalid_cache_and_timeout_values_raise_value_error(make) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError):
         make()
@@ -84,6 +99,7 @@ def test_retry_true_means_the_default_retry_policy_like_cache_true() -> None:
 
 def test_secret_args_must_be_parameters() -> None:
     with pytest.raises(ValueError, match="not parameters"):
+
         @component(secret_args=["api_key"])
         def f(x: int) -> int:
             return x

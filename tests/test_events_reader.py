@@ -49,7 +49,7 @@ def test_reader_can_resume_after_any_event_id() -> None:
     full = [e.id for e in handle.events()]
     for cut in (0, 3, len(full) - 1):
         tail = [e.id for e in handle.events(after=full[cut])]
-        assert tail == full[cut + 1:]
+        assert tail == full[cut + 1 :]
 
 
 def test_async_reader_follows_live_tail() -> None:
@@ -97,8 +97,9 @@ def test_reader_after_a_trailing_non_terminal_event_stops_once_the_run_has_ended
     handle = ticking.start(n=1, pause=0)
     handle.result(timeout=10)
     stream = keys.run_events(handle.run_id)
-    late = sync_redis().xadd(stream, {FIELD: make_payload("log", handle.run_id,
-                                                          data={"message": "late"})})
+    late = sync_redis().xadd(
+        stream, {FIELD: make_payload("log", handle.run_id, data={"message": "late"})}
+    )
     t0 = time.monotonic()
     assert list(handle.events(after=late.decode())) == []
     assert time.monotonic() - t0 < 5

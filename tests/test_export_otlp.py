@@ -36,10 +36,12 @@ def test_export_sends_every_span_with_parentage_and_gen_ai_attributes() -> None:
         assert OtlpExporter(rx.endpoint).export_run(handle.run_id) == 6
     assert rx.content_types == ["application/x-protobuf"]
     resource = rx.requests[0].resource_spans[0].resource
-    assert {kv.key: kv.value.string_value for kv in resource.attributes}["service.name"] \
-        == "aiflow-nb"
-    spans = {s.name if s.name != "leaf" else f"leaf{_attrs(s)['aiflow.step_key']}": s
-             for s in rx.spans()}
+    assert {kv.key: kv.value.string_value for kv in resource.attributes}[
+        "service.name"
+    ] == "aiflow-nb"
+    spans = {
+        s.name if s.name != "leaf" else f"leaf{_attrs(s)['aiflow.step_key']}": s for s in rx.spans()
+    }
     root = spans.pop("traced")
     assert root.parent_span_id == b"" and root.trace_id == trace_id(handle.run_id)
     assert all(s.parent_span_id == root.span_id for s in spans.values())
@@ -76,12 +78,16 @@ def test_spans_a_crash_cut_off_export_interrupted_ending_at_the_run_end() -> Non
     # as ops/recovery writes them; no worker runs, so the submitted run stays queued).
     handle = submit(fan_out.name, fan_out.bind_inputs({"n": 1}))
     stream = keys.run_events(handle.run_id)
-    for type_, span, parent, name in (("run.started", None, None, fan_out.name),
-                                      ("span.started", "root", None, fan_out.name),
-                                      ("span.started", "s1", "root", "leaf"),
-                                      ("run.failed", None, None, fan_out.name)):
-        sync_redis().xadd(stream, {FIELD: make_payload(type_, handle.run_id, span_id=span,
-                                                       parent_id=parent, name=name)})
+    for type_, span, parent, name in (
+        ("run.started", None, None, fan_out.name),
+        ("span.started", "root", None, fan_out.name),
+        ("span.started", "s1", "root", "leaf"),
+        ("run.failed", None, None, fan_out.name),
+    ):
+        sync_redis().xadd(
+            stream,
+            {FIELD: make_payload(type_, handle.run_id, span_id=span, parent_id=parent, name=name)},
+        )
     ended = time.time()
     time.sleep(0.05)
     with Receiver() as rx:
@@ -96,16 +102,17 @@ def test_cli_exports_one_run_and_follow_exports_runs_as_they_end() -> None:
     done = traced.start(tag="cli", fan=1)
     done.result(timeout=20)
     with Receiver() as rx:
-        result = CliRunner().invoke(cli, ["export", "otlp", "--endpoint", rx.endpoint,
-                                          done.run_id])
+        result = CliRunner().invoke(cli, ["export", "otlp", "--endpoint", rx.endpoint, done.run_id])
         assert result.exit_code == 0, result.output
         assert f"exported 5 spans of run {done.run_id}" in result.output
         assert len(rx.requests) == 1
         stop = threading.Event()
         exported: list[tuple[str, int]] = []
         follower = OtlpExporter(rx.endpoint, service_name="followed")
-        thread = threading.Thread(target=lambda: exported.extend(
-            follower.follow(poll=0.05, until=stop.is_set)), daemon=True)
+        thread = threading.Thread(
+            target=lambda: exported.extend(follower.follow(poll=0.05, until=stop.is_set)),
+            daemon=True,
+        )
         thread.start()
         later = traced.start(tag="later", fan=1)
         later.result(timeout=20)

@@ -13,8 +13,10 @@ def test_all_is_sorted_and_names_exist() -> None:
 
 def test_every_public_member_is_exported() -> None:
     members = {
-        name for name, value in vars(aiflow_nb).items()
-        if not name.startswith("_") and getattr(value, "__module__", "").startswith("aiflow_nb")
+        name
+        for name, value in vars(aiflow_nb).items()
+        if not name.startswith("_")
+        and getattr(value, "__module__", "").startswith("aiflow_nb")
         and not isinstance(value, type(aiflow_nb))
     }
     members -= {"load_ipython_extension", "unload_ipython_extension"}

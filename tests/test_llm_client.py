@@ -24,19 +24,22 @@ def server() -> Iterator[FakeLLMServer]:
 
 
 def async_client(server: FakeLLMServer, **options: Any) -> AsyncOpenAI:
-    return AsyncOpenAI(base_url=server.base_url, api_key="unused", provider_name="fake",
-                       **options)
+    return AsyncOpenAI(base_url=server.base_url, api_key="unused", provider_name="fake", **options)
 
 
 def test_chat_call_in_a_run_is_a_span_with_gen_ai_attributes_tokens_and_cost(
-        server: FakeLLMServer) -> None:
+    server: FakeLLMServer,
+) -> None:
     client = async_client(server)
 
     @af.workflow
     async def ask_once(question: str) -> str:
         reply = await client.chat.completions.create(
-            model="gpt-4o-mini", max_tokens=30, temperature=0.2,
-            messages=[{"role": "user", "content": question}])
+            model="gpt-4o-mini",
+            max_tokens=30,
+            temperature=0.2,
+            messages=[{"role": "user", "content": question}],
+        )
         assert isinstance(reply, openai.types.chat.ChatCompletion)
         return reply.choices[0].message.content or ""
 
@@ -54,8 +57,7 @@ def test_chat_call_in_a_run_is_a_span_with_gen_ai_attributes_tokens_and_cost(
     assert a["gen_ai.response.finish_reasons"] == ["length"]
     assert a["gen_ai.usage.input_tokens"] == logged["input_tokens"]
     assert a["gen_ai.usage.output_tokens"] == logged["output_tokens"] == 30
-    assert a["aiflow.cost_usd"] == pytest.approx(
-        (logged["input_tokens"] * 0.15 + 30 * 0.60) / 1e6)
+    assert a["aiflow.cost_usd"] == pytest.approx((logged["input_tokens"] * 0.15 + 30 * 0.60) / 1e6)
     assert a["server.address"] == "127.0.0.1" and a["server.port"] == server.port
 
 
@@ -66,8 +68,11 @@ def test_streamed_deltas_reassemble_to_the_full_text(server: FakeLLMServer) -> N
     async def stream_once() -> dict[str, Any]:
         plain = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         stream = await client.chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, stream=True,
-            stream_options={"include_usage": True})
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
         assert isinstance(stream, openai.AsyncStream)  # the SDK's own stream object
         parts = [c.choices[0].delta.content or "" async for c in stream if c.choices]
         return {"plain": plain.choices[0].message.content, "streamed": "".join(parts)}
@@ -97,25 +102,36 @@ def test_sync_client_traces_responses_streams_and_embeddings(server: FakeLLMServ
         assert isinstance(stream, openai.Stream)
         deltas = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
         vectors = client.embeddings.create(model="text-embedding-3-small", input=[text, "x"])
-        return {"text": reply.output_text, "streamed": deltas,
-                "dims": len(vectors.data[0].embedding)}
+        return {
+            "text": reply.output_text,
+            "streamed": deltas,
+            "dims": len(vectors.data[0].embedding),
+        }
 
     handle = sync_calls.start(text="durable runs")
     out = handle.result(timeout=30)
     assert out["text"] == out["streamed"] and out["dims"] == 64
-    spans = {s.name + (" stream" if s.attributes.get("aiflow.llm.stream") else ""): s
-             for s in llm_spans(handle)}
-    assert set(spans) == {"responses gpt-4o", "responses gpt-4o stream",
-                          "embeddings text-embedding-3-small"}
+    spans = {
+        s.name + (" stream" if s.attributes.get("aiflow.llm.stream") else ""): s
+        for s in llm_spans(handle)
+    }
+    assert set(spans) == {
+        "responses gpt-4o",
+        "responses gpt-4o stream",
+        "embeddings text-embedding-3-small",
+    }
     assert spans["responses gpt-4o"].attributes["gen_ai.response.finish_reasons"] == ["completed"]
     assert spans["responses gpt-4o stream"].text == out["text"]
-    assert spans["responses gpt-4o stream"].attributes["gen_ai.usage.output_tokens"] == \
-        spans["responses gpt-4o"].attributes["gen_ai.usage.output_tokens"]
+    assert (
+        spans["responses gpt-4o stream"].attributes["gen_ai.usage.output_tokens"]
+        == spans["responses gpt-4o"].attributes["gen_ai.usage.output_tokens"]
+    )
     emb = spans["embeddings text-embedding-3-small"]
     assert emb.output == {"embeddings": 2, "dimensions": 64}
     assert emb.attributes["gen_ai.operation.name"] == "embeddings"
     assert emb.attributes["aiflow.cost_usd"] == pytest.approx(
-        emb.attributes["gen_ai.usage.input_tokens"] * 0.02 / 1e6)
+        emb.attributes["gen_ai.usage.input_tokens"] * 0.02 / 1e6
+    )
 
 
 def test_outside_a_run_the_wrapper_calls_through_without_events(server: FakeLLMServer) -> None:
@@ -127,7 +143,8 @@ def test_outside_a_run_the_wrapper_calls_through_without_events(server: FakeLLMS
 
 
 def test_cache_policy_answers_a_second_run_without_calling_the_provider(
-        server: FakeLLMServer) -> None:
+    server: FakeLLMServer,
+) -> None:
     client = async_client(server, cache=3600)
 
     @af.workflow
@@ -144,15 +161,15 @@ def test_cache_policy_answers_a_second_run_without_calling_the_provider(
     assert span.cached and span.output == text
 
 
-def test_price_table_is_extensible_and_unknown_models_have_no_cost(
-        server: FakeLLMServer) -> None:
+def test_price_table_is_extensible_and_unknown_models_have_no_cost(server: FakeLLMServer) -> None:
     pricing.set_price("house-model", input=1.0, output=2.0)
     client = async_client(server)
 
     @af.workflow
     async def two_models() -> None:
-        await client.chat.completions.create(model="house-model-v2", messages=MESSAGES,
-                                             max_tokens=10)
+        await client.chat.completions.create(
+            model="house-model-v2", messages=MESSAGES, max_tokens=10
+        )
         await client.chat.completions.create(model="unpriced", messages=MESSAGES)
 
     handle = two_models.start()
@@ -186,8 +203,11 @@ def test_wrong_arguments_are_clear_errors(server: FakeLLMServer) -> None:
     with pytest.raises(ValueError, match="fallback"):
         OpenAI(base_url=server.base_url, api_key="x", fallbacks=[42])
     with pytest.raises(ValueError, match="AsyncOpenAI"):
-        AsyncOpenAI(base_url=server.base_url, api_key="x",
-                    fallbacks=[openai.OpenAI(base_url=server.base_url, api_key="x")])
+        AsyncOpenAI(
+            base_url=server.base_url,
+            api_key="x",
+            fallbacks=[openai.OpenAI(base_url=server.base_url, api_key="x")],
+        )
     with pytest.raises(ValueError, match="error_rate"):
         server.llm.set(error_rate=1.5)
     with pytest.raises(ValueError, match="unknown knob"):
@@ -214,7 +234,8 @@ def test_llm_and_limits_public_api_is_sorted_and_complete() -> None:
 
 
 def test_a_stream_closed_early_ends_its_span_and_frees_its_concurrency_slot(
-        server: FakeLLMServer) -> None:
+    server: FakeLLMServer,
+) -> None:
     from aiflow_nb import limits
 
     limits.set("fake:gpt-4o-mini", concurrency=1)
@@ -222,11 +243,13 @@ def test_a_stream_closed_early_ends_its_span_and_frees_its_concurrency_slot(
 
     @af.workflow
     def abandon() -> str:
-        with client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
-                                            stream=True) as stream:
+        with client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True
+        ) as stream:
             first = [next(stream).choices[0].delta.content for _ in range(3)]
-        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
-                                       stream=True).close()  # never iterated
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True
+        ).close()  # never iterated
         reply = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         return "".join(p or "" for p in first) + "|" + (reply.choices[0].message.content or "")
 
@@ -249,8 +272,9 @@ def test_a_running_llm_span_already_shows_its_request_attributes(server: FakeLLM
         await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
 
     handle = slow.start()
-    started = next(e for e in handle.events()
-                   if e.type == "span.started" and e.name == "chat gpt-4o-mini")
+    started = next(
+        e for e in handle.events() if e.type == "span.started" and e.name == "chat gpt-4o-mini"
+    )
     assert handle.status == "running"  # seen while the call is still waiting on the server
     assert started.data["attributes"]["gen_ai.request.model"] == "gpt-4o-mini"
     assert started.data["attributes"]["gen_ai.provider.name"] == "fake"

@@ -38,7 +38,8 @@ def llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
 
 
 def test_ingestion_picks_pages_then_summarises_each_under_the_shared_rate_limit(
-        llm: FakeLLMServer) -> None:
+    llm: FakeLLMServer,
+) -> None:
     limits.set("fake-llm:gpt-4o-mini", rpm=1200)  # 20 calls/s, a burst of 20
     with serve_site(pages=40) as site:
         t0 = time.monotonic()
@@ -61,8 +62,7 @@ def test_ingestion_picks_pages_then_summarises_each_under_the_shared_rate_limit(
     assert last["done"] == last["total"] == pages
 
 
-def test_content_agent_reattached_reader_sees_every_status_and_token(
-        llm: FakeLLMServer) -> None:
+def test_content_agent_reattached_reader_sees_every_status_and_token(llm: FakeLLMServer) -> None:
     handle = content_agent.start(topic="durable workflows", sections=3)
     for event in handle.events():  # a person watches until the first token, then leaves
         if event.type == "output.delta":
@@ -76,8 +76,11 @@ def test_content_agent_reattached_reader_sees_every_status_and_token(
     sections = [s for s in handle.spans() if s.name == "write_section"]
     streamed = {s.parent_id: s for s in llm_spans(handle) if s.attributes.get("aiflow.llm.stream")}
     for section in sections:
-        deltas = "".join(e.data["text"] for e in again if e.type == "output.delta"
-                         and e.span_id == streamed[section.span_id].span_id)
+        deltas = "".join(
+            e.data["text"]
+            for e in again
+            if e.type == "output.delta" and e.span_id == streamed[section.span_id].span_id
+        )
         assert deltas and deltas == section.output and deltas in post
     second = content_agent.start(topic="durable workflows", sections=3)
     second.result(timeout=60)
@@ -86,8 +89,9 @@ def test_content_agent_reattached_reader_sees_every_status_and_token(
 
 def test_aiflow_demo_runs_the_content_agent_end_to_end() -> None:
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
-    proc = subprocess.run([AIFLOW, "demo", "--sections", "2"], env=env, text=True,
-                          capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [AIFLOW, "demo", "--sections", "2"], env=env, text=True, capture_output=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     run_id = out.split("\nrun ", 1)[1].split()[0]
@@ -99,8 +103,12 @@ def test_aiflow_demo_runs_the_content_agent_end_to_end() -> None:
 
 def test_aiflow_fake_llm_serves_the_sdk_with_its_own_rpm_and_runtime_knobs() -> None:
     port = free_port()
-    proc = subprocess.Popen([AIFLOW, "fake-llm", "--port", str(port), "--rpm", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [AIFLOW, "fake-llm", "--port", str(port), "--rpm", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_serving(proc, f"{base}/_aiflow/knobs")
@@ -124,7 +132,12 @@ def test_aiflow_fake_llm_serves_the_sdk_with_its_own_rpm_and_runtime_knobs() -> 
 def test_titles_are_read_from_lists_and_from_prose() -> None:
     from aiflow_nb.examples.content_agent import titles_from
 
-    assert titles_from("1. Alpha beta\n2) gamma\n- delta\n\n", 3) == ["Alpha beta", "Gamma",
-                                                                      "Delta"]
+    assert titles_from("1. Alpha beta\n2) gamma\n- delta\n\n", 3) == [
+        "Alpha beta",
+        "Gamma",
+        "Delta",
+    ]
     assert titles_from("- Facts first. Then a second point! And more", 2) == [
-        "Facts first", "Then a second point!"]
+        "Facts first",
+        "Then a second point!",
+    ]

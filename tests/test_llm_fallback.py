@@ -27,12 +27,14 @@ def servers() -> Iterator[tuple[FakeLLMServer, FakeLLMServer]]:
 
 
 def test_primary_503_completes_on_the_fallback_recorded_in_the_span(
-        servers: tuple[FakeLLMServer, FakeLLMServer]) -> None:
+    servers: tuple[FakeLLMServer, FakeLLMServer],
+) -> None:
     primary, backup = servers
     primary.llm.set(outage=503)
     backup_client = openai.AsyncOpenAI(base_url=backup.base_url, api_key="unused")
-    client = AsyncOpenAI(base_url=primary.base_url, api_key="unused", provider_name="main",
-                         fallbacks=[backup_client])
+    client = AsyncOpenAI(
+        base_url=primary.base_url, api_key="unused", provider_name="main", fallbacks=[backup_client]
+    )
 
     @af.workflow
     async def ask() -> str:
@@ -47,7 +49,10 @@ def test_primary_503_completes_on_the_fallback_recorded_in_the_span(
     backup_provider = f"127.0.0.1:{backup.port}"
     assert span.status == "completed" and span.attempts == 2
     assert span.attributes["aiflow.llm.fallback"] == {
-        "index": 1, "target": f"{backup_provider}:gpt-4o-mini", "from": "main:gpt-4o-mini"}
+        "index": 1,
+        "target": f"{backup_provider}:gpt-4o-mini",
+        "from": "main:gpt-4o-mini",
+    }
     assert span.attributes["gen_ai.provider.name"] == backup_provider
     [moved] = events_of(handle, "span.retrying")
     assert moved.data["error"]["status"] == 503
@@ -55,13 +60,17 @@ def test_primary_503_completes_on_the_fallback_recorded_in_the_span(
 
 
 def test_exhausted_retries_fall_back_to_another_model(
-        servers: tuple[FakeLLMServer, FakeLLMServer]) -> None:
+    servers: tuple[FakeLLMServer, FakeLLMServer],
+) -> None:
     primary, _ = servers
     primary.llm.set(outage=500, outage_models=("big-model",))
     waits = Waits()
-    client = AsyncOpenAI(base_url=primary.base_url, api_key="unused",
-                         retry=dict(attempts=3, initial=0.1, sleep=waits),
-                         fallbacks=["small-model"])
+    client = AsyncOpenAI(
+        base_url=primary.base_url,
+        api_key="unused",
+        retry=dict(attempts=3, initial=0.1, sleep=waits),
+        fallbacks=["small-model"],
+    )
 
     @af.workflow
     async def ask_big() -> str:
@@ -70,8 +79,9 @@ def test_exhausted_retries_fall_back_to_another_model(
 
     handle = ask_big.start()
     assert handle.result(timeout=30) == "small-model"
-    assert [(r["model"], r["status"]) for r in primary.llm.requests] == [
-        ("big-model", 500)] * 3 + [("small-model", 200)]
+    assert [(r["model"], r["status"]) for r in primary.llm.requests] == [("big-model", 500)] * 3 + [
+        ("small-model", 200)
+    ]
     assert waits.waits == [0.1, 0.2]
     [span] = llm_spans(handle)
     assert span.attributes["gen_ai.request.model"] == "big-model"
@@ -81,26 +91,31 @@ def test_exhausted_retries_fall_back_to_another_model(
 
 
 def test_outage_fails_the_run_clearly_and_resume_finishes_it_without_recalling(
-        servers: tuple[FakeLLMServer, FakeLLMServer]) -> None:
+    servers: tuple[FakeLLMServer, FakeLLMServer],
+) -> None:
     primary, backup = servers
     for server in servers:
         server.llm.set(outage=503, outage_models=("writer-model",))
     waits = Waits()
-    client = AsyncOpenAI(base_url=primary.base_url, api_key="unused",
-                         retry=dict(attempts=3, sleep=waits),
-                         fallbacks=[openai.AsyncOpenAI(base_url=backup.base_url,
-                                                       api_key="unused")])
+    client = AsyncOpenAI(
+        base_url=primary.base_url,
+        api_key="unused",
+        retry=dict(attempts=3, sleep=waits),
+        fallbacks=[openai.AsyncOpenAI(base_url=backup.base_url, api_key="unused")],
+    )
 
     @af.component
     async def research(topic: str) -> str:
         reply = await client.chat.completions.create(
-            model="research-model", messages=[{"role": "user", "content": topic}])
+            model="research-model", messages=[{"role": "user", "content": topic}]
+        )
         return reply.choices[0].message.content or ""
 
     @af.component
     async def write(notes: str) -> str:
         reply = await client.chat.completions.create(
-            model="writer-model", messages=[{"role": "user", "content": notes}])
+            model="writer-model", messages=[{"role": "user", "content": notes}]
+        )
         return reply.choices[0].message.content or ""
 
     @af.workflow
@@ -128,8 +143,7 @@ def test_outage_fails_the_run_clearly_and_resume_finishes_it_without_recalling(
     assert text
     after = [(e.id, e.type, e.name) for e in handle.events(follow=False)]
     assert after[: len(before)] == before  # nothing lost
-    research_calls = [r for s in servers for r in s.llm.requests
-                      if r["model"] == "research-model"]
+    research_calls = [r for s in servers for r in s.llm.requests if r["model"] == "research-model"]
     assert len(research_calls) == 1  # the finished step was not called again
     assert [e.name for e in events_of(handle, "span.replayed")] == ["research"]
     assert served(primary, 200)[-1]["model"] == "writer-model"

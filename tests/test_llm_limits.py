@@ -82,9 +82,14 @@ def test_concurrency_cap_holds_at_the_server() -> None:
 
         @af.workflow
         async def burst() -> int:
-            await asyncio.gather(*(client.chat.completions.create(
-                model="gpt-4o-mini", messages=[{"role": "user", "content": str(i)}])
-                for i in range(6)))
+            await asyncio.gather(
+                *(
+                    client.chat.completions.create(
+                        model="gpt-4o-mini", messages=[{"role": "user", "content": str(i)}]
+                    )
+                    for i in range(6)
+                )
+            )
             return 6
 
         handle = burst.start()
@@ -102,8 +107,10 @@ def test_three_processes_share_a_120_rpm_bucket_the_server_never_sees_exceeded()
     with fake_llm(rpm=120) as server:
         limits.set("shared:gpt-4o-mini", rpm=120)
         start = time.time() + 4
-        procs = [python_subprocess(CALLER.format(url=server.base_url, start=start, calls=calls))
-                 for _ in range(3)]
+        procs = [
+            python_subprocess(CALLER.format(url=server.base_url, start=start, calls=calls))
+            for _ in range(3)
+        ]
         for proc in procs:
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err

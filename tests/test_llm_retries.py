@@ -22,13 +22,15 @@ from aiflow_nb.llm import AsyncOpenAI, OpenAI, retry_after
 def test_429_storm_completes_and_honours_every_retry_after() -> None:
     waits = Waits()
     with fake_llm(rate_limit_rate=0.3, retry_after=2.0, seed=3) as server:
-        client = AsyncOpenAI(base_url=server.base_url, api_key="unused",
-                             retry=dict(attempts=12, sleep=waits))
+        client = AsyncOpenAI(
+            base_url=server.base_url, api_key="unused", retry=dict(attempts=12, sleep=waits)
+        )
 
         @af.component
         async def answer(n: int) -> str:
             reply = await client.chat.completions.create(
-                model="gpt-4o-mini", messages=[{"role": "user", "content": f"question {n}"}])
+                model="gpt-4o-mini", messages=[{"role": "user", "content": f"question {n}"}]
+            )
             return reply.choices[0].message.content or ""
 
         @af.workflow
@@ -47,21 +49,26 @@ def test_429_storm_completes_and_honours_every_retry_after() -> None:
     spans = llm_spans(handle)
     assert sum(s.attributes["aiflow.llm.attempts"] for s in spans) == len(server.llm.requests)
     retried = [s for s in spans if s.attributes["aiflow.llm.attempts"] > 1]
-    assert retried and all(len(s.retries) == s.attributes["aiflow.llm.attempts"] - 1
-                           for s in retried)
+    assert retried and all(
+        len(s.retries) == s.attributes["aiflow.llm.attempts"] - 1 for s in retried
+    )
     assert all(t["status"] == 429 for s in retried for t in s.attributes["aiflow.llm.tries"])
 
 
 def test_5xx_without_retry_after_backs_off_exponentially() -> None:
     waits = Waits()
     with fake_llm(error_rate=1.0, error_status=502) as server:
-        client = AsyncOpenAI(base_url=server.base_url, api_key="unused",
-                             retry=dict(attempts=4, initial=0.25, sleep=waits))
+        client = AsyncOpenAI(
+            base_url=server.base_url,
+            api_key="unused",
+            retry=dict(attempts=4, initial=0.25, sleep=waits),
+        )
 
         @af.workflow
         async def doomed() -> None:
-            await client.chat.completions.create(model="m", messages=[{"role": "user",
-                                                                       "content": "x"}])
+            await client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "x"}]
+            )
 
         handle = doomed.start()
         with pytest.raises(af.RunFailed, match="LLMUnavailable") as info:
@@ -74,8 +81,9 @@ def test_5xx_without_retry_after_backs_off_exponentially() -> None:
 def test_sync_client_retries_outside_a_run_with_the_sdk_retries_off() -> None:
     waits = Waits()
     with fake_llm(rate_limit_rate=1.0, retry_after=0.75) as server:
-        client = OpenAI(base_url=server.base_url, api_key="unused",
-                               retry=RetryPolicy(attempts=3, sleep=waits))
+        client = OpenAI(
+            base_url=server.base_url, api_key="unused", retry=RetryPolicy(attempts=3, sleep=waits)
+        )
         with pytest.raises(af.LLMUnavailable) as info:
             client.embeddings.create(model="text-embedding-3-small", input="x")
     assert isinstance(info.value.__cause__, openai.RateLimitError)

@@ -38,7 +38,8 @@ def hello(name: str) -> str:
 
 
 def test_load_ext_prints_one_status_line_and_starts_in_kernel_worker(
-        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
     stop_local_worker()
@@ -56,7 +57,8 @@ def test_load_ext_prints_one_status_line_and_starts_in_kernel_worker(
 
 
 def test_load_ext_starts_no_in_kernel_worker_when_an_out_of_kernel_one_is_live(
-        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
     stop_local_worker()
@@ -81,7 +83,8 @@ def test_load_ext_starts_no_in_kernel_worker_when_an_out_of_kernel_one_is_live(
 
 
 def test_component_cell_defines_a_component_usable_at_once_and_registers_its_source(
-        shell: Any) -> None:
+    shell: Any,
+) -> None:
     before = code_keys()
     result = run_cell(shell, SHOUT)
     assert result.error_in_exec is None
@@ -116,8 +119,7 @@ def test_workflow_cell_runs_on_a_worker_from_its_registered_bundle(shell: Any) -
     assert loaded is not wf and loaded.fn.__module__ != wf.fn.__module__
 
 
-def test_workflow_runs_on_an_out_of_kernel_worker_that_never_saw_the_notebook(
-        shell: Any) -> None:
+def test_workflow_runs_on_an_out_of_kernel_worker_that_never_saw_the_notebook(shell: Any) -> None:
     stop_local_worker()
     proc = start_worker()
     try:
@@ -132,9 +134,12 @@ def test_workflow_runs_on_an_out_of_kernel_worker_that_never_saw_the_notebook(
 
 
 def test_redefining_a_component_registers_a_new_version_and_runs_going_keep_theirs(
-        shell: Any) -> None:
-    run_cell(shell, "%%component step\nimport time\ndef step() -> str:\n"
-                    "    time.sleep(0.5)\n    return 'v1'\n")
+    shell: Any,
+) -> None:
+    run_cell(
+        shell,
+        "%%component step\nimport time\ndef step() -> str:\n    time.sleep(0.5)\n    return 'v1'\n",
+    )
     run_cell(shell, "%%workflow pipe\ndef pipe() -> str:\n    return step()\n")
     first = shell.user_ns["pipe"].start()
     deadline = time.monotonic() + 10
@@ -157,7 +162,8 @@ def test_a_workflow_picks_up_components_defined_after_it(shell: Any) -> None:
 
 
 def test_run_magic_shows_the_run_once_and_returns_its_handle(
-        shell: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    shell: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     run_cell(shell, SHOUT)
     run_cell(shell, HELLO)
     capsys.readouterr()
@@ -170,7 +176,8 @@ def test_run_magic_shows_the_run_once_and_returns_its_handle(
 
 
 def test_attach_magic_shows_history_of_a_run_started_elsewhere(
-        shell: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    shell: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     other = CodeSession()  # another kernel's cells
     ns: dict[str, Any] = {}
     other.define("component", "inc", "def inc(x: int) -> int:\n    return x + 1\n", ns)
@@ -188,8 +195,12 @@ def test_attach_magic_shows_history_of_a_run_started_elsewhere(
 def test_run_magic_starts_a_workflow_registered_by_another_kernel(shell: Any) -> None:
     other = CodeSession()
     ns: dict[str, Any] = {}
-    other.define("workflow", "remote_only", "def remote_only(n: int) -> list:\n"
-                 "    return list(range(n))\n", ns)
+    other.define(
+        "workflow",
+        "remote_only",
+        "def remote_only(n: int) -> list:\n    return list(range(n))\n",
+        ns,
+    )
     assert "remote_only" not in shell.user_ns
     aiflow_nb.authoring.registry.unregister("remote_only")
     handle = shell.run_line_magic("aiflow", "run remote_only n=3")
@@ -197,8 +208,11 @@ def test_run_magic_starts_a_workflow_registered_by_another_kernel(shell: Any) ->
 
 
 def test_runs_magic_returns_a_filtered_dataframe(shell: Any) -> None:
-    run_cell(shell, "%%workflow flaky\ndef flaky(ok: bool) -> str:\n"
-                    "    if not ok:\n        raise RuntimeError('no')\n    return 'yes'\n")
+    run_cell(
+        shell,
+        "%%workflow flaky\ndef flaky(ok: bool) -> str:\n"
+        "    if not ok:\n        raise RuntimeError('no')\n    return 'yes'\n",
+    )
     good = shell.run_line_magic("aiflow", "run flaky ok=True")
     bad = shell.run_line_magic("aiflow", "run flaky ok=False")
     good.wait(20), bad.wait(20)
@@ -239,14 +253,17 @@ def test_viewer_magic_shows_the_dashboard_inline(shell: Any) -> None:
 BAD_CELLS = {
     "syntax": ("%%component broken\ndef broken(:\n    pass\n", "does not compile"),
     "no function": ("%%component nothing\nx = 1\n", "defines no function"),
-    "two functions": ("%%component twice\ndef a():\n    pass\ndef b():\n    pass\n",
-                      "defines 2 functions (a, b)"),
+    "two functions": (
+        "%%component twice\ndef a():\n    pass\ndef b():\n    pass\n",
+        "defines 2 functions (a, b)",
+    ),
     "return outside": ("%%component ret\ndef f():\n    pass\nreturn 1\n", "does not compile"),
-    "raises": ("%%component boom\nraise KeyError('x')\ndef boom():\n    pass\n",
-               "raised KeyError"),
+    "raises": ("%%component boom\nraise KeyError('x')\ndef boom():\n    pass\n", "raised KeyError"),
     "bad name": ("%%component 2fast\ndef f():\n    pass\n", "must be a Python identifier"),
-    "workflow two": ("%%workflow wf\ndef a():\n    pass\nasync def b():\n    pass\n",
-                     "defines 2 functions"),
+    "workflow two": (
+        "%%workflow wf\ndef a():\n    pass\nasync def b():\n    pass\n",
+        "defines 2 functions",
+    ),
     "bad cache": ("%%component c --cache soon\ndef c():\n    pass\n", "positive duration"),
     "bad retries": ("%%component c --retries -1\ndef c():\n    pass\n", "--retries must be"),
     "backoff alone": ("%%component c --backoff fixed\ndef c():\n    pass\n", "needs --retries"),
@@ -261,8 +278,11 @@ def test_bad_cell_gets_a_clear_error_and_registers_nothing(shell: Any, case: str
     result = run_cell(shell, source)
     assert isinstance(result.error_in_exec, CellError), result.error_in_exec
     assert message in str(result.error_in_exec)
-    assert "nothing was registered" in str(result.error_in_exec) or case.startswith("bad") \
+    assert (
+        "nothing was registered" in str(result.error_in_exec)
+        or case.startswith("bad")
         or case == "backoff alone"
+    )
     assert code_keys() == before
     name = source.split()[1]
     assert name not in set(shell.user_ns) - names
@@ -279,11 +299,16 @@ def test_bad_option_value_types_are_usage_errors(shell: Any) -> None:
 def test_run_inputs_are_python_literals_with_spaces_else_strings(shell: Any) -> None:
     from aiflow_nb.notebook.magics import parse_inputs
 
-    assert parse_inputs("urls=['https://a.test/x', 'https://b.test/y'] n=3 name='ada lovelace' "
-                        "topic=redis streams") == {
-        "urls": ["https://a.test/x", "https://b.test/y"], "n": 3, "name": "ada lovelace",
-        "topic": "redis streams"}
-    run_cell(shell, "%%workflow echo\ndef echo(items: list, n: int) -> list:\n"
-                    "    return items * n\n")
+    assert parse_inputs(
+        "urls=['https://a.test/x', 'https://b.test/y'] n=3 name='ada lovelace' topic=redis streams"
+    ) == {
+        "urls": ["https://a.test/x", "https://b.test/y"],
+        "n": 3,
+        "name": "ada lovelace",
+        "topic": "redis streams",
+    }
+    run_cell(
+        shell, "%%workflow echo\ndef echo(items: list, n: int) -> list:\n    return items * n\n"
+    )
     handle = shell.run_line_magic("aiflow", "run echo items=['a b', {'c': 1}] n=2")
     assert handle.result(timeout=20) == ["a b", {"c": 1}, "a b", {"c": 1}]

@@ -21,10 +21,26 @@ def test_notebook_passes_nbval(name: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("AIFLOW_LOCAL_WORKER", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env",
-         "--sanitize-with", str(ROOT / "notebooks" / "sanitize.cfg"),
-         "--nbval-cell-timeout", "120", "-p", "no:cacheprovider", "-q",
-         str(ROOT / "notebooks" / name)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=230)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval",
+            "--nbval-current-env",
+            "--sanitize-with",
+            str(ROOT / "notebooks" / "sanitize.cfg"),
+            "--nbval-cell-timeout",
+            "120",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            str(ROOT / "notebooks" / name),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=230,
+    )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     assert " passed" in proc.stdout and "failed" not in proc.stdout

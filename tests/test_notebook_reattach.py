@@ -48,9 +48,12 @@ def kernel_2(run_id: str) -> list[str]:
 
 
 def notebook(cells: list[str]) -> Any:
-    return new_notebook(cells=[new_code_cell(c) for c in cells],
-                        metadata={"kernelspec": {"name": "python3", "language": "python",
-                                                 "display_name": "Python 3"}})
+    return new_notebook(
+        cells=[new_code_cell(c) for c in cells],
+        metadata={
+            "kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}
+        },
+    )
 
 
 def stdout_of(cell: Any) -> str:
@@ -60,7 +63,8 @@ def stdout_of(cell: Any) -> str:
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_a_second_kernel_reattaches_to_a_run_whose_kernel_died(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("AIFLOW_LOCAL_WORKER", "0")  # the run lives on the worker process
     worker = start_worker()
     try:
@@ -72,8 +76,9 @@ def test_a_second_kernel_reattaches_to_a_run_whose_kernel_died(
             run_id = stdout_of(nb1.cells[4]).split("RUN ")[1].split()[0]
             handle = attach(run_id)
             deadline = time.monotonic() + 20
-            while not any(s.status == "completed" and s.name == "slow_step"
-                          for s in handle.spans()):
+            while not any(
+                s.status == "completed" and s.name == "slow_step" for s in handle.spans()
+            ):
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
             assert first.km is not None and first.km.provisioner is not None

@@ -127,7 +127,8 @@ def test_widget_attached_late_replays_history_then_follows(comms: list[Recording
 
 
 def test_widget_of_a_run_whose_stream_ends_with_a_log_line_finishes(
-        comms: list[RecordingComm]) -> None:
+    comms: list[RecordingComm],
+) -> None:
     from aiflow_nb import keys
     from aiflow_nb.events.model import FIELD, make_payload
     from aiflow_nb.store import sync_redis
@@ -135,8 +136,14 @@ def test_widget_of_a_run_whose_stream_ends_with_a_log_line_finishes(
     handle = showcase.start(key="k5", n=1)
     handle.wait(30)
     # a monitor may log after run.completed (the stream's last event is then not terminal)
-    sync_redis().xadd(keys.run_events(handle.run_id), {FIELD: make_payload(
-        "log", handle.run_id, data={"level": "info", "message": "after the end"})})
+    sync_redis().xadd(
+        keys.run_events(handle.run_id),
+        {
+            FIELD: make_payload(
+                "log", handle.run_id, data={"level": "info", "message": "after the end"}
+            )
+        },
+    )
     assert RunWidget(handle).wait(10).status == "completed"
 
 
@@ -187,7 +194,8 @@ def test_run_handle_text_and_html_fallbacks() -> None:
 
 
 def test_display_run_without_a_kernel_shows_a_snapshot_and_with_live_a_widget(
-        comms: list[RecordingComm], capsys: pytest.CaptureFixture[str]) -> None:
+    comms: list[RecordingComm], capsys: pytest.CaptureFixture[str]
+) -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
     InteractiveShell.instance()
@@ -217,19 +225,38 @@ def test_run_state_counts_resumes_clears_the_error_and_marks_cut_off_spans() -> 
     from aiflow_nb.notebook.render import render_text
 
     def ev(i: int, type: str, span: str | None = None, **data: object) -> Event:
-        return Event(id=f"{i}-0", type=type, ts=float(i), run_id="r", span_id=span,
-                     parent_id=None, name="wf", data=dict(data))
+        return Event(
+            id=f"{i}-0",
+            type=type,
+            ts=float(i),
+            run_id="r",
+            span_id=span,
+            parent_id=None,
+            name="wf",
+            data=dict(data),
+        )
 
     state = RunState("r")
     assert state.status == "unknown"
-    state.apply_all([ev(1, "run.queued"), ev(2, "run.started"), ev(2, "span.started", "s"),
-                     ev(5, "run.failed", error={"type": "WorkerCrashed", "message": "died"})])
-    assert state.status == "failed" and state.error == {"type": "WorkerCrashed",
-                                                         "message": "died"}
+    state.apply_all(
+        [
+            ev(1, "run.queued"),
+            ev(2, "run.started"),
+            ev(2, "span.started", "s"),
+            ev(5, "run.failed", error={"type": "WorkerCrashed", "message": "died"}),
+        ]
+    )
+    assert state.status == "failed" and state.error == {"type": "WorkerCrashed", "message": "died"}
     assert state.spans["s"].status == "interrupted" and state.elapsed() == 3.0
     assert "↯ wf" in render_text(state)
-    state.apply_all([ev(6, "run.resumed"), ev(7, "span.started", "s"),
-                     ev(8, "span.completed", "s", output=1), ev(9, "run.completed", output=1)])
+    state.apply_all(
+        [
+            ev(6, "run.resumed"),
+            ev(7, "span.started", "s"),
+            ev(8, "span.completed", "s", output=1),
+            ev(9, "run.completed", output=1),
+        ]
+    )
     assert state.resumes == 1 and state.error is None and state.workflow == "wf"
     assert state.status == "completed" and state.output == 1 and state.elapsed() == 7.0
 

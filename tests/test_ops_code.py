@@ -13,7 +13,7 @@ from aiflow_nb.ops.submit import submit
 from aiflow_nb.serialization import dumps, loads
 from aiflow_nb.store import sync_redis
 
-CELL = '''
+CELL = """
 from aiflow_nb import component, workflow
 
 @component
@@ -23,16 +23,16 @@ def double(x: int) -> int:
 @workflow
 def {name}(x: int) -> int:
     return double(x)
-'''
+"""
 
 
-BOOM = '''
+BOOM = """
 from aiflow_nb import workflow
 
 @workflow
 def nb_boom(x: int) -> int:
     raise ValueError(f"boom from the cell with {x}")
-'''
+"""
 
 
 def _bundle(name: str, cell: str = CELL) -> tuple[str, str]:
@@ -61,9 +61,16 @@ def test_worker_refuses_tampered_and_unsigned_code_when_a_secret_is_set(
     doc["sources"] = [evil]  # the bundle now points at other code, its signature kept
     r.set(keys.code(forged), dumps(doc))
 
-    runs = {name: submit(name, {"x": 21}, code=bundle)
-            for name, bundle in (("nb_good", good), ("nb_bad", bad), ("nb_forged", forged),
-                                 ("nb_unsigned", unsigned), ("nb_boom", boom))}
+    runs = {
+        name: submit(name, {"x": 21}, code=bundle)
+        for name, bundle in (
+            ("nb_good", good),
+            ("nb_bad", bad),
+            ("nb_forged", forged),
+            ("nb_unsigned", unsigned),
+            ("nb_boom", boom),
+        )
+    }
     with fleet(tmp_path) as start:
         worker = start("--burst", env={"AIFLOW_SECRET": "s3cret"})
         assert worker.wait(30) == 0

@@ -44,9 +44,11 @@ def test_deploy_v2_sends_new_runs_to_v2_while_v1_runs_finish_on_v1(tmp_path: Pat
         assert blue.wait(10) == 0
 
     assert {(record(h.run_id)["version"], record(h.run_id)["worker"]) for h in old} == {
-        ("v1", blue.id)}
+        ("v1", blue.id)
+    }
     assert {(record(h.run_id)["version"], record(h.run_id)["worker"]) for h in new} == {
-        ("v2", green.id)}
+        ("v2", green.id)
+    }
     assert active_version() == "v2"
 
 

@@ -22,8 +22,11 @@ def test_sigterm_lets_runs_in_hand_finish_and_takes_no_new_run(tmp_path: Path) -
         for h in handles:
             wait_for(lambda h=h: running_on(h.run_id, worker.id), 15, "runs in hand")
         worker.signal(signal.SIGTERM)
-        wait_for(lambda: any(w["state"] == "draining" for w in live_workers()), 5,
-                 "the worker to report draining")
+        wait_for(
+            lambda: any(w["state"] == "draining" for w in live_workers()),
+            5,
+            "the worker to report draining",
+        )
         late = submit("sleeper", {"seconds": 0.1})
         assert worker.wait(15) == 0
         assert [h.status for h in handles] == ["completed"] * 3
@@ -60,9 +63,10 @@ def test_drain_timeout_hands_runs_back_and_another_worker_resumes_them(tmp_path:
     assert len(handbacks) == 1 and handbacks[0].data["worker"] == first.id
     assert [e.type for e in events].count("run.resumed") == 1
     key_of = {e.span_id: e.data["key"] for e in events if e.type == "span.started"}
-    before = events[:events.index(handbacks[0])]
-    journaled = {key_of[e.span_id] for e in before if e.type == "span.completed"
-                 and e.name == "step"}
+    before = events[: events.index(handbacks[0])]
+    journaled = {
+        key_of[e.span_id] for e in before if e.type == "span.completed" and e.name == "step"
+    }
     effects = side_effects(handle.run_id)
     assert JOURNALED_TWICE not in effects and len(journaled) >= 2
     assert all(effects[key] == 1 for key in journaled)  # finished before: replayed, not re-run

@@ -24,8 +24,10 @@ def _taken_by_dead_worker(status: str = "running", restarts: int = 0) -> RunHand
     queue = keys.queue("default")
     r.xgroup_create(queue, keys.queue_group, id="0", mkstream=True)
     r.xreadgroup(keys.queue_group, "ghost-worker", {queue: ">"}, count=1)
-    r.hset(keys.run(handle.run_id), mapping={"status": status, "restarts": restarts,
-                                             "worker": "ghost-worker"})
+    r.hset(
+        keys.run(handle.run_id),
+        mapping={"status": status, "restarts": restarts, "worker": "ghost-worker"},
+    )
     r.sadd(keys.running(), handle.run_id)
     return handle
 
@@ -74,8 +76,9 @@ def test_a_run_whose_lease_is_held_is_left_alone() -> None:
 def test_running_run_without_lease_or_queue_entry_is_recovered() -> None:
     handle = _taken_by_dead_worker()
     r = sync_redis()
-    r.xack(keys.queue("default"), keys.queue_group,
-           r.xrange(keys.queue("default"))[0][0])  # only {ns}:running remembers it
+    r.xack(
+        keys.queue("default"), keys.queue_group, r.xrange(keys.queue("default"))[0][0]
+    )  # only {ns}:running remembers it
     [results] = _sweep(Monitor())
     assert [(x.run_id, x.outcome) for x in results] == [(handle.run_id, "requeued")]
 
@@ -89,8 +92,11 @@ def test_past_max_restarts_the_run_fails_crashed_and_the_notification_is_retried
             waits.append(seconds)
 
         async def go() -> None:
-            monitor = Monitor(async_redis(), max_restarts=3,
-                              notifier=Notifier(receiver.url, backoff=0.5, sleep=no_sleep))
+            monitor = Monitor(
+                async_redis(),
+                max_restarts=3,
+                notifier=Notifier(receiver.url, backoff=0.5, sleep=no_sleep),
+            )
             [result] = await monitor.sweep()
             assert result.outcome == "crashed"
             assert monitor.notifier.pending == 1  # sent in the background
@@ -146,8 +152,9 @@ def test_hand_back_of_a_run_another_worker_took_over_only_acks_its_entry() -> No
     r.set(keys.run_lease(handle.run_id), "other-worker")
 
     async def go() -> str:
-        return await hand_back(async_redis(), handle.run_id, "ghost-worker",
-                               (queue, entry_id.decode()))
+        return await hand_back(
+            async_redis(), handle.run_id, "ghost-worker", (queue, entry_id.decode())
+        )
 
     assert asyncio.run(go()) == "lost"
     assert r.get(keys.run_lease(handle.run_id)) == b"other-worker"

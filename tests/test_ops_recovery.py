@@ -100,7 +100,11 @@ def test_a_run_whose_workers_keep_dying_fails_crashed_and_a_notification_is_post
     assert events[-2].data["run_id"] == handle.run_id
     body = receiver.bodies[0]
     assert {k: body[k] for k in ("run_id", "workflow", "status", "reason")} == {
-        "run_id": handle.run_id, "workflow": "steps", "status": "failed", "reason": "crashed"}
+        "run_id": handle.run_id,
+        "workflow": "steps",
+        "status": "failed",
+        "reason": "crashed",
+    }
     assert receiver.requests >= 2  # the first POST got a 503 and was retried
 
 

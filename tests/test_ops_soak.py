@@ -59,8 +59,9 @@ def _check_run(handle: Any, followed: list[str] | None) -> int:
     events = list(handle.events(follow=False))
     ids = [e.id for e in events]
     assert followed is None or followed == ids, f"{handle.run_id}: a live reader saw a gap"
-    assert len(set(ids)) == len(ids) and ids == sorted(ids, key=lambda i: tuple(
-        int(part) for part in i.split("-")))
+    assert len(set(ids)) == len(ids) and ids == sorted(
+        ids, key=lambda i: tuple(int(part) for part in i.split("-"))
+    )
     types = [e.type for e in events]
     assert types.count("run.started") == 1 and types.count("run.resumed") == interruptions
     assert types[-1] == "run.completed" and types.count("run.completed") == 1

@@ -32,6 +32,7 @@ def test_workers_lists_live_workers_with_state_and_runs_in_hand(tmp_path: Path) 
         worker = start("--version", "blue", "--drain-timeout", "30").ready()
         handle = submit("sleeper", {"seconds": 2.0}, version="blue")
         wait_for(lambda: running_on(handle.run_id, worker.id), 15, "the run in hand")
+
         def row() -> list[str] | None:
             out = runner.invoke(cli, ["workers"]).output
             cells = next(line for line in out.splitlines() if line.startswith(worker.id)).split()
@@ -41,11 +42,13 @@ def test_workers_lists_live_workers_with_state_and_runs_in_hand(tmp_path: Path) 
         assert row[2:6] == [str(worker.pid), "blue", "active", "1"]
         assert row[6].endswith("s") and row[7] == "ago"
         worker.signal(signal.SIGTERM)
-        wait_for(lambda: " draining " in runner.invoke(cli, ["workers"]).output, 5,
-                 "the listing to show draining")
+        wait_for(
+            lambda: " draining " in runner.invoke(cli, ["workers"]).output,
+            5,
+            "the listing to show draining",
+        )
         assert worker.wait(10) == 0
-    assert runner.invoke(cli, ["workers", "--version", "blue"]).output.strip() == \
-        "no live workers"
+    assert runner.invoke(cli, ["workers", "--version", "blue"]).output.strip() == "no live workers"
 
 
 def test_cancel_reaches_the_worker_process_running_the_run(tmp_path: Path) -> None:

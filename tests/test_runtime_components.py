@@ -85,8 +85,11 @@ def test_retry_on_limits_which_errors_are_retried() -> None:
 
 def _make_cached(body: str):  # type: ignore[no-untyped-def]
     namespace: dict = {"component": component}
-    exec(f"@component(cache=60)\ndef summarise(text):\n    calls.append(text)\n    return {body}\n",
-         namespace | {"calls": CALLS}, namespace)
+    exec(
+        f"@component(cache=60)\ndef summarise(text):\n    calls.append(text)\n    return {body}\n",
+        namespace | {"calls": CALLS},
+        namespace,
+    )
     return namespace["summarise"]
 
 
@@ -253,9 +256,23 @@ def test_nested_spans_and_fan_out_parentage() -> None:
     counts = leaves.groupby("parent_id").size().sort_values().tolist()
     assert counts == [2, 3] and set(leaves.parent_id) == set(branches.span_id)
     assert (frame.status == "completed").all()
-    assert list(frame.columns) == ["span_id", "parent_id", "name", "status", "start", "end",
-                                   "duration", "attempts", "cached", "replayed", "error",
-                                   "model", "input_tokens", "output_tokens", "cost_usd"]
+    assert list(frame.columns) == [
+        "span_id",
+        "parent_id",
+        "name",
+        "status",
+        "start",
+        "end",
+        "duration",
+        "attempts",
+        "cached",
+        "replayed",
+        "error",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+    ]
 
 
 def test_sync_workflow_calls_async_components() -> None:

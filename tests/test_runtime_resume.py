@@ -14,8 +14,11 @@ import aiflow_nb as af
 from aiflow_nb import keys
 from aiflow_nb.store import sync_redis
 
-FAST_HEARTBEAT = {"AIFLOW_HEARTBEAT_TTL": "1", "AIFLOW_HEARTBEAT_INTERVAL": "0.25",
-                  "AIFLOW_LOCAL_WORKER": "1"}
+FAST_HEARTBEAT = {
+    "AIFLOW_HEARTBEAT_TTL": "1",
+    "AIFLOW_HEARTBEAT_INTERVAL": "0.25",
+    "AIFLOW_LOCAL_WORKER": "1",
+}
 
 
 def wait_for(predicate, timeout: float = 20.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]

@@ -34,10 +34,17 @@ def test_embedded_redis_is_started_once_and_reused_by_other_processes(embedded_h
     assert url == server.url and server.is_running()
     pid = server.pid()
     sync_redis().set("shared-key", "from-parent")
-    code = ("from aiflow_nb.store import sync_redis, redis_url\n"
-            "print(redis_url(), sync_redis().get('shared-key').decode())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={**__import__("os").environ}).stdout.split()
+    code = (
+        "from aiflow_nb.store import sync_redis, redis_url\n"
+        "print(redis_url(), sync_redis().get('shared-key').decode())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**__import__("os").environ},
+    ).stdout.split()
     assert out == [url, "from-parent"]
     assert server.pid() == pid  # the child reused the daemon, did not start another
 

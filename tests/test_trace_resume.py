@@ -32,14 +32,23 @@ def _tree(run_id: str) -> SpanTree:
 
 def test_crashed_and_resumed_run_shows_interrupted_replayed_and_resumed() -> None:
     gate = f"crash{time.time_ns()}"
-    env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
-           "AIFLOW_HEARTBEAT_INTERVAL": "0.2", "AIFLOW_HEARTBEAT_TTL": "1"}
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+        "AIFLOW_HEARTBEAT_INTERVAL": "0.2",
+        "AIFLOW_HEARTBEAT_TTL": "1",
+    }
     worker = python_subprocess(WORKER, env)
     try:
         handle = submit(two_steps.name, two_steps.bind_inputs({"gate": gate}))
-        wait_for(lambda: [s for s in _tree(handle.run_id).spans.values()
-                          if s.key and s.key.endswith("leaf#1") and s.status == "running"],
-                 timeout=30, what="step 1 running in the worker process")
+        wait_for(
+            lambda: [
+                s
+                for s in _tree(handle.run_id).spans.values()
+                if s.key and s.key.endswith("leaf#1") and s.status == "running"
+            ],
+            timeout=30,
+            what="step 1 running in the worker process",
+        )
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)

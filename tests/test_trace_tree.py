@@ -24,9 +24,16 @@ def test_finished_run_tree_has_nesting_retries_fanout_and_llm_usage() -> None:
     tree = _tree(handle.run_id)
     rows = tree.rows()
     labels = [(r.depth, r.label) for r in rows]
-    assert labels == [(0, "traced"), (1, "flaky"), (1, "chat"), (1, "leaf ×3"),
-                      (2, "leaf [0]"), (2, "leaf [1]"), (2, "leaf [2]"),
-                      (1, "boom_with_fallback")]
+    assert labels == [
+        (0, "traced"),
+        (1, "flaky"),
+        (1, "chat"),
+        (1, "leaf ×3"),
+        (2, "leaf [0]"),
+        (2, "leaf [1]"),
+        (2, "leaf [2]"),
+        (1, "boom_with_fallback"),
+    ]
     by_label = {r.label: r for r in rows}
     assert by_label["flaky"].attempts == 2 and "retried ×1" in by_label["flaky"].markers
     assert by_label["leaf ×3"].group and by_label["leaf ×3"].markers == "3 completed"
@@ -62,8 +69,12 @@ def test_run_in_progress_shows_running_spans_and_growing_bars() -> None:
     gate = f"g{time.time_ns()}"
     handle = fan_out.start(n=4, gate=gate)
     try:
-        wait_for(lambda: sum(1 for s in _tree(handle.run_id).spans.values()
-                             if s.status == "completed") == 3, what="3 leaves done")
+        wait_for(
+            lambda: (
+                sum(1 for s in _tree(handle.run_id).spans.values() if s.status == "completed") == 3
+            ),
+            what="3 leaves done",
+        )
         tree = _tree(handle.run_id)
         assert tree.status == "running"
         running = {s.name for s in tree.running()}
@@ -100,25 +111,47 @@ def test_failed_run_carries_error_with_traceback_then_resume_replays_journal() -
 def test_tree_marks_spans_cut_off_by_a_run_end_as_interrupted() -> None:
     from aiflow_nb.events.model import Event
 
-    def ev(i: int, type: str, span: str | None = None, parent: str | None = None,
-           name: str | None = None, **data: object) -> Event:
-        return Event(id=f"{i}-0", type=type, ts=float(i), run_id="r", span_id=span,
-                     parent_id=parent, name=name, data=dict(data))
+    def ev(
+        i: int,
+        type: str,
+        span: str | None = None,
+        parent: str | None = None,
+        name: str | None = None,
+        **data: object,
+    ) -> Event:
+        return Event(
+            id=f"{i}-0",
+            type=type,
+            ts=float(i),
+            run_id="r",
+            span_id=span,
+            parent_id=parent,
+            name=name,
+            data=dict(data),
+        )
 
-    tree = SpanTree.from_events([
-        ev(1, "run.started", name="wf"), ev(1, "span.started", "root", None, "wf"),
-        ev(2, "span.started", "a", "root", "a"), ev(3, "span.completed", "a", "root", "a"),
-        ev(3, "span.started", "b", "root", "b"),
-        ev(9, "run.resumed", name="wf"),  # the worker died while b ran
-    ])
+    tree = SpanTree.from_events(
+        [
+            ev(1, "run.started", name="wf"),
+            ev(1, "span.started", "root", None, "wf"),
+            ev(2, "span.started", "a", "root", "a"),
+            ev(3, "span.completed", "a", "root", "a"),
+            ev(3, "span.started", "b", "root", "b"),
+            ev(9, "run.resumed", name="wf"),  # the worker died while b ran
+        ]
+    )
     assert tree.spans["b"].status == "interrupted" and tree.spans["b"].end == 9.0
     assert "interrupted ×1" in next(r.markers for r in tree.rows() if r.span_id == "b")
-    tree.extend([ev(10, "span.started", "root", None, "wf"),
-                 ev(10, "span.replayed", "a", "root", "a", output=1),
-                 ev(11, "span.started", "b", "root", "b"),
-                 ev(12, "span.completed", "b", "root", "b", output=2),
-                 ev(12, "span.completed", "root", None, "wf"),
-                 ev(13, "run.completed", name="wf")])
+    tree.extend(
+        [
+            ev(10, "span.started", "root", None, "wf"),
+            ev(10, "span.replayed", "a", "root", "a", output=1),
+            ev(11, "span.started", "b", "root", "b"),
+            ev(12, "span.completed", "b", "root", "b", output=2),
+            ev(12, "span.completed", "root", None, "wf"),
+            ev(13, "run.completed", name="wf"),
+        ]
+    )
     assert tree.totals.resumes == 1 and tree.status == "completed"
     assert tree.spans["a"].replayed and tree.spans["b"].status == "completed"
     rows = {r.span_id: r for r in tree.rows()}
@@ -133,12 +166,12 @@ def test_spans_dataframe_has_llm_usage_columns() -> None:
     handle = traced.start(tag="df", fan=1)
     handle.result(timeout=20)
     frame = handle.to_pandas().set_index("name")
-    assert frame.loc["chat", ["model", "input_tokens", "output_tokens"]].tolist() \
-        == [MODEL, 7, 3]
+    assert frame.loc["chat", ["model", "input_tokens", "output_tokens"]].tolist() == [MODEL, 7, 3]
     assert frame.loc["chat", "cost_usd"] == pytest.approx(0.0021)
     assert pd.isna(frame.loc["flaky", "model"]) and frame.loc["flaky", "attempts"] == 2
-    assert aiflow_nb.spans_dataframe(aiflow_nb.build_spans(handle.events(follow=False))) \
-        .equals(handle.to_pandas())
+    assert aiflow_nb.spans_dataframe(aiflow_nb.build_spans(handle.events(follow=False))).equals(
+        handle.to_pandas()
+    )
 
 
 def test_cache_hit_is_marked_in_tree_totals_and_timeline() -> None:

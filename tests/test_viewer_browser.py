@@ -36,16 +36,20 @@ def test_live_run_appears_grows_and_reopens_with_full_history() -> None:
         live = browser.new_page(viewport=VIEWPORT)
         live.goto(f"{url}?run={handle.run_id}")
         tree = live.locator(".tabulator-row")
-        expect(tree.filter(has_text="chat")).to_contain_text(
-            "running", timeout=45_000)
+        expect(tree.filter(has_text="chat")).to_contain_text("running", timeout=45_000)
         expect(tree).to_have_count(3)  # traced, flaky, chat so far
         expect(live.locator(".aiflow-live-text")).to_contain_text("alpha")
-        first = wait_for(lambda: (b := _bars(live)) and sum(b["running"]) == 2 and b,
-                         what="two running bars in the browser")
+        first = wait_for(
+            lambda: (b := _bars(live)) and sum(b["running"]) == 2 and b,
+            what="two running bars in the browser",
+        )
         time.sleep(0.8)
         later = _bars(live)
-        grew = [later["right"][i] - first["right"][i]
-                for i, running in enumerate(first["running"]) if running]
+        grew = [
+            later["right"][i] - first["right"][i]
+            for i, running in enumerate(first["running"])
+            if running
+        ]
         assert len(grew) == 2 and all(g > 0.3 for g in grew), (first, later)
         screenshot(live, "viewer-run-live")
 

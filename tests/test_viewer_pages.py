@@ -26,23 +26,27 @@ def test_run_page_replays_then_follows_live_through_ticks() -> None:
     wait_for(lambda: aiflow_nb.attach(handle.run_id).status == "running", what="running")
     page = RunPage(handle.run_id)
     try:
+
         def ticked(pred):  # type: ignore[no-untyped-def]
             page.tick()
             return pred()
 
         follower = page.follower
         assert follower is not None
-        wait_for(lambda: ticked(lambda: "chat" in _labels(page)),
-                 what=lambda: f"chat row (follower alive={follower.alive}, "
-                                 f"error={follower.error!r})")
+        wait_for(
+            lambda: ticked(lambda: "chat" in _labels(page)),
+            what=lambda: f"chat row (follower alive={follower.alive}, error={follower.error!r})",
+        )
         assert "running" in page.header.object
         wait_for(lambda: ticked(lambda: "alpha" in page.live.object), what="live text")
         bar = next(iter(page._bars.values()))
         assert bar.max == 3 and bar.value >= 1  # chat's progress: 1 of 3 tokens so far
         open_gate(gate)
         handle.result(timeout=20)
-        wait_for(lambda: ticked(lambda: "completed" in page.header.object
-                                and len(_labels(page)) == 7), what="all rows")
+        wait_for(
+            lambda: ticked(lambda: "completed" in page.header.object and len(_labels(page)) == 7),
+            what="all rows",
+        )
         assert _labels(page)[:4] == ["traced", "flaky", "chat", "leaf ×2"]
         assert page.tree.status == "completed" and "<b>10</b>" in page.header.object
         flaky = page.table.value.set_index("label").loc["flaky", "key"]
@@ -61,13 +65,25 @@ def test_run_page_replays_then_follows_live_through_ticks() -> None:
 def test_redraws_are_throttled_while_running_bars_keep_growing() -> None:
     gate = f"t{time.time_ns()}"
     handle = fan_out.start(n=2, gate=gate)
-    wait_for(lambda: len([s for s in aiflow_nb.attach(handle.run_id).spans()
-                          if s.status == "completed"]) == 1, what="one leaf done")
+    wait_for(
+        lambda: (
+            len([s for s in aiflow_nb.attach(handle.run_id).spans() if s.status == "completed"])
+            == 1
+        ),
+        what="one leaf done",
+    )
     page = RunPage(handle.run_id, follow=False)
     try:
         drawn = page._drawn_version
-        page.tree.apply(Event(id="9999999999999-0", type="log", ts=time.time(),
-                              run_id=handle.run_id, data={"message": "x"}))
+        page.tree.apply(
+            Event(
+                id="9999999999999-0",
+                type="log",
+                ts=time.time(),
+                run_id=handle.run_id,
+                data={"message": "x"},
+            )
+        )
         page.tick()  # right after a redraw: folded, not drawn yet
         assert page._drawn_version == drawn
         time.sleep(page.redraw_interval)
@@ -78,8 +94,10 @@ def test_redraws_are_throttled_while_running_bars_keep_growing() -> None:
         page.tick()  # nothing new: running bars grow, ended ones stay
         grown = page.waterfall.source.data["right"]
         running = page.waterfall.source.data["running"]
-        assert [g > r for g, r, run in zip(grown, right, running, strict=True) if run] \
-            == [True, True]
+        assert [g > r for g, r, run in zip(grown, right, running, strict=True) if run] == [
+            True,
+            True,
+        ]
         assert all(g == r for g, r, run in zip(grown, right, running, strict=True) if not run)
     finally:
         open_gate(gate)

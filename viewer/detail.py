@@ -21,17 +21,21 @@ def span_html(tree: SpanTree, span: Span, now: float | None = None) -> str:
     end = span.end if span.end is not None else now
     dur = None if span.start is None else end - span.start
     flags = tree.span_markers(span)
-    parts = [f"<h3>{esc(span.name)} {badge(span.status)}</h3>",
-             f"<div>span <code>{esc(span.span_id)}</code>"
-             f"{' · step <code>' + esc(span.key) + '</code>' if span.key else ''}</div>",
-             f"<div>duration <b>{seconds(dur)}</b>{' (running)' if span.end is None else ''}"
-             f" · attempts <b>{span.attempts or (1 if span.start else 0)}</b>"
-             f"{' · <b>' + esc(flags) + '</b>' if flags else ''}</div>"]
+    parts = [
+        f"<h3>{esc(span.name)} {badge(span.status)}</h3>",
+        f"<div>span <code>{esc(span.span_id)}</code>"
+        f"{' · step <code>' + esc(span.key) + '</code>' if span.key else ''}</div>",
+        f"<div>duration <b>{seconds(dur)}</b>{' (running)' if span.end is None else ''}"
+        f" · attempts <b>{span.attempts or (1 if span.start else 0)}</b>"
+        f"{' · <b>' + esc(flags) + '</b>' if flags else ''}</div>",
+    ]
     parts.append(_usage(span.attributes))
     if span.progress:
         p = span.progress
-        parts.append(f"<div>progress {esc(p.get('done'))}/{esc(p.get('total'))} "
-                     f"{esc(p.get('message', ''))}</div>")
+        parts.append(
+            f"<div>progress {esc(p.get('done'))}/{esc(p.get('total'))} "
+            f"{esc(p.get('message', ''))}</div>"
+        )
     parts.append("<h4>inputs</h4>" + pre_json(span.inputs))
     if span.status == "completed" or span.output is not None:
         parts.append("<h4>output</h4>" + pre_json(span.output))
@@ -41,14 +45,22 @@ def span_html(tree: SpanTree, span: Span, now: float | None = None) -> str:
         parts.append(_attempts(span.retries))
     if span.text:
         parts.append("<h4>streamed text</h4>" + f"<pre>{esc(span.text[-20_000:])}</pre>")
-    extra = {k: v for k, v in span.attributes.items()
-             if k not in (MODEL, INPUT_TOKENS, OUTPUT_TOKENS, COST)}
+    extra = {
+        k: v
+        for k, v in span.attributes.items()
+        if k not in (MODEL, INPUT_TOKENS, OUTPUT_TOKENS, COST)
+    }
     if extra:
         parts.append("<h4>attributes</h4>" + pre_json(extra))
     logs = [entry for entry in tree.log if entry.get("span_id") == span.span_id]
     if logs:
-        parts.append("<h4>log</h4>" + "".join(
-            f"<div>{esc(e.get('level', 'info'))}: {esc(e.get('message', ''))}</div>" for e in logs))
+        parts.append(
+            "<h4>log</h4>"
+            + "".join(
+                f"<div>{esc(e.get('level', 'info'))}: {esc(e.get('message', ''))}</div>"
+                for e in logs
+            )
+        )
     return '<div class="aiflow-detail">' + "".join(parts) + "</div>"
 
 
@@ -56,10 +68,12 @@ def _usage(attributes: dict[str, Any]) -> str:
     model = attributes.get(MODEL)
     if not model and INPUT_TOKENS not in attributes and COST not in attributes:
         return ""
-    bits = [f"model <b>{esc(model)}</b>" if model else "",
-            f"tokens <b>{esc(attributes.get(INPUT_TOKENS, 0))}</b> in / "
-            f"<b>{esc(attributes.get(OUTPUT_TOKENS, 0))}</b> out",
-            f"cost <b>${float(attributes.get(COST) or 0):.6f}</b>"]
+    bits = [
+        f"model <b>{esc(model)}</b>" if model else "",
+        f"tokens <b>{esc(attributes.get(INPUT_TOKENS, 0))}</b> in / "
+        f"<b>{esc(attributes.get(OUTPUT_TOKENS, 0))}</b> out",
+        f"cost <b>${float(attributes.get(COST) or 0):.6f}</b>",
+    ]
     return "<div>" + " · ".join(b for b in bits if b) + "</div>"
 
 
@@ -67,8 +81,9 @@ def _error(err: dict[str, Any], title: str) -> str:
     head = f"{err.get('type')}: {err.get('message')}"
     cause = f" (cause: {err['cause']})" if err.get("cause") else ""
     tb = err.get("traceback")
-    return (f"<h4>{esc(title)}</h4><div><b>{esc(head)}</b>{esc(cause)}</div>"
-            + (f"<pre>{esc(tb)}</pre>" if tb else ""))
+    return f"<h4>{esc(title)}</h4><div><b>{esc(head)}</b>{esc(cause)}</div>" + (
+        f"<pre>{esc(tb)}</pre>" if tb else ""
+    )
 
 
 def _attempts(retries: list[dict[str, Any]]) -> str:
@@ -76,14 +91,20 @@ def _attempts(retries: list[dict[str, Any]]) -> str:
         f"<tr><td>{esc(r.get('attempt'))}</td>"
         f"<td>{esc((r.get('error') or {}).get('type'))}: "
         f"{esc((r.get('error') or {}).get('message'))}</td>"
-        f"<td>{seconds(r.get('wait'))}</td></tr>" for r in retries)
-    return ("<h4>attempts that failed</h4><table><tr><th>attempt</th><th>error</th>"
-            f"<th>wait before next</th></tr>{rows}</table>")
+        f"<td>{seconds(r.get('wait'))}</td></tr>"
+        for r in retries
+    )
+    return (
+        "<h4>attempts that failed</h4><table><tr><th>attempt</th><th>error</th>"
+        f"<th>wait before next</th></tr>{rows}</table>"
+    )
 
 
 def group_html(row: TreeRow) -> str:
     """A fan-out group: how many calls and in which states."""
-    return (f'<div class="aiflow-detail"><h3>{esc(row.label)} {badge(row.status)}</h3>'
-            f"<div>{esc(row.markers)}</div><div>span of the group: "
-            f"<b>{seconds(row.duration)}</b></div><div>select one call to see its detail</div>"
-            "</div>")
+    return (
+        f'<div class="aiflow-detail"><h3>{esc(row.label)} {badge(row.status)}</h3>'
+        f"<div>{esc(row.markers)}</div><div>span of the group: "
+        f"<b>{seconds(row.duration)}</b></div><div>select one call to see its detail</div>"
+        "</div>"
+    )

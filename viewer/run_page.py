@@ -33,9 +33,12 @@ PAGE_SIZE = 50
 GROW_INTERVAL = 0.4
 """Seconds between two moves of running bars when no event arrived."""
 
-_LABEL = HTMLTemplateFormatter(template=(
-    '<span style="padding-left: <%= depth * 16 %>px"><% if (group) { %>» <% } %>'
-    "<%- value %></span>"))
+_LABEL = HTMLTemplateFormatter(
+    template=(
+        '<span style="padding-left: <%= depth * 16 %>px"><% if (group) { %>» <% } %>'
+        "<%- value %></span>"
+    )
+)
 _STATUS = HTMLTemplateFormatter(template='<span class="st-<%= value %>"><%- value %></span>')
 
 
@@ -43,13 +46,13 @@ class RunPage:
     """The live view of ``run_id``; ``layout`` is the Panel object to show or serve."""
 
     def __init__(self, run_id: str, follow: bool = True) -> None:
-        pn.config.raw_css = [*pn.config.raw_css, CSS] if CSS not in pn.config.raw_css else \
-            pn.config.raw_css
+        pn.config.raw_css = (
+            [*pn.config.raw_css, CSS] if CSS not in pn.config.raw_css else pn.config.raw_css
+        )
         self.run_id = run_id
         self.tree = SpanTree(run_id)
         self.tree.extend(read_events(run_id, follow=False))
-        self.follower = Follower(run_id, after=self.tree.totals.last_id).start() \
-            if follow else None
+        self.follower = Follower(run_id, after=self.tree.totals.last_id).start() if follow else None
         self.selected: str | None = None
         self._rows: list[TreeRow] = []
         self._drawn_version = -1
@@ -62,33 +65,51 @@ class RunPage:
     def _build(self) -> None:
         self.header = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["aiflow-header"])
         self.table = pn.widgets.Tabulator(
-            pd.DataFrame(columns=TREE_COLUMNS), show_index=False, disabled=True, selectable=1,
+            pd.DataFrame(columns=TREE_COLUMNS),
+            show_index=False,
+            disabled=True,
+            selectable=1,
             hidden_columns=["key", "span_id", "depth", "name", "group"],
-            formatters={"label": _LABEL, "status": _STATUS,
-                        "start": NumberFormatter(format="0.000"),
-                        "duration": NumberFormatter(format="0.000"),
-                        "cost": NumberFormatter(format="$0.0000")},
+            formatters={
+                "label": _LABEL,
+                "status": _STATUS,
+                "start": NumberFormatter(format="0.000"),
+                "duration": NumberFormatter(format="0.000"),
+                "cost": NumberFormatter(format="$0.0000"),
+            },
             titles={"label": "span", "start": "start (s)", "duration": "duration (s)"},
             widths={"label": 200},
-            height=420, sizing_mode="stretch_width", layout="fit_columns",
-            pagination="remote", page_size=PAGE_SIZE)
+            height=420,
+            sizing_mode="stretch_width",
+            layout="fit_columns",
+            pagination="remote",
+            page_size=PAGE_SIZE,
+        )
         self.table.param.watch(self._on_select, "selection")
         self.waterfall = Waterfall()
         self.waterfall.source.selected.on_change("indices", self._on_tap)
-        self.detail = pn.pane.HTML("<i>select a span</i>", sizing_mode="stretch_width",
-                                   css_classes=["aiflow-span-detail"])
+        self.detail = pn.pane.HTML(
+            "<i>select a span</i>", sizing_mode="stretch_width", css_classes=["aiflow-span-detail"]
+        )
         self.live = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["aiflow-live"])
         self.progress = pn.Column(sizing_mode="stretch_width")
         self._bars: dict[str, pn.indicators.Progress] = {}
         self.layout = pn.Column(
             self.header,
-            pn.Row(pn.Column("### Spans", self.table, sizing_mode="stretch_width"),
-                   pn.Column("### Detail", self.detail, width=460), sizing_mode="stretch_width"),
-            "### Timeline", pn.pane.Bokeh(self.waterfall.figure, sizing_mode="stretch_width"),
-            pn.Row(pn.Column("### Live output", self.live, sizing_mode="stretch_width"),
-                   pn.Column("### Progress", self.progress, width=460),
-                   sizing_mode="stretch_width"),
-            sizing_mode="stretch_width")
+            pn.Row(
+                pn.Column("### Spans", self.table, sizing_mode="stretch_width"),
+                pn.Column("### Detail", self.detail, width=460),
+                sizing_mode="stretch_width",
+            ),
+            "### Timeline",
+            pn.pane.Bokeh(self.waterfall.figure, sizing_mode="stretch_width"),
+            pn.Row(
+                pn.Column("### Live output", self.live, sizing_mode="stretch_width"),
+                pn.Column("### Progress", self.progress, width=460),
+                sizing_mode="stretch_width",
+            ),
+            sizing_mode="stretch_width",
+        )
 
     def start(self) -> RunPage:
         """Begin following (call once the page is in a served document or a notebook)."""
@@ -112,8 +133,11 @@ class RunPage:
         if self.follower is not None:
             self.tree.extend(self.follower.drain())
         now = time.time()
-        if self.follower is not None and self.follower.error is not None \
-                and "aiflow-error" not in self.header.object:
+        if (
+            self.follower is not None
+            and self.follower.error is not None
+            and "aiflow-error" not in self.header.object
+        ):
             self.header.object = self._header_html(now)
         if self.tree.version != self._drawn_version:
             if now - self._drawn_at >= self.redraw_interval:
@@ -142,10 +166,12 @@ class RunPage:
         self._grown_at = now
         t0 = self.tree.t0 or now
         data = self.waterfall.source.data
-        self.waterfall.grow({i: now - t0 for i, running in enumerate(data["running"])
-                             if running})
-        durations = [(i, now - t0 - r.start) for i, r in enumerate(self._rows)
-                     if r.status == "running" and r.start is not None]
+        self.waterfall.grow({i: now - t0 for i, running in enumerate(data["running"]) if running})
+        durations = [
+            (i, now - t0 - r.start)
+            for i, r in enumerate(self._rows)
+            if r.status == "running" and r.start is not None
+        ]
         if durations and len(self.table.value) == len(self._rows):
             self.table.patch({"duration": durations})
         self.header.object = self._header_html(now)
@@ -191,8 +217,10 @@ class RunPage:
             self.live.object = "<i>no streamed output yet</i>"
             return
         tail = span.text[-4000:]
-        self.live.object = (f"<div><b>{esc(span.name)}</b> {badge(span.status)}</div>"
-                            f'<pre class="aiflow-live-text">{esc(tail)}</pre>')
+        self.live.object = (
+            f"<div><b>{esc(span.name)}</b> {badge(span.status)}</div>"
+            f'<pre class="aiflow-live-text">{esc(tail)}</pre>'
+        )
 
     def _live_span(self) -> Span | None:
         chosen = self.tree.spans.get(self.selected or "")
@@ -206,11 +234,14 @@ class RunPage:
     def _show_progress(self) -> None:
         spans = [s for s in self.tree.spans.values() if s.progress][-20:]
         if [s.span_id for s in spans] != list(self._bars):
-            self._bars = {s.span_id: pn.indicators.Progress(width=200, height=14, value=0,
-                                                            max=1) for s in spans}
+            self._bars = {
+                s.span_id: pn.indicators.Progress(width=200, height=14, value=0, max=1)
+                for s in spans
+            }
             self.progress.objects = [
                 pn.Row(pn.pane.HTML(esc(s.name), width=140), bar, name=s.span_id)
-                for s, bar in zip(spans, self._bars.values(), strict=True)]
+                for s, bar in zip(spans, self._bars.values(), strict=True)
+            ]
         for s in spans:
             p = s.progress or {}
             total, done = p.get("total"), p.get("done") or 0
@@ -221,22 +252,35 @@ class RunPage:
     def _header_html(self, now: float) -> str:
         t = self.tree.totals
         running = sum(1 for s in self.tree.spans.values() if s.status == "running")
-        items = [("status", badge(t.status)), ("duration", seconds(t.duration(now))),
-                 ("spans", t.spans), ("running", running), ("retries", t.retries),
-                 ("errors", t.errors), ("cached", t.cached), ("replayed", t.replayed),
-                 ("tokens", t.tokens), ("cost", f"${t.cost:.4f}")]
+        items = [
+            ("status", badge(t.status)),
+            ("duration", seconds(t.duration(now))),
+            ("spans", t.spans),
+            ("running", running),
+            ("retries", t.retries),
+            ("errors", t.errors),
+            ("cached", t.cached),
+            ("replayed", t.replayed),
+            ("tokens", t.tokens),
+            ("cost", f"${t.cost:.4f}"),
+        ]
         if t.resumes:
             items.append(("resumed", f"{t.resumes}×"))
         cells = "".join(f'<div class="tot-{k}">{k}<br><b>{v}</b></div>' for k, v in items)
         error = self.follower.error if self.follower is not None else None
-        warning = (f'<div class="aiflow-error">live updates stopped: {esc(error)}</div>'
-                   if error is not None else "")
-        return (f'<div><a href="?">← all runs</a></div>{warning}'
-                f"<h2>{esc(t.workflow or '')} <code>{esc(self.run_id)}</code></h2>"
-                f'<div class="aiflow-totals">{cells}</div>')
+        warning = (
+            f'<div class="aiflow-error">live updates stopped: {esc(error)}</div>'
+            if error is not None
+            else ""
+        )
+        return (
+            f'<div><a href="?">← all runs</a></div>{warning}'
+            f"<h2>{esc(t.workflow or '')} <code>{esc(self.run_id)}</code></h2>"
+            f'<div class="aiflow-totals">{cells}</div>'
+        )
 
 
 def not_found(run_id: str) -> pn.viewable.Viewable:
-    return pn.pane.HTML(f'<h2>run <code>{esc(run_id)}</code> not found</h2>'
-                        '<a href="?">← all runs</a>')
-
+    return pn.pane.HTML(
+        f'<h2>run <code>{esc(run_id)}</code> not found</h2><a href="?">← all runs</a>'
+    )

@@ -18,12 +18,18 @@ from .style import CSS
 __all__ = ["STATUSES", "WINDOWS", "RunsPage"]
 
 STATUSES = ["any", "queued", "running", "completed", "failed", "cancelled"]
-WINDOWS = {"any time": None, "last 15 minutes": 900.0, "last hour": 3600.0,
-           "last day": 86400.0, "last week": 7 * 86400.0}
+WINDOWS = {
+    "any time": None,
+    "last 15 minutes": 900.0,
+    "last hour": 3600.0,
+    "last day": 86400.0,
+    "last week": 7 * 86400.0,
+}
 """Time filter choices: label -> seconds back from now."""
 
 _LINK = HTMLTemplateFormatter(
-    template='<a href="?run=<%= value %>" target="_self"><%= value %></a>')
+    template='<a href="?run=<%= value %>" target="_self"><%= value %></a>'
+)
 
 
 class RunsPage:
@@ -33,22 +39,32 @@ class RunsPage:
         if CSS not in pn.config.raw_css:
             pn.config.raw_css = [*pn.config.raw_css, CSS]
         self.index = index or RunIndex(limit=defaults.VIEWER_RUNS_LIMIT)
-        self.workflow = pn.widgets.Select(label="workflow", options=["any"], value="any",
-                                          width=200)
+        self.workflow = pn.widgets.Select(label="workflow", options=["any"], value="any", width=200)
         self.status = pn.widgets.Select(label="status", options=STATUSES, value="any", width=150)
         self.window = pn.widgets.Select(label="started", options=list(WINDOWS), width=170)
         self.table = pn.widgets.Tabulator(
-            pd.DataFrame(columns=RUN_TABLE_COLUMNS), show_index=False, disabled=True,
-            selectable=False, sizing_mode="stretch_width", height=600,
+            pd.DataFrame(columns=RUN_TABLE_COLUMNS),
+            show_index=False,
+            disabled=True,
+            selectable=False,
+            sizing_mode="stretch_width",
+            height=600,
             layout="fit_data_stretch",
-            formatters={"run_id": _LINK, "duration": NumberFormatter(format="0.00"),
-                        "cost": NumberFormatter(format="$0.0000")},
-            titles={"run_id": "run", "duration": "duration (s)"})
+            formatters={
+                "run_id": _LINK,
+                "duration": NumberFormatter(format="0.00"),
+                "cost": NumberFormatter(format="$0.0000"),
+            },
+            titles={"run_id": "run", "duration": "duration (s)"},
+        )
         for widget in (self.workflow, self.status, self.window):
             widget.param.watch(lambda _e: self.refresh(), "value")
-        self.layout = pn.Column("## aiflow-nb runs",
-                                pn.Row(self.workflow, self.status, self.window),
-                                self.table, sizing_mode="stretch_width")
+        self.layout = pn.Column(
+            "## aiflow-nb runs",
+            pn.Row(self.workflow, self.status, self.window),
+            self.table,
+            sizing_mode="stretch_width",
+        )
         self.refresh()
 
     def start(self) -> RunsPage:
@@ -58,9 +74,11 @@ class RunsPage:
 
     def filters(self) -> dict[str, Any]:
         back = WINDOWS[self.window.value]
-        return {"workflow": None if self.workflow.value == "any" else self.workflow.value,
-                "status": None if self.status.value == "any" else self.status.value,
-                "since": None if back is None else time.time() - back}
+        return {
+            "workflow": None if self.workflow.value == "any" else self.workflow.value,
+            "status": None if self.status.value == "any" else self.status.value,
+            "since": None if back is None else time.time() - back,
+        }
 
     def refresh(self) -> None:
         frame = self.index.refresh(**self.filters())

@@ -18,8 +18,9 @@ def free_port(address: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def make_server(port: int = 5006, address: str = "127.0.0.1",
-                origins: tuple[str, ...] = ()) -> tuple[Any, str]:
+def make_server(
+    port: int = 5006, address: str = "127.0.0.1", origins: tuple[str, ...] = ()
+) -> tuple[Any, str]:
     """A started (not yet looping) server of ``viewer.app`` and its URL; ``port=0`` picks one.
 
     Browsers may connect from ``address:port`` and ``localhost:port``, plus ``origins``
@@ -29,7 +30,15 @@ def make_server(port: int = 5006, address: str = "127.0.0.1",
 
     port = port or free_port(address)
     origins = (f"{address}:{port}", f"localhost:{port}", *origins)
-    server = pn.serve({"/": create_app}, port=port, address=address, show=False, start=False,
-                      websocket_origin=list(origins), title="aiflow-nb", verbose=False)
+    server = pn.serve(
+        {"/": create_app},
+        port=port,
+        address=address,
+        show=False,
+        start=False,
+        websocket_origin=list(origins),
+        title="aiflow-nb",
+        verbose=False,
+    )
     server.start()
     return server, f"http://{address}:{port}/"

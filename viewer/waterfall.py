@@ -44,30 +44,61 @@ class Waterfall:
 
     def __init__(self, height: int = 420) -> None:
         self.y_range = Range1d(start=VISIBLE_ROWS - 0.5, end=-0.5)
-        self.source = ColumnDataSource({c: [] for c in TIMELINE_COLUMNS}
-                                       | {"alpha": [], "align": [], "offset": []})
-        self.figure = figure(height=height, sizing_mode="stretch_width",
-                             y_range=self.y_range,
-                             x_axis_label="seconds since the run started",
-                             tools="xpan,ypan,xwheel_zoom,ywheel_zoom,tap,reset",
-                             active_scroll="ywheel_zoom", toolbar_location="above")
-        bars = self.figure.hbar(y="y", left="left", right="right", height=0.72, color="color",
-                                fill_alpha="alpha", source=self.source, name="bars")
-        self.labels = ColumnDataSource({"left": [], "y": [], "label": [], "align": [],
-                                        "offset": []})
-        self.figure.text(x="left", y="y", text="label", source=self.labels, x_offset="offset",
-                         text_align="align", text_baseline="middle", text_font_size="11px",
-                         text_color="#111827")
-        follow = CustomJS(args={"bars": self.source, "labels": self.labels,
-                                "yr": self.y_range}, code=_LABELS_JS)
+        self.source = ColumnDataSource(
+            {c: [] for c in TIMELINE_COLUMNS} | {"alpha": [], "align": [], "offset": []}
+        )
+        self.figure = figure(
+            height=height,
+            sizing_mode="stretch_width",
+            y_range=self.y_range,
+            x_axis_label="seconds since the run started",
+            tools="xpan,ypan,xwheel_zoom,ywheel_zoom,tap,reset",
+            active_scroll="ywheel_zoom",
+            toolbar_location="above",
+        )
+        bars = self.figure.hbar(
+            y="y",
+            left="left",
+            right="right",
+            height=0.72,
+            color="color",
+            fill_alpha="alpha",
+            source=self.source,
+            name="bars",
+        )
+        self.labels = ColumnDataSource(
+            {"left": [], "y": [], "label": [], "align": [], "offset": []}
+        )
+        self.figure.text(
+            x="left",
+            y="y",
+            text="label",
+            source=self.labels,
+            x_offset="offset",
+            text_align="align",
+            text_baseline="middle",
+            text_font_size="11px",
+            text_color="#111827",
+        )
+        follow = CustomJS(
+            args={"bars": self.source, "labels": self.labels, "yr": self.y_range}, code=_LABELS_JS
+        )
         self.y_range.js_on_change("start", follow)
         self.y_range.js_on_change("end", follow)
         self.source.js_on_change("data", follow)
         self.figure.yaxis.visible = False
         self.figure.ygrid.grid_line_color = None
-        self.figure.add_tools(HoverTool(renderers=[bars], tooltips=[
-            ("span", "@label"), ("status", "@status"), ("start", "@left{0.000} s"),
-            ("duration", "@duration{0.000} s")]))
+        self.figure.add_tools(
+            HoverTool(
+                renderers=[bars],
+                tooltips=[
+                    ("span", "@label"),
+                    ("status", "@status"),
+                    ("start", "@left{0.000} s"),
+                    ("duration", "@duration{0.000} s"),
+                ],
+            )
+        )
         self._n = 0
 
     def update(self, cols: dict[str, list[Any]]) -> None:
@@ -80,8 +111,9 @@ class Waterfall:
         data["offset"] = [-4 if left > late else 4 for left in cols["left"]]
         self.source.data = data
         top = [i for i, y in enumerate(data["y"]) if y < VISIBLE_ROWS]
-        self.labels.data = {k: [data[k][i] for i in top]
-                            for k in ("left", "y", "label", "align", "offset")}
+        self.labels.data = {
+            k: [data[k][i] for i in top] for k in ("left", "y", "label", "align", "offset")
+        }
         if n != self._n:
             start, rows = self.y_range.start, min(n, VISIBLE_ROWS)
             if self._n == 0 or (isinstance(start, float | int) and start < rows - 0.5):

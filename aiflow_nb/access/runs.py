@@ -13,12 +13,27 @@ from ..store import sync_redis
 
 __all__ = ["RUN_COLUMNS", "list_runs", "runs"]
 
-RUN_COLUMNS = ["run_id", "workflow", "status", "version", "attempt", "created_at",
-               "started_at", "ended_at", "duration", "error"]
+RUN_COLUMNS = [
+    "run_id",
+    "workflow",
+    "status",
+    "version",
+    "attempt",
+    "created_at",
+    "started_at",
+    "ended_at",
+    "duration",
+    "error",
+]
 
 
-def list_runs(workflow: str | None = None, status: str | None = None, limit: int = 50,
-              offset: int = 0, client: redis.Redis | None = None) -> list[dict[str, Any]]:
+def list_runs(
+    workflow: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    client: redis.Redis | None = None,
+) -> list[dict[str, Any]]:
     """Run records, newest first, filtered by workflow and status."""
     if limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
@@ -50,11 +65,16 @@ def _row(raw: dict[bytes, bytes]) -> dict[str, Any] | None:
     times = {n: float(rec[n]) if rec.get(n) else None for n in names}
     start, end = times["started_at"], times["ended_at"]
     err = loads(rec["error"]) if rec.get("error") else None
-    return {"run_id": rec.get("run_id"), "workflow": rec.get("workflow"),
-            "status": rec.get("status"), "version": rec.get("version"),
-            "attempt": int(rec.get("attempt", 0)), **times,
-            "duration": end - start if start and end else None,
-            "error": f"{err.get('type')}: {err.get('message')}" if err else None}
+    return {
+        "run_id": rec.get("run_id"),
+        "workflow": rec.get("workflow"),
+        "status": rec.get("status"),
+        "version": rec.get("version"),
+        "attempt": int(rec.get("attempt", 0)),
+        **times,
+        "duration": end - start if start and end else None,
+        "error": f"{err.get('type')}: {err.get('message')}" if err else None,
+    }
 
 
 def runs(workflow: str | None = None, status: str | None = None, limit: int = 50) -> pd.DataFrame:

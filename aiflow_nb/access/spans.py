@@ -10,12 +10,35 @@ import pandas as pd
 
 from ..events.model import Event
 
-__all__ = ["COST", "INPUT_TOKENS", "MODEL", "OUTPUT_TOKENS", "SPAN_COLUMNS", "Span",
-           "apply_event", "build_spans", "spans_dataframe"]
+__all__ = [
+    "COST",
+    "INPUT_TOKENS",
+    "MODEL",
+    "OUTPUT_TOKENS",
+    "SPAN_COLUMNS",
+    "Span",
+    "apply_event",
+    "build_spans",
+    "spans_dataframe",
+]
 
-SPAN_COLUMNS = ["span_id", "parent_id", "name", "status", "start", "end", "duration",
-                "attempts", "cached", "replayed", "error", "model", "input_tokens",
-                "output_tokens", "cost_usd"]
+SPAN_COLUMNS = [
+    "span_id",
+    "parent_id",
+    "name",
+    "status",
+    "start",
+    "end",
+    "duration",
+    "attempts",
+    "cached",
+    "replayed",
+    "error",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+]
 
 MODEL = "gen_ai.request.model"
 INPUT_TOKENS = "gen_ai.usage.input_tokens"
@@ -54,15 +77,23 @@ class Span:
 
     def row(self) -> dict[str, Any]:
         err = self.error
-        return {"span_id": self.span_id, "parent_id": self.parent_id, "name": self.name,
-                "status": self.status, "start": self.start, "end": self.end,
-                "duration": self.duration, "attempts": self.attempts, "cached": self.cached,
-                "replayed": self.replayed,
-                "error": f"{err.get('type')}: {err.get('message')}" if err else None,
-                "model": self.attributes.get(MODEL),
-                "input_tokens": self.attributes.get(INPUT_TOKENS),
-                "output_tokens": self.attributes.get(OUTPUT_TOKENS),
-                "cost_usd": self.attributes.get(COST)}
+        return {
+            "span_id": self.span_id,
+            "parent_id": self.parent_id,
+            "name": self.name,
+            "status": self.status,
+            "start": self.start,
+            "end": self.end,
+            "duration": self.duration,
+            "attempts": self.attempts,
+            "cached": self.cached,
+            "replayed": self.replayed,
+            "error": f"{err.get('type')}: {err.get('message')}" if err else None,
+            "model": self.attributes.get(MODEL),
+            "input_tokens": self.attributes.get(INPUT_TOKENS),
+            "output_tokens": self.attributes.get(OUTPUT_TOKENS),
+            "cost_usd": self.attributes.get(COST),
+        }
 
 
 def _apply(span: Span, e: Event) -> None:

@@ -44,8 +44,9 @@ def import_apps(modules: Iterable[str]) -> None:
             raise ConfigError(f"cannot import app module {name!r}: {exc}") from exc
 
 
-def create_app(apps: Iterable[str] = (), config: ApiConfig | None = None,
-               **options: Any) -> FastAPI:
+def create_app(
+    apps: Iterable[str] = (), config: ApiConfig | None = None, **options: Any
+) -> FastAPI:
     """The REST API. ``options`` override ``ApiConfig`` fields (``api_keys``, ``max_body``,
     ``keepalive``, ...); without ``config`` the rest is read from the environment."""
     import_apps(apps)
@@ -59,9 +60,12 @@ def create_app(apps: Iterable[str] = (), config: ApiConfig | None = None,
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_body=config.max_body)
     if config.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
-                           allow_methods=["GET", "POST"], expose_headers=CORS_EXPOSE,
-                           allow_headers=["Authorization", "Content-Type", "Idempotency-Key",
-                                          "Last-Event-ID"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST"],
+            expose_headers=CORS_EXPOSE,
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+        )
     install_openapi(app)
     return app

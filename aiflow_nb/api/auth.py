@@ -22,8 +22,10 @@ from .tokens import looks_like_token, verify_token
 
 __all__ = ["api_config", "require_key", "require_run_reader"]
 
-bearer = HTTPBearer(auto_error=False, description="An API key, or a scoped run token "
-                    "(read endpoints of that one run only).")
+bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key, or a scoped run token (read endpoints of that one run only).",
+)
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
@@ -41,15 +43,24 @@ def _check_key(request: Request, credential: str | None) -> None:
     if config.open:
         host = request.client.host if request.client else None
         if not is_loopback(host):
-            raise ApiError(403, "loopback_only", "this server has no API key configured and "
-                           "only answers clients on the same machine")
+            raise ApiError(
+                403,
+                "loopback_only",
+                "this server has no API key configured and "
+                "only answers clients on the same machine",
+            )
         return
     if not credential:
-        raise _unauthorized("missing_key", "this API needs a key: send the header "
-                            "'Authorization: Bearer <key>'")
+        raise _unauthorized(
+            "missing_key", "this API needs a key: send the header 'Authorization: Bearer <key>'"
+        )
     if looks_like_token(credential):
-        raise ApiError(403, "token_scope", "a run token can only read its own run's status, "
-                       "events and output; this call needs an API key")
+        raise ApiError(
+            403,
+            "token_scope",
+            "a run token can only read its own run's status, "
+            "events and output; this call needs an API key",
+        )
     given = credential.encode()
     if not any(hmac.compare_digest(given, key.encode()) for key in config.api_keys):
         raise _unauthorized("wrong_key", "the API key is not valid")
@@ -68,8 +79,11 @@ def require_run_reader(
     request: Request,
     run_id: str,
     creds: Bearer,
-    token: str | None = Query(None, description="A scoped run token (for EventSource, which "
-                              "cannot send headers).", max_length=1000),
+    token: str | None = Query(
+        None,
+        description="A scoped run token (for EventSource, which cannot send headers).",
+        max_length=1000,
+    ),
 ) -> None:
     """Dependency: an API key, or a scoped token for ``run_id``."""
     credential = _header_credential(creds) or token

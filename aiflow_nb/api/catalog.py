@@ -116,8 +116,7 @@ def _build(wf: Workflow[Any, Any], source: str) -> Entry:
         annotation = _usable(hints.get(pname, param.annotation))
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[pname] = (annotation, default)
-    model = create_model(
-        f"{wf.name}_inputs", __config__=ConfigDict(extra=extra), **fields)
+    model = create_model(f"{wf.name}_inputs", __config__=ConfigDict(extra=extra), **fields)
     try:
         input_schema = model.model_json_schema()
     except Exception:  # a default pydantic cannot render
@@ -130,8 +129,15 @@ def _build(wf: Workflow[Any, Any], source: str) -> Entry:
 def validate_inputs(entry: Entry, raw: Any) -> dict[str, Any]:
     """Inputs as JSON-ready values; ``ApiError`` 422 naming each bad field."""
     if not isinstance(raw, dict):
-        raise validation_error([{"loc": ("body",), "msg": "must be a JSON object of inputs "
-                                 f"(got {type(raw).__name__})"}], f"inputs of {entry.name!r}")
+        raise validation_error(
+            [
+                {
+                    "loc": ("body",),
+                    "msg": f"must be a JSON object of inputs (got {type(raw).__name__})",
+                }
+            ],
+            f"inputs of {entry.name!r}",
+        )
     try:
         model = entry.inputs.model_validate(raw)
     except ValidationError as exc:
@@ -148,9 +154,15 @@ def validate_inputs(entry: Entry, raw: Any) -> dict[str, Any]:
 def describe(entry: Entry, detail: bool = True) -> dict[str, Any]:
     """What ``GET /workflows[/{name}]`` shows of a workflow."""
     doc = inspect.getdoc(entry.workflow.fn) or ""
-    out: dict[str, Any] = {"name": entry.name, "description": doc.split("\n\n")[0],
-                           "source": entry.source}
+    out: dict[str, Any] = {
+        "name": entry.name,
+        "description": doc.split("\n\n")[0],
+        "source": entry.source,
+    }
     if detail:
-        out.update(input_schema=entry.input_schema, output_schema=entry.output_schema,
-                   secret_args=sorted(entry.workflow.secret_args))
+        out.update(
+            input_schema=entry.input_schema,
+            output_schema=entry.output_schema,
+            secret_args=sorted(entry.workflow.secret_args),
+        )
     return out

@@ -73,12 +73,16 @@ class ApiConfig:
         keys = read_keys(os.environ.get("AIFLOW_API_KEYS"), os.environ.get("AIFLOW_API_KEYS_FILE"))
         key, ephemeral = _signing_key()
         if ephemeral:
-            log.warning("AIFLOW_SECRET is not set: scoped run tokens are signed with a random "
-                        "key of this process and stop working when it exits")
-        origins = tuple(o for o in os.environ.get("AIFLOW_API_CORS_ORIGINS", "").replace(
-            ",", " ").split() if o)
-        base = cls(api_keys=keys, signing_key=key, ephemeral_signing_key=ephemeral,
-                   cors_origins=origins)
+            log.warning(
+                "AIFLOW_SECRET is not set: scoped run tokens are signed with a random "
+                "key of this process and stop working when it exits"
+            )
+        origins = tuple(
+            o for o in os.environ.get("AIFLOW_API_CORS_ORIGINS", "").replace(",", " ").split() if o
+        )
+        base = cls(
+            api_keys=keys, signing_key=key, ephemeral_signing_key=ephemeral, cors_origins=origins
+        )
         unknown = set(overrides) - set(cls.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"unknown API option(s) {sorted(unknown)}")

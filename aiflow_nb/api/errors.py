@@ -26,8 +26,14 @@ from ..errors import (
 )
 from .responses import JSONBody
 
-__all__ = ["COMMON_RESPONSES", "ErrorBody", "FieldError", "error_response",
-           "install_error_handlers", "validation_error"]
+__all__ = [
+    "COMMON_RESPONSES",
+    "ErrorBody",
+    "FieldError",
+    "error_response",
+    "install_error_handlers",
+    "validation_error",
+]
 
 log = logging.getLogger("aiflow_nb.api")
 
@@ -63,9 +69,13 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def error_response(status: int, code: str, message: str,
-                   fields: list[dict[str, str]] | None = None,
-                   headers: dict[str, str] | None = None) -> JSONBody:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    fields: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONBody:
     body: dict[str, Any] = {"error": code, "message": message, "status": status}
     if fields is not None:
         body["fields"] = fields
@@ -78,8 +88,9 @@ def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
 
 def validation_error(errors: list[Any], what: str) -> ApiError:
     """An ``ApiError`` 422 naming every field pydantic rejected (``fields`` attached)."""
-    fields = [{"field": _loc(e.get("loc", ())), "message": str(e.get("msg", "invalid"))}
-              for e in errors]
+    fields = [
+        {"field": _loc(e.get("loc", ())), "message": str(e.get("msg", "invalid"))} for e in errors
+    ]
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
     exc = ApiError(422, "invalid_input", f"{what}: {summary}")
     exc.fields = fields  # type: ignore[attr-defined]
@@ -88,8 +99,9 @@ def validation_error(errors: list[Any], what: str) -> ApiError:
 
 def _on_api_error(_: Request, exc: Exception) -> JSONBody:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message, getattr(exc, "fields", None),
-                          exc.headers)
+    return error_response(
+        exc.status, exc.code, exc.message, getattr(exc, "fields", None), exc.headers
+    )
 
 
 def _on_request_validation(_: Request, exc: Exception) -> JSONBody:
@@ -107,22 +119,27 @@ def _on_http(_: Request, exc: Exception) -> JSONBody:
     message = str(exc.detail) if exc.detail else "request refused"
     if exc.status_code == 404 and message == "Not Found":
         message = "no such path; see /docs for the endpoints"
-    return error_response(exc.status_code, code, message,
-                          headers=dict(exc.headers) if exc.headers else None)
+    return error_response(
+        exc.status_code, code, message, headers=dict(exc.headers) if exc.headers else None
+    )
 
 
 def _unavailable(message: str) -> JSONBody:
-    return error_response(503, "redis_unavailable", message,
-                          headers={"Retry-After": str(defaults.API_RETRY_AFTER)})
+    return error_response(
+        503, "redis_unavailable", message, headers={"Retry-After": str(defaults.API_RETRY_AFTER)}
+    )
 
 
 def _on_aiflow(_: Request, exc: Exception) -> JSONBody:
     if isinstance(exc, RedisUnavailable):
         return _unavailable(str(exc))
     mapping: list[tuple[type[Exception], int, str]] = [
-        (WorkflowNotFound, 404, "workflow_not_found"), (RunNotFound, 404, "run_not_found"),
-        (InvalidInputs, 422, "invalid_input"), (SerializationError, 422, "not_serialisable"),
-        (RunStateError, 409, "conflict"), (CodeRejected, 409, "code_rejected"),
+        (WorkflowNotFound, 404, "workflow_not_found"),
+        (RunNotFound, 404, "run_not_found"),
+        (InvalidInputs, 422, "invalid_input"),
+        (SerializationError, 422, "not_serialisable"),
+        (RunStateError, 409, "conflict"),
+        (CodeRejected, 409, "code_rejected"),
     ]
     for kind, status, code in mapping:
         if isinstance(exc, kind):
@@ -132,8 +149,9 @@ def _on_aiflow(_: Request, exc: Exception) -> JSONBody:
 
 
 def _on_redis(_: Request, exc: Exception) -> JSONBody:
-    return _unavailable(f"Redis is unreachable ({exc}); the API cannot read or queue runs "
-                        "until it is back")
+    return _unavailable(
+        f"Redis is unreachable ({exc}); the API cannot read or queue runs until it is back"
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

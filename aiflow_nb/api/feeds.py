@@ -68,8 +68,9 @@ class _Feed:
             cursor = last[0][0].decode() if last else "0-0"
             self.ready.set()
             while self.queues:
-                reply = await r.xread({stream: cursor}, block=defaults.FOLLOW_BLOCK_MS,
-                                      count=defaults.REPLAY_PAGE)
+                reply = await r.xread(
+                    {stream: cursor}, block=defaults.FOLLOW_BLOCK_MS, count=defaults.REPLAY_PAGE
+                )
                 for _, entries in reply or []:
                     for entry_id, fields in entries:
                         item = Shared(Event.from_entry(entry_id, fields))
@@ -92,8 +93,9 @@ class _Feed:
                 queue.put_nowait(item)
 
 
-async def _tick(queue: asyncio.Queue[Shared | BaseException | None], every: float,
-                idle: list[bool]) -> None:
+async def _tick(
+    queue: asyncio.Queue[Shared | BaseException | None], every: float, idle: list[bool]
+) -> None:
     """Put ``None`` in ``queue`` after each ``every`` seconds in which no event went out."""
     while True:
         await asyncio.sleep(every)
@@ -141,24 +143,27 @@ class FeedHub:
     def __init__(self) -> None:
         self.feeds: dict[str, _Feed] = {}
 
-    def _subscribe(self, run_id: str,
-                   queue: asyncio.Queue[Shared | BaseException | None]) -> _Feed:
+    def _subscribe(self, run_id: str, queue: asyncio.Queue[Shared | BaseException | None]) -> _Feed:
         feed = self.feeds.get(run_id)
         if feed is None:
             feed = self.feeds[run_id] = _Feed(self, run_id)
         feed.queues.add(queue)
         return feed
 
-    async def follow(self, run_id: str, after: str | None = None,
-                     keepalive: float | None = None) -> AsyncIterator[list[Shared] | None]:
+    async def follow(
+        self, run_id: str, after: str | None = None, keepalive: float | None = None
+    ) -> AsyncIterator[list[Shared] | None]:
         """Batches of the events of ``run_id`` after ``after`` (replay pages, then whatever
         arrived together live) until a terminal one; ``None`` after each ``keepalive``
         seconds without an event (send a keep-alive)."""
         queue: asyncio.Queue[Shared | BaseException | None] = asyncio.Queue()
         feed = self._subscribe(run_id, queue)
         idle = [True]
-        ticker = (asyncio.create_task(_tick(queue, keepalive, idle), name=f"aiflow-sse-{run_id}")
-                  if keepalive else None)
+        ticker = (
+            asyncio.create_task(_tick(queue, keepalive, idle), name=f"aiflow-sse-{run_id}")
+            if keepalive
+            else None
+        )
         try:
             await feed.ready.wait()
             last: Event | None = None

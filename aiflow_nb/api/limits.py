@@ -53,8 +53,11 @@ class BodyLimit:
                 return b"".join(chunks), False
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(413, "body_too_large", f"the request body is larger than "
-                                  f"the limit of {self.max_body} bytes")
+        response = error_response(
+            413,
+            "body_too_large",
+            f"the request body is larger than the limit of {self.max_body} bytes",
+        )
         await response(scope, receive, send)
 
 

@@ -31,7 +31,8 @@ def _workflow_schema(entry: catalog.Entry) -> tuple[dict[str, Any], dict[str, An
     prefix = f"{entry.name}__"
     try:
         schema = entry.inputs.model_json_schema(
-            ref_template=f"#/components/schemas/{prefix}{{model}}")
+            ref_template=f"#/components/schemas/{prefix}{{model}}"
+        )
     except Exception:
         return {"type": "object"}, {}
     defs = schema.pop("$defs", {})
@@ -44,8 +45,10 @@ def _specialise(op: dict[str, Any], name: str, suffix: str, body: dict[str, Any]
     new["operationId"] = f"{suffix}_workflow_{name}"
     new["summary"] = f"{op.get('summary', suffix)}: {name}"
     new["tags"] = [f"workflow: {name}"]
-    new["requestBody"] = {"required": bool(body.get("required")),
-                          "content": {"application/json": {"schema": body}}}
+    new["requestBody"] = {
+        "required": bool(body.get("required")),
+        "content": {"application/json": {"schema": body}},
+    }
     return new
 
 
@@ -71,8 +74,9 @@ def install_openapi(app: FastAPI) -> None:
     """Make ``app.openapi()`` list each workflow's own endpoints."""
 
     def openapi() -> dict[str, Any]:
-        spec = get_openapi(title=app.title, version=app.version, description=DESCRIPTION,
-                           routes=app.routes)
+        spec = get_openapi(
+            title=app.title, version=app.version, description=DESCRIPTION, routes=app.routes
+        )
         _add_workflows(spec)
         return spec
 

@@ -31,8 +31,11 @@ def api_redis() -> aredis.Redis:
     if held is not None and held[0] == url:
         return held[1]
     pool = aredis.BlockingConnectionPool.from_url(
-        url, max_connections=defaults.API_REDIS_CONNECTIONS, timeout=defaults.API_REDIS_WAIT,
-        socket_connect_timeout=defaults.REDIS_CONNECT_TIMEOUT)
+        url,
+        max_connections=defaults.API_REDIS_CONNECTIONS,
+        timeout=defaults.API_REDIS_WAIT,
+        socket_connect_timeout=defaults.REDIS_CONNECT_TIMEOUT,
+    )
     client = aredis.Redis(connection_pool=pool)
     _clients[loop] = (url, client)
     return client

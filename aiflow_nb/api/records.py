@@ -18,8 +18,18 @@ from ..store.replies import RawHash
 from .pool import api_redis
 from .redact import Redactor
 
-__all__ = ["TERMINAL", "afetch", "await_end", "fetch", "page", "redactor_for", "result",
-           "secret_args_of", "view", "views"]
+__all__ = [
+    "TERMINAL",
+    "afetch",
+    "await_end",
+    "fetch",
+    "page",
+    "redactor_for",
+    "result",
+    "secret_args_of",
+    "view",
+    "views",
+]
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
@@ -40,8 +50,9 @@ def secret_args_of(workflow: str | None) -> frozenset[str]:
         return frozenset()
 
 
-def redactor_for(base: Redactor, rec: dict[str, Any],
-                 secret_args: frozenset[str] | None = None) -> Redactor:
+def redactor_for(
+    base: Redactor, rec: dict[str, Any], secret_args: frozenset[str] | None = None
+) -> Redactor:
     """``base`` plus the run's secret inputs (names and values); ``secret_args`` when the
     caller already looked up those of the run's workflow."""
     if secret_args is None:
@@ -49,22 +60,40 @@ def redactor_for(base: Redactor, rec: dict[str, Any],
     return base.for_inputs(secret_args, rec.get("inputs"))
 
 
-def view(rec: dict[str, Any], redactor: Redactor, traceback: bool = True,
-         secret_args: frozenset[str] | None = None) -> dict[str, Any]:
+def view(
+    rec: dict[str, Any],
+    redactor: Redactor,
+    traceback: bool = True,
+    secret_args: frozenset[str] | None = None,
+) -> dict[str, Any]:
     """The ``RunView`` document of a decoded record."""
     error = rec.get("error")
     if isinstance(error, dict) and not traceback:
         error = {k: v for k, v in error.items() if k != "traceback"}
-    doc = {name: rec.get(name) for name in (
-        "run_id", "workflow", "version", "status", "attempt", "restarts", "created_at",
-        "started_at", "ended_at", "inputs", "output")}
+    doc = {
+        name: rec.get(name)
+        for name in (
+            "run_id",
+            "workflow",
+            "version",
+            "status",
+            "attempt",
+            "restarts",
+            "created_at",
+            "started_at",
+            "ended_at",
+            "inputs",
+            "output",
+        )
+    }
     doc["cancel_requested"] = bool(rec.get("cancel_requested"))
     doc["error"] = error if isinstance(error, dict) else None
     return redactor_for(redactor, rec, secret_args).apply(doc)  # type: ignore[no-any-return]
 
 
-def views(recs: list[dict[str, Any]], redactor: Redactor,
-          traceback: bool = True) -> list[dict[str, Any]]:
+def views(
+    recs: list[dict[str, Any]], redactor: Redactor, traceback: bool = True
+) -> list[dict[str, Any]]:
     """``view`` of each record, looking up each workflow's secret inputs once (a workflow
     this process lacks costs Redis reads)."""
     secret = {w: secret_args_of(w) for w in {rec.get("workflow") for rec in recs}}
@@ -87,8 +116,9 @@ async def afetch(run_id: str, client: aredis.Redis | None = None) -> dict[str, A
     return decode_record(raw)
 
 
-async def await_end(run_id: str, timeout: float,
-                    gone: Callable[[], Awaitable[bool]] | None = None) -> str:
+async def await_end(
+    run_id: str, timeout: float, gone: Callable[[], Awaitable[bool]] | None = None
+) -> str:
     """Wait up to ``timeout`` seconds for the run to end; return its status then. Checks
     ``gone()`` (the client hung up) about once a second and stops waiting if so."""
     r: Any = api_redis()  # redis-py's stubs type replies as str | bytes
@@ -116,12 +146,21 @@ def _cursor(text: str | None) -> tuple[float, str] | None:
     try:
         return float(score), run_id
     except ValueError:
-        raise ApiError(400, "bad_cursor", f"cursor {text!r} is not one this API gave out; "
-                       "pass the next_cursor of a previous page") from None
+        raise ApiError(
+            400,
+            "bad_cursor",
+            f"cursor {text!r} is not one this API gave out; "
+            "pass the next_cursor of a previous page",
+        ) from None
 
 
-def page(workflow: str | None, status: str | None, limit: int, cursor: str | None,
-         client: redis.Redis | None = None) -> tuple[list[dict[str, Any]], str | None]:
+def page(
+    workflow: str | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+    client: redis.Redis | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
     """Decoded records newest first after ``cursor``, and the cursor of the next page."""
     r: Any = client or sync_redis()
     index = keys.workflow_runs(workflow) if workflow else keys.runs()
@@ -154,5 +193,9 @@ def page(workflow: str | None, status: str | None, limit: int, cursor: str | Non
 def result(rec: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
     """The ``RunResult`` document: status and output, or the error without its traceback."""
     doc = view(rec, redactor, traceback=False)
-    return {"run_id": doc["run_id"], "status": doc["status"], "output": doc["output"],
-            "error": doc["error"]}
+    return {
+        "run_id": doc["run_id"],
+        "status": doc["status"],
+        "output": doc["output"],
+        "error": doc["error"],
+    }

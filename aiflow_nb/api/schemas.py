@@ -6,18 +6,32 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-__all__ = ["CancelOut", "Health", "RunAccepted", "RunError", "RunPage", "RunResult",
-           "RunView", "TokenOut", "WorkflowDetail", "WorkflowList", "WorkflowSummary"]
+__all__ = [
+    "CancelOut",
+    "Health",
+    "RunAccepted",
+    "RunError",
+    "RunPage",
+    "RunResult",
+    "RunView",
+    "TokenOut",
+    "WorkflowDetail",
+    "WorkflowList",
+    "WorkflowSummary",
+]
 
-STATUS = ("queued, running, completed, failed or cancelled (``cancelling`` while a "
-          "running run is being stopped)")
+STATUS = (
+    "queued, running, completed, failed or cancelled (``cancelling`` while a "
+    "running run is being stopped)"
+)
 
 
 class WorkflowSummary(BaseModel):
     name: str
     description: str = ""
-    source: str = Field(description="'process' (imported code) or 'notebook' (registered "
-                        "from a notebook)")
+    source: str = Field(
+        description="'process' (imported code) or 'notebook' (registered from a notebook)"
+    )
 
 
 class WorkflowList(BaseModel):

@@ -32,8 +32,12 @@ def _config_of(app: Any) -> ApiConfig:
     return config if isinstance(config, ApiConfig) else ApiConfig()
 
 
-def serve(app: FastAPI, host: str = defaults.API_HOST, port: int = defaults.API_PORT,
-          log_level: str = "info") -> None:
+def serve(
+    app: FastAPI,
+    host: str = defaults.API_HOST,
+    port: int = defaults.API_PORT,
+    log_level: str = "info",
+) -> None:
     """Run ``app`` until interrupted; refuses a non-loopback host when no key is set."""
     check_bind(host, _config_of(app))
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
@@ -50,13 +54,24 @@ def free_port(host: str = defaults.API_HOST) -> int:
 class ServerThread:
     """uvicorn serving ``app`` on a daemon thread; ``start()`` returns once it listens."""
 
-    def __init__(self, app: Any, host: str = defaults.API_HOST, port: int | None = None,
-                 log_level: str = "warning") -> None:
+    def __init__(
+        self,
+        app: Any,
+        host: str = defaults.API_HOST,
+        port: int | None = None,
+        log_level: str = "warning",
+    ) -> None:
         check_bind(host, _config_of(app))
         self.host = host
         self.port = port or free_port(host)
-        config = uvicorn.Config(app, host=host, port=self.port, log_level=log_level,
-                                lifespan="off", timeout_graceful_shutdown=2)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=self.port,
+            log_level=log_level,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+        )
         self.server = uvicorn.Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._main, name="aiflow-api", daemon=True)

@@ -37,8 +37,12 @@ def parse_event_id(value: str | None, where: str) -> str | None:
         return None
     value = value.strip()
     if not _EVENT_ID.match(value):
-        raise ApiError(400, "bad_event_id", f"{where} {value!r} is not an event id (ids look "
-                       "like 1732612345678-0; take them from the id: lines of the stream)")
+        raise ApiError(
+            400,
+            "bad_event_id",
+            f"{where} {value!r} is not an event id (ids look "
+            "like 1732612345678-0; take them from the id: lines of the stream)",
+        )
     return value
 
 

@@ -49,8 +49,12 @@ def looks_like_token(credential: str) -> bool:
 
 
 def _invalid(why: str) -> ApiError:
-    return ApiError(401, "invalid_token", f"the run token is not valid: {why}",
-                    {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return ApiError(
+        401,
+        "invalid_token",
+        f"the run token is not valid: {why}",
+        {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
 
 
 def verify_token(key: bytes, token: str, run_id: str, now: float | None = None) -> None:
@@ -67,5 +71,8 @@ def verify_token(key: bytes, token: str, run_id: str, now: float | None = None) 
     if float(payload.get("e", 0)) < (time.time() if now is None else now):
         raise _invalid("it has expired; ask for a new one with POST /runs/{id}/token")
     if payload.get("r") != run_id:
-        raise ApiError(403, "wrong_run", "this run token is for another run; it can only "
-                       "read the run it was issued for")
+        raise ApiError(
+            403,
+            "wrong_run",
+            "this run token is for another run; it can only read the run it was issued for",
+        )

@@ -73,8 +73,9 @@ class Component(Generic[P, R]):
         positional-only parameters, so ``bind`` can skip ``inspect`` on the hot path."""
         params = list(self.signature.parameters.values())
         plain = all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in params)
-        self._positional: tuple[str, ...] | None = tuple(
-            p.name for p in params if p.kind == p.POSITIONAL_OR_KEYWORD) if plain else None
+        self._positional: tuple[str, ...] | None = (
+            tuple(p.name for p in params if p.kind == p.POSITIONAL_OR_KEYWORD) if plain else None
+        )
         self._accepted = frozenset(p.name for p in params)
         self._required = frozenset(p.name for p in params if p.default is p.empty)
 
@@ -113,7 +114,7 @@ class Component(Generic[P, R]):
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Arguments by parameter name (``TypeError`` when they do not fit the signature)."""
         names = self._positional
-        if names is not None and len(args) <= len(names) and not kwargs.keys() & names[:len(args)]:
+        if names is not None and len(args) <= len(names) and not kwargs.keys() & names[: len(args)]:
             inputs = dict(zip(names, args, strict=False))  # fast path: a plain signature
             inputs.update(kwargs)
             if inputs.keys() <= self._accepted and self._required <= inputs.keys():
@@ -175,8 +176,13 @@ _NOTHING: Any = object()
 def component(fn: Callable[P, R], /) -> Component[P, R]: ...
 @overload
 def component(
-    *, name: str | None = None, retry: Any = None, cache: Any = None, timeout: Any = None,
-    fallback: Any = ..., secret_args: Iterable[str] = (),
+    *,
+    name: str | None = None,
+    retry: Any = None,
+    cache: Any = None,
+    timeout: Any = None,
+    fallback: Any = ...,
+    secret_args: Iterable[str] = (),
 ) -> Callable[[Callable[P, R]], Component[P, R]]: ...
 
 

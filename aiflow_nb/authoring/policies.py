@@ -111,8 +111,9 @@ class RetryPolicy:
 class _WaitRetryAfter(tenacity.wait.wait_base):
     """The wait the failed attempt asked for, else the backoff."""
 
-    def __init__(self, base: tenacity.wait.wait_base,
-                 hint: Callable[[BaseException], float | None]) -> None:
+    def __init__(
+        self, base: tenacity.wait.wait_base, hint: Callable[[BaseException], float | None]
+    ) -> None:
         self.base = base
         self.hint = hint
 

@@ -49,8 +49,9 @@ class Workflow(Component[P, R]):
         from ..ops.submit import submit
 
         registry.register(self)  # this process's workers run this very definition
-        handle = submit(self.name, self.bind_inputs(inputs), secret_args=self.secret_args,
-                        code=self.code_bundle)
+        handle = submit(
+            self.name, self.bind_inputs(inputs), secret_args=self.secret_args, code=self.code_bundle
+        )
         ensure_local_worker()
         return handle
 
@@ -63,7 +64,10 @@ class Workflow(Component[P, R]):
 def workflow(fn: Callable[P, R], /) -> Workflow[P, R]: ...
 @overload
 def workflow(
-    *, name: str | None = None, retry: Any = None, timeout: Any = None,
+    *,
+    name: str | None = None,
+    retry: Any = None,
+    timeout: Any = None,
     secret_args: Iterable[str] = (),
 ) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
 

@@ -12,13 +12,26 @@ __all__ = ["register"]
 
 
 @click.command("api")
-@click.option("--app", "apps", multiple=True, metavar="MODULE",
-              help="Import MODULE to register its workflows (repeatable).")
-@click.option("--host", default=defaults.API_HOST, show_default=True,
-              help="Address to bind; anything but loopback needs AIFLOW_API_KEYS.")
+@click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    metavar="MODULE",
+    help="Import MODULE to register its workflows (repeatable).",
+)
+@click.option(
+    "--host",
+    default=defaults.API_HOST,
+    show_default=True,
+    help="Address to bind; anything but loopback needs AIFLOW_API_KEYS.",
+)
 @click.option("--port", default=defaults.API_PORT, show_default=True, type=int)
-@click.option("--keys-file", default=None, type=click.Path(dir_okay=False),
-              help="File of API keys, one a line (also AIFLOW_API_KEYS_FILE).")
+@click.option(
+    "--keys-file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="File of API keys, one a line (also AIFLOW_API_KEYS_FILE).",
+)
 def api(apps: tuple[str, ...], host: str, port: int, keys_file: str | None) -> None:
     """Serve every workflow as a REST endpoint (runs execute on workers, not here)."""
     import os

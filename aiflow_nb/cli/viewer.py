@@ -12,11 +12,17 @@ __all__ = ["register"]
 
 
 @click.command()
-@click.option("--port", default=defaults.VIEWER_PORT, show_default=True,
-              help="TCP port; 0 picks a free one.")
+@click.option(
+    "--port", default=defaults.VIEWER_PORT, show_default=True, help="TCP port; 0 picks a free one."
+)
 @click.option("--address", default="127.0.0.1", show_default=True)
-@click.option("--origin", "origins", multiple=True, metavar="HOST[:PORT]",
-              help="Another host name browsers reach the viewer under (repeatable).")
+@click.option(
+    "--origin",
+    "origins",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="Another host name browsers reach the viewer under (repeatable).",
+)
 def viewer(port: int, address: str, origins: tuple[str, ...]) -> None:
     """Serve the live trace dashboard (prints its URL; runs until interrupted)."""
     from viewer.server import make_server

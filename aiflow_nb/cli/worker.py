@@ -34,31 +34,67 @@ def import_apps(modules: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.option("--app", "apps", multiple=True, metavar="MODULE",
-              help="Module defining workflows to serve (repeatable).")
-@click.option("--concurrency", default=defaults.WORKER_CONCURRENCY, show_default=True,
-              type=click.IntRange(min=1), help="Runs executed at once.")
-@click.option("--version", default=None,
-              help="Deployment version to serve [default: AIFLOW_VERSION, else the active one].")
+@click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    metavar="MODULE",
+    help="Module defining workflows to serve (repeatable).",
+)
+@click.option(
+    "--concurrency",
+    default=defaults.WORKER_CONCURRENCY,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Runs executed at once.",
+)
+@click.option(
+    "--version",
+    default=None,
+    help="Deployment version to serve [default: AIFLOW_VERSION, else the active one].",
+)
 @click.option("--burst", is_flag=True, help="Stop once the queue is drained.")
-@click.option("--drain-timeout", default=defaults.DRAIN_TIMEOUT, show_default=True,
-              type=click.FloatRange(min=0), help="Seconds runs in hand may take after SIGTERM "
-              "before they are handed back to other workers.")
-@click.option("--max-restarts", default=defaults.MAX_RESTARTS, show_default=True,
-              type=click.IntRange(min=0), help="Resumes of a crashed run before it fails "
-              "(this worker's monitor).")
+@click.option(
+    "--drain-timeout",
+    default=defaults.DRAIN_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds runs in hand may take after SIGTERM "
+    "before they are handed back to other workers.",
+)
+@click.option(
+    "--max-restarts",
+    default=defaults.MAX_RESTARTS,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Resumes of a crashed run before it fails (this worker's monitor).",
+)
 @click.option("--no-monitor", is_flag=True, help="Do not run a monitor in this worker.")
-def worker(apps: tuple[str, ...], concurrency: int, version: str | None, burst: bool,
-           drain_timeout: float, max_restarts: int, no_monitor: bool) -> None:
+def worker(
+    apps: tuple[str, ...],
+    concurrency: int,
+    version: str | None,
+    burst: bool,
+    drain_timeout: float,
+    max_restarts: int,
+    no_monitor: bool,
+) -> None:
     """Execute queued runs until SIGTERM (drain) or a second SIGTERM/SIGINT (stop now)."""
     from ..ops.signals import run_worker
     from ..ops.worker import Worker
 
     import_apps(apps)
-    w = Worker(concurrency=concurrency, version=version, burst=burst,
-               monitor=not no_monitor, max_restarts=max_restarts)
-    click.echo(f"worker {w.id} (pid {os.getpid()}) serving version "
-               f"{version or 'from the deployment'}", err=True)
+    w = Worker(
+        concurrency=concurrency,
+        version=version,
+        burst=burst,
+        monitor=not no_monitor,
+        max_restarts=max_restarts,
+    )
+    click.echo(
+        f"worker {w.id} (pid {os.getpid()}) serving version {version or 'from the deployment'}",
+        err=True,
+    )
     try:
         code = run_worker(w, drain_timeout)
     except AiflowError as exc:
@@ -84,18 +120,31 @@ def workers(version: str | None) -> None:
     if not rows:
         click.echo("no live workers")
         return
-    click.echo(f"{'ID':<34} {'HOST':<16} {'PID':>7} {'VERSION':<12} {'STATE':<9} "
-               f"{'RUNS':>4}  HEARTBEAT")
+    click.echo(
+        f"{'ID':<34} {'HOST':<16} {'PID':>7} {'VERSION':<12} {'STATE':<9} {'RUNS':>4}  HEARTBEAT"
+    )
     for w in rows:
-        click.echo(f"{w['id']:<34} {w['host'][:16]:<16} {w['pid']:>7} {w['version']:<12} "
-                   f"{w['state']:<9} {w['in_hand']:>4}  {_age(w['last_heartbeat'])}")
+        click.echo(
+            f"{w['id']:<34} {w['host'][:16]:<16} {w['pid']:>7} {w['version']:<12} "
+            f"{w['state']:<9} {w['in_hand']:>4}  {_age(w['last_heartbeat'])}"
+        )
 
 
 @click.command()
-@click.option("--max-restarts", default=defaults.MAX_RESTARTS, show_default=True,
-              type=click.IntRange(min=0), help="Resumes of a crashed run before it fails.")
-@click.option("--interval", default=defaults.MONITOR_INTERVAL, show_default=True,
-              type=click.FloatRange(min=0.01), help="Seconds between two sweeps.")
+@click.option(
+    "--max-restarts",
+    default=defaults.MAX_RESTARTS,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Resumes of a crashed run before it fails.",
+)
+@click.option(
+    "--interval",
+    default=defaults.MONITOR_INTERVAL,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Seconds between two sweeps.",
+)
 @click.option("--once", is_flag=True, help="Sweep once, print what was done, and exit.")
 def monitor(max_restarts: int, interval: float, once: bool) -> None:
     """Recover runs of dead workers (resume them, or fail them as crashed and notify)."""
@@ -137,8 +186,12 @@ def deploy(version: str) -> None:
         fail(exc)
     click.echo(f"new runs go to {version} (was {before or defaults.VERSION + ', the default'})")
     if not serving:
-        click.secho(f"warning: no live worker serves {version} yet; start one with "
-                    f"`aiflow worker --version {version}`", fg="yellow", err=True)
+        click.secho(
+            f"warning: no live worker serves {version} yet; start one with "
+            f"`aiflow worker --version {version}`",
+            fg="yellow",
+            err=True,
+        )
 
 
 @click.command()
@@ -156,8 +209,10 @@ def deployments() -> None:
     click.echo(f"  {'VERSION':<16} {'WORKERS':>7} {'DRAINING':>8} {'RUNNING':>7} {'QUEUED':>6}")
     for row in rows:
         mark = "*" if row["active"] else " "
-        click.echo(f"{mark} {row['version']:<16} {row['workers']:>7} {row['draining']:>8} "
-                   f"{row['running']:>7} {row['queued']:>6}")
+        click.echo(
+            f"{mark} {row['version']:<16} {row['workers']:>7} {row['draining']:>8} "
+            f"{row['running']:>7} {row['queued']:>6}"
+        )
 
 
 def register(group: click.Group) -> None:

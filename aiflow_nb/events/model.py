@@ -11,9 +11,22 @@ from ..serialization import dumps, loads
 __all__ = ["TERMINAL", "Event", "EventType", "make_payload"]
 
 EventType = Literal[
-    "run.queued", "run.started", "run.resumed", "run.completed", "run.failed",
-    "run.cancelled", "span.started", "span.retrying", "span.cached", "span.replayed",
-    "span.completed", "span.failed", "progress", "output.delta", "log", "publish",
+    "run.queued",
+    "run.started",
+    "run.resumed",
+    "run.completed",
+    "run.failed",
+    "run.cancelled",
+    "span.started",
+    "span.retrying",
+    "span.cached",
+    "span.replayed",
+    "span.completed",
+    "span.failed",
+    "progress",
+    "output.delta",
+    "log",
+    "publish",
     "notification",
 ]
 
@@ -64,7 +77,13 @@ def make_payload(
 ) -> bytes:
     """The JSON document of one event, ready for XADD."""
     doc = {
-        "type": type, "ts": time.time(), "run_id": run_id, "span_id": span_id,
-        "parent_id": parent_id, "name": name, "attempt": attempt, "data": data or {},
+        "type": type,
+        "ts": time.time(),
+        "run_id": run_id,
+        "span_id": span_id,
+        "parent_id": parent_id,
+        "name": name,
+        "attempt": attempt,
+        "data": data or {},
     }
     return dumps(doc, f"{type} event data")

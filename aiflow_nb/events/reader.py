@@ -67,8 +67,10 @@ def read_events(
         return
     cursor = last.id if last else (after or "0-0")
     while True:
-        reply = cast("StreamsReply | None",
-                     r.xread({stream: cursor}, block=block_ms, count=defaults.REPLAY_PAGE))
+        reply = cast(
+            "StreamsReply | None",
+            r.xread({stream: cursor}, block=block_ms, count=defaults.REPLAY_PAGE),
+        )
         if not reply and _ended(cast("bytes | None", r.hget(keys.run(run_id), "status"))):
             # idle, and the run ended (its last event was not a run.* one): the events
             # written with the final status are in the stream now (one atomic write)
@@ -99,8 +101,9 @@ async def aread_events(
     last: Event | None = None
     start = _start(after)
     while True:
-        page = cast(StreamEntries,
-                    await r.xrange(stream, min=start, max="+", count=defaults.REPLAY_PAGE))
+        page = cast(
+            StreamEntries, await r.xrange(stream, min=start, max="+", count=defaults.REPLAY_PAGE)
+        )
         for entry_id, fields in page:
             last = Event.from_entry(entry_id, fields)
             yield last
@@ -113,8 +116,10 @@ async def aread_events(
         return
     cursor = last.id if last else (after or "0-0")
     while True:
-        reply = cast("StreamsReply | None",
-                     await r.xread({stream: cursor}, block=block_ms, count=defaults.REPLAY_PAGE))
+        reply = cast(
+            "StreamsReply | None",
+            await r.xread({stream: cursor}, block=block_ms, count=defaults.REPLAY_PAGE),
+        )
         if not reply and _ended(cast("bytes | None", await r.hget(keys.run(run_id), "status"))):
             tail = cast(StreamEntries, await r.xrange(stream, min=f"({cursor}", max="+"))
             for entry_id, fields in tail:

@@ -25,9 +25,7 @@ Op = tuple[str, tuple[Any, ...], dict[str, Any]]
 class EventWriter:
     """Writes one run's events (and journal and record fields) on one event loop."""
 
-    def __init__(
-        self, run_id: str, client: aredis.Redis, loop: asyncio.AbstractEventLoop
-    ) -> None:
+    def __init__(self, run_id: str, client: aredis.Redis, loop: asyncio.AbstractEventLoop) -> None:
         self.run_id = run_id
         self._client = client
         self._loop = loop

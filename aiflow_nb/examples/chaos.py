@@ -21,8 +21,17 @@ from ..authoring.workflow import workflow
 from ..runtime.context import current_frame, current_run
 from ..store import sync_redis
 
-__all__ = ["JOURNALED_TWICE", "nap", "one_step", "side_effects", "sleeper", "step", "steps",
-           "sync_step", "sync_steps"]
+__all__ = [
+    "JOURNALED_TWICE",
+    "nap",
+    "one_step",
+    "side_effects",
+    "sleeper",
+    "step",
+    "steps",
+    "sync_step",
+    "sync_steps",
+]
 
 JOURNALED_TWICE = "!journaled-twice"
 """Field of ``keys.side_effects`` counting step bodies that ran although journaled."""

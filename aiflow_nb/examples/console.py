@@ -11,8 +11,15 @@ from ..events.model import Event
 
 __all__ = ["print_event"]
 
-_COLORS = {"completed": "green", "failed": "red", "retrying": "yellow", "cached": "cyan",
-           "replayed": "cyan", "cancelled": "red", "resumed": "magenta"}
+_COLORS = {
+    "completed": "green",
+    "failed": "red",
+    "retrying": "yellow",
+    "cached": "cyan",
+    "replayed": "cyan",
+    "cancelled": "red",
+    "resumed": "magenta",
+}
 
 
 def print_event(event: Event, out: TextIO | None = None) -> None:
@@ -31,8 +38,10 @@ def print_event(event: Event, out: TextIO | None = None) -> None:
         detail = f"{d.get('done')}/{d.get('total')} {d.get('message', '')}"
     elif event.type == "span.retrying":
         err = d.get("error") or {}
-        detail = f"attempt {event.attempt} failed ({err.get('type')}: {err.get('message')}); " \
-                 f"waiting {d.get('wait', 0):.2f}s"
+        detail = (
+            f"attempt {event.attempt} failed ({err.get('type')}: {err.get('message')}); "
+            f"waiting {d.get('wait', 0):.2f}s"
+        )
     elif event.type in ("span.failed", "run.failed"):
         err = d.get("error") or {}
         detail = f"{err.get('type')}: {err.get('message')}"

@@ -42,8 +42,10 @@ def titles_from(text: str, count: int) -> list[str]:
 
 async def _ask(prompt: str, max_tokens: int, system: str) -> str:
     reply = await llm_client().chat.completions.create(
-        model=llm_model(), max_tokens=max_tokens,
-        messages=[{"role": "system", "content": system}, {"role": "user", "content": prompt}])
+        model=llm_model(),
+        max_tokens=max_tokens,
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": prompt}],
+    )
     return reply.choices[0].message.content or ""
 
 
@@ -51,8 +53,9 @@ async def _ask(prompt: str, max_tokens: int, system: str) -> str:
 async def research(topic: str) -> list[str]:
     """Key points about ``topic`` (cached across runs for a day)."""
     publish("status", f"researching {topic!r}")
-    text = await _ask(f"List five key facts about {topic}, one per line.", 120,
-                      "You are a careful researcher.")
+    text = await _ask(
+        f"List five key facts about {topic}, one per line.", 120, "You are a careful researcher."
+    )
     return titles_from(text, 5)
 
 
@@ -61,8 +64,12 @@ async def outline(topic: str, notes: list[str], sections: int) -> list[str]:
     """Section titles for the post, one per line."""
     publish("status", "outlining")
     listing = "\n".join(f"- {n}" for n in notes)
-    text = await _ask(f"Choose {sections} section titles for a post about {topic} from "
-                      f"these notes, one per line:\n{listing}", 80, "You are an editor.")
+    text = await _ask(
+        f"Choose {sections} section titles for a post about {topic} from "
+        f"these notes, one per line:\n{listing}",
+        80,
+        "You are an editor.",
+    )
     titles = titles_from(text, sections)
     titles += [n for n in notes if n not in titles][: sections - len(titles)]
     return titles + [f"Part {n}" for n in range(len(titles) + 1, sections + 1)]
@@ -73,10 +80,18 @@ async def write_section(topic: str, title: str, notes: list[str]) -> str:
     """One section, streamed token by token (each token is an ``output.delta`` event)."""
     publish("status", f"writing {title!r}")
     stream = await llm_client().chat.completions.create(
-        model=llm_model(), max_tokens=80, stream=True,
-        messages=[{"role": "system", "content": "You write clear technical prose."},
-                  {"role": "user", "content": f"Write the section {title!r} of a post about "
-                                              f"{topic}. Notes: {'; '.join(notes)}"}])
+        model=llm_model(),
+        max_tokens=80,
+        stream=True,
+        messages=[
+            {"role": "system", "content": "You write clear technical prose."},
+            {
+                "role": "user",
+                "content": f"Write the section {title!r} of a post about "
+                f"{topic}. Notes: {'; '.join(notes)}",
+            },
+        ],
+    )
     parts = []
     async for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:

@@ -34,8 +34,9 @@ _LINK = re.compile(r'<a href="([^"]+)">(.*?)</a>', re.S)
 _TAG = re.compile(r"<[^>]+>")
 FETCHES = 8
 """Pages fetched at once (politeness to the site; LLM calls are paced by the rate limit)."""
-_http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[httpx.AsyncClient,
-                                 asyncio.Semaphore]] = weakref.WeakKeyDictionary()
+_http: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, asyncio.Semaphore]
+] = weakref.WeakKeyDictionary()
 
 
 def _client() -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
@@ -43,8 +44,10 @@ def _client() -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
     pair = _http.get(loop)
     if pair is None:
         limits = httpx.Limits(max_connections=FETCHES, max_keepalive_connections=FETCHES)
-        pair = _http[loop] = (httpx.AsyncClient(timeout=30, limits=limits),
-                              asyncio.Semaphore(FETCHES))
+        pair = _http[loop] = (
+            httpx.AsyncClient(timeout=30, limits=limits),
+            asyncio.Semaphore(FETCHES),
+        )
     return pair
 
 
@@ -60,18 +63,26 @@ async def _get(url: str) -> str:
 async def fetch_index(site_url: str) -> list[dict[str, str]]:
     """The site's links: ``[{"path", "title"}]``."""
     page = await _get(site_url)
-    return [{"path": p, "title": html.unescape(_TAG.sub("", t)).strip()}
-            for p, t in _LINK.findall(page)]
+    return [
+        {"path": p, "title": html.unescape(_TAG.sub("", t)).strip()} for p, t in _LINK.findall(page)
+    ]
 
 
 @component
 async def choose_pages(site_url: str, links: list[dict[str, str]]) -> list[str]:
     """Ask the LLM which pages are worth reading to learn the product; keep known paths."""
     listing = "\n".join(f"- {link['path']} : {link['title']}" for link in links)
-    reply = await llm_client().chat.completions.create(model=llm_model(), messages=[
-        {"role": "system", "content": "You pick the pages worth reading to learn a product. "
-                                      "Answer with the chosen lines only, one per line."},
-        {"role": "user", "content": f"Pages of {site_url}:\n{listing}"}])
+    reply = await llm_client().chat.completions.create(
+        model=llm_model(),
+        messages=[
+            {
+                "role": "system",
+                "content": "You pick the pages worth reading to learn a product. "
+                "Answer with the chosen lines only, one per line.",
+            },
+            {"role": "user", "content": f"Pages of {site_url}:\n{listing}"},
+        ],
+    )
     text = reply.choices[0].message.content or ""
     known = [link["path"] for link in links]
     mentioned = set(re.findall(r"/[\w./-]+", text))
@@ -88,10 +99,14 @@ async def scrape(url: str) -> str:
 @component
 async def summarise(url: str, text: str) -> str:
     """A two-sentence summary of one page."""
-    reply = await llm_client().chat.completions.create(model=llm_model(), max_tokens=60,
-                                                       messages=[
-        {"role": "system", "content": "Summarise the page in two sentences."},
-        {"role": "user", "content": f"{url}\n\n{text}"}])
+    reply = await llm_client().chat.completions.create(
+        model=llm_model(),
+        max_tokens=60,
+        messages=[
+            {"role": "system", "content": "Summarise the page in two sentences."},
+            {"role": "user", "content": f"{url}\n\n{text}"},
+        ],
+    )
     return reply.choices[0].message.content or ""
 
 
@@ -122,5 +137,9 @@ async def onboard_site(site_url: str, max_pages: int = 500) -> dict[str, Any]:
         return result
 
     pages = await asyncio.gather(*(one(p) for p in chosen))
-    return {"site": site_url, "links": len(links), "pages": len(pages),
-            "summaries": {p["url"]: p["summary"] for p in pages}}
+    return {
+        "site": site_url,
+        "links": len(links),
+        "pages": len(pages),
+        "summaries": {p["url"]: p["summary"] for p in pages},
+    }

@@ -22,8 +22,9 @@ from ..llm.client import AsyncOpenAI, AsyncTracedOpenAI
 __all__ = ["FAKE_URL_ENV", "llm_client", "llm_model", "use_fake_llm"]
 
 FAKE_URL_ENV = "AIFLOW_FAKE_LLM_URL"
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[tuple[Any, ...],
-                                    AsyncTracedOpenAI]] = weakref.WeakKeyDictionary()
+_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, tuple[tuple[Any, ...], AsyncTracedOpenAI]
+] = weakref.WeakKeyDictionary()
 
 
 def llm_model() -> str:

@@ -21,8 +21,13 @@ from .llm import use_fake_llm
 
 __all__ = ["DEMO_KNOBS", "run_content_demo"]
 
-DEMO_KNOBS = {"latency": 0.2, "tokens_per_s": 60.0, "rate_limit_rate": 0.15,
-              "retry_after": 0.5, "seed": 7}
+DEMO_KNOBS = {
+    "latency": 0.2,
+    "tokens_per_s": 60.0,
+    "rate_limit_rate": 0.15,
+    "retry_after": 0.5,
+    "seed": 7,
+}
 """How the demo's local LLM server behaves: a little slow, and a 429 now and then."""
 
 
@@ -55,8 +60,9 @@ def run_content_demo(topic: str, sections: int = 3, out: TextIO | None = None) -
     if not os.environ.get("OPENAI_API_KEY"):
         server = serve_fake_llm(**DEMO_KNOBS)  # type: ignore[arg-type]
         use_fake_llm(server.base_url)
-        click.echo(f"local LLM server on {server.base_url} (set OPENAI_API_KEY for a real one)",
-                   file=out)
+        click.echo(
+            f"local LLM server on {server.base_url} (set OPENAI_API_KEY for a real one)", file=out
+        )
     try:
         handle = content_agent.start(topic=topic, sections=sections)
         click.secho(f"run {handle.run_id}", bold=True, file=out)

@@ -21,8 +21,22 @@ from ..api.server import ServerThread
 
 __all__ = ["SiteServer", "create_site", "serve_site"]
 
-TOPICS = ("install", "quickstart", "components", "workflows", "retries", "caching", "streams",
-          "workers", "resume", "rate limits", "dashboard", "deployments", "notebooks", "api")
+TOPICS = (
+    "install",
+    "quickstart",
+    "components",
+    "workflows",
+    "retries",
+    "caching",
+    "streams",
+    "workers",
+    "resume",
+    "rate limits",
+    "dashboard",
+    "deployments",
+    "notebooks",
+    "api",
+)
 OTHER = {"/login": "Log in", "/careers": "Careers", "/legal/privacy": "Privacy policy"}
 
 
@@ -33,12 +47,16 @@ def _title(n: int) -> str:
 def _page(title: str, n: int) -> str:
     seed = hashlib.sha256(title.encode()).hexdigest()
     topic = TOPICS[n % len(TOPICS)]
-    paras = [f"This page explains {topic} in aiflow-nb ({seed[:8]}). "
-             f"It covers how {topic} keeps long-running LLM workflows reliable.",
-             f"Section {n}: configure {topic}, watch it live, and recover from failures."]
+    paras = [
+        f"This page explains {topic} in aiflow-nb ({seed[:8]}). "
+        f"It covers how {topic} keeps long-running LLM workflows reliable.",
+        f"Section {n}: configure {topic}, watch it live, and recover from failures.",
+    ]
     body = "".join(f"<p>{html.escape(p)}</p>" for p in paras)
-    return f"<html><head><title>{html.escape(title)}</title></head><body>" \
-           f"<h1>{html.escape(title)}</h1>{body}</body></html>"
+    return (
+        f"<html><head><title>{html.escape(title)}</title></head><body>"
+        f"<h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
 
 
 def create_site(pages: int = 20) -> FastAPI:

@@ -37,9 +37,14 @@ def traces_url(endpoint: str) -> str:
 class OtlpExporter:
     """Sends one request per run; ``follow()`` exports runs as they end."""
 
-    def __init__(self, endpoint: str, service_name: str = "aiflow-nb",
-                 timeout: float = defaults.EXPORT_TIMEOUT, client: redis.Redis | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        service_name: str = "aiflow-nb",
+        timeout: float = defaults.EXPORT_TIMEOUT,
+        client: redis.Redis | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.url = traces_url(endpoint)
         self.service_name = service_name
         self.timeout = timeout
@@ -55,27 +60,37 @@ class OtlpExporter:
         # SpanTree, not handle.spans(): a span a crash cut off ends "interrupted" at the
         # run's end, instead of "running" until the moment of export.
         spans = list(SpanTree.from_events(handle.events(follow=False), run_id).spans.values())
-        self.send(build_request(run_id, str(record["workflow"]), spans, self.service_name)
-                  .SerializeToString())
+        self.send(
+            build_request(
+                run_id, str(record["workflow"]), spans, self.service_name
+            ).SerializeToString()
+        )
         return len(spans)
 
     def send(self, body: bytes) -> None:
         """POST one encoded ``ExportTraceServiceRequest``; ``ExportError`` unless 2xx."""
         try:
-            reply = httpx.post(self.url, content=body, timeout=self.timeout,
-                               headers={"Content-Type": "application/x-protobuf"})
+            reply = httpx.post(
+                self.url,
+                content=body,
+                timeout=self.timeout,
+                headers={"Content-Type": "application/x-protobuf"},
+            )
         except httpx.HTTPError as exc:
             raise ExportError(f"cannot reach OTLP endpoint {self.url}: {exc}") from exc
         if reply.status_code // 100 != 2:
-            raise ExportError(f"OTLP endpoint {self.url} answered {reply.status_code}: "
-                              f"{reply.text[:200]}")
+            raise ExportError(
+                f"OTLP endpoint {self.url} answered {reply.status_code}: {reply.text[:200]}"
+            )
 
-    def follow(self, poll: float = defaults.EXPORT_POLL_INTERVAL,
-               until: Callable[[], bool] = lambda: False) -> Iterator[tuple[str, int]]:
+    def follow(
+        self, poll: float = defaults.EXPORT_POLL_INTERVAL, until: Callable[[], bool] = lambda: False
+    ) -> Iterator[tuple[str, int]]:
         """Export each run that ends from now on; yields (run id, spans) per export."""
         client = self._redis or sync_redis()
-        seen = {r["run_id"] for r in list_runs(limit=10_000, client=client)
-                if r["status"] in _ENDED}
+        seen = {
+            r["run_id"] for r in list_runs(limit=10_000, client=client) if r["status"] in _ENDED
+        }
         while not until():
             for rec in list_runs(limit=defaults.EXPORT_FOLLOW_WINDOW, client=client):
                 if rec["status"] in _ENDED and rec["run_id"] not in seen:

@@ -26,8 +26,7 @@ try:
     from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Status
     from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtelSpan
 except ImportError as exc:  # pragma: no cover - depends on the install
-    raise ConfigError(
-        "OTLP export needs the otel extra: pip install 'aiflow-nb[otel]'") from exc
+    raise ConfigError("OTLP export needs the otel extra: pip install 'aiflow-nb[otel]'") from exc
 
 _ERROR_STATES = frozenset({"failed", "cancelled", "interrupted"})
 
@@ -69,47 +68,82 @@ def _nanos(ts: float) -> int:
 def _span(run_id: str, workflow: str, span: Span, now: float) -> OtelSpan:
     start = span.start if span.start is not None else now
     end = span.end if span.end is not None else now
-    facts = {"aiflow.run_id": run_id, "aiflow.workflow": workflow,
-             "aiflow.span.status": span.status, "aiflow.step_key": span.key,
-             "aiflow.attempts": span.attempts, "aiflow.cached": span.cached,
-             "aiflow.replayed": span.replayed, "aiflow.fallback": span.fallback}
+    facts = {
+        "aiflow.run_id": run_id,
+        "aiflow.workflow": workflow,
+        "aiflow.span.status": span.status,
+        "aiflow.step_key": span.key,
+        "aiflow.attempts": span.attempts,
+        "aiflow.cached": span.cached,
+        "aiflow.replayed": span.replayed,
+        "aiflow.fallback": span.fallback,
+    }
     out = OtelSpan(
-        trace_id=trace_id(run_id), span_id=otel_span_id(run_id, span.span_id), name=span.name,
-        kind=OtelSpan.SPAN_KIND_CLIENT if "gen_ai.request.model" in span.attributes
+        trace_id=trace_id(run_id),
+        span_id=otel_span_id(run_id, span.span_id),
+        name=span.name,
+        kind=OtelSpan.SPAN_KIND_CLIENT
+        if "gen_ai.request.model" in span.attributes
         else OtelSpan.SPAN_KIND_INTERNAL,
-        start_time_unix_nano=_nanos(start), end_time_unix_nano=_nanos(max(end, start)),
-        attributes=_attrs({**facts, **span.attributes}))
+        start_time_unix_nano=_nanos(start),
+        end_time_unix_nano=_nanos(max(end, start)),
+        attributes=_attrs({**facts, **span.attributes}),
+    )
     if span.parent_id:
         out.parent_span_id = otel_span_id(run_id, span.parent_id)
     for r in span.retries:
         err = r.get("error") or {}
-        out.events.add(name="retry", time_unix_nano=_nanos(start), attributes=_attrs({
-            "aiflow.attempt": r.get("attempt"), "error.type": err.get("type"),
-            "exception.message": err.get("message"), "aiflow.wait_s": r.get("wait")}))
+        out.events.add(
+            name="retry",
+            time_unix_nano=_nanos(start),
+            attributes=_attrs(
+                {
+                    "aiflow.attempt": r.get("attempt"),
+                    "error.type": err.get("type"),
+                    "exception.message": err.get("message"),
+                    "aiflow.wait_s": r.get("wait"),
+                }
+            ),
+        )
     if span.error:
-        out.events.add(name="exception", time_unix_nano=_nanos(end), attributes=_attrs({
-            "exception.type": span.error.get("type"),
-            "exception.message": span.error.get("message"),
-            "exception.stacktrace": span.error.get("traceback")}))
+        out.events.add(
+            name="exception",
+            time_unix_nano=_nanos(end),
+            attributes=_attrs(
+                {
+                    "exception.type": span.error.get("type"),
+                    "exception.message": span.error.get("message"),
+                    "exception.stacktrace": span.error.get("traceback"),
+                }
+            ),
+        )
     if span.status in _ERROR_STATES:
-        message = f"{(span.error or {}).get('type', span.status)}: " \
-                  f"{(span.error or {}).get('message', '')}"
+        message = (
+            f"{(span.error or {}).get('type', span.status)}: "
+            f"{(span.error or {}).get('message', '')}"
+        )
         out.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message=message))
     elif span.status == "completed":
         out.status.CopyFrom(Status(code=Status.STATUS_CODE_OK))
     return out
 
 
-def build_request(run_id: str, workflow: str, spans: list[Span], service_name: str = "aiflow-nb",
-                  now: float | None = None) -> ExportTraceServiceRequest:
+def build_request(
+    run_id: str,
+    workflow: str,
+    spans: list[Span],
+    service_name: str = "aiflow-nb",
+    now: float | None = None,
+) -> ExportTraceServiceRequest:
     """The OTLP request carrying every span of one run (running ones end at ``now``)."""
     from .. import __version__
     from ..config import settings
 
     now = time.time() if now is None else now
     resource_spans = ResourceSpans()
-    resource_spans.resource.attributes.extend(_attrs({
-        "service.name": service_name, "aiflow.namespace": settings().namespace}))
+    resource_spans.resource.attributes.extend(
+        _attrs({"service.name": service_name, "aiflow.namespace": settings().namespace})
+    )
     scope = resource_spans.scope_spans.add()
     scope.scope.name, scope.scope.version = "aiflow_nb", __version__
     scope.spans.extend(_span(run_id, workflow, s, now) for s in spans)

@@ -12,5 +12,15 @@ Example::
 from .bucket import Lease, aacquire, acquire
 from .config import RateLimit, adeclared, clear, declared, get, names, set
 
-__all__ = ["Lease", "RateLimit", "aacquire", "acquire", "adeclared", "clear", "declared", "get",
-           "names", "set"]
+__all__ = [
+    "Lease",
+    "RateLimit",
+    "aacquire",
+    "acquire",
+    "adeclared",
+    "clear",
+    "declared",
+    "get",
+    "names",
+    "set",
+]

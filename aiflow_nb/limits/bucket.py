@@ -105,8 +105,9 @@ class Lease:
         script = (client or sync_redis()).register_script(RELEASE)
         script(keys=self._keys(), args=self._args(used_tokens))
 
-    async def arelease(self, used_tokens: int | None = None,
-                       client: aredis.Redis | None = None) -> None:
+    async def arelease(
+        self, used_tokens: int | None = None, client: aredis.Redis | None = None
+    ) -> None:
         """Async twin of ``release``."""
         if self.released or not self.names:
             return
@@ -129,8 +130,7 @@ def _poll() -> float:
     return defaults.RATE_LIMIT_POLL * (0.5 + random.random())
 
 
-def _new_lease(names: str | Iterable[str], tokens: int) -> tuple[tuple[str, ...], Lease,
-                                                                   list[Any]]:
+def _new_lease(names: str | Iterable[str], tokens: int) -> tuple[tuple[str, ...], Lease, list[Any]]:
     """(names, an empty lease, ACQUIRE's args)."""
     names = (names,) if isinstance(names, str) else tuple(names)
     lease = Lease((), secrets.token_hex(8), tokens)
@@ -194,8 +194,9 @@ async def aacquire(
     try:
         wait = 0.0
         for name in names:
-            while (granted := _granted(lease, name,
-                                       await script(keys=_keys(name), args=args))) is None:
+            while (
+                granted := _granted(lease, name, await script(keys=_keys(name), args=args))
+            ) is None:
                 await asyncio.sleep(_poll())
             wait = max(wait, granted)
         if wait > 0:

@@ -36,8 +36,9 @@ class RateLimit:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or any(c in self.name for c in "{} "):
-            raise ValueError(f"a rate limit needs a non-empty name without braces or spaces, "
-                             f"got {self.name!r}")
+            raise ValueError(
+                f"a rate limit needs a non-empty name without braces or spaces, got {self.name!r}"
+            )
         for label in ("rpm", "tpm", "burst"):
             value = getattr(self, label)
             if value is not None and (isinstance(value, bool) or not value > 0):
@@ -77,8 +78,13 @@ def get(name: str, client: redis.Redis | None = None) -> RateLimit | None:
     if all(v is None for v in raw[:3]):
         return None
     rpm, tpm, conc, burst = (float(v) if v is not None else None for v in raw)
-    return RateLimit(name, rpm, tpm, int(conc) if conc is not None else None,
-                     burst if burst is not None else defaults.RATE_LIMIT_BURST)
+    return RateLimit(
+        name,
+        rpm,
+        tpm,
+        int(conc) if conc is not None else None,
+        burst if burst is not None else defaults.RATE_LIMIT_BURST,
+    )
 
 
 def clear(name: str, client: redis.Redis | None = None) -> bool:

@@ -20,8 +20,18 @@ from .. import defaults
 from ..serialization import dumps
 from . import pricing
 
-__all__ = ["ENDPOINTS", "Endpoint", "StreamState", "estimate_prompt_tokens", "estimate_tokens",
-           "request_attributes", "response_attributes", "shown_output", "text_of", "usage_of"]
+__all__ = [
+    "ENDPOINTS",
+    "Endpoint",
+    "StreamState",
+    "estimate_prompt_tokens",
+    "estimate_tokens",
+    "request_attributes",
+    "response_attributes",
+    "shown_output",
+    "text_of",
+    "usage_of",
+]
 
 
 @dataclass(frozen=True)
@@ -39,24 +49,32 @@ class Endpoint:
 ENDPOINTS = {
     "chat.completions": Endpoint("chat.completions", "chat", "chat", ochat.ChatCompletion),
     "responses": Endpoint("responses", "chat", "responses", oresponses.Response),
-    "embeddings": Endpoint("embeddings", "embeddings", "embeddings",
-                           otypes.CreateEmbeddingResponse),
+    "embeddings": Endpoint(
+        "embeddings", "embeddings", "embeddings", otypes.CreateEmbeddingResponse
+    ),
 }
 
-_REQUEST_PARAMS = {"max_tokens": "gen_ai.request.max_tokens",
-                   "max_completion_tokens": "gen_ai.request.max_tokens",
-                   "max_output_tokens": "gen_ai.request.max_tokens",
-                   "temperature": "gen_ai.request.temperature",
-                   "top_p": "gen_ai.request.top_p", "seed": "gen_ai.request.seed"}
+_REQUEST_PARAMS = {
+    "max_tokens": "gen_ai.request.max_tokens",
+    "max_completion_tokens": "gen_ai.request.max_tokens",
+    "max_output_tokens": "gen_ai.request.max_tokens",
+    "temperature": "gen_ai.request.temperature",
+    "top_p": "gen_ai.request.top_p",
+    "seed": "gen_ai.request.seed",
+}
 
 
-def request_attributes(ep: Endpoint, body: dict[str, Any], provider: str,
-                       base_url: str) -> dict[str, Any]:
+def request_attributes(
+    ep: Endpoint, body: dict[str, Any], provider: str, base_url: str
+) -> dict[str, Any]:
     parts = urlsplit(base_url)
     attrs: dict[str, Any] = {
-        "gen_ai.operation.name": ep.operation, "gen_ai.provider.name": provider,
-        "gen_ai.request.model": body.get("model"), "server.address": parts.hostname,
-        "server.port": parts.port, "aiflow.llm.endpoint": ep.path,
+        "gen_ai.operation.name": ep.operation,
+        "gen_ai.provider.name": provider,
+        "gen_ai.request.model": body.get("model"),
+        "server.address": parts.hostname,
+        "server.port": parts.port,
+        "aiflow.llm.endpoint": ep.path,
     }
     attrs.update({name: body[p] for p, name in _REQUEST_PARAMS.items() if p in body})
     if body.get("stream"):
@@ -83,14 +101,20 @@ def _finish_reasons(ep: Endpoint, doc: dict[str, Any]) -> list[str]:
     return []
 
 
-def response_attributes(ep: Endpoint, doc: dict[str, Any], request_model: str | None,
-                        usage: tuple[int, int] | None = None) -> dict[str, Any]:
+def response_attributes(
+    ep: Endpoint,
+    doc: dict[str, Any],
+    request_model: str | None,
+    usage: tuple[int, int] | None = None,
+) -> dict[str, Any]:
     """``gen_ai.response.*``, ``gen_ai.usage.*`` and ``aiflow.cost_usd`` of a response."""
     usage = usage or usage_of(ep, doc) or (0, 0)
     model = doc.get("model") or request_model
-    attrs: dict[str, Any] = {"gen_ai.response.model": model,
-                             "gen_ai.usage.input_tokens": usage[0],
-                             "gen_ai.usage.output_tokens": usage[1]}
+    attrs: dict[str, Any] = {
+        "gen_ai.response.model": model,
+        "gen_ai.usage.input_tokens": usage[0],
+        "gen_ai.usage.output_tokens": usage[1],
+    }
     if doc.get("id"):
         attrs["gen_ai.response.id"] = doc["id"]
     reasons = _finish_reasons(ep, doc)
@@ -110,9 +134,13 @@ def text_of(ep: Endpoint, doc: dict[str, Any]) -> str:
         choices = doc.get("choices") or [{}]
         return str((choices[0].get("message") or {}).get("content") or "")
     if ep.path == "responses":
-        return "".join(part.get("text") or "" for item in doc.get("output") or []
-                       if item.get("type") == "message" for part in item.get("content") or []
-                       if part.get("type") == "output_text")
+        return "".join(
+            part.get("text") or ""
+            for item in doc.get("output") or []
+            if item.get("type") == "message"
+            for part in item.get("content") or []
+            if part.get("type") == "output_text"
+        )
     return ""
 
 
@@ -137,8 +165,12 @@ def estimate_tokens(ep: Endpoint, body: dict[str, Any]) -> int:
     prompt = estimate_prompt_tokens(ep, body)
     if ep.path == "embeddings":
         return prompt
-    out = (body.get("max_completion_tokens") or body.get("max_tokens")
-           or body.get("max_output_tokens") or defaults.LLM_OUTPUT_TOKENS_ESTIMATE)
+    out = (
+        body.get("max_completion_tokens")
+        or body.get("max_tokens")
+        or body.get("max_output_tokens")
+        or defaults.LLM_OUTPUT_TOKENS_ESTIMATE
+    )
     return prompt + int(out)
 
 
@@ -204,7 +236,16 @@ class StreamState:
 
     def document(self) -> dict[str, Any]:
         """A response-like document for ``response_attributes``."""
-        return {"model": self.model, "id": self.response_id, "choices": [
-            {"finish_reason": r} for r in self.finish_reasons]} if self.ep.path != "responses" \
-            else {"model": self.model, "id": self.response_id, "status": (
-                self.finish_reasons or ["completed"])[0]}
+        return (
+            {
+                "model": self.model,
+                "id": self.response_id,
+                "choices": [{"finish_reason": r} for r in self.finish_reasons],
+            }
+            if self.ep.path != "responses"
+            else {
+                "model": self.model,
+                "id": self.response_id,
+                "status": (self.finish_reasons or ["completed"])[0],
+            }
+        )

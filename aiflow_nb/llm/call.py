@@ -87,8 +87,9 @@ class LLMCall:
             if done:
                 return True, rebuild(self.ep, doc)
         primary = self.owner.targets[0]
-        self.set_attributes(**request_attributes(self.ep, self.body, primary.provider,
-                                                 primary.base_url))
+        self.set_attributes(
+            **request_attributes(self.ep, self.body, primary.provider, primary.base_url)
+        )
         self.call.start()  # span.started carries the request attributes
         return False, None
 
@@ -100,24 +101,31 @@ class LLMCall:
         return (True, rebuild(self.ep, doc)) if hit else (False, None)
 
     def outcome_attributes(self, target: Target) -> dict[str, Any]:
-        attrs: dict[str, Any] = {"gen_ai.provider.name": target.provider,
-                                 "aiflow.llm.attempts": self.call.attempts}
+        attrs: dict[str, Any] = {
+            "gen_ai.provider.name": target.provider,
+            "aiflow.llm.attempts": self.call.attempts,
+        }
         if self.waited > 0.0005:
             attrs["aiflow.llm.rate_limit_wait_s"] = round(self.waited, 4)
         if self.tries:
             attrs["aiflow.llm.tries"] = self.tries
         index = self.owner.targets.index(target)
         if index:
-            attrs["aiflow.llm.fallback"] = {"index": index, "target": target.label(self.model),
-                                            "from": self.owner.targets[0].label(self.model)}
+            attrs["aiflow.llm.fallback"] = {
+                "index": index,
+                "target": target.label(self.model),
+                "from": self.owner.targets[0].label(self.model),
+            }
         return attrs
 
     def complete(self, response: Any, target: Target) -> int | None:
         """Record a finished non-streamed response; return the tokens it used."""
         doc = response.model_dump(mode="json")
         usage = usage_of(self.ep, doc)
-        self.set_attributes(**response_attributes(self.ep, doc, self.model, usage),
-                            **self.outcome_attributes(target))
+        self.set_attributes(
+            **response_attributes(self.ep, doc, self.model, usage),
+            **self.outcome_attributes(target),
+        )
         self.call.succeed(doc)
         return sum(usage) if usage else None
 
@@ -136,8 +144,14 @@ class LLMCall:
         return target.limit_names(self.model), estimate_tokens(self.ep, self.body)
 
     def note_failure(self, target: Target, exc: BaseException) -> None:
-        self.tries.append({"attempt": self.call.attempts, "target": target.label(self.model),
-                           "status": status_of(exc), "error": f"{type(exc).__name__}: {exc}"})
+        self.tries.append(
+            {
+                "attempt": self.call.attempts,
+                "target": target.label(self.model),
+                "status": status_of(exc),
+                "error": f"{type(exc).__name__}: {exc}",
+            }
+        )
 
     def tenacity_kwargs(self, target: Target, last: bool) -> dict[str, Any]:
         kwargs = self.policy.tenacity_kwargs(functools.partial(self._on_retry, target))
@@ -156,12 +170,20 @@ class LLMCall:
             self.tries[-1]["wait"] = wait
         self._emit_retrying(target, exc, wait)
 
-    def _emit_retrying(self, target: Target, exc: BaseException, wait: float,
-                       **extra: Any) -> None:
-        self.call.emit("span.retrying", {
-            "error": {"type": type(exc).__name__, "message": str(exc), "status": status_of(exc)},
-            "wait": wait, "target": target.label(self.model), **extra,
-        })
+    def _emit_retrying(self, target: Target, exc: BaseException, wait: float, **extra: Any) -> None:
+        self.call.emit(
+            "span.retrying",
+            {
+                "error": {
+                    "type": type(exc).__name__,
+                    "message": str(exc),
+                    "status": status_of(exc),
+                },
+                "wait": wait,
+                "target": target.label(self.model),
+                **extra,
+            },
+        )
 
     def give_up_on(self, target: Target, exc: BaseException, last: bool) -> None:
         """After ``target`` failed for good: raise, or note the move to the next target."""

@@ -68,8 +68,9 @@ class TracedBase:
     ) -> None:
         kind = openai.AsyncOpenAI if self.asynchronous else openai.OpenAI
         if not isinstance(client, kind):
-            raise TypeError(f"{type(self).__name__} wraps an openai.{kind.__name__}, "
-                            f"got {client!r}")
+            raise TypeError(
+                f"{type(self).__name__} wraps an openai.{kind.__name__}, got {client!r}"
+            )
         self.raw = no_sdk_retries(client)
         self.provider_name = provider_name or provider_of(self.raw)
         self.retry = llm_retry_policy(retry)
@@ -87,9 +88,14 @@ class TracedBase:
 
     def settings(self) -> dict[str, Any]:
         """The wrapper's own options (to wrap a copy of the client the same way)."""
-        return {"provider_name": self.provider_name, "retry": self.retry,
-                "fallbacks": self.fallback_specs, "fallback_on": self.fallback_on,
-                "cache": self.cache, "limits": self.use_limits}
+        return {
+            "provider_name": self.provider_name,
+            "retry": self.retry,
+            "fallbacks": self.fallback_specs,
+            "fallback_on": self.fallback_on,
+            "cache": self.cache,
+            "limits": self.use_limits,
+        }
 
     def component_for(self, name: str, cached: bool = True) -> Component[Any, Any]:
         """The component behind spans named ``name`` (it carries the cache policy)."""

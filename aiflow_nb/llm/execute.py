@@ -90,8 +90,9 @@ async def _attempts_async(c: LLMCall) -> tuple[Any, Target, limits.Lease]:
     targets = c.owner.targets
     for i, target in enumerate(targets):
         last = i == len(targets) - 1
-        retrying = tenacity.AsyncRetrying(sleep=c.policy.async_sleep(),
-                                          **c.tenacity_kwargs(target, last))
+        retrying = tenacity.AsyncRetrying(
+            sleep=c.policy.async_sleep(), **c.tenacity_kwargs(target, last)
+        )
         try:
             outcome: tuple[Any, limits.Lease] = await retrying(_once_async, c, target)
             return outcome[0], target, outcome[1]

@@ -69,7 +69,8 @@ class Knobs:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not 400 <= self.error_status <= 599 or (
-                self.outage is not None and not 400 <= self.outage <= 599):
+            self.outage is not None and not 400 <= self.outage <= 599
+        ):
             raise ValueError("error_status and outage must be HTTP error statuses (400-599)")
         if self.rpm is not None and self.rpm <= 0:
             raise ValueError(f"rpm must be > 0, got {self.rpm!r}")
@@ -137,8 +138,10 @@ def _error(status: int, retry_after: float | None) -> JSONResponse:
     body = {"error": {"message": f"fake-llm: injected {status}", "type": kind, "code": kind}}
     headers = {}
     if retry_after is not None:
-        headers = {"retry-after": str(max(1, math.ceil(retry_after))),
-                   "retry-after-ms": str(int(retry_after * 1000))}
+        headers = {
+            "retry-after": str(max(1, math.ceil(retry_after))),
+            "retry-after-ms": str(int(retry_after * 1000)),
+        }
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -154,8 +157,9 @@ def _invalid(message: str) -> JSONResponse:
     return JSONResponse(body, status_code=400)
 
 
-async def _admit(llm: FakeLLM, path: str, body: Any,
-                 required: str) -> tuple[dict[str, Any], Response | None]:
+async def _admit(
+    llm: FakeLLM, path: str, body: Any, required: str
+) -> tuple[dict[str, Any], Response | None]:
     """Log the request; answer the refusal it gets (bad request, outage, 429, 5xx), if any."""
     if not isinstance(body, dict) or not body.get("model") or not body.get(required):
         entry = llm.log(path, model=None, stream=False, status=400)
@@ -183,10 +187,14 @@ def create_app(llm: FakeLLM | None = None) -> FastAPI:
         if refusal is not None:
             return refusal
         chat = path == "/v1/chat/completions"
-        prompt = prompt_text(body.get("messages") if chat else
-                             [body.get("instructions"), body.get("input")])
-        limit = (body.get("max_completion_tokens") or body.get("max_tokens")) if chat \
+        prompt = prompt_text(
+            body.get("messages") if chat else [body.get("instructions"), body.get("input")]
+        )
+        limit = (
+            (body.get("max_completion_tokens") or body.get("max_tokens"))
+            if chat
             else body.get("max_output_tokens")
+        )
         answer = complete(prompt, limit)
         usage = (count_tokens(prompt), len(answer.tokens))
         entry["input_tokens"], entry["output_tokens"] = usage
@@ -223,8 +231,12 @@ def create_app(llm: FakeLLM | None = None) -> FastAPI:
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
         names = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
-        return {"object": "list", "data": [{"id": n, "object": "model", "created": 0,
-                                            "owned_by": "aiflow-fake"} for n in names]}
+        return {
+            "object": "list",
+            "data": [
+                {"id": n, "object": "model", "created": 0, "owned_by": "aiflow-fake"} for n in names
+            ],
+        }
 
     @app.get("/_aiflow/knobs")
     async def get_knobs() -> dict[str, Any]:

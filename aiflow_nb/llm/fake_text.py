@@ -21,8 +21,25 @@ __all__ = ["Completion", "complete", "count_tokens", "embed", "prompt_text"]
 
 _ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+(.+?)\s*$", re.M)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]{2,}")
-FILLER = ("the", "system", "keeps", "every", "step", "durable", "while", "a", "person",
-          "watches", "its", "progress", "and", "results", "arrive", "in", "order")
+FILLER = (
+    "the",
+    "system",
+    "keeps",
+    "every",
+    "step",
+    "durable",
+    "while",
+    "a",
+    "person",
+    "watches",
+    "its",
+    "progress",
+    "and",
+    "results",
+    "arrive",
+    "in",
+    "order",
+)
 KEEP_PERCENT = 80
 
 
@@ -67,8 +84,9 @@ def _list_answer(items: list[str], seed: int) -> list[str]:
     tokens: list[str] = []
     for n, item in enumerate(kept):
         words = f"- {item}".split()
-        tokens.extend(("\n" if n else "") + words[0] if i == 0 else " " + w
-                      for i, w in enumerate(words))
+        tokens.extend(
+            ("\n" if n else "") + words[0] if i == 0 else " " + w for i, w in enumerate(words)
+        )
     return tokens
 
 
@@ -83,8 +101,9 @@ def _prose(prompt: str, rng: random.Random) -> list[str]:
         words[0] = words[0].capitalize()
         words[-1] += "."
         sep = "\n\n" if sentence and sentence % 4 == 0 else " "
-        tokens.extend((sep if (i == 0 and tokens) else (" " if i else "")) + w
-                      for i, w in enumerate(words))
+        tokens.extend(
+            (sep if (i == 0 and tokens) else (" " if i else "")) + w for i, w in enumerate(words)
+        )
         sentence += 1
     return tokens
 

@@ -30,8 +30,9 @@ class Price:
         for name in ("input", "output"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ValueError(f"price {name} must be a number >= 0 (USD / 1M tokens), "
-                                 f"got {value!r}")
+                raise ValueError(
+                    f"price {name} must be a number >= 0 (USD / 1M tokens), got {value!r}"
+                )
 
 
 _lock = threading.Lock()

@@ -64,9 +64,11 @@ def llm_retry_policy(retry: RetryPolicy | int | dict[str, Any] | None = None) ->
     if isinstance(retry, RetryPolicy):
         policy = retry
     else:
-        options: dict[str, Any] = {"attempts": defaults.LLM_RETRY_ATTEMPTS,
-                                   "initial": defaults.LLM_RETRY_INITIAL,
-                                   "max_delay": defaults.LLM_RETRY_MAX_DELAY}
+        options: dict[str, Any] = {
+            "attempts": defaults.LLM_RETRY_ATTEMPTS,
+            "initial": defaults.LLM_RETRY_INITIAL,
+            "max_delay": defaults.LLM_RETRY_MAX_DELAY,
+        }
         if isinstance(retry, int) and not isinstance(retry, bool):
             options["attempts"] = retry
         elif isinstance(retry, dict):

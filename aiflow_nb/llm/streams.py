@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 __all__ = ["trace_async_stream", "trace_sync_stream"]
 
 
-def _finish(c: LLMCall, state: StreamState, target: Target, error: BaseException | None,
-            exhausted: bool) -> int:
+def _finish(
+    c: LLMCall, state: StreamState, target: Target, error: BaseException | None, exhausted: bool
+) -> int:
     """End the span (once); return the tokens the stream used (estimated without usage)."""
     if state.ended:
         return 0

@@ -66,8 +66,9 @@ def _target_of(spec: Any, primary: Target, asynchronous: bool) -> Target:
     raw = getattr(client, "raw", client)
     if not isinstance(raw, kind):
         want = "AsyncOpenAI" if asynchronous else "OpenAI"
-        raise ValueError(f"fallback {spec!r}: expected a model name, an {want} client "
-                         f"or ({want}, model)")
+        raise ValueError(
+            f"fallback {spec!r}: expected a model name, an {want} client or ({want}, model)"
+        )
     if model is not None and not isinstance(model, str):
         raise ValueError(f"fallback {spec!r}: the model must be a string")
     return Target(no_sdk_retries(raw), provider or provider_of(raw), model)

@@ -20,8 +20,19 @@ from .session import CodeSession
 from .state import RunState
 from .status import KernelStatus, kernel_status
 
-__all__ = ["AiflowMagics", "CodeSession", "ComponentOptions", "KernelStatus", "RunState",
-           "RunWidget", "build_source", "display_run", "kernel_status", "load", "unload"]
+__all__ = [
+    "AiflowMagics",
+    "CodeSession",
+    "ComponentOptions",
+    "KernelStatus",
+    "RunState",
+    "RunWidget",
+    "build_source",
+    "display_run",
+    "kernel_status",
+    "load",
+    "unload",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -30,8 +30,9 @@ def parse_duration(text: str, what: str) -> float:
     """``"90"``, ``"1.5s"``, ``"10m"``, ``"1h"``, ``"7d"`` -> seconds (> 0)."""
     match = _DURATION.match(text)
     if not match or float(match.group(1)) <= 0:
-        raise CellError(f"{what} must be a positive duration like 30, 1.5s, 10m, 1h or 7d; "
-                        f"got {text!r}")
+        raise CellError(
+            f"{what} must be a positive duration like 30, 1.5s, 10m, 1h or 7d; got {text!r}"
+        )
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
@@ -87,21 +88,28 @@ def _the_function(cell: str, kind: str, name: str) -> str:
     try:
         tree = ast.parse(cell, filename=f"%%{kind} {name}")
     except SyntaxError as exc:
-        raise CellError(f"%%{kind} {name}: the cell does not compile: {exc.msg} "
-                        f"(line {exc.lineno}); nothing was registered") from None
+        raise CellError(
+            f"%%{kind} {name}: the cell does not compile: {exc.msg} "
+            f"(line {exc.lineno}); nothing was registered"
+        ) from None
     defs = [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
     if not defs:
-        raise CellError(f"%%{kind} {name}: the cell defines no function; define exactly one "
-                        "(def or async def); nothing was registered")
+        raise CellError(
+            f"%%{kind} {name}: the cell defines no function; define exactly one "
+            "(def or async def); nothing was registered"
+        )
     if len(defs) > 1:
-        raise CellError(f"%%{kind} {name}: the cell defines {len(defs)} functions "
-                        f"({', '.join(defs)}); define exactly one per cell; nothing was "
-                        "registered")
+        raise CellError(
+            f"%%{kind} {name}: the cell defines {len(defs)} functions "
+            f"({', '.join(defs)}); define exactly one per cell; nothing was "
+            "registered"
+        )
     return defs[0]
 
 
-def build_source(kind: str, name: str, cell: str,
-                 options: ComponentOptions | None = None) -> CellSource:
+def build_source(
+    kind: str, name: str, cell: str, options: ComponentOptions | None = None
+) -> CellSource:
     """Check ``cell`` and build its registered source (``CellError`` when it cannot work)."""
     if kind not in ("component", "workflow"):
         raise ValueError(f"kind must be component or workflow, got {kind!r}")
@@ -110,12 +118,15 @@ def build_source(kind: str, name: str, cell: str,
     args = (options or ComponentOptions()).arguments() if kind == "component" else {}
     alias = f"__aiflow_{kind}__"
     extra = "".join(f", {k}={v!r}" for k, v in args.items())
-    source = (f"from aiflow_nb import {kind} as {alias}\n"
-              f"{cell.rstrip()}\n"
-              f"{name} = {alias}({fn}, name={name!r}{extra})\n")
+    source = (
+        f"from aiflow_nb import {kind} as {alias}\n"
+        f"{cell.rstrip()}\n"
+        f"{name} = {alias}({fn}, name={name!r}{extra})\n"
+    )
     try:
         compile(source, f"%%{kind} {name}", "exec")
     except SyntaxError as exc:  # e.g. a cell ending inside an open bracket
-        raise CellError(f"%%{kind} {name}: the cell does not compile: {exc.msg}; "
-                        "nothing was registered") from None
+        raise CellError(
+            f"%%{kind} {name}: the cell does not compile: {exc.msg}; nothing was registered"
+        ) from None
     return CellSource(kind=kind, name=name, function=fn, source=source, options=args)

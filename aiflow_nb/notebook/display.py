@@ -15,8 +15,14 @@ if TYPE_CHECKING:
     from ..access.handle import RunHandle
     from .widget import RunWidget
 
-__all__ = ["display_run", "mark_shown", "snapshot", "snapshot_html", "snapshot_text",
-           "widgets_supported"]
+__all__ = [
+    "display_run",
+    "mark_shown",
+    "snapshot",
+    "snapshot_html",
+    "snapshot_text",
+    "widgets_supported",
+]
 
 
 def _shell() -> Any:

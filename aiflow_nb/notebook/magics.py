@@ -66,14 +66,19 @@ def parse_inputs(text: str) -> dict[str, Any]:
             depth += 1
         elif tok.type == tokenize.OP and tok.string in ")]}":
             depth -= 1
-        elif (depth == 0 and tok.type == tokenize.NAME and nxt.type == tokenize.OP
-              and nxt.string == "=" and (not keys or tok.start[1] > keys[-1][2])):
+        elif (
+            depth == 0
+            and tok.type == tokenize.NAME
+            and nxt.type == tokenize.OP
+            and nxt.string == "="
+            and (not keys or tok.start[1] > keys[-1][2])
+        ):
             keys.append((tok.string, tok.start[1], nxt.end[1]))
-    if line and (not keys or line[:keys[0][1]].strip()):
+    if line and (not keys or line[: keys[0][1]].strip()):
         raise InvalidInputs(f"expected key=value ..., got {line!r}")
     inputs: dict[str, Any] = {}
     for (key, _, value_at), following in zip(keys, [*keys[1:], None], strict=False):
-        raw = line[value_at:following[1] if following else len(line)].strip()
+        raw = line[value_at : following[1] if following else len(line)].strip()
         try:
             inputs[key] = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
@@ -87,14 +92,16 @@ def _parser() -> MagicArgumentParser:
     sub.add_parser("attach", help="show a run: history, then live").add_argument("run_id")
     ls = sub.add_parser("runs", help="recent runs as a DataFrame")
     ls.add_argument("--workflow", "-w")
-    ls.add_argument("--status", "-s",
-                    choices=["queued", "running", "completed", "failed", "cancelled"])
+    ls.add_argument(
+        "--status", "-s", choices=["queued", "running", "completed", "failed", "cancelled"]
+    )
     ls.add_argument("--limit", "-n", type=int, default=20)
     worker = sub.add_parser("worker", help="the in-kernel worker")
     worker.add_argument("action", choices=["start", "stop", "status"])
     sub.add_parser("status", help="Redis, live workers, in-kernel worker")
     sub.add_parser("viewer", help="the dashboard (or one run's page), inline").add_argument(
-        "run_id", nargs="?")
+        "run_id", nargs="?"
+    )
     return parser
 
 
@@ -124,11 +131,12 @@ class AiflowMagics(Magics):
         """Define the cell's one function as a component and register its source."""
         args = parse_argstring(self.component, line)
         options = ComponentOptions(
-            retries=args.retries, backoff=args.backoff,
+            retries=args.retries,
+            backoff=args.backoff,
             cache=None if args.cache is None else parse_duration(args.cache, "--cache"),
-            timeout=None if args.timeout is None else parse_duration(args.timeout, "--timeout"))
-        definition = self.session.define("component", args.name, cell, self.user_ns,
-                                         options)
+            timeout=None if args.timeout is None else parse_duration(args.timeout, "--timeout"),
+        )
+        definition = self.session.define("component", args.name, cell, self.user_ns, options)
         print(f"component {definition.name} v{definition.version} registered")
 
     @arguments()
@@ -205,8 +213,10 @@ class AiflowMagics(Magics):
         except ImportError:
             show = None
         if show is None:
-            print("the dashboard is not part of this install; start it in a terminal with "
-                  "`aiflow viewer` and open the URL it prints")
+            print(
+                "the dashboard is not part of this install; start it in a terminal with "
+                "`aiflow viewer` and open the URL it prints"
+            )
             return None
         if args.run_id:
             return show(args.run_id)

@@ -14,12 +14,28 @@ from .. import defaults
 from ..access.spans import INPUT_TOKENS, OUTPUT_TOKENS, Span
 from .state import ProgressStream, RunState
 
-__all__ = ["header_html", "output_html", "error_html", "progress_label", "render_html",
-           "render_text", "span_label", "stream_name", "streams_html", "tree_html"]
+__all__ = [
+    "header_html",
+    "output_html",
+    "error_html",
+    "progress_label",
+    "render_html",
+    "render_text",
+    "span_label",
+    "stream_name",
+    "streams_html",
+    "tree_html",
+]
 
-COLORS = {"queued": "#6b7280", "running": "#2563eb", "completed": "#16a34a",
-          "failed": "#dc2626", "cancelled": "#9333ea", "interrupted": "#f59e0b",
-          "unknown": "#6b7280"}
+COLORS = {
+    "queued": "#6b7280",
+    "running": "#2563eb",
+    "completed": "#16a34a",
+    "failed": "#dc2626",
+    "cancelled": "#9333ea",
+    "interrupted": "#f59e0b",
+    "unknown": "#6b7280",
+}
 ICONS = {"running": "…", "completed": "✓", "failed": "✗", "cancelled": "⊘", "interrupted": "↯"}
 _MONO = "font-family:var(--jp-code-font-family,monospace);font-size:12px"
 
@@ -74,8 +90,9 @@ def render_text(state: RunState) -> str:
     """The whole run as plain text (the ``text/plain`` fallback)."""
     lines = [_title(state)]
     rows = state.tree()
-    lines += ["  " * (depth + 1) + span_label(span) for depth, span in
-              rows[:defaults.WIDGET_MAX_SPANS]]
+    lines += [
+        "  " * (depth + 1) + span_label(span) for depth, span in rows[: defaults.WIDGET_MAX_SPANS]
+    ]
     if len(rows) > defaults.WIDGET_MAX_SPANS:
         lines.append(f"  … {len(rows) - defaults.WIDGET_MAX_SPANS} more spans")
     lines += [f"  progress: {progress_label(p)}" for p in _recent_progress(state)]
@@ -89,16 +106,21 @@ def render_text(state: RunState) -> str:
 
 
 def _recent_progress(state: RunState) -> list[ProgressStream]:
-    return list(state.progress.values())[-defaults.WIDGET_MAX_PROGRESS:]
+    return list(state.progress.values())[-defaults.WIDGET_MAX_PROGRESS :]
 
 
 def header_html(state: RunState) -> str:
     color = COLORS.get(state.status, COLORS["unknown"])
-    badge = (f'<span style="background:{color};color:white;border-radius:4px;'
-             f'padding:1px 6px;font-weight:600">{html.escape(state.status)}</span>')
+    badge = (
+        f'<span style="background:{color};color:white;border-radius:4px;'
+        f'padding:1px 6px;font-weight:600">{html.escape(state.status)}</span>'
+    )
     elapsed = state.elapsed()
-    bits = [f"<b>{html.escape(state.workflow or '?')}</b>", badge,
-            f'<code style="{_MONO}">{html.escape(state.run_id)}</code>']
+    bits = [
+        f"<b>{html.escape(state.workflow or '?')}</b>",
+        badge,
+        f'<code style="{_MONO}">{html.escape(state.run_id)}</code>',
+    ]
     if elapsed is not None:
         bits.append(f"<span>{_seconds(elapsed)}</span>")
     if state.resumes:
@@ -109,10 +131,12 @@ def header_html(state: RunState) -> str:
 def tree_html(state: RunState) -> str:
     rows = state.tree()
     out = [f'<div class="aiflow-run-tree" style="{_MONO};line-height:1.35">']
-    for depth, span in rows[:defaults.WIDGET_MAX_SPANS]:
+    for depth, span in rows[: defaults.WIDGET_MAX_SPANS]:
         color = COLORS.get(span.status, COLORS["unknown"])
-        out.append(f'<div style="padding-left:{depth * 16}px;color:{color}">'
-                   f"{html.escape(span_label(span))}</div>")
+        out.append(
+            f'<div style="padding-left:{depth * 16}px;color:{color}">'
+            f"{html.escape(span_label(span))}</div>"
+        )
     if len(rows) > defaults.WIDGET_MAX_SPANS:
         out.append(f"<div>… {len(rows) - defaults.WIDGET_MAX_SPANS} more spans</div>")
     return "".join(out) + "</div>"
@@ -122,9 +146,11 @@ def streams_html(state: RunState) -> str:
     """Streamed LLM text (``output.delta``), one block per span."""
     if not state.text:
         return ""
-    blocks = [f"<div><b>{html.escape(stream_name(state, sid))}</b>"
-              f'<pre style="white-space:pre-wrap;margin:2px 0">{html.escape(text)}</pre></div>'
-              for sid, text in state.text.items()]
+    blocks = [
+        f"<div><b>{html.escape(stream_name(state, sid))}</b>"
+        f'<pre style="white-space:pre-wrap;margin:2px 0">{html.escape(text)}</pre></div>'
+        for sid, text in state.text.items()
+    ]
     return '<div class="aiflow-run-streams">' + "".join(blocks) + "</div>"
 
 
@@ -133,21 +159,31 @@ def error_html(state: RunState) -> str:
         return ""
     err = state.error
     trace = html.escape(str(err.get("traceback") or ""))
-    return (f'<div class="aiflow-run-error" style="color:{COLORS["failed"]}">'
-            f"<b>{html.escape(str(err.get('type')))}: {html.escape(str(err.get('message')))}"
-            f'</b><pre style="white-space:pre-wrap;{_MONO}">{trace}</pre></div>')
+    return (
+        f'<div class="aiflow-run-error" style="color:{COLORS["failed"]}">'
+        f"<b>{html.escape(str(err.get('type')))}: {html.escape(str(err.get('message')))}"
+        f'</b><pre style="white-space:pre-wrap;{_MONO}">{trace}</pre></div>'
+    )
 
 
 def output_html(state: RunState) -> str:
     if not state.has_output:
         return ""
-    return (f'<div class="aiflow-run-output"><b>output</b><pre style="white-space:pre-wrap;'
-            f'{_MONO}">{html.escape(_short(state.output))}</pre></div>')
+    return (
+        f'<div class="aiflow-run-output"><b>output</b><pre style="white-space:pre-wrap;'
+        f'{_MONO}">{html.escape(_short(state.output))}</pre></div>'
+    )
 
 
 def render_html(state: RunState) -> str:
     """The whole run as one HTML snapshot (the ``text/html`` fallback)."""
     bars = "".join(f"<div>{html.escape(progress_label(p))}</div>" for p in _recent_progress(state))
-    parts = [header_html(state), tree_html(state), bars, streams_html(state),
-             error_html(state), output_html(state)]
+    parts = [
+        header_html(state),
+        tree_html(state),
+        bars,
+        streams_html(state),
+        error_html(state),
+        output_html(state),
+    ]
     return '<div class="aiflow-run">' + "".join(parts) + "</div>"

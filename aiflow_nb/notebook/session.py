@@ -26,8 +26,14 @@ __all__ = ["CodeSession", "Definition"]
 class Definition:
     """One defined cell: its kind, name, the object it made, and its registered digests."""
 
-    def __init__(self, cell: CellSource, obj: Component[Any, Any], digest: str,
-                 bundle: str | None, version: int) -> None:
+    def __init__(
+        self,
+        cell: CellSource,
+        obj: Component[Any, Any],
+        digest: str,
+        bundle: str | None,
+        version: int,
+    ) -> None:
         self.kind = cell.kind
         self.name = cell.name
         self.obj = obj
@@ -51,13 +57,18 @@ class CodeSession:
 
     def _execute(self, cell: CellSource, namespace: dict[str, Any], version: int) -> Any:
         filename = f"<%%{cell.kind} {cell.name} v{version}>"
-        linecache.cache[filename] = (len(cell.source), None, cell.source.splitlines(True),
-                                     filename)
+        linecache.cache[filename] = (len(cell.source), None, cell.source.splitlines(True), filename)
         exec(compile(cell.source, filename, "exec"), namespace)
         return namespace[cell.name]
 
-    def define(self, kind: str, name: str, cell_text: str, namespace: dict[str, Any],
-               options: ComponentOptions | None = None) -> Definition:
+    def define(
+        self,
+        kind: str,
+        name: str,
+        cell_text: str,
+        namespace: dict[str, Any],
+        options: ComponentOptions | None = None,
+    ) -> Definition:
         """Check, execute and register one cell; ``CellError`` and nothing registered when
         it cannot become a ``kind``."""
         cell = build_source(kind, name, cell_text, options)
@@ -65,8 +76,10 @@ class CodeSession:
         try:
             obj = self._execute(cell, namespace, version)
         except Exception as exc:
-            raise CellError(f"%%{kind} {name}: executing the cell raised "
-                            f"{type(exc).__name__}: {exc}; nothing was registered") from exc
+            raise CellError(
+                f"%%{kind} {name}: executing the cell raised "
+                f"{type(exc).__name__}: {exc}; nothing was registered"
+            ) from exc
         expected = Workflow if kind == "workflow" else Component
         if not isinstance(obj, expected):  # pragma: no cover - the generated line makes one
             raise CellError(f"%%{kind} {name}: the cell did not produce a {kind}")

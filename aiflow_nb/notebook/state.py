@@ -111,17 +111,24 @@ class RunState:
             d = e.data
             self.progress.pop(span.span_id, None)  # keep the most recent streams last
             self.progress[span.span_id] = ProgressStream(
-                span.span_id, span.name, float(d.get("done") or 0),
-                None if d.get("total") is None else float(d["total"]), str(d.get("message", "")))
+                span.span_id,
+                span.name,
+                float(d.get("done") or 0),
+                None if d.get("total") is None else float(d["total"]),
+                str(d.get("message", "")),
+            )
         elif e.type == "output.delta":
             text = self.text.get(span.span_id, "") + str(e.data.get("text", ""))
-            self.text[span.span_id] = text[-defaults.WIDGET_MAX_TEXT:]
+            self.text[span.span_id] = text[-defaults.WIDGET_MAX_TEXT :]
 
     def tree(self) -> list[tuple[int, Span]]:
         """Spans depth-first with their depth (roots first, children in call order)."""
         rows: list[tuple[int, Span]] = []
-        stack = [(0, s) for s in reversed(list(self.spans.values()))
-                 if s.parent_id is None or s.parent_id not in self.spans]
+        stack = [
+            (0, s)
+            for s in reversed(list(self.spans.values()))
+            if s.parent_id is None or s.parent_id not in self.spans
+        ]
         while stack:
             depth, span = stack.pop()
             rows.append((depth, span))

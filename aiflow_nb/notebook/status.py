@@ -35,8 +35,10 @@ class KernelStatus:
             worker = "in-kernel worker started" if self.started else "in-kernel worker running"
         else:
             worker = "no in-kernel worker"
-        return (f"aiflow-nb: {where} · namespace {self.namespace} · {self.workers} "
-                f"out-of-kernel worker{plural} live · {worker}")
+        return (
+            f"aiflow-nb: {where} · namespace {self.namespace} · {self.workers} "
+            f"out-of-kernel worker{plural} live · {worker}"
+        )
 
 
 def kernel_status(started: bool = False) -> KernelStatus:
@@ -45,10 +47,23 @@ def kernel_status(started: bool = False) -> KernelStatus:
     try:
         url = redis_url()
         mine = local_worker()
-        others = [w for w in live_workers(sync_redis())
-                  if mine is None or w.get("id") != mine.worker.id]
+        others = [
+            w for w in live_workers(sync_redis()) if mine is None or w.get("id") != mine.worker.id
+        ]
     except RedisUnavailable as exc:
-        return KernelStatus(redis=s.redis_url or "embedded", embedded=s.redis_url is None,
-                            namespace=s.namespace, workers=0, in_kernel=False, error=str(exc))
-    return KernelStatus(redis=url, embedded=s.redis_url is None, namespace=s.namespace,
-                        workers=len(others), in_kernel=mine is not None, started=started)
+        return KernelStatus(
+            redis=s.redis_url or "embedded",
+            embedded=s.redis_url is None,
+            namespace=s.namespace,
+            workers=0,
+            in_kernel=False,
+            error=str(exc),
+        )
+    return KernelStatus(
+        redis=url,
+        embedded=s.redis_url is None,
+        namespace=s.namespace,
+        workers=len(others),
+        in_kernel=mine is not None,
+        started=started,
+    )

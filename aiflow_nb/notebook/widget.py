@@ -38,8 +38,13 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
     """Header (id, workflow, status badge, elapsed), span tree, progress bars, streamed
     text, error with traceback, final output; updated live from the run's stream."""
 
-    def __init__(self, handle: RunHandle | str, *, follow: bool = True,
-                 refresh: float = defaults.WIDGET_REFRESH) -> None:
+    def __init__(
+        self,
+        handle: RunHandle | str,
+        *,
+        follow: bool = True,
+        refresh: float = defaults.WIDGET_REFRESH,
+    ) -> None:
         self.handle = handle if isinstance(handle, RunHandle) else RunHandle(handle)
         self.run_state = RunState(self.handle.run_id)
         self.refresh = refresh
@@ -56,10 +61,19 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
         self._stop = threading.Event()
         self._finished = threading.Event()
         self._display: Any = None
-        self._thread = threading.Thread(target=self._main, daemon=True,
-                                        name=f"aiflow-widget-{self.handle.run_id[:8]}")
-        super().__init__(children=[self.title_html, self.tree_html, self.bar_box,
-                                   self.stream_html, self.error_html, self.output_html])
+        self._thread = threading.Thread(
+            target=self._main, daemon=True, name=f"aiflow-widget-{self.handle.run_id[:8]}"
+        )
+        super().__init__(
+            children=[
+                self.title_html,
+                self.tree_html,
+                self.bar_box,
+                self.stream_html,
+                self.error_html,
+                self.output_html,
+            ]
+        )
         self.add_class("aiflow-run-widget")
         if follow:
             self.start()
@@ -74,8 +88,9 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
     def wait(self, timeout: float | None = None) -> RunState:
         """Block until the run ended and the widget drew it; ``TimeoutError`` otherwise."""
         if not self._finished.wait(timeout):
-            raise TimeoutError(f"run {self.handle.run_id} still {self.run_state.status} "
-                               f"after {timeout} s")
+            raise TimeoutError(
+                f"run {self.handle.run_id} still {self.run_state.status} after {timeout} s"
+            )
         return self.run_state
 
     def stop(self) -> None:
@@ -119,9 +134,14 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
         drawn = time.monotonic()
         # The run's status, not the last event's type: a log line may follow run.completed.
         while not self._stop.is_set() and not state.done:
-            reply = cast(Reply, client.xread({stream: state.last_id or "0-0"},
-                                             block=defaults.WIDGET_POLL_MS,
-                                             count=defaults.REPLAY_PAGE))
+            reply = cast(
+                Reply,
+                client.xread(
+                    {stream: state.last_id or "0-0"},
+                    block=defaults.WIDGET_POLL_MS,
+                    count=defaults.REPLAY_PAGE,
+                ),
+            )
             entries = [e for _, batch in reply or [] for e in batch]
             with self._lock:
                 for entry_id, fields in entries:
@@ -145,12 +165,13 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
             state = self.run_state
             self._set(self.title_html, render.header_html(state))
             self._set(self.tree_html, render.tree_html(state))
-            self._draw_bars(list(state.progress.values())[-defaults.WIDGET_MAX_PROGRESS:])
+            self._draw_bars(list(state.progress.values())[-defaults.WIDGET_MAX_PROGRESS :])
             self._set(self.stream_html, render.streams_html(state))
             error = render.error_html(state)
             if self.failure is not None:
-                error += (f"<div>live view stopped: {type(self.failure).__name__}: "
-                          f"{self.failure}</div>")
+                error += (
+                    f"<div>live view stopped: {type(self.failure).__name__}: {self.failure}</div>"
+                )
             self._set(self.error_html, error)
             self._set(self.output_html, render.output_html(state))
             self.redraws += 1
@@ -164,8 +185,11 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
         for p in streams:
             bar = self.bars.get(p.span_id)
             if bar is None:
-                bar = widgets.FloatProgress(min=0.0, layout=widgets.Layout(width="60%"),
-                                            style={"description_width": "initial"})
+                bar = widgets.FloatProgress(
+                    min=0.0,
+                    layout=widgets.Layout(width="60%"),
+                    style={"description_width": "initial"},
+                )
                 self.bars[p.span_id] = bar
             total = p.total if p.total else max(p.done, 1.0)
             if bar.max != total:

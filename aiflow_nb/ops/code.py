@@ -56,8 +56,10 @@ def _verify(what: str, data: bytes, signature: str | None) -> None:
     if not signature:
         raise CodeRejected(f"{what} is unsigned and AIFLOW_SECRET is set: refusing to run it")
     if not hmac.compare_digest(expected, signature):
-        raise CodeRejected(f"{what} has a bad signature (tampered, or signed with another "
-                           "secret): refusing to run it")
+        raise CodeRejected(
+            f"{what} has a bad signature (tampered, or signed with another "
+            "secret): refusing to run it"
+        )
 
 
 def register_source(source: str, filename: str, client: redis.Redis | None = None) -> str:
@@ -107,8 +109,11 @@ def load_workflow(bundle: str, client: redis.Redis | None = None) -> Workflow[An
             return _loaded[bundle]
     r = client or sync_redis()
     doc = _fetch(r, bundle)
-    _verify(f"code bundle {bundle[:12]} ({doc.get('name')})",
-            _bundle_body(doc["name"], doc["sources"]), doc.get("sig"))
+    _verify(
+        f"code bundle {bundle[:12]} ({doc.get('name')})",
+        _bundle_body(doc["name"], doc["sources"]),
+        doc.get("sig"),
+    )
     module = types.ModuleType(f"aiflow_code_{bundle[:12]}")
     for digest in doc["sources"]:
         _exec_source(r, digest, module)

@@ -32,8 +32,9 @@ def _text(raw: Any) -> str:
 def _check(version: str) -> str:
     version = version.strip()
     if not version or any(c.isspace() for c in version) or ":" in version:
-        raise ValueError(f"a deployment version is a non-empty word without ':' or spaces, "
-                         f"got {version!r}")
+        raise ValueError(
+            f"a deployment version is a non-empty word without ':' or spaces, got {version!r}"
+        )
     return version
 
 
@@ -92,10 +93,15 @@ def deployments(client: redis.Redis | None = None) -> list[dict[str, Any]]:
     rows = []
     for version in versions:
         mine = [w for w in workers if w.get("version") == version]
-        rows.append({
-            "version": version, "active": version == active, "workers": len(mine),
-            "draining": sum(1 for w in mine if w.get("state") == "draining"),
-            "running": running.get(version, 0), "queued": _queued(r, version),
-        })
+        rows.append(
+            {
+                "version": version,
+                "active": version == active,
+                "workers": len(mine),
+                "draining": sum(1 for w in mine if w.get("state") == "draining"),
+                "running": running.get(version, 0),
+                "queued": _queued(r, version),
+            }
+        )
     rows.sort(key=lambda row: not row["active"])
     return rows

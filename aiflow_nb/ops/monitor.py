@@ -89,8 +89,7 @@ class Monitor:
 
     async def acquire(self) -> bool:
         """Take or renew the monitor lock; False when another monitor holds it."""
-        got = await self.client.eval(_ACQUIRE, 1, keys.monitor_lock(), self.owner,
-                                     self._lock_ms())
+        got = await self.client.eval(_ACQUIRE, 1, keys.monitor_lock(), self.owner, self._lock_ms())
         return bool(got)
 
     async def release(self) -> None:
@@ -117,12 +116,14 @@ class Monitor:
 
     def _report(self, result: Recovery) -> None:
         if result.outcome == "crashed":
-            log.error("run %s failed: crashed (%s)", result.run_id,
-                      result.notification.get("message"))
+            log.error(
+                "run %s failed: crashed (%s)", result.run_id, result.notification.get("message")
+            )
             self.notifier.send(result.notification)
         else:
-            log.warning("run %s lost its worker: re-queued (restart %d)", result.run_id,
-                        result.restarts)
+            log.warning(
+                "run %s lost its worker: re-queued (restart %d)", result.run_id, result.restarts
+            )
 
     async def _reclaim(self, queue: str) -> list[Recovery]:
         """Recover the pending entries of the queue's dead consumers."""
@@ -146,8 +147,9 @@ class Monitor:
         return done
 
     async def _recover_entries(self, queue: str, consumer: str, count: int) -> list[Recovery]:
-        entries = await self.client.xpending_range(queue, keys.queue_group, min="-", max="+",
-                                                   count=count, consumername=consumer)
+        entries = await self.client.xpending_range(
+            queue, keys.queue_group, min="-", max="+", count=count, consumername=consumer
+        )
         ids = [_str(e["message_id"]) for e in entries]
         pipe = self.client.pipeline(transaction=False)
         for msg_id in ids:
@@ -159,8 +161,11 @@ class Monitor:
                 await self.client.xack(queue, keys.queue_group, msg_id)
                 continue
             run_id = _str(rows[0][1][b"run_id"])
-            done.append(await recover(self.client, run_id, max_restarts=self.max_restarts,
-                                      entry=(queue, msg_id)))
+            done.append(
+                await recover(
+                    self.client, run_id, max_restarts=self.max_restarts, entry=(queue, msg_id)
+                )
+            )
         return done
 
     async def _orphans(self, skip: set[str]) -> list[Recovery]:
@@ -174,11 +179,14 @@ class Monitor:
             pipe.exists(keys.run_lease(run_id))
             pipe.hget(keys.run(run_id), "status")
         replies = await pipe.execute()
-        lost = [run_id for run_id, held, status in zip(ids, replies[0::2], replies[1::2],
-                                                       strict=True)
-                if not held and status == b"running"]
-        return [await recover(self.client, run_id, max_restarts=self.max_restarts)
-                for run_id in lost]
+        lost = [
+            run_id
+            for run_id, held, status in zip(ids, replies[0::2], replies[1::2], strict=True)
+            if not held and status == b"running"
+        ]
+        return [
+            await recover(self.client, run_id, max_restarts=self.max_restarts) for run_id in lost
+        ]
 
     # --- the loop -----------------------------------------------------------------
     async def run(self, stopping: asyncio.Event | None = None) -> None:

@@ -70,13 +70,22 @@ class Notifier:
                 if problem is None:
                     self.delivered += 1
                     return True
-                log.warning("notification for run %s, attempt %d/%d: %s",
-                            document.get("run_id"), attempt, self.attempts, problem)
+                log.warning(
+                    "notification for run %s, attempt %d/%d: %s",
+                    document.get("run_id"),
+                    attempt,
+                    self.attempts,
+                    problem,
+                )
                 if attempt < self.attempts:
                     await self._sleep(self.backoff * 2 ** (attempt - 1))
         self.given_up += 1
-        log.error("notification for run %s given up after %d attempts (%s)",
-                  document.get("run_id"), self.attempts, self.url)
+        log.error(
+            "notification for run %s given up after %d attempts (%s)",
+            document.get("run_id"),
+            self.attempts,
+            self.url,
+        )
         return False
 
     async def _post_once(self, http: httpx.AsyncClient, document: dict[str, Any]) -> str | None:

@@ -38,7 +38,16 @@ def live_workers(
     return found
 
 
-def heartbeat_document(worker_id: str, version: str, state: str, runs: list[str],
-                       pid: int, host: str) -> dict[str, Any]:
-    return {"id": worker_id, "version": version, "state": state, "runs": ",".join(runs),
-            "in_hand": len(runs), "pid": pid, "host": host, "last_heartbeat": time.time()}
+def heartbeat_document(
+    worker_id: str, version: str, state: str, runs: list[str], pid: int, host: str
+) -> dict[str, Any]:
+    return {
+        "id": worker_id,
+        "version": version,
+        "state": state,
+        "runs": ",".join(runs),
+        "in_hand": len(runs),
+        "pid": pid,
+        "host": host,
+        "last_heartbeat": time.time(),
+    }

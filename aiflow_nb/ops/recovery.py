@@ -75,12 +75,18 @@ async def hand_back(client: aredis.Redis, run_id: str, worker_id: str, entry: Qu
                 _ack(pipe, entry)
                 if held:
                     pipe.delete(lease_key)
-                outcome = ("ended" if _text(status) in TERMINAL_STATUS
-                           else "requeued" if held else "lost")
+                outcome = (
+                    "ended" if _text(status) in TERMINAL_STATUS else "requeued" if held else "lost"
+                )
                 if outcome == "requeued":
-                    note = _log_event(run_id, "warning", f"worker {worker_id} is shutting "
-                                      "down: run handed back to resume on another worker",
-                                      worker=worker_id, handback=True)
+                    note = _log_event(
+                        run_id,
+                        "warning",
+                        f"worker {worker_id} is shutting "
+                        "down: run handed back to resume on another worker",
+                        worker=worker_id,
+                        handback=True,
+                    )
                     _requeue(pipe, run_id, _text(version), note)
                 await pipe.execute()
                 return outcome
@@ -101,8 +107,9 @@ async def recover(
                 await pipe.watch(run_key, lease_key)
                 if await pipe.exists(lease_key):
                     return Recovery(run_id, "held")
-                fields = await pipe.hmget(run_key, "status", "version", "workflow",
-                                          "restarts", "worker")
+                fields = await pipe.hmget(
+                    run_key, "status", "version", "workflow", "restarts", "worker"
+                )
                 result = _plan(pipe, run_id, [_text(f) for f in fields], max_restarts, entry)
                 await pipe.execute()
                 return result
@@ -110,8 +117,9 @@ async def recover(
                 continue
 
 
-def _plan(pipe: Any, run_id: str, fields: list[str], max_restarts: int,
-          entry: QueueEntry | None) -> Recovery:
+def _plan(
+    pipe: Any, run_id: str, fields: list[str], max_restarts: int, entry: QueueEntry | None
+) -> Recovery:
     status, version, workflow, restarts_raw, worker = fields
     pipe.multi()
     _ack(pipe, entry)
@@ -123,10 +131,16 @@ def _plan(pipe: Any, run_id: str, fields: list[str], max_restarts: int,
     if restarts > max_restarts:
         return _crash(pipe, run_id, workflow, worker, restarts - 1, max_restarts)
     pipe.hset(keys.run(run_id), "restarts", restarts)
-    message = (f"worker {worker or '?'} stopped heartbeating: run re-queued "
-               f"(restart {restarts} of at most {max_restarts})")
-    _requeue(pipe, run_id, version, _log_event(run_id, "warning", message, worker=worker,
-                                               restarts=restarts, recovered=True))
+    message = (
+        f"worker {worker or '?'} stopped heartbeating: run re-queued "
+        f"(restart {restarts} of at most {max_restarts})"
+    )
+    _requeue(
+        pipe,
+        run_id,
+        version,
+        _log_event(run_id, "warning", message, worker=worker, restarts=restarts, recovered=True),
+    )
     return Recovery(run_id, "requeued", restarts)
 
 
@@ -135,29 +149,57 @@ async def fail_run(client: aredis.Redis, run_id: str, exc: BaseException) -> Non
     neither left ``running`` nor recovered again and again."""
     error = error_document(exc)
     pipe = client.pipeline(transaction=True)
-    pipe.hset(keys.run(run_id), mapping={"status": "failed", "ended_at": time.time(),
-                                         "error": dumps(error)})
+    pipe.hset(
+        keys.run(run_id),
+        mapping={"status": "failed", "ended_at": time.time(), "error": dumps(error)},
+    )
     pipe.srem(keys.running(), run_id)
-    pipe.xadd(keys.run_events(run_id), {FIELD: make_payload("run.failed", run_id,
-                                                            data={"error": error})})
+    pipe.xadd(
+        keys.run_events(run_id), {FIELD: make_payload("run.failed", run_id, data={"error": error})}
+    )
     await pipe.execute()
 
 
-def _crash(pipe: Any, run_id: str, workflow: str, worker: str, restarts: int,
-           max_restarts: int) -> Recovery:
-    message = (f"the run's worker died {restarts + 1} times (last: {worker or '?'}); "
-               f"max_restarts={max_restarts} reached")
+def _crash(
+    pipe: Any, run_id: str, workflow: str, worker: str, restarts: int, max_restarts: int
+) -> Recovery:
+    message = (
+        f"the run's worker died {restarts + 1} times (last: {worker or '?'}); "
+        f"max_restarts={max_restarts} reached"
+    )
     error = {"type": "WorkerCrashed", "message": message, "cause": None, "traceback": ""}
-    notification = {"run_id": run_id, "workflow": workflow, "status": "failed",
-                    "reason": "crashed", "restarts": restarts, "message": message,
-                    "ts": time.time()}
-    pipe.hset(keys.run(run_id), mapping={"status": "failed", "reason": "crashed",
-                                         "ended_at": time.time(), "error": dumps(error)})
+    notification = {
+        "run_id": run_id,
+        "workflow": workflow,
+        "status": "failed",
+        "reason": "crashed",
+        "restarts": restarts,
+        "message": message,
+        "ts": time.time(),
+    }
+    pipe.hset(
+        keys.run(run_id),
+        mapping={
+            "status": "failed",
+            "reason": "crashed",
+            "ended_at": time.time(),
+            "error": dumps(error),
+        },
+    )
     pipe.srem(keys.running(), run_id)
     events = keys.run_events(run_id)
-    pipe.xadd(events, {FIELD: make_payload("notification", run_id, name=workflow,
-                                           data=notification)})
-    pipe.xadd(events, {FIELD: make_payload("run.failed", run_id, name=workflow,
-                                           data={"reason": "crashed", "error": error,
-                                                 "restarts": restarts})})
+    pipe.xadd(
+        events, {FIELD: make_payload("notification", run_id, name=workflow, data=notification)}
+    )
+    pipe.xadd(
+        events,
+        {
+            FIELD: make_payload(
+                "run.failed",
+                run_id,
+                name=workflow,
+                data={"reason": "crashed", "error": error, "restarts": restarts},
+            )
+        },
+    )
     return Recovery(run_id, "crashed", restarts, notification)

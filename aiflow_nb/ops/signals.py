@@ -32,12 +32,21 @@ async def _serve(worker: Worker, drain_timeout: float) -> bool:
         received.append(signum)
         name = signal.Signals(signum).name
         if len(received) == 1:
-            log.warning("%s: worker %s draining (up to %g s; send it again to stop at once)",
-                        name, worker.id, drain_timeout)
+            log.warning(
+                "%s: worker %s draining (up to %g s; send it again to stop at once)",
+                name,
+                worker.id,
+                drain_timeout,
+            )
             worker.stop(drain_timeout)
         else:
-            log.warning("%s again: worker %s stopping at once; %d run(s) in hand will be "
-                        "recovered through their leases", name, worker.id, len(worker.tasks))
+            log.warning(
+                "%s again: worker %s stopping at once; %d run(s) in hand will be "
+                "recovered through their leases",
+                name,
+                worker.id,
+                len(worker.tasks),
+            )
             worker.abort()
 
     for sig in SIGNALS:

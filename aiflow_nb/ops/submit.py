@@ -69,8 +69,14 @@ def submit(
     now = time.time()
     pipe = r.pipeline(transaction=True)
     record: dict[FieldT, EncodableT] = {
-        "run_id": run_id, "workflow": workflow, "version": version, "status": "queued",
-        "inputs": doc, "created_at": now, "attempt": 0, "restarts": 0,
+        "run_id": run_id,
+        "workflow": workflow,
+        "version": version,
+        "status": "queued",
+        "inputs": doc,
+        "created_at": now,
+        "attempt": 0,
+        "restarts": 0,
     }
     if code:
         record["code"] = code
@@ -78,8 +84,12 @@ def submit(
     pipe.zadd(keys.runs(), {run_id: now})
     pipe.zadd(keys.workflow_runs(workflow), {run_id: now})
     pipe.zadd(keys.deployments(), {version: now}, nx=True)
-    payload = make_payload("run.queued", run_id, name=workflow,
-                           data={"workflow": workflow, "version": version, "inputs": public})
+    payload = make_payload(
+        "run.queued",
+        run_id,
+        name=workflow,
+        data={"workflow": workflow, "version": version, "inputs": public},
+    )
     pipe.xadd(keys.run_events(run_id), {FIELD: payload})
     pipe.xadd(keys.queue(version), {"run_id": run_id})
     pipe.execute()
@@ -97,8 +107,11 @@ def _status(r: redis.Redis, run_id: str) -> dict[str, str]:
     raw = cast("list[bytes | None]", r.hmget(keys.run(run_id), "status", "version", "workflow"))
     if raw[0] is None:
         raise RunNotFound(run_id)
-    return {"status": raw[0].decode(), "version": (raw[1] or b"").decode(),
-            "workflow": (raw[2] or b"").decode()}
+    return {
+        "status": raw[0].decode(),
+        "version": (raw[1] or b"").decode(),
+        "workflow": (raw[2] or b"").decode(),
+    }
 
 
 def resume(run_id: str, client: redis.Redis | None = None) -> RunHandle:
@@ -136,8 +149,10 @@ def cancel(run_id: str, client: redis.Redis | None = None) -> str:
         return state["status"]
     if state["status"] == "queued":
         pipe = r.pipeline(transaction=True)
-        pipe.hset(keys.run(run_id), mapping={"status": "cancelled", "ended_at": time.time(),
-                                              "cancel_requested": 1})
+        pipe.hset(
+            keys.run(run_id),
+            mapping={"status": "cancelled", "ended_at": time.time(), "cancel_requested": 1},
+        )
         pipe.srem(keys.running(), run_id)
         pipe.xadd(keys.run_events(run_id), {FIELD: make_payload("run.cancelled", run_id)})
         pipe.execute()

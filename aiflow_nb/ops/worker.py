@@ -91,8 +91,10 @@ class Worker:
         await self._ensure_group()
         await self._beat()
         self.ready.set()
-        background = [asyncio.create_task(self._heartbeat_loop()),
-                      asyncio.create_task(self._cancel_listener())]
+        background = [
+            asyncio.create_task(self._heartbeat_loop()),
+            asyncio.create_task(self._cancel_listener()),
+        ]
         if self.monitor is not None:
             self.monitor._client = self.client
             background.append(asyncio.create_task(self.monitor.run(self._stopping)))
@@ -128,8 +130,9 @@ class Worker:
         """Hand every run in hand back to the queue (another worker resumes it)."""
         handed = [run_id for run_id in list(self.tasks) if self.cancel_run(run_id, "handback")]
         if handed:
-            log.warning("worker %s handing back %d run(s): %s", self.id, len(handed),
-                        ", ".join(handed))
+            log.warning(
+                "worker %s handing back %d run(s): %s", self.id, len(handed), ", ".join(handed)
+            )
         return len(handed)
 
     def abort(self) -> None:
@@ -152,10 +155,16 @@ class Worker:
             if free <= 0:
                 await asyncio.wait(list(self.tasks.values()), return_when=asyncio.FIRST_COMPLETED)
                 continue
-            reply = cast("StreamsReply | None", await self.client.xreadgroup(
-                keys.queue_group, self.id, {self.queue: ">"}, count=free,
-                block=defaults.QUEUE_BLOCK_MS,
-            ))
+            reply = cast(
+                "StreamsReply | None",
+                await self.client.xreadgroup(
+                    keys.queue_group,
+                    self.id,
+                    {self.queue: ">"},
+                    count=free,
+                    block=defaults.QUEUE_BLOCK_MS,
+                ),
+            )
             entries: list[Any] = [e for _, batch in reply or [] for e in batch]
             if entries and self._stopping.is_set():
                 await self._give_back(entries)
@@ -224,8 +233,14 @@ class Worker:
     async def _beat(self) -> None:
         s = settings()
         ttl_ms = int(s.heartbeat_ttl * 1000)
-        doc = heartbeat_document(self.id, self.version or "", self.state, list(self.tasks),
-                                 os.getpid(), socket.gethostname())
+        doc = heartbeat_document(
+            self.id,
+            self.version or "",
+            self.state,
+            list(self.tasks),
+            os.getpid(),
+            socket.gethostname(),
+        )
         pipe = self.client.pipeline(transaction=False)
         pipe.hset(keys.worker(self.id), mapping=cast("dict[FieldT, EncodableT]", doc))
         pipe.pexpire(keys.worker(self.id), ttl_ms)
@@ -237,8 +252,11 @@ class Worker:
         replies = await pipe.execute()
         for run_id, renewed, flag in zip(in_hand, replies[3::2], replies[4::2], strict=True):
             if not renewed and self.cancel_run(run_id, "lost"):
-                log.warning("run %s: lease lost (this worker stalled past the heartbeat TTL "
-                            "and the run was recovered elsewhere); dropped here", run_id)
+                log.warning(
+                    "run %s: lease lost (this worker stalled past the heartbeat TTL "
+                    "and the run was recovered elsewhere); dropped here",
+                    run_id,
+                )
             elif flag:
                 self.cancel_run(run_id)
 

@@ -43,8 +43,9 @@ class RunWriter(EventWriter):
     next event or journal write, so it stops instead of running on beside the worker that
     resumes the run."""
 
-    def __init__(self, run_id: str, client: aredis.Redis, loop: asyncio.AbstractEventLoop,
-                 owner: str = "") -> None:
+    def __init__(
+        self, run_id: str, client: aredis.Redis, loop: asyncio.AbstractEventLoop, owner: str = ""
+    ) -> None:
         super().__init__(run_id, client, loop)
         self.owner = owner
         """The worker holding the run's lease (released with the run's terminal write)."""
@@ -74,8 +75,9 @@ return 0
 """
 
 
-def _finish(writer: EventWriter, status: str, event: str, data: dict[str, Any],
-            record: dict[str, Any]) -> None:
+def _finish(
+    writer: EventWriter, status: str, event: str, data: dict[str, Any], record: dict[str, Any]
+) -> None:
     """The run's terminal write: record, running set, lease (if still ours) and event, in
     one flush, so whoever sees the end may resume the run at once."""
     writer.record(status=status, ended_at=time.time(), **record)
@@ -120,33 +122,49 @@ async def execute(
     writer.record(status="running", worker=worker_id, started_at=started_at, attempt=attempt)
     writer.raw("sadd", keys.running(), run_id)
     resumed = attempt > 1
-    writer.emit("run.resumed" if resumed else "run.started", name=rec["workflow"],
-                data={"worker": worker_id, "attempt": attempt, "journaled": len(journal)})
+    writer.emit(
+        "run.resumed" if resumed else "run.started",
+        name=rec["workflow"],
+        data={"worker": worker_id, "attempt": attempt, "journaled": len(journal)},
+    )
     if rec.get("cancel_requested"):
         _finish(writer, "cancelled", "run.cancelled", {}, {})
         await writer.flush()
         return "cancelled"
     try:
         code = rec.get("code")  # loading registered code reads Redis: off the loop
-        wf = (await asyncio.to_thread(lookup, rec["workflow"], code) if code
-              else lookup(rec["workflow"]))
+        wf = (
+            await asyncio.to_thread(lookup, rec["workflow"], code)
+            if code
+            else lookup(rec["workflow"])
+        )
     except AiflowError as exc:
-        log.error("run %s of workflow %s failed before it started: %s", run_id,
-                  rec["workflow"], exc)
+        log.error(
+            "run %s of workflow %s failed before it started: %s", run_id, rec["workflow"], exc
+        )
         doc = error_document(exc)
         _finish(writer, "failed", "run.failed", {"error": doc}, {"error": dumps(doc)})
         await writer.flush()
         return "failed"
-    ctx = RunContext(run_id=run_id, workflow=wf.name, writer=writer, loop=loop,
-                     sync_client=sync_redis(), async_client=client, journal=journal,
-                     attempt=attempt, secrets=wf.secret_args)
+    ctx = RunContext(
+        run_id=run_id,
+        workflow=wf.name,
+        writer=writer,
+        loop=loop,
+        sync_client=sync_redis(),
+        async_client=client,
+        journal=journal,
+        attempt=attempt,
+        secrets=wf.secret_args,
+    )
     status = await _run_root(ctx, wf, loads(rec.get("inputs") or "{}"), control)
     await writer.flush()
     return status
 
 
-async def _run_root(ctx: RunContext, wf: Workflow[Any, Any], inputs: dict[str, Any],
-                    control: RunControl) -> str:
+async def _run_root(
+    ctx: RunContext, wf: Workflow[Any, Any], inputs: dict[str, Any], control: RunControl
+) -> str:
     token = run_var.set(ctx)
     call = Call(wf, (), inputs, ctx, Frame.root(wf.name), journaled=False)
     t0 = time.time()
@@ -160,7 +178,7 @@ async def _run_root(ctx: RunContext, wf: Workflow[Any, Any], inputs: dict[str, A
             ctx.writer.stopped = True
         if control.reason != "cancel":
             if control.reason == "handback":  # journaled steps land before another worker
-                await ctx.writer.flush()      # loads the journal
+                await ctx.writer.flush()  # loads the journal
             raise
         _finish(ctx.writer, "cancelled", "run.cancelled", {}, {})
         return "cancelled"
@@ -170,6 +188,11 @@ async def _run_root(ctx: RunContext, wf: Workflow[Any, Any], inputs: dict[str, A
         return "failed"
     finally:
         run_var.reset(token)
-    _finish(ctx.writer, "completed", "run.completed",
-            {"output": output, "duration": time.time() - t0}, {"output": dumps(output)})
+    _finish(
+        ctx.writer,
+        "completed",
+        "run.completed",
+        {"output": output, "duration": time.time() - t0},
+        {"output": dumps(output)},
+    )
     return "completed"

@@ -81,8 +81,12 @@ class Call:
         if self.ctx is None or self.frame is None:
             return
         self.ctx.writer.emit(
-            type, span_id=self.frame.span_id, parent_id=self.frame.parent_id,
-            name=self.component.name, attempt=self.attempts or None, data=data,
+            type,
+            span_id=self.frame.span_id,
+            parent_id=self.frame.parent_id,
+            name=self.component.name,
+            attempt=self.attempts or None,
+            data=data,
         )
 
     def _public_inputs(self) -> dict[str, Any]:
@@ -105,9 +109,16 @@ class Call:
             return False, None
         doc = loads(raw)
         if doc.get("h") != self.args_hash():
-            self.emit("log", {"level": "warning", "message": (
-                f"replay diverged at step {self.frame.key}: the journal recorded other "
-                "arguments for this step, so it runs again instead of replaying")})
+            self.emit(
+                "log",
+                {
+                    "level": "warning",
+                    "message": (
+                        f"replay diverged at step {self.frame.key}: the journal recorded other "
+                        "arguments for this step, so it runs again instead of replaying"
+                    ),
+                },
+            )
             return False, None
         self.emit("span.replayed", {"output": doc.get("r"), "key": self.frame.key})
         return True, doc.get("r")
@@ -154,9 +165,13 @@ class Call:
     def on_retry(self, state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
-        self.emit("span.retrying", {
-            "error": {"type": type(exc).__name__, "message": str(exc)}, "wait": wait,
-        })
+        self.emit(
+            "span.retrying",
+            {
+                "error": {"type": type(exc).__name__, "message": str(exc)},
+                "wait": wait,
+            },
+        )
 
     def succeed(self, value: Any, fallback_from: BaseException | None = None) -> Any:
         if self.ctx is None:
@@ -169,8 +184,11 @@ class Call:
             ttl_ms = int(self.policies.cache.ttl * 1000)
             self.ctx.writer.raw("set", cache_key, doc, px=ttl_ms)
         shown = self.view(value) if self.view is not None else value
-        data: dict[str, Any] = {"output": shown, "duration": self.elapsed(),
-                                "attempts": self.attempts}
+        data: dict[str, Any] = {
+            "output": shown,
+            "duration": self.elapsed(),
+            "attempts": self.attempts,
+        }
         if fallback_from is not None:
             data["fallback"] = True
             data["error"] = error_document(fallback_from)
@@ -202,8 +220,7 @@ class Call:
         err: BaseException = exc
         if isinstance(exc, Exception) and not isinstance(exc, ComponentFailed):
             err = ComponentFailed(self.component.name, self.attempts, exc)
-        data = {"error": error_document(err), "attempts": self.attempts,
-                "duration": self.elapsed()}
+        data = {"error": error_document(err), "attempts": self.attempts, "duration": self.elapsed()}
         if isinstance(exc, asyncio.CancelledError):
             data["cancelled"] = True
         self._add_attributes(data)
@@ -245,8 +262,9 @@ def run_sync(call: Call) -> Any:
         if retry.attempts == 1:  # fast path: no retrying machinery for a single attempt
             value = _attempt_sync(call)
         else:
-            retrying = tenacity.Retrying(sleep=retry.sync_sleep(),
-                                         **retry.tenacity_kwargs(call.on_retry))
+            retrying = tenacity.Retrying(
+                sleep=retry.sync_sleep(), **retry.tenacity_kwargs(call.on_retry)
+            )
             value = retrying(_attempt_sync, call)
     except Exception as exc:
         return call.succeed(call.recover(exc), fallback_from=exc)

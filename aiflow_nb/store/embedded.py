@@ -88,15 +88,24 @@ class EmbeddedRedis:
         d = str(self.directory)
         return [
             redis_server_binary(),
-            "--port", "0",
-            "--unixsocket", str(self.socket),
-            "--unixsocketperm", "700",
-            "--dir", d,
-            "--pidfile", str(self.pidfile),
-            "--logfile", str(self.directory / "redis.log"),
-            "--appendonly", "yes",
-            "--save", "",
-            "--daemonize", "yes" if daemonize else "no",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            d,
+            "--pidfile",
+            str(self.pidfile),
+            "--logfile",
+            str(self.directory / "redis.log"),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "yes" if daemonize else "no",
         ]
 
     def ensure_started(self, timeout: float = 10.0) -> str:

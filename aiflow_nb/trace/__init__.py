@@ -9,5 +9,14 @@ from .timeline import STATUS_COLORS, timeline_rows
 from .totals import RunTotals
 from .tree import TREE_COLUMNS, SpanTree, TreeRow
 
-__all__ = ["RUN_TABLE_COLUMNS", "STATUS_COLORS", "TREE_COLUMNS", "Follower", "RunIndex",
-           "RunTotals", "SpanTree", "TreeRow", "timeline_rows"]
+__all__ = [
+    "RUN_TABLE_COLUMNS",
+    "STATUS_COLORS",
+    "TREE_COLUMNS",
+    "Follower",
+    "RunIndex",
+    "RunTotals",
+    "SpanTree",
+    "TreeRow",
+    "timeline_rows",
+]

@@ -26,8 +26,9 @@ _FINAL = frozenset({"run.completed", "run.cancelled"})
 class Follower:
     """Buffers the events of ``run_id`` after ``after`` (an event id) as they arrive."""
 
-    def __init__(self, run_id: str, after: str | None = None,
-                 block_ms: int = defaults.FOLLOW_BLOCK_MS) -> None:
+    def __init__(
+        self, run_id: str, after: str | None = None, block_ms: int = defaults.FOLLOW_BLOCK_MS
+    ) -> None:
         self.run_id = run_id
         self.cursor = after
         self.block_ms = block_ms
@@ -36,8 +37,9 @@ class Follower:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, daemon=True,
-                                        name=f"aiflow-follow-{run_id}")
+        self._thread = threading.Thread(
+            target=self._main, daemon=True, name=f"aiflow-follow-{run_id}"
+        )
 
     def start(self) -> Follower:
         self._thread.start()
@@ -82,8 +84,9 @@ class Follower:
         client = async_redis()
         while True:
             last: Event | None = None
-            async for event in aread_events(self.run_id, after=self.cursor, client=client,
-                                            block_ms=self.block_ms):
+            async for event in aread_events(
+                self.run_id, after=self.cursor, client=client, block_ms=self.block_ms
+            ):
                 self._buffer.append(event)
                 self.cursor, last = event.id, event
             if last is not None and last.type in _FINAL:

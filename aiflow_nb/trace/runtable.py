@@ -21,8 +21,18 @@ from .totals import RunTotals
 
 __all__ = ["RUN_TABLE_COLUMNS", "RunIndex"]
 
-RUN_TABLE_COLUMNS = ["run_id", "workflow", "status", "started", "duration", "spans", "retries",
-                     "errors", "tokens", "cost"]
+RUN_TABLE_COLUMNS = [
+    "run_id",
+    "workflow",
+    "status",
+    "started",
+    "duration",
+    "spans",
+    "retries",
+    "errors",
+    "tokens",
+    "cost",
+]
 
 
 class RunIndex:
@@ -39,8 +49,13 @@ class RunIndex:
     def client(self) -> redis.Redis:
         return self._client or sync_redis()
 
-    def refresh(self, workflow: str | None = None, status: str | None = None,
-                since: float | None = None, now: float | None = None) -> pd.DataFrame:
+    def refresh(
+        self,
+        workflow: str | None = None,
+        status: str | None = None,
+        since: float | None = None,
+        now: float | None = None,
+    ) -> pd.DataFrame:
         """The table for runs created at or after ``since`` (epoch seconds)."""
         now = time.time() if now is None else now
         records = list_runs(workflow, status, self.limit, client=self.client)
@@ -75,5 +90,11 @@ class RunIndex:
         started = rec["started_at"] or t.started
         end = rec["ended_at"] or (None if rec["status"] in ("running", "queued") else t.ended)
         duration = None if started is None else (end if end is not None else now) - started
-        return {**t.row(now), "run_id": rec["run_id"], "workflow": rec["workflow"],
-                "status": rec["status"], "started": started, "duration": duration}
+        return {
+            **t.row(now),
+            "run_id": rec["run_id"],
+            "workflow": rec["workflow"],
+            "status": rec["status"],
+            "started": started,
+            "duration": duration,
+        }

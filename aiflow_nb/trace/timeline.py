@@ -9,17 +9,33 @@ from .tree import SpanTree, TreeRow
 
 __all__ = ["STATUS_COLORS", "TIMELINE_COLUMNS", "timeline_rows"]
 
-STATUS_COLORS = {"running": "#3b82f6", "completed": "#22c55e", "failed": "#ef4444",
-                 "cancelled": "#6b7280", "interrupted": "#f59e0b", "cached": "#06b6d4",
-                 "replayed": "#a855f7"}
+STATUS_COLORS = {
+    "running": "#3b82f6",
+    "completed": "#22c55e",
+    "failed": "#ef4444",
+    "cancelled": "#6b7280",
+    "interrupted": "#f59e0b",
+    "cached": "#06b6d4",
+    "replayed": "#a855f7",
+}
 """Bar colour by span state (cached and replayed spans get their own)."""
 
-TIMELINE_COLUMNS = ["span_id", "label", "y", "left", "right", "status", "color", "running",
-                    "duration"]
+TIMELINE_COLUMNS = [
+    "span_id",
+    "label",
+    "y",
+    "left",
+    "right",
+    "status",
+    "color",
+    "running",
+    "duration",
+]
 
 
-def timeline_rows(tree: SpanTree, now: float | None = None,
-                  rows: list[TreeRow] | None = None) -> dict[str, list[Any]]:
+def timeline_rows(
+    tree: SpanTree, now: float | None = None, rows: list[TreeRow] | None = None
+) -> dict[str, list[Any]]:
     """Columns for a Bokeh ``ColumnDataSource``: seconds from the run's first start.
 
     A span still running ends at ``now`` (and has ``running`` True), so its bar grows.
@@ -37,10 +53,18 @@ def timeline_rows(tree: SpanTree, now: float | None = None,
         span = tree.spans[row.span_id]
         state = "cached" if span.cached else "replayed" if span.replayed else span.status
         right = row.start + (row.duration or 0.0)
-        _append(cols, span_id=span.span_id, label="  " * row.depth + row.label, y=y,
-                left=row.start, right=right, status=span.status,
-                color=STATUS_COLORS.get(state, "#9ca3af"), running=span.status == "running",
-                duration=row.duration)
+        _append(
+            cols,
+            span_id=span.span_id,
+            label="  " * row.depth + row.label,
+            y=y,
+            left=row.start,
+            right=right,
+            status=span.status,
+            color=STATUS_COLORS.get(state, "#9ca3af"),
+            running=span.status == "running",
+            duration=row.duration,
+        )
         y += 1
     return cols
 

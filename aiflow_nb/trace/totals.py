@@ -11,15 +11,23 @@ from ..events.model import Event
 __all__ = ["COST", "INPUT_TOKENS", "MODEL", "OUTPUT_TOKENS", "RunTotals", "span_usage"]
 
 
-_RUN_STATUS = {"run.queued": "queued", "run.started": "running", "run.resumed": "running",
-               "run.completed": "completed", "run.failed": "failed",
-               "run.cancelled": "cancelled"}
+_RUN_STATUS = {
+    "run.queued": "queued",
+    "run.started": "running",
+    "run.resumed": "running",
+    "run.completed": "completed",
+    "run.failed": "failed",
+    "run.cancelled": "cancelled",
+}
 
 
 def span_usage(attributes: dict[str, Any]) -> tuple[int, int, float]:
     """(input tokens, output tokens, cost in USD) of one span's attributes."""
-    return (int(attributes.get(INPUT_TOKENS) or 0), int(attributes.get(OUTPUT_TOKENS) or 0),
-            float(attributes.get(COST) or 0.0))
+    return (
+        int(attributes.get(INPUT_TOKENS) or 0),
+        int(attributes.get(OUTPUT_TOKENS) or 0),
+        float(attributes.get(COST) or 0.0),
+    )
 
 
 @dataclass
@@ -87,6 +95,11 @@ class RunTotals:
             self.ended = e.ts
 
     def row(self, now: float) -> dict[str, Any]:
-        return {"spans": self.spans, "retries": self.retries, "errors": self.errors,
-                "tokens": self.tokens, "cost": round(self.cost, 6),
-                "duration": self.duration(now)}
+        return {
+            "spans": self.spans,
+            "retries": self.retries,
+            "errors": self.errors,
+            "tokens": self.tokens,
+            "cost": round(self.cost, 6),
+            "duration": self.duration(now),
+        }

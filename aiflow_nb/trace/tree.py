@@ -23,8 +23,22 @@ from .totals import MODEL, RunTotals, span_usage
 
 __all__ = ["TREE_COLUMNS", "SpanTree", "TreeRow"]
 
-TREE_COLUMNS = ["key", "span_id", "depth", "label", "name", "status", "start", "duration",
-                "attempts", "markers", "model", "tokens", "cost", "group"]
+TREE_COLUMNS = [
+    "key",
+    "span_id",
+    "depth",
+    "label",
+    "name",
+    "status",
+    "start",
+    "duration",
+    "attempts",
+    "markers",
+    "model",
+    "tokens",
+    "cost",
+    "group",
+]
 
 _ENDING = frozenset({"run.resumed", "run.completed", "run.failed", "run.cancelled"})
 
@@ -53,8 +67,15 @@ def markers(span: Span) -> str:
     """Short flags of a span: cached, replayed, fallback, retried."""
     if not (span.cached or span.replayed or span.fallback or span.retries):
         return ""
-    flags = [name for name, on in (("cached", span.cached), ("replayed", span.replayed),
-                                   ("fallback", span.fallback)) if on]
+    flags = [
+        name
+        for name, on in (
+            ("cached", span.cached),
+            ("replayed", span.replayed),
+            ("fallback", span.fallback),
+        )
+        if on
+    ]
     if span.retries:
         flags.append(f"retried ×{len(span.retries)}")
     return " ".join(flags)
@@ -117,8 +138,9 @@ class SpanTree:
         return min(starts) if starts else self.totals.started
 
     def roots(self) -> list[Span]:
-        return [s for s in self.spans.values()
-                if s.parent_id is None or s.parent_id not in self.spans]
+        return [
+            s for s in self.spans.values() if s.parent_id is None or s.parent_id not in self.spans
+        ]
 
     def running(self) -> list[Span]:
         return [s for s in self.spans.values() if s.status == "running"]
@@ -147,42 +169,61 @@ class SpanTree:
                     out.extend(self._subtree(kids, d + 1, t0, now))
         return out
 
-    def _span_row(self, span: Span, depth: int, t0: float, now: float,
-                  index: int | None) -> TreeRow:
+    def _span_row(
+        self, span: Span, depth: int, t0: float, now: float, index: int | None
+    ) -> TreeRow:
         tin, tout, cost = span_usage(span.attributes)
         end = span.end if span.end is not None else now
         label = span.name if index is None else f"{span.name} [{index}]"
-        return TreeRow(key=span.span_id, span_id=span.span_id, depth=depth, label=label,
-                       name=span.name, status=span.status,
-                       start=None if span.start is None else span.start - t0,
-                       duration=None if span.start is None else end - span.start,
-                       attempts=len(span.retries) + 1 if span.status == "running"
-                       else span.attempts, markers=self.span_markers(span),
-                       model=str(span.attributes.get(MODEL) or ""), tokens=tin + tout,
-                       cost=cost)
+        return TreeRow(
+            key=span.span_id,
+            span_id=span.span_id,
+            depth=depth,
+            label=label,
+            name=span.name,
+            status=span.status,
+            start=None if span.start is None else span.start - t0,
+            duration=None if span.start is None else end - span.start,
+            attempts=len(span.retries) + 1 if span.status == "running" else span.attempts,
+            markers=self.span_markers(span),
+            model=str(span.attributes.get(MODEL) or ""),
+            tokens=tin + tout,
+            cost=cost,
+        )
 
     def span_markers(self, span: Span) -> str:
         """``markers(span)`` plus how often a run's end cut it off (``interrupted ×N``)."""
         cut = self.interruptions.get(span.span_id)
         return " ".join(m for m in (markers(span), f"interrupted ×{cut}" if cut else "") if m)
 
-    def _group_row(self, name: str, members: list[Span], depth: int, t0: float,
-                   now: float) -> TreeRow:
+    def _group_row(
+        self, name: str, members: list[Span], depth: int, t0: float, now: float
+    ) -> TreeRow:
         starts = [s.start for s in members if s.start is not None]
         ends = [s.end if s.end is not None else now for s in members if s.start is not None]
         counts: dict[str, int] = {}
         for s in members:
             counts[s.status] = counts.get(s.status, 0) + 1
-        status = next((st for st in ("failed", "running", "interrupted", "cancelled")
-                       if counts.get(st)), "completed")
+        status = next(
+            (st for st in ("failed", "running", "interrupted", "cancelled") if counts.get(st)),
+            "completed",
+        )
         summary = ", ".join(f"{n} {st}" for st, n in counts.items())
         usage = [span_usage(s.attributes) for s in members]
-        return TreeRow(key=f"{members[0].parent_id}/{name}*", span_id=None, depth=depth,
-                       label=f"{name} ×{len(members)}", name=name, status=status,
-                       start=min(starts) - t0 if starts else None,
-                       duration=max(ends) - min(starts) if starts else None,
-                       markers=summary, tokens=sum(u[0] + u[1] for u in usage),
-                       cost=sum(u[2] for u in usage), group=True)
+        return TreeRow(
+            key=f"{members[0].parent_id}/{name}*",
+            span_id=None,
+            depth=depth,
+            label=f"{name} ×{len(members)}",
+            name=name,
+            status=status,
+            start=min(starts) - t0 if starts else None,
+            duration=max(ends) - min(starts) if starts else None,
+            markers=summary,
+            tokens=sum(u[0] + u[1] for u in usage),
+            cost=sum(u[2] for u in usage),
+            group=True,
+        )
 
     def frame(self, now: float | None = None, rows: list[TreeRow] | None = None) -> pd.DataFrame:
         """The tree view (``rows``, or ``rows(now)``) as a DataFrame of ``TREE_COLUMNS``."""

@@ -25,28 +25,36 @@ async def _nothing_left(rec: dict[str, Any], after: str) -> bool:
     if rec["status"] not in records.TERMINAL:
         return False
     r: Any = api_redis()
-    return not await r.xrange(keys.run_events(rec["run_id"]), min=f"({after}", max="+",
-                              count=1)
+    return not await r.xrange(keys.run_events(rec["run_id"]), min=f"({after}", max="+", count=1)
 
 
 @router.get(
-    "/runs/{run_id}/events", dependencies=[Depends(require_run_reader)],
+    "/runs/{run_id}/events",
+    dependencies=[Depends(require_run_reader)],
     summary="Stream a run's events (SSE or NDJSON), resumable",
     response_class=StreamingResponse,
-    responses={200: {"content": {MEDIA["sse"]: {}, MEDIA["ndjson"]: {}},
-                     "description": "the event stream; it ends after the terminal event"},
-               204: {"description": "resumed after the run's last event: nothing more will "
-                                    "come (tells EventSource to stop reconnecting)"}},
+    responses={
+        200: {
+            "content": {MEDIA["sse"]: {}, MEDIA["ndjson"]: {}},
+            "description": "the event stream; it ends after the terminal event",
+        },
+        204: {
+            "description": "resumed after the run's last event: nothing more will "
+            "come (tells EventSource to stop reconnecting)"
+        },
+    },
     description="Replays the run's events after `Last-Event-ID` (header, wins) or `?after=`, "
     "then follows live until the terminal event. SSE messages carry `id:` = event id, so a "
     "browser EventSource resumes by itself with no gap and no duplicate. Keep-alive "
-    "comments (SSE) or blank lines (NDJSON) while idle.")
+    "comments (SSE) or blank lines (NDJSON) while idle.",
+)
 async def events(
     request: Request,
     run_id: str = RUN_ID,
     after: str | None = Query(None, max_length=45, description="resume after this event id"),
     format: Literal["sse", "ndjson"] | None = Query(
-        None, description="instead of the Accept header"),
+        None, description="instead of the Accept header"
+    ),
     last_event_id: str | None = Header(None, alias="Last-Event-ID", max_length=45),
 ) -> Response:
     config = api_config(request)

@@ -20,8 +20,12 @@ def _check() -> Health:
     return Health(status="ok" if workers else "no_workers", redis="ok", workers=len(workers))
 
 
-@router.get("/healthz", response_model=Health, summary="Redis reachable, workers seen",
-            description="200 while Redis answers (status ``no_workers`` when no worker "
-            "heartbeat is live: runs would wait in the queue); 503 when Redis is unreachable.")
+@router.get(
+    "/healthz",
+    response_model=Health,
+    summary="Redis reachable, workers seen",
+    description="200 while Redis answers (status ``no_workers`` when no worker "
+    "heartbeat is live: runs would wait in the queue); 503 when Redis is unreachable.",
+)
 async def healthz() -> Health:
     return await run_in_threadpool(_check)

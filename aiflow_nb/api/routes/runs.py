@@ -30,25 +30,37 @@ def list_runs(
     workflow: str | None = Query(None, max_length=200),
     status: str | None = Query(None, max_length=40),
     limit: int = Query(defaults.API_PAGE_LIMIT, ge=1, le=1000),
-    cursor: str | None = Query(None, max_length=200,
-                               description="next_cursor of the previous page"),
+    cursor: str | None = Query(
+        None, max_length=200, description="next_cursor of the previous page"
+    ),
 ) -> dict[str, Any]:
     rows, next_cursor = records.page(workflow, status, limit, cursor)
-    return {"runs": records.views(rows, request.app.state.redactor, traceback=False),
-            "next_cursor": next_cursor}
+    return {
+        "runs": records.views(rows, request.app.state.redactor, traceback=False),
+        "next_cursor": next_cursor,
+    }
 
 
-@router.get("/runs/{run_id}", response_model=RunView, dependencies=READER,
-            summary="A run's status, timestamps, attempt, output or error")
+@router.get(
+    "/runs/{run_id}",
+    response_model=RunView,
+    dependencies=READER,
+    summary="A run's status, timestamps, attempt, output or error",
+)
 def get_run(request: Request, run_id: str = RUN_ID) -> dict[str, Any]:
     return records.view(records.fetch(run_id), request.app.state.redactor)
 
 
-@router.get("/runs/{run_id}/output", response_model=RunResult, dependencies=READER,
-            summary="A run's output, waiting up to `wait` seconds for it",
-            responses={202: {"model": RunResult, "description": "not finished yet"}})
+@router.get(
+    "/runs/{run_id}/output",
+    response_model=RunResult,
+    dependencies=READER,
+    summary="A run's output, waiting up to `wait` seconds for it",
+    responses={202: {"model": RunResult, "description": "not finished yet"}},
+)
 async def get_output(
-    request: Request, run_id: str = RUN_ID,
+    request: Request,
+    run_id: str = RUN_ID,
     wait: float = Query(0, ge=0, le=defaults.API_MAX_WAIT, description="seconds to wait"),
 ) -> JSONBody:
     status = await records.await_end(run_id, wait, request.is_disconnected)
@@ -56,20 +68,33 @@ async def get_output(
     return JSONBody(doc, status_code=200 if status in records.TERMINAL else 202)
 
 
-@router.post("/runs/{run_id}/cancel", response_model=CancelOut, dependencies=KEY,
-             summary="Cancel a run (queued: at once; running: through its worker)")
+@router.post(
+    "/runs/{run_id}/cancel",
+    response_model=CancelOut,
+    dependencies=KEY,
+    summary="Cancel a run (queued: at once; running: through its worker)",
+)
 async def cancel_run(run_id: str = RUN_ID) -> dict[str, Any]:
     return {"run_id": run_id, "status": await run_in_threadpool(cancel, run_id)}
 
 
-@router.post("/runs/{run_id}/token", response_model=TokenOut, dependencies=KEY,
-             summary="A signed, expiring token that reads only this run",
-             description="For handing to a browser: it reads this run's status, events and "
-             "output (`Authorization: Bearer` or `?token=`), nothing else.")
+@router.post(
+    "/runs/{run_id}/token",
+    response_model=TokenOut,
+    dependencies=KEY,
+    summary="A signed, expiring token that reads only this run",
+    description="For handing to a browser: it reads this run's status, events and "
+    "output (`Authorization: Bearer` or `?token=`), nothing else.",
+)
 def run_token(
-    request: Request, run_id: str = RUN_ID,
-    ttl: float = Query(defaults.API_TOKEN_TTL, gt=0, le=defaults.API_TOKEN_MAX_TTL,
-                       description="seconds the token lives"),
+    request: Request,
+    run_id: str = RUN_ID,
+    ttl: float = Query(
+        defaults.API_TOKEN_TTL,
+        gt=0,
+        le=defaults.API_TOKEN_MAX_TTL,
+        description="seconds the token lives",
+    ),
 ) -> dict[str, Any]:
     records.fetch(run_id)  # 404 for an unknown run
     token, expires = issue_token(api_config(request).signing_key, run_id, ttl)

@@ -22,11 +22,27 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["workflows"], dependencies=[Depends(require_key)])
 
-BODY_DOC: dict[str, Any] = {"requestBody": {"required": False, "content": {"application/json": {
-    "schema": {"type": "object", "additionalProperties": True,
-               "description": "the workflow's inputs by name (see GET /workflows/{name})"}}}}}
-IDEMPOTENCY = Header(None, alias="Idempotency-Key", min_length=1, max_length=200,
-                     description="Same key (for the same workflow) -> the same run, for 24 h")
+BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": True,
+                    "description": "the workflow's inputs by name (see GET /workflows/{name})",
+                }
+            }
+        },
+    }
+}
+IDEMPOTENCY = Header(
+    None,
+    alias="Idempotency-Key",
+    min_length=1,
+    max_length=200,
+    description="Same key (for the same workflow) -> the same run, for 24 h",
+)
 
 
 @router.get("/workflows", response_model=WorkflowList, summary="List the workflows")
@@ -35,8 +51,11 @@ def list_workflows() -> dict[str, Any]:
     return {"workflows": [catalog.describe(e, detail=False) for e in entries]}
 
 
-@router.get("/workflows/{name}", response_model=WorkflowDetail,
-            summary="A workflow's input and output JSON Schema")
+@router.get(
+    "/workflows/{name}",
+    response_model=WorkflowDetail,
+    summary="A workflow's input and output JSON Schema",
+)
 def get_workflow(name: str) -> dict[str, Any]:
     return catalog.describe(catalog.get(name))
 
@@ -54,8 +73,9 @@ async def _inputs(request: Request, entry: catalog.Entry) -> dict[str, Any]:
         try:
             raw = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise ApiError(400, "malformed_json", f"the request body is not valid JSON: {exc}"
-                           ) from None
+            raise ApiError(
+                400, "malformed_json", f"the request body is not valid JSON: {exc}"
+            ) from None
     return catalog.validate_inputs(entry, raw)
 
 
@@ -64,35 +84,57 @@ async def _submit(request: Request, name: str, key: str | None) -> str:
     inputs = await _inputs(request, entry)
     wf, name = entry.workflow, entry.name
     handle = await run_in_threadpool(
-        lambda: submit(name, inputs, idempotency_key=f"{name}:{key}" if key else None,
-                       secret_args=wf.secret_args, code=wf.code_bundle))
+        lambda: submit(
+            name,
+            inputs,
+            idempotency_key=f"{name}:{key}" if key else None,
+            secret_args=wf.secret_args,
+            code=wf.code_bundle,
+        )
+    )
     return handle.run_id
 
 
-@router.post("/workflows/{name}/start", status_code=202, response_model=RunAccepted,
-             summary="Start a run (asynchronous)", openapi_extra=BODY_DOC,
-             description="Queues a run and answers at once: 202 with the run id and a "
-             "Location header (GET it for the status).")
-async def start(request: Request, response: Response, name: str,
-                idempotency_key: str | None = IDEMPOTENCY) -> dict[str, Any]:
+@router.post(
+    "/workflows/{name}/start",
+    status_code=202,
+    response_model=RunAccepted,
+    summary="Start a run (asynchronous)",
+    openapi_extra=BODY_DOC,
+    description="Queues a run and answers at once: 202 with the run id and a "
+    "Location header (GET it for the status).",
+)
+async def start(
+    request: Request, response: Response, name: str, idempotency_key: str | None = IDEMPOTENCY
+) -> dict[str, Any]:
     run_id = await _submit(request, name, idempotency_key)
     status = (await records.afetch(run_id))["status"]
     response.headers["Location"] = _location(request, run_id)
     return {"run_id": run_id, "status": status}
 
 
-@router.post("/workflows/{name}/run", response_model=RunResult, openapi_extra=BODY_DOC,
-             summary="Run and wait for the output (or stream the events)",
-             responses={202: {"model": RunResult, "description": "still running after `wait` "
-                              "seconds; follow the Location"},
-                        200: {"content": {MEDIA["sse"]: {}, MEDIA["ndjson"]: {}}}},
-             description="Waits for the run and returns its output. With `Accept: "
-             "text/event-stream` or `application/x-ndjson` it streams the run's events and "
-             "ends with a `{type: result, ...}` message.")
+@router.post(
+    "/workflows/{name}/run",
+    response_model=RunResult,
+    openapi_extra=BODY_DOC,
+    summary="Run and wait for the output (or stream the events)",
+    responses={
+        202: {
+            "model": RunResult,
+            "description": "still running after `wait` seconds; follow the Location",
+        },
+        200: {"content": {MEDIA["sse"]: {}, MEDIA["ndjson"]: {}}},
+    },
+    description="Waits for the run and returns its output. With `Accept: "
+    "text/event-stream` or `application/x-ndjson` it streams the run's events and "
+    "ends with a `{type: result, ...}` message.",
+)
 async def run(
-    request: Request, name: str,
-    wait: float | None = Query(None, ge=0, le=defaults.API_MAX_WAIT,
-                               description="seconds to wait before answering 202"),
+    request: Request,
+    name: str,
+    wait: float | None = Query(
+        None, ge=0, le=defaults.API_MAX_WAIT, description="seconds to wait before answering 202"
+    ),
     idempotency_key: str | None = IDEMPOTENCY,
 ) -> Response:
     config = api_config(request)
@@ -101,6 +143,7 @@ async def run(
     headers = {"Location": _location(request, run_id), "X-Run-Id": run_id}
     redactor = request.app.state.redactor
     if fmt != "json":
+
         async def final() -> dict[str, Any]:
             return {"type": "result", **records.result(await records.afetch(run_id), redactor)}
 
@@ -108,7 +151,8 @@ async def run(
         items = request.app.state.feeds.follow(run_id, keepalive=config.keepalive)
         stream = event_stream(items, run_id, fmt, per_run, config.sse_retry_ms, final)
         return StreamingResponse(stream, media_type=MEDIA[fmt], headers={**SSE_HEADERS, **headers})
-    status = await records.await_end(run_id, config.run_wait if wait is None else wait,
-                                     request.is_disconnected)
+    status = await records.await_end(
+        run_id, config.run_wait if wait is None else wait, request.is_disconnected
+    )
     doc = records.result(await records.afetch(run_id), redactor)
     return JSONBody(doc, status_code=200 if status in records.TERMINAL else 202, headers=headers)
