@@ -138,8 +138,8 @@ def baseline() -> float:
     """The same runs submitted (records only) and executed in this process, 64 at a time
     on one loop, without queue, worker or lease; runs/s."""
     from aiflow_nb.examples import chaos  # noqa: F401 - registers one_step here
+    from aiflow_nb.ops.executor import execute
     from aiflow_nb.ops.submit import submit
-    from aiflow_nb.runtime.executor import execute
     from aiflow_nb.store import async_redis
 
     t0 = time.perf_counter()

@@ -1,7 +1,17 @@
 """The event log: one Redis Stream per run; entry id = event id."""
 
-from .model import TERMINAL, Event, EventType
+from .model import Event, EventType
 from .reader import aread_events, read_events
+from .status import TERMINAL, TERMINAL_EVENTS, RunStatus
 from .writer import EventWriter
 
-__all__ = ["TERMINAL", "Event", "EventType", "EventWriter", "aread_events", "read_events"]
+__all__ = [
+    "TERMINAL",
+    "TERMINAL_EVENTS",
+    "Event",
+    "EventType",
+    "EventWriter",
+    "RunStatus",
+    "aread_events",
+    "read_events",
+]

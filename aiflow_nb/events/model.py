@@ -7,8 +7,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ..serialization import dumps, loads
+from .status import TERMINAL_EVENTS
 
-__all__ = ["TERMINAL", "Event", "EventType", "make_payload"]
+__all__ = ["Event", "EventType", "make_payload"]
 
 EventType = Literal[
     "run.queued",
@@ -30,9 +31,6 @@ EventType = Literal[
     "notification",
 ]
 
-TERMINAL = frozenset({"run.completed", "run.failed", "run.cancelled"})
-"""Event types after which a follower stops (unless the run is resumed later)."""
-
 FIELD = b"e"
 """The one field of each stream entry; its value is the JSON event document."""
 
@@ -53,7 +51,7 @@ class Event:
 
     @property
     def terminal(self) -> bool:
-        return self.type in TERMINAL
+        return self.type in TERMINAL_EVENTS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -25,8 +25,8 @@ import redis.asyncio as aredis
 
 from .. import defaults, keys
 from ..config import settings
-from ..runtime.executor import RunControl, execute
 from ..store import async_redis
+from .executor import RunControl, execute
 from .monitor import RELEASE, Monitor
 from .presence import heartbeat_document
 from .recovery import fail_run, hand_back

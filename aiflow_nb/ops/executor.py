@@ -17,11 +17,11 @@ from ..authoring import registry
 from ..authoring.workflow import Workflow
 from ..errors import AiflowError, WorkerShutdown
 from ..events.writer import EventWriter
+from ..runtime.context import Frame, RunContext, run_var
+from ..runtime.invocation import Call, error_document, run_async, run_sync
 from ..serialization import dumps, loads
 from ..store import sync_redis
 from ..store.replies import RawHash
-from .context import Frame, RunContext, run_var
-from .invocation import Call, error_document, run_async, run_sync
 
 __all__ = ["RunControl", "execute"]
 
@@ -91,7 +91,7 @@ def lookup(workflow: str, code: str | None = None) -> Workflow[Any, Any]:
     """The workflow a worker executes for a run: the registered code bundle the run was
     started with, else this process's workflow of that name."""
     if code:
-        from ..ops.code import load_workflow
+        from .code import load_workflow
 
         return load_workflow(code)
     return registry.get(workflow)
