@@ -18,9 +18,10 @@ Example::
 from __future__ import annotations
 
 from . import limits  # aiflow_nb.limits.set(...) with no import of its own
-from .access.handle import RunHandle, attach, resume
+from .access.handle import RunHandle, attach
 from .access.runs import runs
 from .access.spans import Span, build_spans, spans_dataframe
+from .access.start import resume
 from .authoring.component import Component, component
 from .authoring.policies import CachePolicy, FallbackPolicy, Policies, RetryPolicy, TimeoutPolicy
 from .authoring.workflow import Workflow, workflow
@@ -47,8 +48,7 @@ from .errors import (
 from .events.model import Event
 from .runtime.emit import progress, publish, set_attributes
 from .trace.show import show
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 
 def load_ipython_extension(ipython: object) -> None:

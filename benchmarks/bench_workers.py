@@ -82,13 +82,14 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 def recovery_once() -> float:
     """Seconds from SIGKILL of the run's worker to ``run.resumed`` on the other one."""
     from aiflow_nb import keys
+    from aiflow_nb.access.handle import RunHandle
     from aiflow_nb.ops.submit import submit
     from aiflow_nb.store import sync_redis
 
     procs = [_spawn(), _spawn()]
     try:
         _wait(lambda: len(_workers(procs)) == 2, 30, "two workers")
-        handle = submit("steps", {"n": 400, "delay": 0.05})
+        handle = RunHandle(submit("steps", {"n": 400, "delay": 0.05}))
         r = sync_redis()
         holder = _wait(lambda: r.get(keys.run_lease(handle.run_id)), 10, "the run to start")
         time.sleep(0.5 + (time.time() % 1) * INTERVAL)  # anywhere between two heartbeats
@@ -110,12 +111,13 @@ def recovery_once() -> float:
 def _drain_time(count: int, version: str) -> float:
     """Submit ``count`` one-step runs and wait until every one is done; seconds."""
     from aiflow_nb import keys
+    from aiflow_nb.access.handle import RunHandle
     from aiflow_nb.ops.submit import submit
     from aiflow_nb.store import sync_redis
 
     r = sync_redis()
     t0 = time.perf_counter()
-    handles = [submit("one_step", {"x": i}, version=version) for i in range(count)]
+    handles = [RunHandle(submit("one_step", {"x": i}, version=version)) for i in range(count)]
     _wait(lambda: r.xlen(keys.queue(version)) == 0, 120, "the queue to drain")
     elapsed = time.perf_counter() - t0
     assert handles[-1].status == "completed" and handles[0].status == "completed"
@@ -143,7 +145,7 @@ def baseline() -> float:
     from aiflow_nb.store import async_redis
 
     t0 = time.perf_counter()
-    run_ids = [submit("one_step", {"x": i}, version="unserved").run_id for i in range(RUNS)]
+    run_ids = [submit("one_step", {"x": i}, version="unserved") for i in range(RUNS)]
     submitted = time.perf_counter() - t0
 
     async def go() -> float:

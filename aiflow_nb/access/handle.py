@@ -13,15 +13,14 @@ from .. import keys
 from ..errors import RunCancelled, RunFailed, RunNotFound
 from ..events.model import Event
 from ..events.reader import aread_events, read_events
+from ..events.status import TERMINAL, RunStatus
 from ..ops import submit as _submit
 from ..serialization import loads
 from ..store import sync_redis
 from ..store.replies import RawHash, StreamEntries, StreamsReply
 from .spans import Span, build_spans, spans_dataframe
 
-__all__ = ["RunHandle", "attach", "decode_record", "resume"]
-
-TERMINAL_STATUS = frozenset({"completed", "failed", "cancelled"})
+__all__ = ["RunHandle", "attach", "decode_record"]
 
 
 def decode_record(raw: Mapping[bytes, bytes]) -> dict[str, Any]:
@@ -88,9 +87,9 @@ class RunHandle:
         """
         self.wait(timeout)
         rec = self.record()
-        if rec["status"] == "completed":
+        if rec["status"] == RunStatus.COMPLETED:
             return rec.get("output")
-        if rec["status"] == "cancelled":
+        if rec["status"] == RunStatus.CANCELLED:
             raise RunCancelled(self.run_id)
         raise RunFailed(self.run_id, rec.get("error"))
 
@@ -102,7 +101,7 @@ class RunHandle:
         cursor = last[0][0] if last else b"0-0"
         while True:
             status = self.status
-            if status in TERMINAL_STATUS:
+            if status in TERMINAL:
                 return status
             block = 1000
             if deadline is not None:
@@ -139,6 +138,8 @@ class RunHandle:
 
     def resume(self) -> RunHandle:
         """Resume an interrupted or failed run (see ``aiflow_nb.resume``)."""
+        from .start import resume  # start builds on this module
+
         return resume(self.run_id)
 
     # --- display ----------------------------------------------------------------
@@ -174,18 +175,4 @@ def attach(run_id: str) -> RunHandle:
     """A handle to an existing run, from any process; ``RunNotFound`` if there is none."""
     handle = RunHandle(run_id)
     handle.status  # noqa: B018 - raises RunNotFound for an unknown id
-    return handle
-
-
-def resume(run_id: str) -> RunHandle:
-    """Queue an interrupted or failed run again; journaled steps return their recorded
-    results (``span.replayed``) and only unfinished steps execute.
-
-    Raises ``RunStateError`` for a completed or cancelled run, or one whose worker still
-    holds its lease (it resumes by itself once that lease expires).
-    """
-    from ..ops.local import ensure_local_worker
-
-    handle = _submit.resume(run_id)
-    ensure_local_worker()
     return handle

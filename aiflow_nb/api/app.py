@@ -20,8 +20,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from .. import __version__
 from ..errors import ConfigError
+from ..version import __version__
 from .config import ApiConfig
 from .errors import COMMON_RESPONSES, install_error_handlers
 from .feeds import FeedHub

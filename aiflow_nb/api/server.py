@@ -11,17 +11,13 @@ Example (from a notebook)::
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
-from .. import defaults
-from ..errors import ConfigError
+from .. import defaults, serving
+from ..serving import free_port
 from .config import ApiConfig, check_bind
 
 __all__ = ["ServerThread", "free_port", "serve"]
@@ -43,16 +39,9 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
 
 
-def free_port(host: str = defaults.API_HOST) -> int:
-    """A TCP port free on ``host`` right now (for tests and benchmarks)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class ServerThread:
-    """uvicorn serving ``app`` on a daemon thread; ``start()`` returns once it listens."""
+class ServerThread(serving.ServerThread):
+    """The REST API served on a daemon thread; refuses a non-loopback host when no API key
+    is configured (the rule ``aiflow api`` applies too)."""
 
     def __init__(
         self,
@@ -62,47 +51,4 @@ class ServerThread:
         log_level: str = "warning",
     ) -> None:
         check_bind(host, _config_of(app))
-        self.host = host
-        self.port = port or free_port(host)
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=self.port,
-            log_level=log_level,
-            lifespan="off",
-            timeout_graceful_shutdown=2,
-        )
-        self.server = uvicorn.Server(config)
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=self._main, name="aiflow-api", daemon=True)
-
-    def _main(self) -> None:
-        async def main() -> None:
-            self.loop = asyncio.get_running_loop()
-            await self.server.serve()
-
-        asyncio.run(main())
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self, timeout: float = 10.0) -> ServerThread:
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise ConfigError(f"the API server did not start on {self.url}")
-            time.sleep(0.01)
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Ask uvicorn to exit (open streams are closed) and join the thread."""
-        self.server.should_exit = True
-        self._thread.join(timeout)
-
-    def __enter__(self) -> ServerThread:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(app, host=host, port=port, log_level=log_level)

@@ -17,14 +17,28 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from ..errors import InvalidInputs
+from ..errors import ConfigError, InvalidInputs
 from . import registry
 from .component import _NOTHING, Component, _policies_from
 
 if TYPE_CHECKING:
     from ..access.handle import RunHandle
 
-__all__ = ["Workflow", "workflow"]
+__all__ = ["Starter", "Workflow", "install_starter", "workflow"]
+
+Starter = Callable[["Workflow[Any, Any]", dict[str, Any]], "RunHandle"]
+"""Queues a run of a workflow with bound inputs and returns its handle."""
+
+_starter: Starter | None = None
+
+
+def install_starter(starter: Starter) -> None:
+    """The hook through which ``Workflow.start`` submits a run. Submission and handles sit
+    in layers above authoring, so the access layer installs it (``access/start.py``) rather
+    than authoring importing upwards."""
+    global _starter
+    _starter = starter
+
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -45,15 +59,11 @@ class Workflow(Component[P, R]):
 
     def start(self, **inputs: Any) -> RunHandle:
         """Queue a run and return its handle at once."""
-        from ..ops.local import ensure_local_worker
-        from ..ops.submit import submit
-
+        bound = self.bind_inputs(inputs)
         registry.register(self)  # this process's workers run this very definition
-        handle = submit(
-            self.name, self.bind_inputs(inputs), secret_args=self.secret_args, code=self.code_bundle
-        )
-        ensure_local_worker()
-        return handle
+        if _starter is None:
+            raise ConfigError("no starter installed: import aiflow_nb (it installs one)")
+        return _starter(self, bound)
 
     def run(self, **inputs: Any) -> Any:
         """Start a run and wait for its output (raises ``RunFailed`` if it fails)."""

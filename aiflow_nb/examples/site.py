@@ -17,7 +17,7 @@ import html
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from ..api.server import ServerThread
+from ..serving import ServerThread
 
 __all__ = ["SiteServer", "create_site", "serve_site"]
 

@@ -136,8 +136,8 @@ def build_request(
     now: float | None = None,
 ) -> ExportTraceServiceRequest:
     """The OTLP request carrying every span of one run (running ones end at ``now``)."""
-    from .. import __version__
     from ..config import settings
+    from ..version import __version__
 
     now = time.time() if now is None else now
     resource_spans = ResourceSpans()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api.server import ServerThread
+from ..serving import ServerThread
 from .fake_server import FakeLLM, Knobs, create_app
 
 __all__ = ["FakeLLMServer", "serve_fake_llm"]

@@ -16,6 +16,7 @@ from .. import keys
 from ..authoring import registry
 from ..authoring.workflow import Workflow
 from ..errors import AiflowError, WorkerShutdown
+from ..events.status import TERMINAL, RunStatus
 from ..events.writer import EventWriter
 from ..runtime.context import Frame, RunContext, run_var
 from ..runtime.invocation import Call, error_document, run_async, run_sync
@@ -26,7 +27,6 @@ from ..store.replies import RawHash
 __all__ = ["RunControl", "execute"]
 
 log = logging.getLogger("aiflow_nb.executor")
-TERMINAL_STATUS = frozenset({"completed", "failed", "cancelled"})
 
 
 @dataclass
@@ -76,15 +76,15 @@ return 0
 
 
 def _finish(
-    writer: EventWriter, status: str, event: str, data: dict[str, Any], record: dict[str, Any]
+    writer: EventWriter, status: RunStatus, data: dict[str, Any], record: dict[str, Any]
 ) -> None:
-    """The run's terminal write: record, running set, lease (if still ours) and event, in
-    one flush, so whoever sees the end may resume the run at once."""
+    """The run's terminal write: record, running set, lease (if still ours) and the
+    ``run.<status>`` event, in one flush, so whoever sees the end may resume the run at once."""
     writer.record(status=status, ended_at=time.time(), **record)
     writer.raw("srem", keys.running(), writer.run_id)
     if isinstance(writer, RunWriter) and writer.owner:
         writer.raw("eval", _RELEASE, 1, keys.run_lease(writer.run_id), writer.owner)
-    writer.emit(event, data=data)
+    writer.emit(f"run.{status}", data=data)
 
 
 def lookup(workflow: str, code: str | None = None) -> Workflow[Any, Any]:
@@ -110,7 +110,7 @@ async def execute(
     if not rec:
         log.warning("run %s has no record; skipped", run_id)
         return "missing"
-    if rec.get("status") in TERMINAL_STATUS:  # a stale queue entry (resume() re-queues first)
+    if rec.get("status") in TERMINAL:  # a stale queue entry (resume() re-queues first)
         return rec["status"]
     loop = asyncio.get_running_loop()
     writer = RunWriter(run_id, client, loop, owner=worker_id)
@@ -119,7 +119,9 @@ async def execute(
     attempt = int(rec.get("attempt") or 0) + 1
     journal = {k.decode(): v for k, v in raw_journal.items()}
     started_at = rec.get("started_at") or time.time()
-    writer.record(status="running", worker=worker_id, started_at=started_at, attempt=attempt)
+    writer.record(
+        status=RunStatus.RUNNING, worker=worker_id, started_at=started_at, attempt=attempt
+    )
     writer.raw("sadd", keys.running(), run_id)
     resumed = attempt > 1
     writer.emit(
@@ -128,9 +130,9 @@ async def execute(
         data={"worker": worker_id, "attempt": attempt, "journaled": len(journal)},
     )
     if rec.get("cancel_requested"):
-        _finish(writer, "cancelled", "run.cancelled", {}, {})
+        _finish(writer, RunStatus.CANCELLED, {}, {})
         await writer.flush()
-        return "cancelled"
+        return RunStatus.CANCELLED
     try:
         code = rec.get("code")  # loading registered code reads Redis: off the loop
         wf = (
@@ -143,9 +145,9 @@ async def execute(
             "run %s of workflow %s failed before it started: %s", run_id, rec["workflow"], exc
         )
         doc = error_document(exc)
-        _finish(writer, "failed", "run.failed", {"error": doc}, {"error": dumps(doc)})
+        _finish(writer, RunStatus.FAILED, {"error": doc}, {"error": dumps(doc)})
         await writer.flush()
-        return "failed"
+        return RunStatus.FAILED
     ctx = RunContext(
         run_id=run_id,
         workflow=wf.name,
@@ -180,19 +182,18 @@ async def _run_root(
             if control.reason == "handback":  # journaled steps land before another worker
                 await ctx.writer.flush()  # loads the journal
             raise
-        _finish(ctx.writer, "cancelled", "run.cancelled", {}, {})
-        return "cancelled"
+        _finish(ctx.writer, RunStatus.CANCELLED, {}, {})
+        return RunStatus.CANCELLED
     except Exception as exc:
         doc = error_document(exc)
-        _finish(ctx.writer, "failed", "run.failed", {"error": doc}, {"error": dumps(doc)})
-        return "failed"
+        _finish(ctx.writer, RunStatus.FAILED, {"error": doc}, {"error": dumps(doc)})
+        return RunStatus.FAILED
     finally:
         run_var.reset(token)
     _finish(
         ctx.writer,
-        "completed",
-        "run.completed",
+        RunStatus.COMPLETED,
         {"output": output, "duration": time.time() - t0},
         {"output": dumps(output)},
     )
-    return "completed"
+    return RunStatus.COMPLETED

@@ -17,9 +17,10 @@ import redis.asyncio as aredis
 
 from .. import keys
 from ..events.model import FIELD, make_payload
+from ..events.status import TERMINAL
 from ..runtime.invocation import error_document
 from ..serialization import dumps
-from .submit import TERMINAL_STATUS, requeue
+from .submit import requeue
 
 __all__ = ["Recovery", "fail_run", "hand_back", "recover"]
 
@@ -75,9 +76,7 @@ async def hand_back(client: aredis.Redis, run_id: str, worker_id: str, entry: Qu
                 _ack(pipe, entry)
                 if held:
                     pipe.delete(lease_key)
-                outcome = (
-                    "ended" if _text(status) in TERMINAL_STATUS else "requeued" if held else "lost"
-                )
+                outcome = "ended" if _text(status) in TERMINAL else "requeued" if held else "lost"
                 if outcome == "requeued":
                     note = _log_event(
                         run_id,
@@ -125,7 +124,7 @@ def _plan(
     _ack(pipe, entry)
     if not status:
         return Recovery(run_id, "missing")
-    if status in TERMINAL_STATUS:
+    if status in TERMINAL:
         return Recovery(run_id, "ended")
     restarts = int(restarts_raw or 0) + (1 if status == "running" else 0)
     if restarts > max_restarts:

@@ -13,6 +13,7 @@ from .. import defaults, keys
 from ..config import settings
 from ..errors import RunNotFound, RunStateError
 from ..events.model import FIELD, make_payload
+from ..events.status import TERMINAL, RunStatus
 from ..serialization import dumps
 from ..store import sync_redis
 from .deployments import active_version
@@ -20,11 +21,7 @@ from .deployments import active_version
 if TYPE_CHECKING:
     from redis.typing import EncodableT, FieldT
 
-    from ..access.handle import RunHandle
-
 __all__ = ["cancel", "new_run_id", "requeue", "resolve_version", "resume", "submit"]
-
-TERMINAL_STATUS = frozenset({"completed", "failed", "cancelled"})
 
 
 def new_run_id() -> str:
@@ -49,21 +46,20 @@ def submit(
     secret_args: Iterable[str] = (),
     code: str | None = None,
     client: redis.Redis | None = None,
-) -> RunHandle:
-    """Record a run of ``workflow`` and put it on its version's queue, atomically.
+) -> str:
+    """Record a run of ``workflow`` and put it on its version's queue, atomically; return
+    its run id (``aiflow_nb.access`` wraps it in a ``RunHandle``).
 
     ``code`` is the digest of a registered code bundle (``ops/code.py``) that the worker
     loads to get the workflow; None means the worker's own (imported) workflow.
     """
-    from ..access.handle import RunHandle
-
     r = client or sync_redis()
     doc = dumps(inputs, f"inputs of workflow {workflow!r}")
     run_id = new_run_id()
     if idempotency_key is not None:
         existing = _claim_idempotency(r, idempotency_key, run_id)
         if existing is not None:
-            return RunHandle(existing)
+            return existing
     version = version or resolve_version(r)
     public = {k: ("***" if k in set(secret_args) else v) for k, v in inputs.items()}
     now = time.time()
@@ -72,7 +68,7 @@ def submit(
         "run_id": run_id,
         "workflow": workflow,
         "version": version,
-        "status": "queued",
+        "status": RunStatus.QUEUED,
         "inputs": doc,
         "created_at": now,
         "attempt": 0,
@@ -93,7 +89,7 @@ def submit(
     pipe.xadd(keys.run_events(run_id), {FIELD: payload})
     pipe.xadd(keys.queue(version), {"run_id": run_id})
     pipe.execute()
-    return RunHandle(run_id)
+    return run_id
 
 
 def _claim_idempotency(r: redis.Redis, key: str, run_id: str) -> str | None:
@@ -114,13 +110,12 @@ def _status(r: redis.Redis, run_id: str) -> dict[str, str]:
     }
 
 
-def resume(run_id: str, client: redis.Redis | None = None) -> RunHandle:
-    """Queue an interrupted or failed run again; journaled steps will replay, not re-run."""
-    from ..access.handle import RunHandle
-
+def resume(run_id: str, client: redis.Redis | None = None) -> str:
+    """Queue an interrupted or failed run again (journaled steps will replay, not re-run);
+    return its run id."""
     r = client or sync_redis()
     state = _status(r, run_id)
-    if state["status"] in ("completed", "cancelled"):
+    if state["status"] in (RunStatus.COMPLETED, RunStatus.CANCELLED):
         raise RunStateError(f"run {run_id} is {state['status']}; only unfinished runs resume")
     holder = cast("bytes | None", r.get(keys.run_lease(run_id)))
     if holder is not None:
@@ -131,13 +126,13 @@ def resume(run_id: str, client: redis.Redis | None = None) -> RunHandle:
     pipe = r.pipeline(transaction=True)
     requeue(pipe, run_id, state["version"])
     pipe.execute()
-    return RunHandle(run_id)
+    return run_id
 
 
 def requeue(pipe: Any, run_id: str, version: str) -> None:
     """Queue the commands that put an existing run back on its version's queue (``pipe``:
     a sync or async transaction pipeline; the worker resumes it from its journal)."""
-    pipe.hset(keys.run(run_id), "status", "queued")
+    pipe.hset(keys.run(run_id), "status", RunStatus.QUEUED)
     pipe.xadd(keys.queue(version), {"run_id": run_id, "resume": "1"})
 
 
@@ -145,18 +140,18 @@ def cancel(run_id: str, client: redis.Redis | None = None) -> str:
     """Cancel a run: at once when queued, through its worker when running. Returns the status."""
     r = client or sync_redis()
     state = _status(r, run_id)
-    if state["status"] in TERMINAL_STATUS:
+    if state["status"] in TERMINAL:
         return state["status"]
-    if state["status"] == "queued":
+    if state["status"] == RunStatus.QUEUED:
         pipe = r.pipeline(transaction=True)
         pipe.hset(
             keys.run(run_id),
-            mapping={"status": "cancelled", "ended_at": time.time(), "cancel_requested": 1},
+            mapping={"status": RunStatus.CANCELLED, "ended_at": time.time(), "cancel_requested": 1},
         )
         pipe.srem(keys.running(), run_id)
         pipe.xadd(keys.run_events(run_id), {FIELD: make_payload("run.cancelled", run_id)})
         pipe.execute()
-        return "cancelled"
+        return RunStatus.CANCELLED
     r.hset(keys.run(run_id), "cancel_requested", 1)
     r.publish(keys.cancel_channel(), run_id)
-    return "cancelling"
+    return RunStatus.CANCELLING

@@ -83,7 +83,7 @@ async def _submit(request: Request, name: str, key: str | None) -> str:
     entry = await run_in_threadpool(catalog.get, name)
     inputs = await _inputs(request, entry)
     wf, name = entry.workflow, entry.name
-    handle = await run_in_threadpool(
+    run_id: str = await run_in_threadpool(
         lambda: submit(
             name,
             inputs,
@@ -92,7 +92,7 @@ async def _submit(request: Request, name: str, key: str | None) -> str:
             code=wf.code_bundle,
         )
     )
-    return handle.run_id
+    return run_id
 
 
 @router.post(
