@@ -145,7 +145,7 @@ def _live_latency(browser: Any, url: str) -> list[float]:
 
 
 def main() -> list[Figure]:
-    from tests._browser import chromium, viewer_server
+    from tests.support.browser import chromium, viewer_server
 
     with private_redis():
         big = bench_big.start(n=SPANS - 1)

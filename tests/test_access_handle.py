@@ -6,11 +6,12 @@ import asyncio
 
 import pytest
 from click.testing import CliRunner
-from conftest import python_subprocess
 
 import aiflow_nb as af
 from aiflow_nb import component, workflow
 from aiflow_nb.cli import cli
+
+from support.processes import python_subprocess
 
 
 @component

@@ -8,12 +8,13 @@ import json
 from typing import Any
 
 import pytest
-from _api import KEY, client
-from _browser import chromium, screenshot
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aiflow_nb.api import ServerThread, create_app
 from aiflow_nb.ops.local import ensure_local_worker
+
+from support.api import KEY, client
+from support.browser import chromium, screenshot
 
 
 class _Dropped(Exception):

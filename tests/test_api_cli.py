@@ -6,29 +6,28 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
-from _api import KEY
-from conftest import wait_serving
 
 from aiflow_nb.api.server import free_port
 from aiflow_nb.ops.local import ensure_local_worker
 
-TESTS = Path(__file__).resolve().parent
+from support import PYTHONPATH
+from support.api import KEY
+from support.processes import wait_serving
 
 
 def test_aiflow_api_serves_the_app_modules_workflows(namespace: str) -> None:
     port = free_port()
     env = {
         **os.environ,
-        "PYTHONPATH": f"{TESTS.parent}{os.pathsep}{TESTS}",
+        "PYTHONPATH": PYTHONPATH,
         "AIFLOW_API_KEYS": KEY,
         "AIFLOW_LOCAL_WORKER": "0",
     }
     code = "import sys; from aiflow_nb.cli import main; sys.argv[0] = 'aiflow'; main()"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, "api", "--app", "_api", "--port", str(port)],
+        [sys.executable, "-c", code, "api", "--app", "support.api", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -10,10 +10,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from _api import KEY, client, parse_sse, serve, wait_status
 
 from aiflow_nb.api import ServerThread
 from aiflow_nb.ops.local import ensure_local_worker
+
+from support.api import KEY, client, parse_sse, serve, wait_status
 
 
 @pytest.fixture

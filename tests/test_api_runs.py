@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from _api import KEY, served_client, wait_status
 
 import aiflow_nb
 from aiflow_nb.ops.local import ensure_local_worker, local_worker
+
+from support.api import KEY, served_client, wait_status
 
 
 @pytest.fixture

@@ -8,9 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _api import KEY, serve
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
+
+from support.api import KEY, serve
 
 N_POSITIVE = 25
 N_NEGATIVE = 10

@@ -7,10 +7,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from _api import KEY, client, parse_sse, served_client
 
 from aiflow_nb.api import ServerThread
 from aiflow_nb.ops.local import ensure_local_worker
+
+from support.api import KEY, client, parse_sse, served_client
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ import threading
 import time
 
 import pytest
-from _otlp_receiver import Receiver
-from _trace import MODEL, failing, fan_out, traced
 from click.testing import CliRunner
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
@@ -20,6 +18,9 @@ from aiflow_nb.export.otlp import OtlpExporter, traces_url
 from aiflow_nb.export.otlp_spans import trace_id
 from aiflow_nb.ops.submit import submit
 from aiflow_nb.store import sync_redis
+
+from support.otlp_receiver import Receiver
+from support.trace import MODEL, failing, fan_out, traced
 
 
 def _attrs(span: Span) -> dict[str, object]:

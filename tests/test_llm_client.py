@@ -9,10 +9,11 @@ from typing import Any
 
 import openai
 import pytest
-from _llm import events_of, fake_llm, llm_spans, served
 
 import aiflow_nb as af
 from aiflow_nb.llm import AsyncOpenAI, FakeLLMServer, OpenAI, pricing, wrap
+
+from support.llm import events_of, fake_llm, llm_spans, served
 
 MESSAGES = [{"role": "user", "content": "Explain durable LLM workflows"}]
 

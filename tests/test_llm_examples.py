@@ -13,8 +13,6 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from _llm import events_of, fake_llm, llm_spans
-from conftest import wait_serving
 
 import aiflow_nb as af
 from aiflow_nb import limits
@@ -24,6 +22,9 @@ from aiflow_nb.examples.ingestion import onboard_site
 from aiflow_nb.examples.llm import FAKE_URL_ENV, use_fake_llm
 from aiflow_nb.examples.site import serve_site
 from aiflow_nb.llm import FakeLLMServer
+
+from support.llm import events_of, fake_llm, llm_spans
+from support.processes import wait_serving
 
 AIFLOW = str(Path(sys.executable).parent / "aiflow")
 

@@ -10,12 +10,13 @@ from collections.abc import Iterator
 
 import openai
 import pytest
-from _llm import Waits, events_of, fake_llm, llm_spans, served
 
 import aiflow_nb as af
 from aiflow_nb import keys
 from aiflow_nb.llm import AsyncOpenAI, FakeLLMServer
 from aiflow_nb.store import sync_redis
+
+from support.llm import Waits, events_of, fake_llm, llm_spans, served
 
 ASK = [{"role": "user", "content": "What survives an outage?"}]
 

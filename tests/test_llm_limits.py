@@ -8,12 +8,13 @@ import asyncio
 import time
 
 import pytest
-from _llm import fake_llm, served
-from conftest import python_subprocess
 
 import aiflow_nb as af
 from aiflow_nb import limits
 from aiflow_nb.llm import AsyncOpenAI
+
+from support.llm import fake_llm, served
+from support.processes import python_subprocess
 
 CALLER = """
 import asyncio, time

@@ -11,12 +11,13 @@ import httpx
 import openai
 import pytest
 import tenacity
-from _llm import Waits, events_of, fake_llm, llm_spans, served
 
 import aiflow_nb as af
 from aiflow_nb import defaults
 from aiflow_nb.authoring.policies import RetryPolicy
 from aiflow_nb.llm import AsyncOpenAI, OpenAI, retry_after
+
+from support.llm import Waits, events_of, fake_llm, llm_spans, served
 
 
 def test_429_storm_completes_and_honours_every_retry_after() -> None:

@@ -8,7 +8,6 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from _notebook import run_cell, shell_fixture, start_worker, stop_worker  # noqa: F401
 
 import aiflow_nb
 from aiflow_nb import keys
@@ -18,6 +17,8 @@ from aiflow_nb.errors import CellError, InvalidInputs, RunNotFound, WorkflowNotF
 from aiflow_nb.notebook import CodeSession
 from aiflow_nb.ops.local import local_worker, stop_local_worker
 from aiflow_nb.store import sync_redis
+
+from support.notebook import run_cell, shell_fixture, start_worker, stop_worker  # noqa: F401
 
 
 def code_keys() -> set[bytes]:

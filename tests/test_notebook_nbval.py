@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from _notebook import ROOT
+
+from support import ROOT
 
 NOTEBOOKS = ["01_quickstart.ipynb", "02_resume_and_reattach.ipynb", "03_llm_workflow.ipynb"]
 

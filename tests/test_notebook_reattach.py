@@ -11,12 +11,13 @@ from typing import Any
 
 import nbformat
 import pytest
-from _notebook import start_worker, stop_worker
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
 from aiflow_nb import attach, keys
 from aiflow_nb.store import sync_redis
+
+from support.notebook import start_worker, stop_worker
 
 STEPS = 8
 GATE = "gate"  # the run waits after step 3 until the test sets this Redis key (namespaced)

@@ -8,12 +8,13 @@ import time
 from typing import Any
 
 import pytest
-from _notebook import RecordingComm, comms_fixture  # noqa: F401
 
 import aiflow_nb as af
 from aiflow_nb import component, workflow
 from aiflow_nb.notebook import RunWidget, display_run
 from aiflow_nb.notebook.display import snapshot
+
+from support.notebook import RecordingComm, comms_fixture  # noqa: F401
 
 _calls: dict[str, int] = {}
 

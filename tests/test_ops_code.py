@@ -4,7 +4,6 @@ unsigned code is refused with a clear log line and a failed run."""
 from __future__ import annotations
 
 import pytest
-from _ops import fleet
 
 import aiflow_nb
 from aiflow_nb import keys
@@ -12,6 +11,8 @@ from aiflow_nb.ops.code import register_bundle, register_source
 from aiflow_nb.ops.submit import submit
 from aiflow_nb.serialization import dumps, loads
 from aiflow_nb.store import sync_redis
+
+from support.ops import fleet
 
 CELL = """
 from aiflow_nb import component, workflow

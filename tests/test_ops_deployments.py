@@ -7,12 +7,13 @@ import signal
 from pathlib import Path
 
 import pytest
-from _ops import fleet, record, running_on, wait_for
 from click.testing import CliRunner
 
 from aiflow_nb.cli import cli
 from aiflow_nb.ops.deployments import active_version, deploy, deployments
 from aiflow_nb.ops.submit import submit
+
+from support.ops import fleet, record, running_on, wait_for
 
 
 def test_deploy_v2_sends_new_runs_to_v2_while_v1_runs_finish_on_v1(tmp_path: Path) -> None:

@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _ops import fleet, journal_keys, record, running_on, wait_for
-
 from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.examples.chaos import JOURNALED_TWICE, side_effects
 from aiflow_nb.ops.presence import live_workers
 from aiflow_nb.ops.submit import submit
+
+from support.ops import fleet, journal_keys, record, running_on, wait_for
 
 
 def test_sigterm_lets_runs_in_hand_finish_and_takes_no_new_run(tmp_path: Path) -> None:

@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from _ops import Receiver
-
 from aiflow_nb import keys
 from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.ops.monitor import Monitor
 from aiflow_nb.ops.notify import Notifier
 from aiflow_nb.ops.submit import submit
 from aiflow_nb.store import async_redis, sync_redis
+
+from support.ops import Receiver
 
 
 def _taken_by_dead_worker(status: str = "running", restarts: int = 0) -> RunHandle:

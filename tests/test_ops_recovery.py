@@ -5,7 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from _ops import (
+from aiflow_nb.access.handle import RunHandle
+from aiflow_nb.examples.chaos import JOURNALED_TWICE, side_effects
+from aiflow_nb.ops.submit import submit
+
+from support.ops import (
     Follower,
     Receiver,
     fleet,
@@ -15,10 +19,6 @@ from _ops import (
     start_monitor,
     wait_for,
 )
-
-from aiflow_nb.access.handle import RunHandle
-from aiflow_nb.examples.chaos import JOURNALED_TWICE, side_effects
-from aiflow_nb.ops.submit import submit
 
 
 def test_sigkill_mid_run_resumes_on_the_other_worker_without_redoing_journaled_steps(

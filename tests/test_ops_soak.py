@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _ops import fleet
 
 from aiflow_nb.events.reader import aread_events
 from aiflow_nb.examples.chaos import JOURNALED_TWICE, side_effects
 from aiflow_nb.ops.submit import submit
+
+from support.ops import fleet
 
 RUNS, STEPS = 200, 10
 FOLLOW_EVERY = 4

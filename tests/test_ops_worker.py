@@ -6,11 +6,12 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from _ops import fleet, running_on, wait_for
 from click.testing import CliRunner
 
 from aiflow_nb.cli import cli
 from aiflow_nb.ops.submit import submit
+
+from support.ops import fleet, running_on, wait_for
 
 
 def test_burst_worker_runs_many_runs_concurrently_then_exits(tmp_path: Path) -> None:

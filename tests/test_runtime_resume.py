@@ -7,12 +7,13 @@ import signal
 import time
 
 import pytest
-from apps.core_app import crashable, effects
-from conftest import python_subprocess
 
 import aiflow_nb as af
 from aiflow_nb import keys
 from aiflow_nb.store import sync_redis
+
+from apps.core_app import crashable, effects
+from support.processes import python_subprocess
 
 FAST_HEARTBEAT = {
     "AIFLOW_HEARTBEAT_TTL": "1",

@@ -3,12 +3,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
-
-from _trace import open_gate, two_steps, wait_for
-from conftest import ROOT, python_subprocess
 
 import aiflow_nb
 from aiflow_nb import keys
@@ -19,8 +15,11 @@ from aiflow_nb.ops.submit import submit
 from aiflow_nb.store import sync_redis
 from aiflow_nb.trace import RunIndex, SpanTree
 
+from support.processes import python_subprocess
+from support.trace import open_gate, two_steps, wait_for
+
 WORKER = """
-import asyncio, _trace
+import asyncio, support.trace
 from aiflow_nb.ops.worker import Worker
 asyncio.run(Worker(monitor=False).serve())
 """
@@ -33,7 +32,6 @@ def _tree(run_id: str) -> SpanTree:
 def test_crashed_and_resumed_run_shows_interrupted_replayed_and_resumed() -> None:
     gate = f"crash{time.time_ns()}"
     env = {
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
         "AIFLOW_HEARTBEAT_INTERVAL": "0.2",
         "AIFLOW_HEARTBEAT_TTL": "1",
     }

@@ -6,12 +6,13 @@ import time
 
 import pandas as pd
 import pytest
-from _trace import MODEL, cached, failing, fan_out, open_gate, traced, wait_for
 
 import aiflow_nb
 from aiflow_nb.access.spans import build_spans, spans_dataframe
 from aiflow_nb.events.reader import read_events
 from aiflow_nb.trace import STATUS_COLORS, SpanTree, timeline_rows
+
+from support.trace import MODEL, cached, failing, fan_out, open_gate, traced, wait_for
 
 
 def _tree(run_id: str) -> SpanTree:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from _browser import BARS_JS, LABELS_JS, PAN_JS, chromium, screenshot, viewer_server
-from _trace import MODEL, failing, fan_out, open_gate, traced, wait_for
 from playwright.sync_api import expect
 
 import aiflow_nb
+
+from support.browser import BARS_JS, LABELS_JS, PAN_JS, chromium, screenshot, viewer_server
+from support.trace import MODEL, failing, fan_out, open_gate, traced, wait_for
 
 pytestmark = [pytest.mark.browser]
 

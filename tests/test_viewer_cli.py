@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import socket
 
-from _browser import viewer_server
 from click.testing import CliRunner
 
 from aiflow_nb.cli import cli
+
+from support.browser import viewer_server
 
 
 def test_viewer_prints_its_url_and_serves_the_runs_page() -> None:

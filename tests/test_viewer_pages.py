@@ -7,13 +7,14 @@ import time
 
 import panel as pn
 import pytest
-from _trace import MODEL, failing, fan_out, open_gate, traced, wait_for
 
 import aiflow_nb
 from aiflow_nb.events.model import Event
 from aiflow_nb.trace import Follower
 from viewer.run_page import RunPage
 from viewer.runs_page import RunsPage
+
+from support.trace import MODEL, failing, fan_out, open_gate, traced, wait_for
 
 
 def _labels(page: RunPage) -> list[str]:

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from . import PYTHONPATH, ROOT
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -66,7 +67,7 @@ PAN_JS = """(top) => {
 def viewer_server() -> Iterator[str]:
     """``aiflow viewer --port 0`` in a subprocess (this test's Redis and namespace); its URL."""
     exe = Path(sys.executable).with_name("aiflow")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "AIFLOW_LOCAL_WORKER": "0"}
+    env = {**os.environ, "PYTHONPATH": PYTHONPATH, "AIFLOW_LOCAL_WORKER": "0"}
     proc = subprocess.Popen(
         [str(exe), "viewer", "--port", "0"],
         env=env,

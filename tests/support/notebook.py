@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from . import PYTHONPATH
 
 WORKER = [str(Path(sys.executable).with_name("aiflow")), "worker"]
 """``aiflow worker``, the console script next to this interpreter."""
@@ -93,7 +93,7 @@ def run_cell(ip: Any, source: str) -> Any:
 
 def start_worker(env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """An out-of-kernel worker process on this test's Redis and namespace."""
-    full = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    full = {**os.environ, "PYTHONPATH": PYTHONPATH, **(env or {})}
     proc = subprocess.Popen(
         WORKER, env=full, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

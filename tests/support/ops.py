@@ -14,13 +14,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from _helpers import LoopbackServer, QuietHandler, wait_for
-
 from aiflow_nb import keys
 from aiflow_nb.ops.presence import live_workers
 from aiflow_nb.store import sync_redis
 
-ROOT = Path(__file__).resolve().parent.parent
+from . import PYTHONPATH
+from .helpers import LoopbackServer, QuietHandler, wait_for
+
 FAST = {
     "AIFLOW_HEARTBEAT_INTERVAL": "0.25",
     "AIFLOW_HEARTBEAT_TTL": "1.5",
@@ -39,7 +39,7 @@ class WorkerProcess:
     def __init__(self, log_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
         WorkerProcess.count += 1
         self.log_path = log_dir / f"worker-{WorkerProcess.count}.log"
-        full = {**os.environ, **FAST, "PYTHONPATH": str(ROOT), **(env or {})}
+        full = {**os.environ, **FAST, "PYTHONPATH": PYTHONPATH, **(env or {})}
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", CLI, "-v", "worker", "--app", APP, *args],
@@ -106,7 +106,7 @@ def fleet(log_dir: Path) -> Iterator[Callable[..., WorkerProcess]]:
 
 def start_monitor(log_dir: Path) -> subprocess.Popen[bytes]:
     """An ``aiflow -v monitor`` process (the heartbeat TTL of the workers), logging to a file."""
-    full = {**os.environ, **FAST, "PYTHONPATH": str(ROOT)}
+    full = {**os.environ, **FAST, "PYTHONPATH": PYTHONPATH}
     with open(log_dir / "monitor.log", "wb") as out:
         return subprocess.Popen(
             [sys.executable, "-c", CLI, "-v", "monitor"],

@@ -6,11 +6,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from _helpers import LoopbackServer, QuietHandler
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+
+from .helpers import LoopbackServer, QuietHandler
 
 
 class Receiver(LoopbackServer):

@@ -12,11 +12,11 @@ import asyncio
 import time
 from typing import Any
 
-from _helpers import wait_for as wait_for  # re-exported for the trace tests
-
 from aiflow_nb import component, keys, progress, workflow
 from aiflow_nb.runtime.emit import set_attributes
 from aiflow_nb.store import sync_redis
+
+from .helpers import wait_for as wait_for  # re-exported for the trace tests
 
 MODEL = "local-test-model"
 
