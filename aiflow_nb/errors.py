@@ -3,34 +3,41 @@
 ::
 
     AiflowError
-    ├── ApiError               an HTTP request the REST API refuses (``status``, ``code``)
-    ├── CellError              a %%component / %%workflow cell that cannot become one
-    ├── ConfigError            bad settings or environment
-    ├── ExportError            a trace export the receiving endpoint refused or never got
-    ├── RedisUnavailable       Redis cannot be reached (names the URL)
-    ├── SerializationError     a value is not JSON-serialisable (also TypeError)
-    ├── LLMUnavailable         an LLM call failed on every provider after its retries
-    ├── InvalidInputs          inputs that do not fit the workflow's signature (also TypeError)
-    ├── RunNotFound            unknown run id (also LookupError)
-    ├── WorkflowNotFound       unknown workflow name (also LookupError)
-    ├── ComponentFailed        a component exhausted its retries; ``__cause__`` is the original
-    ├── ComponentTimeout       one attempt ran past its timeout (also TimeoutError)
-    ├── RunFailed              a run ended ``failed`` (raised by ``RunHandle.result``)
-    ├── RunCancelled           a run ended ``cancelled``
-    ├── RunStateError          the run is in a state that forbids the operation
-    └── CodeRejected           registered code is unsigned or tampered with
+    ├── CellError             a %%component / %%workflow cell that cannot become one
+    ├── CodeRejected          registered code is unsigned or tampered with
+    ├── ComponentFailed       a component exhausted its retries; ``__cause__`` is the original
+    ├── ComponentTimeout      one attempt ran past its timeout (also TimeoutError)
+    ├── ConfigError           bad settings or environment
+    ├── InvalidInputs         inputs that do not fit the workflow's signature (also TypeError)
+    ├── SerializationError    a value is not JSON-serialisable (also TypeError)
+    ├── WorkflowNotFound      unknown workflow name (also LookupError)
+    ├── RunError              one run's outcome or state: what ``RunHandle.result()`` raises
+    │   ├── RunCancelled      the run ended ``cancelled``
+    │   ├── RunFailed         the run ended ``failed``; ``error`` is its error document
+    │   ├── RunNotFound       unknown run id (also LookupError)
+    │   ├── RunStateError     the run's state forbids the operation (e.g. resuming it)
+    │   └── RunTimeout        the run had not ended when the wait ran out (also TimeoutError)
+    └── Unavailable           a service the call needs is down or refusing: try again later
+        ├── ExportError       a trace export the receiving endpoint refused or never got
+        ├── LLMUnavailable    an LLM call failed on every provider after its retries
+        └── RedisUnavailable  Redis cannot be reached (names the URL)
 
-``WorkerShutdown`` derives from ``BaseException`` so that no ``except Exception``
-swallows a drain or a stop.
+    WorkerShutdown (BaseException)  stops a worker; no ``except Exception`` swallows it
+
+``CellError`` is also a ValueError. The REST layer's refusals,
+``aiflow_nb.api.errors.ApiError``, derive from ``AiflowError`` too; they live with the
+API, above the core.
+
+``error_document(exc)`` is the JSON form of an exception that runs and spans record.
 """
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 __all__ = [
     "AiflowError",
-    "ApiError",
     "CellError",
     "CodeRejected",
     "ComponentFailed",
@@ -41,12 +48,16 @@ __all__ = [
     "LLMUnavailable",
     "RedisUnavailable",
     "RunCancelled",
+    "RunError",
     "RunFailed",
     "RunNotFound",
     "RunStateError",
+    "RunTimeout",
     "SerializationError",
+    "Unavailable",
     "WorkerShutdown",
     "WorkflowNotFound",
+    "error_document",
 ]
 
 
@@ -54,17 +65,7 @@ class AiflowError(Exception):
     """Base class of every error aiflow-nb raises on purpose."""
 
 
-class ApiError(AiflowError):
-    """A request the REST API refuses; ``status`` is the HTTP status, ``code`` a short tag."""
-
-    def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
+# --- authoring and configuration ------------------------------------------------------
 
 
 class CellError(AiflowError, ValueError):
@@ -74,66 +75,25 @@ class CellError(AiflowError, ValueError):
     def _render_traceback_(self) -> list[str]:
         """What IPython shows: the message (and the cell's own error), not the magic's
         internals."""
-        import traceback
-
         cause = self.__cause__
         lines = traceback.format_exception(cause) if cause is not None else []
         return [*"".join(lines).splitlines(), f"CellError: {self}"]
+
+
+class CodeRejected(AiflowError):
+    """Registered code failed its signature check, or is unsigned while a secret is set."""
 
 
 class ConfigError(AiflowError):
     """A setting or environment variable has a value that cannot work."""
 
 
-class ExportError(AiflowError):
-    """Exporting traces failed: the endpoint is unreachable or refused the request."""
-
-
-class RedisUnavailable(AiflowError):
-    """Redis could not be reached; the message names the URL and what to do."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(
-            f"cannot reach Redis at {url}: {reason}. Start that Redis, fix REDIS_URL, "
-            "or unset REDIS_URL to use the embedded Redis (see `aiflow redis status`)."
-        )
-        self.url = url
-
-
-class SerializationError(AiflowError, TypeError):
-    """A value that must be stored as JSON is not JSON-serialisable."""
-
-
 class InvalidInputs(AiflowError, TypeError):
     """Inputs that do not fit the workflow's signature."""
 
 
-class LLMUnavailable(AiflowError):
-    """An LLM call failed on its provider and every fallback after their retries.
-
-    ``errors`` lists ``(target, error)`` per provider tried; ``__cause__`` is the last error.
-    """
-
-    def __init__(
-        self, operation: str, attempts: int, errors: list[tuple[str, BaseException]]
-    ) -> None:
-        tried = "; ".join(f"{target}: {type(err).__name__}: {err}" for target, err in errors)
-        super().__init__(
-            f"{operation} failed on every provider after {attempts} attempt(s) ({tried})"
-        )
-        self.operation = operation
-        self.attempts = attempts
-        self.errors = errors
-        if errors:
-            self.__cause__ = errors[-1][1]
-
-
-class RunNotFound(AiflowError, LookupError):
-    """No run with that id exists in this namespace."""
-
-    def __init__(self, run_id: str) -> None:
-        super().__init__(f"no run with id {run_id!r}")
-        self.run_id = run_id
+class SerializationError(AiflowError, TypeError):
+    """A value that must be stored as JSON is not JSON-serialisable."""
 
 
 class WorkflowNotFound(AiflowError, LookupError):
@@ -143,6 +103,9 @@ class WorkflowNotFound(AiflowError, LookupError):
         hint = f"; known workflows: {', '.join(sorted(known))}" if known else ""
         super().__init__(f"no workflow named {name!r}{hint}")
         self.name = name
+
+
+# --- inside a run: one component call ---------------------------------------------------
 
 
 class ComponentFailed(AiflowError):
@@ -168,7 +131,23 @@ class ComponentTimeout(AiflowError, TimeoutError):
         self.seconds = seconds
 
 
-class RunFailed(AiflowError):
+# --- a run, seen from outside ---------------------------------------------------------
+
+
+class RunError(AiflowError):
+    """About one run: it failed, was cancelled, is unknown, has not ended in time, or is in
+    a state that forbids the operation. ``except RunError`` around ``handle.result()``."""
+
+
+class RunCancelled(RunError):
+    """The run was cancelled."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id} was cancelled")
+        self.run_id = run_id
+
+
+class RunFailed(RunError):
     """The run ended ``failed``; ``error`` holds the recorded error document."""
 
     def __init__(self, run_id: str, error: dict[str, Any] | None) -> None:
@@ -180,21 +159,88 @@ class RunFailed(AiflowError):
         self.error = err
 
 
-class RunCancelled(AiflowError):
-    """The run was cancelled."""
+class RunNotFound(RunError, LookupError):
+    """No run with that id exists in this namespace."""
 
     def __init__(self, run_id: str) -> None:
-        super().__init__(f"run {run_id} was cancelled")
+        super().__init__(f"no run with id {run_id!r}")
         self.run_id = run_id
 
 
-class RunStateError(AiflowError):
+class RunStateError(RunError):
     """The run's state forbids the operation (e.g. resuming a completed run)."""
 
 
-class CodeRejected(AiflowError):
-    """Registered code failed its signature check, or is unsigned while a secret is set."""
+class RunTimeout(RunError, TimeoutError):
+    """The run had not ended when a wait for it ran out (it goes on running)."""
+
+    def __init__(self, run_id: str, status: str, seconds: float) -> None:
+        super().__init__(f"run {run_id} still {status} after {seconds:g} s")
+        self.run_id = run_id
+        self.status = status
+        self.seconds = seconds
+
+
+# --- outages ------------------------------------------------------------------------------
+
+
+class Unavailable(AiflowError):
+    """A service the call depends on is unreachable or refusing; the same call may succeed
+    later. ``except Unavailable`` to back off and retry."""
+
+
+class ExportError(Unavailable):
+    """Exporting traces failed: the endpoint is unreachable (or not an http(s) URL at all)
+    or refused the request."""
+
+
+class LLMUnavailable(Unavailable):
+    """An LLM call failed on its provider and every fallback after their retries.
+
+    ``errors`` lists ``(target, error)`` per provider tried; ``__cause__`` is the last error.
+    """
+
+    def __init__(
+        self, operation: str, attempts: int, errors: list[tuple[str, BaseException]]
+    ) -> None:
+        tried = "; ".join(f"{target}: {type(err).__name__}: {err}" for target, err in errors)
+        super().__init__(
+            f"{operation} failed on every provider after {attempts} attempt(s) ({tried})"
+        )
+        self.operation = operation
+        self.attempts = attempts
+        self.errors = errors
+        if errors:
+            self.__cause__ = errors[-1][1]
+
+
+class RedisUnavailable(Unavailable):
+    """Redis could not be reached; the message names the URL and what to do."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(
+            f"cannot reach Redis at {url}: {reason}. Start that Redis, fix REDIS_URL, "
+            "or unset REDIS_URL to use the embedded Redis (see `aiflow redis status`)."
+        )
+        self.url = url
+
+
+# --- signals ------------------------------------------------------------------------------
 
 
 class WorkerShutdown(BaseException):
     """Raised inside a worker to stop it; never swallowed by ``except Exception``."""
+
+
+def error_document(exc: BaseException) -> dict[str, Any]:
+    """Type, message and traceback of an exception, as stored in events and records.
+
+    ``cause`` names the original error a ``ComponentFailed`` wraps (else None).
+    """
+    root = exc.error if isinstance(exc, ComponentFailed) else exc
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "cause": type(root).__name__ if root is not exc else None,
+        "traceback": "".join(traceback.format_exception(exc)),
+    }

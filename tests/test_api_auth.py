@@ -10,8 +10,9 @@ import pytest
 
 from aiflow_nb.api import ServerThread, create_app
 from aiflow_nb.api.config import ApiConfig, read_keys
+from aiflow_nb.api.errors import ApiError
 from aiflow_nb.api.tokens import issue_token, verify_token
-from aiflow_nb.errors import ApiError, ConfigError
+from aiflow_nb.errors import ConfigError
 from aiflow_nb.ops.local import ensure_local_worker
 
 from support.api import KEY, client, serve

@@ -16,8 +16,8 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..errors import ApiError
 from .config import ApiConfig, is_loopback
+from .errors import ApiError
 from .tokens import looks_like_token, verify_token
 
 __all__ = ["api_config", "require_key", "require_run_reader"]

@@ -1,5 +1,6 @@
 """Every error the API answers is JSON a person can read: ``{error, message, status}``
-(plus ``fields`` for a 422). This module maps exceptions to those answers."""
+(plus ``fields`` for a 422). This module defines ``ApiError`` (a refusal of the REST
+layer's own) and maps it and the core's errors (``aiflow_nb.errors``) to those answers."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import defaults
 from ..errors import (
     AiflowError,
-    ApiError,
     CodeRejected,
     InvalidInputs,
     RedisUnavailable,
@@ -28,6 +28,7 @@ from .responses import JSONBody
 
 __all__ = [
     "COMMON_RESPONSES",
+    "ApiError",
     "ErrorBody",
     "FieldError",
     "error_response",
@@ -36,6 +37,26 @@ __all__ = [
 ]
 
 log = logging.getLogger("aiflow_nb.api")
+
+
+class ApiError(AiflowError):
+    """A request the REST API refuses; ``status`` is the HTTP status, ``code`` a short tag,
+    ``headers`` go on the answer (e.g. ``WWW-Authenticate``), ``fields`` on a 422."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        fields: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+        self.fields = fields
 
 
 class FieldError(BaseModel):
@@ -92,16 +113,12 @@ def validation_error(errors: list[Any], what: str) -> ApiError:
         {"field": _loc(e.get("loc", ())), "message": str(e.get("msg", "invalid"))} for e in errors
     ]
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
-    exc = ApiError(422, "invalid_input", f"{what}: {summary}")
-    exc.fields = fields  # type: ignore[attr-defined]
-    return exc
+    return ApiError(422, "invalid_input", f"{what}: {summary}", fields=fields)
 
 
 def _on_api_error(_: Request, exc: Exception) -> JSONBody:
     assert isinstance(exc, ApiError)
-    return error_response(
-        exc.status, exc.code, exc.message, getattr(exc, "fields", None), exc.headers
-    )
+    return error_response(exc.status, exc.code, exc.message, exc.fields, exc.headers)
 
 
 def _on_request_validation(_: Request, exc: Exception) -> JSONBody:
@@ -110,7 +127,7 @@ def _on_request_validation(_: Request, exc: Exception) -> JSONBody:
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "malformed_json", "the request body is not valid JSON")
     err = validation_error(errors, "invalid request")
-    return error_response(422, err.code, err.message, err.fields)  # type: ignore[attr-defined]
+    return error_response(422, err.code, err.message, err.fields)
 
 
 def _on_http(_: Request, exc: Exception) -> JSONBody:

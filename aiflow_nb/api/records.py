@@ -12,9 +12,10 @@ import redis.asyncio as aredis
 from .. import keys
 from ..access.handle import decode_record
 from ..authoring import registry
-from ..errors import AiflowError, ApiError, RunNotFound
+from ..errors import AiflowError, RunNotFound
 from ..store import sync_redis
 from ..store.replies import RawHash
+from .errors import ApiError
 from .pool import api_redis
 from .redact import Redactor
 

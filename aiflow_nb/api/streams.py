@@ -17,8 +17,8 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from ..errors import ApiError
 from ..serialization import dumps
+from .errors import ApiError
 from .feeds import Shared
 from .redact import Redactor
 

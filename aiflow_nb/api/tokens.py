@@ -17,7 +17,7 @@ import time
 
 import orjson
 
-from ..errors import ApiError
+from .errors import ApiError
 
 __all__ = ["TOKEN_PREFIX", "issue_token", "looks_like_token", "verify_token"]
 

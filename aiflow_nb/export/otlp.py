@@ -21,7 +21,7 @@ from ..store import sync_redis
 from ..trace.tree import SpanTree
 from .otlp_spans import build_request
 
-__all__ = ["OtlpExporter", "traces_url"]
+__all__ = ["ExportError", "OtlpExporter", "traces_url"]
 
 _ENDED = frozenset({"completed", "failed", "cancelled"})
 

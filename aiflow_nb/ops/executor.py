@@ -15,11 +15,11 @@ import redis.asyncio as aredis
 from .. import keys
 from ..authoring import registry
 from ..authoring.workflow import Workflow
-from ..errors import AiflowError, WorkerShutdown
+from ..errors import AiflowError, WorkerShutdown, error_document
 from ..events.status import TERMINAL, RunStatus
 from ..events.writer import EventWriter
 from ..runtime.context import Frame, RunContext, run_var
-from ..runtime.invocation import Call, error_document, run_async, run_sync
+from ..runtime.invocation import Call, run_async, run_sync
 from ..serialization import dumps, loads
 from ..store import sync_redis
 from ..store.replies import RawHash

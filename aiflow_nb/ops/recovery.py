@@ -16,9 +16,9 @@ import redis
 import redis.asyncio as aredis
 
 from .. import keys
+from ..errors import error_document
 from ..events.model import FIELD, make_payload
 from ..events.status import TERMINAL
-from ..runtime.invocation import error_document
 from ..serialization import dumps
 from .submit import requeue
 

@@ -12,20 +12,19 @@ import concurrent.futures
 import contextvars
 import inspect
 import time
-import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import tenacity
 
-from ..errors import ComponentFailed, ComponentTimeout
+from ..errors import ComponentFailed, ComponentTimeout, error_document
 from ..serialization import canonical, digest, dumps, loads
 from .context import Frame, RunContext, frame_var
 
 if TYPE_CHECKING:
     from ..authoring.component import Component
 
-__all__ = ["Call", "error_document", "run_async", "run_sync"]
+__all__ = ["Call", "run_async", "run_sync"]
 
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 REDACTED = "***"
@@ -36,17 +35,6 @@ def _threads() -> concurrent.futures.ThreadPoolExecutor:
     if _pool is None:
         _pool = concurrent.futures.ThreadPoolExecutor(64, thread_name_prefix="aiflow-timeout")
     return _pool
-
-
-def error_document(exc: BaseException) -> dict[str, Any]:
-    """Type, message and traceback of an exception, as stored in events and records."""
-    root = exc.error if isinstance(exc, ComponentFailed) else exc
-    return {
-        "type": type(exc).__name__,
-        "message": str(exc),
-        "cause": type(root).__name__ if root is not exc else None,
-        "traceback": "".join(traceback.format_exception(exc)),
-    }
 
 
 class Call:

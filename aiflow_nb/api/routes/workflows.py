@@ -10,10 +10,10 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from ... import defaults
-from ...errors import ApiError
 from ...ops.submit import submit
 from .. import catalog, records
 from ..auth import api_config, require_key
+from ..errors import ApiError
 from ..responses import JSONBody
 from ..schemas import RunAccepted, RunResult, WorkflowDetail, WorkflowList
 from ..streams import MEDIA, SSE_HEADERS, event_stream, negotiate
