@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from aiflow_nb.access.spans import Span
+from aiflow_nb.events.status import SpanStatus
 from aiflow_nb.trace import SpanTree, TreeRow
 from aiflow_nb.trace.totals import COST, INPUT_TOKENS, MODEL, OUTPUT_TOKENS
 
@@ -37,7 +38,7 @@ def span_html(tree: SpanTree, span: Span, now: float | None = None) -> str:
             f"{esc(p.get('message', ''))}</div>"
         )
     parts.append("<h4>inputs</h4>" + pre_json(span.inputs))
-    if span.status == "completed" or span.output is not None:
+    if span.status == SpanStatus.COMPLETED or span.output is not None:
         parts.append("<h4>output</h4>" + pre_json(span.output))
     if span.error:
         parts.append(_error(span.error, "error (fallback used)" if span.fallback else "error"))

@@ -19,6 +19,7 @@ from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
 from aiflow_nb import defaults
 from aiflow_nb.access.spans import Span
 from aiflow_nb.events.reader import read_events
+from aiflow_nb.events.status import SpanStatus
 from aiflow_nb.trace import TREE_COLUMNS, Follower, SpanTree, TreeRow, timeline_rows
 
 from .detail import group_html, span_html
@@ -170,7 +171,7 @@ class RunPage:
         durations = [
             (i, now - t0 - r.start)
             for i, r in enumerate(self._rows)
-            if r.status == "running" and r.start is not None
+            if r.status == SpanStatus.RUNNING and r.start is not None
         ]
         if durations and len(self.table.value) == len(self._rows):
             self.table.patch({"duration": durations})
@@ -227,7 +228,7 @@ class RunPage:
         if chosen is not None and chosen.text:
             return chosen
         streaming = [s for s in self.tree.spans.values() if s.text]
-        running = [s for s in streaming if s.status == "running"]
+        running = [s for s in streaming if s.status == SpanStatus.RUNNING]
         chosen_list = running or streaming
         return chosen_list[-1] if chosen_list else None
 
@@ -251,7 +252,7 @@ class RunPage:
 
     def _header_html(self, now: float) -> str:
         t = self.tree.totals
-        running = sum(1 for s in self.tree.spans.values() if s.status == "running")
+        running = sum(1 for s in self.tree.spans.values() if s.status == SpanStatus.RUNNING)
         items = [
             ("status", badge(t.status)),
             ("duration", seconds(t.duration(now))),

@@ -11,13 +11,14 @@ import panel as pn
 from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
 
 from aiflow_nb import defaults
+from aiflow_nb.events.status import RunStatus
 from aiflow_nb.trace import RUN_TABLE_COLUMNS, RunIndex
 
 from .style import CSS
 
 __all__ = ["STATUSES", "WINDOWS", "RunsPage"]
 
-STATUSES = ["any", "queued", "running", "completed", "failed", "cancelled"]
+STATUSES = ["any", *(s.value for s in RunStatus if s != RunStatus.CANCELLING)]
 WINDOWS = {
     "any time": None,
     "last 15 minutes": 900.0,

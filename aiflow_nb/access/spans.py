@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from ..events.model import Event
+from ..events.status import SpanStatus
 
 __all__ = [
     "COST",
@@ -55,7 +56,7 @@ class Span:
     parent_id: str | None
     name: str
     key: str | None = None
-    status: str = "running"
+    status: str = SpanStatus.RUNNING
     start: float | None = None
     end: float | None = None
     attempts: int = 0
@@ -99,7 +100,7 @@ class Span:
 def _apply(span: Span, e: Event) -> None:
     d = e.data
     if e.type == "span.started":
-        span.status, span.start, span.end, span.error = "running", e.ts, None, None
+        span.status, span.start, span.end, span.error = SpanStatus.RUNNING, e.ts, None, None
         span.inputs, span.key = d.get("inputs"), d.get("key")
         span.retries = []
         span.attributes.update(d.get("attributes") or {})
@@ -109,18 +110,18 @@ def _apply(span: Span, e: Event) -> None:
     elif e.type in ("span.cached", "span.replayed"):
         span.cached = span.cached or e.type == "span.cached"
         span.replayed = e.type == "span.replayed"
-        span.status, span.output = "completed", d.get("output")
+        span.status, span.output = SpanStatus.COMPLETED, d.get("output")
         span.start = span.start if span.start is not None else e.ts
         span.end = e.ts
         span.key = d.get("key", span.key)
     elif e.type == "span.completed":
-        span.status, span.end, span.output = "completed", e.ts, d.get("output")
+        span.status, span.end, span.output = SpanStatus.COMPLETED, e.ts, d.get("output")
         span.attempts = d.get("attempts", span.attempts)
         span.fallback = bool(d.get("fallback"))
         span.error = d.get("error")
         span.attributes.update(d.get("attributes") or {})
     elif e.type == "span.failed":
-        span.status = "cancelled" if d.get("cancelled") else "failed"
+        span.status = SpanStatus.CANCELLED if d.get("cancelled") else SpanStatus.FAILED
         span.end, span.error = e.ts, d.get("error")
         span.attempts = d.get("attempts", span.attempts)
         span.attributes.update(d.get("attributes") or {})

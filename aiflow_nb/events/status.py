@@ -1,10 +1,11 @@
-"""The one run-status vocabulary: what a run record's ``status`` field holds."""
+"""The status vocabularies: a run record's ``status`` (``RunStatus``) and a span's, as
+readers fold it from events (``SpanStatus``)."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["TERMINAL", "TERMINAL_EVENTS", "RunStatus"]
+__all__ = ["STATUS_OF_EVENT", "TERMINAL", "TERMINAL_EVENTS", "RunStatus", "SpanStatus"]
 
 
 class RunStatus(StrEnum):
@@ -26,3 +27,22 @@ TERMINAL: frozenset[str] = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, Run
 
 TERMINAL_EVENTS: frozenset[str] = frozenset(f"run.{status}" for status in TERMINAL)
 """Event types that end a run's stream for its followers (unless it is resumed later)."""
+
+STATUS_OF_EVENT: dict[str, RunStatus] = {
+    "run.queued": RunStatus.QUEUED,
+    "run.started": RunStatus.RUNNING,
+    "run.resumed": RunStatus.RUNNING,
+    **{f"run.{status}": RunStatus(status) for status in TERMINAL},
+}
+"""The run status each ``run.*`` event announces."""
+
+
+class SpanStatus(StrEnum):
+    """A span's status as readers fold it from its events."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+    """Still running when its run ended or was resumed (a crash cut it off)."""

@@ -17,13 +17,12 @@ from .. import defaults
 from ..access.handle import RunHandle
 from ..access.runs import list_runs
 from ..errors import ExportError
+from ..events.status import TERMINAL
 from ..store import sync_redis
 from ..trace.tree import SpanTree
 from .otlp_spans import build_request
 
 __all__ = ["ExportError", "OtlpExporter", "traces_url"]
-
-_ENDED = frozenset({"completed", "failed", "cancelled"})
 
 
 def traces_url(endpoint: str) -> str:
@@ -89,11 +88,11 @@ class OtlpExporter:
         """Export each run that ends from now on; yields (run id, spans) per export."""
         client = self._redis or sync_redis()
         seen = {
-            r["run_id"] for r in list_runs(limit=10_000, client=client) if r["status"] in _ENDED
+            r["run_id"] for r in list_runs(limit=10_000, client=client) if r["status"] in TERMINAL
         }
         while not until():
             for rec in list_runs(limit=defaults.EXPORT_FOLLOW_WINDOW, client=client):
-                if rec["status"] in _ENDED and rec["run_id"] not in seen:
+                if rec["status"] in TERMINAL and rec["run_id"] not in seen:
                     seen.add(rec["run_id"])
                     yield rec["run_id"], self.export_run(rec["run_id"])
             self._sleep(poll)

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..access.spans import Span
 from ..errors import ConfigError
+from ..events.status import SpanStatus
 from ..serialization import dumps
 
 __all__ = ["build_request", "otel_span_id", "trace_id"]
@@ -28,7 +29,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ConfigError("OTLP export needs the otel extra: pip install 'aiflow-nb[otel]'") from exc
 
-_ERROR_STATES = frozenset({"failed", "cancelled", "interrupted"})
+_ERROR_STATES = frozenset({SpanStatus.FAILED, SpanStatus.CANCELLED, SpanStatus.INTERRUPTED})
 
 
 def trace_id(run_id: str) -> bytes:
@@ -123,7 +124,7 @@ def _span(run_id: str, workflow: str, span: Span, now: float) -> OtelSpan:
             f"{(span.error or {}).get('message', '')}"
         )
         out.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message=message))
-    elif span.status == "completed":
+    elif span.status == SpanStatus.COMPLETED:
         out.status.CopyFrom(Status(code=Status.STATUS_CODE_OK))
     return out
 

@@ -33,6 +33,7 @@ from ..access.runs import runs
 from ..authoring import registry
 from ..authoring.workflow import Workflow
 from ..errors import InvalidInputs, WorkflowNotFound
+from ..events.status import RunStatus
 from ..ops.code import load_workflow, notebook_workflows
 from ..ops.local import ensure_local_worker, stop_local_worker
 from .cells import ComponentOptions, parse_duration
@@ -93,7 +94,7 @@ def _parser() -> MagicArgumentParser:
     ls = sub.add_parser("runs", help="recent runs as a DataFrame")
     ls.add_argument("--workflow", "-w")
     ls.add_argument(
-        "--status", "-s", choices=["queued", "running", "completed", "failed", "cancelled"]
+        "--status", "-s", choices=[s.value for s in RunStatus if s != RunStatus.CANCELLING]
     )
     ls.add_argument("--limit", "-n", type=int, default=20)
     worker = sub.add_parser("worker", help="the in-kernel worker")
@@ -209,7 +210,7 @@ class AiflowMagics(Magics):
         try:
             import panel as pn
 
-            from viewer.runs_page import RunsPage
+            from aiflow_viewer.runs_page import RunsPage
         except ImportError:
             show = None
         if show is None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import defaults
 from ..access.spans import INPUT_TOKENS, OUTPUT_TOKENS, Span
+from ..events.status import SpanStatus
 from .state import ProgressStream, RunState
 
 __all__ = [
@@ -56,13 +57,13 @@ def span_label(span: Span) -> str:
         parts.append(_seconds(span.duration))
     if span.attempts > 1:
         parts.append(f"{span.attempts} attempts")
-    elif span.retries and span.status == "running":
+    elif span.retries and span.status == SpanStatus.RUNNING:
         parts.append(f"retrying ({len(span.retries)})")
     parts += [f"[{m}]" for m in ("cached", "replayed", "fallback") if getattr(span, m)]
     tokens = span.attributes.get(INPUT_TOKENS), span.attributes.get(OUTPUT_TOKENS)
     if tokens[1] is not None:
         parts.append(f"{tokens[0] or 0} → {tokens[1]} tokens")
-    if span.error and span.status == "failed":
+    if span.error and span.status == SpanStatus.FAILED:
         parts.append(f"— {span.error.get('type')}: {span.error.get('message')}")
     return "  ".join(parts)
 

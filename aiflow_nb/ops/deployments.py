@@ -19,6 +19,7 @@ from typing import Any
 import redis
 
 from .. import defaults, keys
+from ..events.status import RunStatus
 from ..store import sync_redis
 from .presence import live_workers
 
@@ -62,7 +63,7 @@ def _runs_by_version(r: redis.Redis) -> dict[str, int]:
         pipe.hmget(keys.run(_text(run_id)), "version", "status")
     counts: dict[str, int] = {}
     for version, status in pipe.execute() if ids else []:
-        if version is not None and status == b"running":
+        if version is not None and status == RunStatus.RUNNING.encode():
             counts[_text(version)] = counts.get(_text(version), 0) + 1
     return counts
 

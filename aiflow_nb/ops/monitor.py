@@ -29,6 +29,7 @@ import redis.asyncio as aredis
 
 from .. import defaults, keys
 from ..config import settings
+from ..events.status import RunStatus
 from ..store import async_redis
 from .notify import Notifier
 from .recovery import Recovery, recover
@@ -182,7 +183,7 @@ class Monitor:
         lost = [
             run_id
             for run_id, held, status in zip(ids, replies[0::2], replies[1::2], strict=True)
-            if not held and status == b"running"
+            if not held and status == RunStatus.RUNNING.encode()
         ]
         return [
             await recover(self.client, run_id, max_restarts=self.max_restarts) for run_id in lost

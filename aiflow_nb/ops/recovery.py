@@ -18,7 +18,7 @@ import redis.asyncio as aredis
 from .. import keys
 from ..errors import error_document
 from ..events.model import FIELD, make_payload
-from ..events.status import TERMINAL
+from ..events.status import TERMINAL, RunStatus
 from ..serialization import dumps
 from .submit import requeue
 
@@ -126,7 +126,7 @@ def _plan(
         return Recovery(run_id, "missing")
     if status in TERMINAL:
         return Recovery(run_id, "ended")
-    restarts = int(restarts_raw or 0) + (1 if status == "running" else 0)
+    restarts = int(restarts_raw or 0) + (1 if status == RunStatus.RUNNING else 0)
     if restarts > max_restarts:
         return _crash(pipe, run_id, workflow, worker, restarts - 1, max_restarts)
     pipe.hset(keys.run(run_id), "restarts", restarts)
@@ -150,7 +150,7 @@ async def fail_run(client: aredis.Redis, run_id: str, exc: BaseException) -> Non
     pipe = client.pipeline(transaction=True)
     pipe.hset(
         keys.run(run_id),
-        mapping={"status": "failed", "ended_at": time.time(), "error": dumps(error)},
+        mapping={"status": RunStatus.FAILED, "ended_at": time.time(), "error": dumps(error)},
     )
     pipe.srem(keys.running(), run_id)
     pipe.xadd(
@@ -170,7 +170,7 @@ def _crash(
     notification = {
         "run_id": run_id,
         "workflow": workflow,
-        "status": "failed",
+        "status": RunStatus.FAILED,
         "reason": "crashed",
         "restarts": restarts,
         "message": message,
@@ -179,7 +179,7 @@ def _crash(
     pipe.hset(
         keys.run(run_id),
         mapping={
-            "status": "failed",
+            "status": RunStatus.FAILED,
             "reason": "crashed",
             "ended_at": time.time(),
             "error": dumps(error),

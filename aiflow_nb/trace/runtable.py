@@ -16,6 +16,7 @@ import redis
 from .. import keys
 from ..access.runs import list_runs
 from ..events.model import Event
+from ..events.status import RunStatus
 from ..store import sync_redis
 from .totals import RunTotals
 
@@ -83,12 +84,14 @@ class RunIndex:
     def _settled(self, run_id: str) -> bool:
         """A completed or cancelled run whose terminal event was read changes no more."""
         t = self.totals.get(run_id)
-        return t is not None and t.status in ("completed", "cancelled")
+        return t is not None and t.status in (RunStatus.COMPLETED, RunStatus.CANCELLED)
 
     def _row(self, rec: dict[str, Any], now: float) -> dict[str, Any]:
         t = self.totals.get(rec["run_id"]) or RunTotals()
         started = rec["started_at"] or t.started
-        end = rec["ended_at"] or (None if rec["status"] in ("running", "queued") else t.ended)
+        end = rec["ended_at"] or (
+            None if rec["status"] in (RunStatus.RUNNING, RunStatus.QUEUED) else t.ended
+        )
         duration = None if started is None else (end if end is not None else now) - started
         return {
             **t.row(now),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..events.status import SpanStatus
 from .tree import SpanTree, TreeRow
 
 __all__ = ["STATUS_COLORS", "TIMELINE_COLUMNS", "timeline_rows"]
@@ -62,7 +63,7 @@ def timeline_rows(
             right=right,
             status=span.status,
             color=STATUS_COLORS.get(state, "#9ca3af"),
-            running=span.status == "running",
+            running=span.status == SpanStatus.RUNNING,
             duration=row.duration,
         )
         y += 1

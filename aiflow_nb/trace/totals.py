@@ -7,18 +7,9 @@ from typing import Any
 
 from ..access.spans import COST, INPUT_TOKENS, MODEL, OUTPUT_TOKENS
 from ..events.model import Event
+from ..events.status import STATUS_OF_EVENT, TERMINAL, RunStatus
 
 __all__ = ["COST", "INPUT_TOKENS", "MODEL", "OUTPUT_TOKENS", "RunTotals", "span_usage"]
-
-
-_RUN_STATUS = {
-    "run.queued": "queued",
-    "run.started": "running",
-    "run.resumed": "running",
-    "run.completed": "completed",
-    "run.failed": "failed",
-    "run.cancelled": "cancelled",
-}
 
 
 def span_usage(attributes: dict[str, Any]) -> tuple[int, int, float]:
@@ -34,7 +25,7 @@ def span_usage(attributes: dict[str, Any]) -> tuple[int, int, float]:
 class RunTotals:
     """Counters of one run; ``apply`` each event in stream order."""
 
-    status: str = "queued"
+    status: str = RunStatus.QUEUED
     workflow: str | None = None
     started: float | None = None
     ended: float | None = None
@@ -59,7 +50,7 @@ class RunTotals:
 
     @property
     def terminal(self) -> bool:
-        return self.status in ("completed", "failed", "cancelled")
+        return self.status in TERMINAL
 
     def duration(self, now: float) -> float | None:
         """Seconds from the first start to the end (or to ``now`` while running)."""
@@ -69,7 +60,7 @@ class RunTotals:
 
     def apply(self, e: Event) -> None:
         self.last_id = e.id
-        if e.type in _RUN_STATUS:
+        if e.type in STATUS_OF_EVENT:
             self._run_event(e)
         elif e.type in ("span.started", "span.cached", "span.replayed") and e.span_id:
             self.span_ids.add(e.span_id)
@@ -85,7 +76,7 @@ class RunTotals:
             self.cost += cost
 
     def _run_event(self, e: Event) -> None:
-        self.status = _RUN_STATUS[e.type]
+        self.status = STATUS_OF_EVENT[e.type]
         self.workflow = e.name or self.workflow
         if e.type in ("run.started", "run.resumed"):
             self.started = self.started if self.started is not None else e.ts

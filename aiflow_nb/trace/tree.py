@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..access.spans import Span, apply_event
 from ..events.model import Event
+from ..events.status import SpanStatus
 from .totals import MODEL, RunTotals, span_usage
 
 __all__ = ["TREE_COLUMNS", "SpanTree", "TreeRow"]
@@ -41,6 +42,14 @@ TREE_COLUMNS = [
 ]
 
 _ENDING = frozenset({"run.resumed", "run.completed", "run.failed", "run.cancelled"})
+
+_GROUP_PRECEDENCE = (
+    SpanStatus.FAILED,
+    SpanStatus.RUNNING,
+    SpanStatus.INTERRUPTED,
+    SpanStatus.CANCELLED,
+)
+"""A grouped row shows the first of these its members have, else completed."""
 
 
 @dataclass
@@ -122,8 +131,8 @@ class SpanTree:
     def _interrupt(self, ts: float) -> None:
         """Spans still running when their attempt of the run ended were cut off."""
         for span in self.spans.values():
-            if span.status == "running":
-                span.status, span.end = "interrupted", ts
+            if span.status == SpanStatus.RUNNING:
+                span.status, span.end = SpanStatus.INTERRUPTED, ts
                 self.interruptions[span.span_id] += 1
 
     # --- views ----------------------------------------------------------------
@@ -143,7 +152,7 @@ class SpanTree:
         ]
 
     def running(self) -> list[Span]:
-        return [s for s in self.spans.values() if s.status == "running"]
+        return [s for s in self.spans.values() if s.status == SpanStatus.RUNNING]
 
     def ordered(self) -> list[Span]:
         """Spans depth-first (children in order of first appearance)."""
@@ -184,7 +193,7 @@ class SpanTree:
             status=span.status,
             start=None if span.start is None else span.start - t0,
             duration=None if span.start is None else end - span.start,
-            attempts=len(span.retries) + 1 if span.status == "running" else span.attempts,
+            attempts=len(span.retries) + 1 if span.status == SpanStatus.RUNNING else span.attempts,
             markers=self.span_markers(span),
             model=str(span.attributes.get(MODEL) or ""),
             tokens=tin + tout,
@@ -205,8 +214,8 @@ class SpanTree:
         for s in members:
             counts[s.status] = counts.get(s.status, 0) + 1
         status = next(
-            (st for st in ("failed", "running", "interrupted", "cancelled") if counts.get(st)),
-            "completed",
+            (st for st in _GROUP_PRECEDENCE if counts.get(st)),
+            SpanStatus.COMPLETED,
         )
         summary = ", ".join(f"{n} {st}" for st, n in counts.items())
         usage = [span_usage(s.attributes) for s in members]

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from ... import keys
+from ...events.status import TERMINAL
 from .. import records
 from ..auth import api_config, require_run_reader
 from ..pool import api_redis
@@ -22,7 +23,7 @@ router = APIRouter(tags=["runs"])
 async def _nothing_left(rec: dict[str, Any], after: str) -> bool:
     """The run (decoded record ``rec``) ended and no event follows ``after``: a
     reconnecting client is done."""
-    if rec["status"] not in records.TERMINAL:
+    if rec["status"] not in TERMINAL:
         return False
     r: Any = api_redis()
     return not await r.xrange(keys.run_events(rec["run_id"]), min=f"({after}", max="+", count=1)

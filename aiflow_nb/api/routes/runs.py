@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from ... import defaults
+from ...events.status import TERMINAL
 from ...ops.submit import cancel
 from .. import records
 from ..auth import api_config, require_key, require_run_reader
@@ -65,7 +66,7 @@ async def get_output(
 ) -> JSONBody:
     status = await records.await_end(run_id, wait, request.is_disconnected)
     doc = records.result(await records.afetch(run_id), request.app.state.redactor)
-    return JSONBody(doc, status_code=200 if status in records.TERMINAL else 202)
+    return JSONBody(doc, status_code=200 if status in TERMINAL else 202)
 
 
 @router.post(

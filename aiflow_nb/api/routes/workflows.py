@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from ... import defaults
+from ...events.status import TERMINAL
 from ...ops.submit import submit
 from .. import catalog, records
 from ..auth import api_config, require_key
@@ -155,4 +156,4 @@ async def run(
         run_id, config.run_wait if wait is None else wait, request.is_disconnected
     )
     doc = records.result(await records.afetch(run_id), redactor)
-    return JSONBody(doc, status_code=200 if status in records.TERMINAL else 202, headers=headers)
+    return JSONBody(doc, status_code=200 if status in TERMINAL else 202, headers=headers)
