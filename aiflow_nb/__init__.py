@@ -17,6 +17,8 @@ Example::
 
 from __future__ import annotations
 
+from aiflow_viewer.show import show  # imports nothing at module level: no cycle
+
 from . import limits  # aiflow_nb.limits.set(...) with no import of its own
 from .access.handle import RunHandle, attach
 from .access.runs import runs
@@ -50,7 +52,6 @@ from .errors import (
 )
 from .events.model import Event
 from .runtime.emit import progress, publish, set_attributes
-from .trace.show import show
 from .version import __version__ as __version__
 
 

@@ -157,7 +157,7 @@ def test_tree_marks_spans_cut_off_by_a_run_end_as_interrupted() -> None:
     assert tree.spans["a"].replayed and tree.spans["b"].status == "completed"
     rows = {r.span_id: r for r in tree.rows()}
     assert rows["a"].markers == "replayed" and rows["b"].markers == "interrupted ×1"
-    from viewer.detail import span_html
+    from aiflow_viewer.detail import span_html
 
     assert "<b>interrupted ×1</b>" in span_html(tree, tree.spans["b"])  # the detail pane too
     assert timeline_rows(tree)["color"][1] == STATUS_COLORS["replayed"]

@@ -11,8 +11,8 @@ import pytest
 import aiflow_nb
 from aiflow_nb.events.model import Event
 from aiflow_nb.trace import Follower
-from viewer.run_page import RunPage
-from viewer.runs_page import RunsPage
+from aiflow_viewer.run_page import RunPage
+from aiflow_viewer.runs_page import RunsPage
 
 from support.trace import MODEL, failing, fan_out, open_gate, traced, wait_for
 

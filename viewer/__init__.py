@@ -1,7 +1,9 @@
-"""The Panel trace dashboard of aiflow-nb (a reader: it never executes runs).
+"""The Panel trace dashboard of aiflow-nb (a reader: it never executes runs), installed
+as ``aiflow_viewer`` (the folder is ``viewer/``).
 
-``viewer.app`` is the page served by ``aiflow viewer``; ``RunPage`` and ``RunsPage``
-are also embeddable in a notebook (``aiflow_nb.show(run_or_id)``).
+``aiflow_viewer.app`` is the page served by ``aiflow viewer``; ``RunPage`` and
+``RunsPage`` are also embeddable in a notebook (``aiflow_nb.show(run_or_id)``, from
+``aiflow_viewer.show``). Modules here import each other relatively.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
-# mypy: disallow-untyped-calls=False
 """The aiflow-nb dashboard: ``/`` lists runs, ``/?run=ID`` shows one run, live.
 
-Served by ``aiflow viewer`` (or ``panel serve viewer/app.py``); a reader only.
+Served by ``aiflow viewer`` (``aiflow_viewer.server.make_server``); a reader only.
 """
 
 from __future__ import annotations
@@ -9,8 +8,9 @@ from __future__ import annotations
 import panel as pn
 
 from aiflow_nb.errors import RunNotFound
-from viewer.run_page import RunPage, not_found
-from viewer.runs_page import RunsPage
+
+from .run_page import RunPage, not_found
+from .runs_page import RunsPage
 
 __all__ = ["create_app"]
 
@@ -27,7 +27,3 @@ def create_app() -> pn.viewable.Viewable:
         return RunPage(run_id).start().layout
     except RunNotFound:
         return not_found(run_id)
-
-
-if pn.state.served:
-    create_app().servable(title="aiflow-nb")

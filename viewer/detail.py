@@ -1,4 +1,3 @@
-# mypy: disallow-untyped-calls=False
 """The detail pane of one span (or one fan-out group) as HTML."""
 
 from __future__ import annotations

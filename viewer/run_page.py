@@ -1,4 +1,3 @@
-# mypy: disallow-untyped-calls=False
 """The page of one run: totals, span tree, waterfall, span detail, live text, progress.
 
 The page replays the run's history at once (so the first render shows everything

@@ -1,4 +1,3 @@
-# mypy: disallow-untyped-calls=False
 """The runs page: a live Tabulator of runs, filterable by workflow, status and time."""
 
 from __future__ import annotations

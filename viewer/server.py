@@ -1,4 +1,3 @@
-# mypy: disallow-untyped-calls=False
 """Serve the dashboard with Panel's (Bokeh's) server on a loopback address."""
 
 from __future__ import annotations
@@ -21,7 +20,8 @@ def free_port(address: str = "127.0.0.1") -> int:
 def make_server(
     port: int = 5006, address: str = "127.0.0.1", origins: tuple[str, ...] = ()
 ) -> tuple[Any, str]:
-    """A started (not yet looping) server of ``viewer.app`` and its URL; ``port=0`` picks one.
+    """A started (not yet looping) server of ``aiflow_viewer.app``, and its URL (``port=0``:
+    any free port).
 
     Browsers may connect from ``address:port`` and ``localhost:port``, plus ``origins``
     (``host[:port]``, for a server reached under another name).

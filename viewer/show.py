@@ -1,10 +1,16 @@
-"""``show(run_or_id)``: the live run page of the dashboard, embedded in a notebook."""
+"""``show(run_or_id)``: the live run page of the dashboard, embedded in a notebook.
+
+Re-exported as ``aiflow_nb.show``, so ``import aiflow_nb`` imports this module while
+``aiflow_nb`` is still initialising: it imports nothing at module level (Panel and the
+run page load on the first call), which keeps ``import aiflow_nb`` light and cycle-free.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..access.handle import RunHandle
+if TYPE_CHECKING:
+    from aiflow_nb.access.handle import RunHandle
 
 __all__ = ["show"]
 
@@ -17,7 +23,9 @@ def show(run: RunHandle | str, follow: bool = True) -> Any:
     """
     import panel as pn
 
-    from viewer.run_page import RunPage
+    from aiflow_nb.access.handle import RunHandle
+
+    from .run_page import RunPage
 
     pn.extension("tabulator")
     run_id = run.run_id if isinstance(run, RunHandle) else str(run)

@@ -1,4 +1,3 @@
-# mypy: disallow-untyped-calls=False
 """Small HTML helpers shared by the pages (badges, escaping, numbers)."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# mypy: disallow-untyped-calls=False
 """The waterfall timeline: a Bokeh figure over a ``ColumnDataSource`` of span bars.
 
 Bars of running spans end at "now" and are redrawn as time passes, so they grow on

@@ -25,7 +25,7 @@ __all__ = ["register"]
 )
 def viewer(port: int, address: str, origins: tuple[str, ...]) -> None:
     """Serve the live trace dashboard (prints its URL; runs until interrupted)."""
-    from viewer.server import make_server
+    from aiflow_viewer.server import make_server
 
     try:
         server, url = make_server(port, address, origins)
