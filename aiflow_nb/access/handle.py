@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, cast
 
@@ -11,13 +10,14 @@ import redis
 
 from .. import keys
 from ..errors import RunCancelled, RunFailed, RunNotFound
+from ..events.follow import Follow
 from ..events.model import Event
 from ..events.reader import aread_events, read_events
-from ..events.status import TERMINAL, RunStatus
+from ..events.status import RunStatus
 from ..ops import submit as _submit
 from ..serialization import loads
 from ..store import sync_redis
-from ..store.replies import RawHash, StreamEntries, StreamsReply
+from ..store.replies import RawHash
 from .spans import Span, build_spans, spans_dataframe
 
 __all__ = ["RunHandle", "attach", "decode_record"]
@@ -95,23 +95,9 @@ class RunHandle:
 
     def wait(self, timeout: float | None = None) -> str:
         """Block until the run ends; return its status."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        stream = keys.run_events(self.run_id)
-        last = cast(StreamEntries, self.client.xrevrange(stream, count=1))
-        cursor = last[0][0] if last else b"0-0"
-        while True:
-            status = self.status
-            if status in TERMINAL:
-                return status
-            block = 1000
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"run {self.run_id} still {status} after {timeout} s")
-                block = max(1, min(block, int(left * 1000)))
-            reply = cast("StreamsReply | None", self.client.xread({stream: cursor}, block=block))
-            for _, entries in reply or []:
-                cursor = entries[-1][0]
+        for _ in Follow(self.run_id, replay=False, timeout=timeout).batches(self.client):
+            pass
+        return self.status
 
     # --- events and spans -------------------------------------------------------
     def events(self, after: str | None = None, follow: bool = True) -> Iterator[Event]:

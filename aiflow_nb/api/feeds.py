@@ -6,7 +6,7 @@ page, a burst of LLM tokens) reach a follower as one batch, so one write. A foll
 
 1. subscribes to the run's feed (created on first use; it starts at the stream's current
    last id, read before anyone replays),
-2. replays the history after its ``after`` id itself (``aread_events``, no follow),
+2. replays the history after its ``after`` id itself (``Follow``, no follow),
 3. then takes the feed's live events, skipping any its replay already had.
 
 Ids only grow, so 2 + 3 together give every event exactly once. A feed ends when its last
@@ -21,11 +21,9 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
-from .. import defaults, keys
+from ..events.follow import Follow
 from ..events.model import Event
-from ..events.reader import aread_events
 from .pool import api_redis
 
 __all__ = ["FeedHub", "Shared"]
@@ -61,21 +59,16 @@ class _Feed:
         self.task = asyncio.create_task(self._read(), name=f"aiflow-feed-{run_id}")
 
     async def _read(self) -> None:
-        r: Any = api_redis()  # redis-py's stubs type replies as str | bytes
-        stream = keys.run_events(self.run_id)
+        # from the stream's last id, until the last follower leaves (stop=(): a run that
+        # ended may be resumed)
+        spec = Follow(self.run_id, replay=False, stop=frozenset())
         try:
-            last = await r.xrevrange(stream, count=1)
-            cursor = last[0][0].decode() if last else "0-0"
-            self.ready.set()
-            while self.queues:
-                reply = await r.xread(
-                    {stream: cursor}, block=defaults.FOLLOW_BLOCK_MS, count=defaults.REPLAY_PAGE
-                )
-                for _, entries in reply or []:
-                    for entry_id, fields in entries:
-                        item = Shared(Event.from_entry(entry_id, fields))
-                        cursor = item.event.id
-                        self._deliver(item)
+            async for batch in spec.abatches(api_redis()):
+                self.ready.set()
+                for event in batch:
+                    self._deliver(Shared(event))
+                if not self.queues:
+                    break
         except Exception as exc:  # Redis went away: every follower's stream ends
             self.ready.set()
             for queue in self.queues:
@@ -105,14 +98,9 @@ async def _tick(
 
 
 async def _replay(run_id: str, after: str | None) -> AsyncIterator[list[Shared]]:
-    batch: list[Shared] = []
-    async for event in aread_events(run_id, after=after, follow=False, client=api_redis()):
-        batch.append(Shared(event))
-        if len(batch) >= defaults.REPLAY_PAGE:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    """The history after ``after``, one batch per replay page."""
+    async for batch in Follow(run_id, after, follow=False).abatches(api_redis()):
+        yield [Shared(event) for event in batch]
 
 
 async def _drain(queue: asyncio.Queue[Shared | BaseException | None]) -> list[Shared | None]:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import time
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import redis
 import redis.asyncio as aredis
 
-from .. import keys
+from .. import defaults, keys
 from ..access.handle import decode_record
 from ..authoring import registry
 from ..errors import AiflowError, RunNotFound
+from ..events.follow import Follow
 from ..store import sync_redis
 from ..store.replies import RawHash
 from .errors import ApiError
@@ -122,22 +123,18 @@ async def await_end(
 ) -> str:
     """Wait up to ``timeout`` seconds for the run to end; return its status then. Checks
     ``gone()`` (the client hung up) about once a second and stops waiting if so."""
-    r: Any = api_redis()  # redis-py's stubs type replies as str | bytes
-    stream = keys.run_events(run_id)
-    last = await r.xrevrange(stream, count=1)
-    cursor = last[0][0] if last else b"0-0"
-    deadline = time.monotonic() + timeout
-    while True:
-        raw = await r.hget(keys.run(run_id), "status")
-        if raw is None:
-            raise RunNotFound(run_id)
-        status: str = raw.decode()
-        left = deadline - time.monotonic()
-        if status in TERMINAL or left <= 0 or (gone is not None and await gone()):
-            return status
-        reply = await r.xread({stream: cursor}, block=max(1, int(min(left, 1.0) * 1000)))
-        for _, entries in reply or []:
-            cursor = entries[-1][0]
+    client = api_redis()
+    # blocks of at most 1 s, so gone() is asked at least once a second
+    block_ms = min(defaults.FOLLOW_BLOCK_MS, 1000)
+    spec = Follow(run_id, replay=False, block_ms=block_ms, timeout=timeout)
+    with contextlib.suppress(TimeoutError):
+        async for _ in spec.abatches(client):
+            if gone is not None and await gone():
+                break
+    raw = cast("bytes | None", await client.hget(keys.run(run_id), "status"))
+    if raw is None:
+        raise RunNotFound(run_id)
+    return raw.decode()
 
 
 def _cursor(text: str | None) -> tuple[float, str] | None:

@@ -21,17 +21,14 @@ from typing import Any, cast
 
 import ipywidgets as widgets
 
-from .. import defaults, keys
+from .. import defaults
 from ..access.handle import RunHandle
+from ..events.follow import Follow
 from ..events.model import Event
-from ..events.reader import read_events
 from . import render
 from .state import ProgressStream, RunState
 
 __all__ = ["RunWidget"]
-
-Reply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None
-"""What XREAD returns for one stream."""
 
 
 class RunWidget(widgets.VBox):  # type: ignore[misc]
@@ -124,32 +121,24 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
             self._finished.set()
 
     def _follow(self) -> None:
-        client = self.handle.client
-        state = self.run_state
-        with self._lock:
-            for event in read_events(self.handle.run_id, follow=False, client=client):
-                state.apply(event)
-        self.redraw()
-        stream = keys.run_events(self.handle.run_id)
-        drawn = time.monotonic()
-        # The run's status, not the last event's type: a log line may follow run.completed.
-        while not self._stop.is_set() and not state.done:
-            reply = cast(
-                Reply,
-                client.xread(
-                    {stream: state.last_id or "0-0"},
-                    block=defaults.WIDGET_POLL_MS,
-                    count=defaults.REPLAY_PAGE,
-                ),
-            )
-            entries = [e for _, batch in reply or [] for e in batch]
+        spec = Follow(self.handle.run_id, block_ms=defaults.WIDGET_POLL_MS)
+        drawn: float | None = None  # None: still replaying
+        for batch in spec.batches(self.handle.client):
             with self._lock:
-                for entry_id, fields in entries:
-                    state.apply(Event.from_entry(entry_id, fields))
+                self.run_state.apply_all(batch)
+            if self._stop.is_set():
+                return
             now = time.monotonic()
-            if (entries and now - drawn >= self.refresh) or now - drawn >= 1.0:
+            if self._due(drawn, batch, now):
                 self.redraw()
                 drawn = now
+
+    def _due(self, drawn: float | None, batch: list[Event], now: float) -> bool:
+        """Time to redraw: the replay caught up (its first ``[]``), or events came and
+        ``refresh`` passed since ``drawn``, or a second did (the clock)."""
+        if drawn is None:
+            return not batch
+        return (bool(batch) and now - drawn >= self.refresh) or now - drawn >= 1.0
 
     def _update_display(self) -> None:
         if self._display is not None:

@@ -1,8 +1,8 @@
 """``Follower``: replay then follow a run's events in a background thread.
 
 Readers that render (a Panel session, a notebook) must not block on Redis, so the
-follower runs ``aread_events`` on an event loop of its own and buffers what it
-reads; the view calls ``drain()`` on its own schedule (which is also the throttle:
+follower drives ``events.follow.Follow`` on an event loop of its own and buffers what
+it reads; the view calls ``drain()`` on its own schedule (which is also the throttle:
 a burst of 10,000 events becomes a few redraws). After a ``run.failed`` it keeps
 listening, since a failed run may be resumed; ``stop()`` ends it at once.
 """
@@ -14,13 +14,15 @@ import collections
 import threading
 
 from .. import defaults
+from ..events.follow import Follow
 from ..events.model import Event
-from ..events.reader import aread_events
+from ..events.status import RunStatus
 from ..store import async_redis
 
 __all__ = ["Follower"]
 
-_FINAL = frozenset({"run.completed", "run.cancelled"})
+_FINAL: frozenset[str] = frozenset({RunStatus.COMPLETED, RunStatus.CANCELLED})
+"""Statuses that end a follow (a failed run may be resumed: keep listening)."""
 
 
 class Follower:
@@ -81,16 +83,11 @@ class Follower:
             self._loop.close()
 
     async def _follow(self) -> None:
-        client = async_redis()
-        while True:
-            last: Event | None = None
-            async for event in aread_events(
-                self.run_id, after=self.cursor, client=client, block_ms=self.block_ms
-            ):
-                self._buffer.append(event)
-                self.cursor, last = event.id, event
-            if last is not None and last.type in _FINAL:
-                return
+        spec = Follow(self.run_id, self.cursor, stop=_FINAL, block_ms=self.block_ms)
+        async for batch in spec.abatches(async_redis()):
+            self._buffer.extend(batch)
+            if batch:
+                self.cursor = batch[-1].id
 
     async def _close(self) -> None:
         client = async_redis()

@@ -1,0 +1,213 @@
+"""The one replay-then-follow of a run's stream: a sans-IO core and two drivers.
+
+``Follow.flow()`` is a generator that yields either a ``Command`` (a Redis call to make;
+``send()`` it the reply) or a batch of events (``list[Event]``; send ``None``). It never
+touches a connection, so a test drives it by hand; ``batches`` (``redis.Redis``) and
+``abatches`` (``redis.asyncio.Redis``) drive it for real. The rules, in order:
+
+1. the record's ``status`` (none: ``RunNotFound``);
+2. ``replay``: XRANGE pages after ``after`` (one batch each); else position at the
+   stream's current last id (XREVRANGE), replaying nothing;
+3. stop when not following, or when the last event read is a ``run.*`` end in ``stop``;
+   else yield ``[]`` once (positioned at the tail);
+4. whenever caught up (positioned, or an XREAD idle for ``block_ms``) and ``stop`` is set,
+   re-read the status: ended (in ``stop``) -> read the rest of the stream once, stop (the
+   events written with the final status are there: one atomic write; a log line may
+   follow ``run.completed``);
+5. XREAD BLOCK from the last id; a batch of what came (``[]`` when idle), cut after a
+   ``run.*`` end in ``stop``, which ends the follow. Past ``timeout`` -> ``TimeoutError``.
+
+Example::
+
+    for batch in Follow(run_id, replay=False, timeout=5).batches(client):
+        ...  # [] while idle; ends when the run does
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import redis
+import redis.asyncio as aredis
+
+from .. import defaults, keys
+from ..errors import RunNotFound
+from ..store import async_redis, sync_redis
+from ..store.replies import StreamEntries, StreamsReply
+from .model import Event
+from .status import TERMINAL
+
+__all__ = ["CALL", "Command", "Flow", "Follow"]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One Redis call for a driver to make: ``getattr(client, method)(*args, **kwargs)``."""
+
+    method: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+class _Calls:
+    """``CALL.xrange(s, min="-")`` is ``Command("xrange", (s,), {"min": "-"})``: a command
+    written like the redis-py call it stands for."""
+
+    def __getattr__(self, method: str) -> Callable[..., Command]:
+        return lambda *args, **kwargs: Command(method, args, kwargs)
+
+
+CALL = _Calls()
+
+Flow = Generator[Command | list[Event], Any, None]
+"""What ``Follow.flow()`` returns: yields commands (send the reply) and event batches."""
+
+
+_Position = tuple[str, Event | None]
+"""Where a reader stands: the last id read (``0-0``: none) and the last event, if any."""
+
+
+def _events(entries: StreamEntries) -> list[Event]:
+    return [Event.from_entry(entry_id, fields) for entry_id, fields in entries]
+
+
+@dataclass(frozen=True)
+class Follow:
+    """How to read the stream of ``run_id``: replay after ``after`` (or, without
+    ``replay``, start at the stream's current end), then follow (``follow``) until a
+    status in ``stop`` ends the run (an empty ``stop``: until the consumer stops)."""
+
+    run_id: str
+    after: str | None = None
+    replay: bool = True
+    follow: bool = True
+    stop: frozenset[str] = TERMINAL
+    block_ms: int = defaults.FOLLOW_BLOCK_MS
+    timeout: float | None = None
+    """Seconds before ``TimeoutError`` (checked before each XREAD)."""
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        if self.block_ms < 1:  # XREAD BLOCK 0 would block forever
+            raise ValueError(f"block_ms must be >= 1, got {self.block_ms}")
+
+    # --- the core ---------------------------------------------------------------
+    def flow(self) -> Flow:
+        """The sans-IO reader (see the module docstring)."""
+        deadline = None if self.timeout is None else self.clock() + self.timeout
+        status = yield from self._status()
+        if self.replay:
+            cursor, last = yield from self._pages(self.after)
+        else:
+            cursor, last = yield from self._tail()
+        if not self.follow or self._ends(last):
+            return
+        yield []
+        idle = True
+        while True:
+            if idle and self.stop:
+                status = yield from self._status()
+                if status in self.stop:
+                    yield from self._pages(cursor)
+                    return
+            batch = yield from self._read(cursor, self._block(deadline, status))
+            yield batch
+            if batch:
+                cursor = batch[-1].id
+                if self._ends(batch[-1]):
+                    return
+            idle = not batch
+
+    def _status(self) -> Generator[Command, Any, str]:
+        raw = cast("bytes | None", (yield CALL.hget(keys.run(self.run_id), "status")))
+        if raw is None:
+            raise RunNotFound(self.run_id)
+        return raw.decode()
+
+    def _pages(self, after: str | None) -> Generator[Command | list[Event], Any, _Position]:
+        """Replay after ``after`` in XRANGE pages (one batch each)."""
+        stream, cursor, last = keys.run_events(self.run_id), after or "0-0", None
+        start = "-" if cursor in ("0", "0-0") else f"({cursor}"
+        while True:
+            command = CALL.xrange(stream, min=start, max="+", count=defaults.REPLAY_PAGE)
+            page = cast(StreamEntries, (yield command))
+            if page:
+                batch = _events(page)
+                yield batch
+                last = batch[-1]
+                cursor, start = last.id, f"({last.id}"
+            if len(page) < defaults.REPLAY_PAGE:
+                return cursor, last
+
+    def _tail(self) -> Generator[Command, Any, _Position]:
+        """The stream's last id and event (none yet: ``0-0``)."""
+        entries = cast(StreamEntries, (yield CALL.xrevrange(keys.run_events(self.run_id), count=1)))
+        last = _events(entries)[0] if entries else None
+        return (last.id if last else "0-0"), last
+
+    def _read(self, cursor: str, block: int) -> Generator[Command, Any, list[Event]]:
+        """One XREAD BLOCK: the events after ``cursor``, up to the first that ends the run."""
+        stream = keys.run_events(self.run_id)
+        command = CALL.xread({stream: cursor}, block=block, count=defaults.REPLAY_PAGE)
+        reply = cast("StreamsReply | None", (yield command))
+        batch = [event for _, entries in reply or [] for event in _events(entries)]
+        for i, event in enumerate(batch):
+            if self._ends(event):
+                return batch[: i + 1]
+        return batch
+
+    def _ends(self, event: Event | None) -> bool:
+        """``event`` ends the follow: a ``run.*`` end whose status is in ``stop``."""
+        return event is not None and event.terminal and event.type.removeprefix("run.") in self.stop
+
+    def _block(self, deadline: float | None, status: str) -> int:
+        """Milliseconds the next XREAD may block; ``TimeoutError`` once past ``deadline``."""
+        if deadline is None:
+            return self.block_ms
+        left = deadline - self.clock()
+        if left <= 0:
+            raise TimeoutError(f"run {self.run_id} still {status} after {self.timeout} s")
+        return max(1, min(self.block_ms, math.ceil(left * 1000)))
+
+    # --- the drivers ------------------------------------------------------------
+    def batches(self, client: redis.Redis | None = None) -> Iterator[list[Event]]:
+        """Drive ``flow()`` on a sync client: the event batches (``[]``: nothing new)."""
+        r = client or sync_redis()
+        flow = self.flow()
+        reply: Any = None
+        try:
+            while (step := _step(flow, reply)) is not None:
+                if isinstance(step, Command):
+                    reply = getattr(r, step.method)(*step.args, **step.kwargs)
+                else:
+                    reply = None
+                    yield step
+        finally:
+            flow.close()
+
+    async def abatches(self, client: aredis.Redis | None = None) -> AsyncIterator[list[Event]]:
+        """Async twin of ``batches``."""
+        r = client or async_redis()
+        flow = self.flow()
+        reply: Any = None
+        try:
+            while (step := _step(flow, reply)) is not None:
+                if isinstance(step, Command):
+                    reply = await getattr(r, step.method)(*step.args, **step.kwargs)
+                else:
+                    reply = None
+                    yield step
+        finally:
+            flow.close()
+
+
+def _step(flow: Flow, reply: Any) -> Command | list[Event] | None:
+    """The flow's next step given ``reply`` to its last one; None once it ended."""
+    try:
+        return flow.send(reply)
+    except StopIteration:
+        return None
