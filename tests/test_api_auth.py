@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import secrets
 import time
 from collections.abc import Iterator
+from itertools import combinations
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ from aiflow_nb.api.errors import ApiError
 from aiflow_nb.api.tokens import issue_token, verify_token
 from aiflow_nb.errors import ConfigError
 from aiflow_nb.ops.local import ensure_local_worker
+from aiflow_nb.ops.submit import new_run_id
 
 from support.api import KEY, client, serve
 
@@ -159,10 +164,27 @@ def test_tokens_signed_with_aiflow_secret_work_across_servers(
             assert t.get(f"/runs/{run_id}").status_code == 200
 
 
-def test_run_ids_are_unguessable(server: ServerThread) -> None:
-    ids = {_run(server) for _ in range(20)}
-    assert len(ids) == 20
-    assert all(len(i) == 24 and int(i, 16) >= 0 for i in ids)  # 96 random bits, hex
+def test_run_ids_are_unguessable(server: ServerThread, monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[tuple[int | None, str]] = []
+    token_hex = secrets.token_hex
+
+    def spy(nbytes: int | None = None) -> str:
+        drawn.append((nbytes, token_hex(nbytes)))
+        return drawn[-1][1]
+
+    monkeypatch.setattr(secrets, "token_hex", spy)
+    ids = [_run(server) for _ in range(20)]
+    assert all(re.fullmatch(r"[0-9a-f]{24}", i) for i in ids), ids  # 96 bits, hex
+    assert len(set(ids)) == 20
+    assert set(ids) <= {value for n, value in drawn if n == 12}  # the CSPRNG's, 12 bytes
+    # neither a counter nor a clock: ids made one after another share no long prefix
+    assert max(len(os.path.commonprefix(pair)) for pair in combinations(ids, 2)) < 8
+    # and no bit is fixed: over 2,000 ids each of the 96 bits is set about half the time
+    # (binomial sd 22; a bound 9 sd away never fails by chance)
+    many = [int(new_run_id(), 16) for _ in range(2000)]
+    assert len(set(many)) == len(many)
+    counts = [sum(v >> bit & 1 for v in many) for bit in range(96)]
+    assert all(800 < n < 1200 for n in counts), counts
 
 
 def test_cors_only_for_configured_origins(namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
