@@ -18,12 +18,20 @@ import functools
 import inspect
 import marshal
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
+from typing import Any, Final, Generic, ParamSpec, TypeVar, Unpack, cast, overload
 
 from ..runtime.context import current_frame, current_run
 from ..runtime.invocation import Call, run_async, run_sync
 from ..serialization import digest
-from .policies import CachePolicy, FallbackPolicy, Policies, RetryPolicy, TimeoutPolicy
+from .policies import (
+    CachePolicy,
+    FallbackPolicy,
+    Policies,
+    RetryOptions,
+    RetryPolicy,
+    RetrySpec,
+    TimeoutPolicy,
+)
 
 __all__ = ["Component", "component"]
 
@@ -32,7 +40,7 @@ R = TypeVar("R")
 C = TypeVar("C", bound="Component[Any, Any]")
 
 
-def source_of(fn: Callable[..., Any]) -> str:
+def _source_of(fn: Callable[..., Any]) -> str:
     """The function's source text (or its code's repr when no source is available)."""
     try:
         return inspect.getsource(fn)
@@ -59,7 +67,7 @@ class Component(Generic[P, R]):
         self.secret_args = frozenset(secret_args)
         self.signature = inspect.signature(fn)
         self._plain_signature()
-        self.source = source_of(fn)
+        self.source = _source_of(fn)
         self.source_hash = digest(self.source)
         self.is_asyncgen = inspect.isasyncgenfunction(fn)
         self.is_async = inspect.iscoroutinefunction(fn) or self.is_asyncgen
@@ -93,7 +101,7 @@ class Component(Generic[P, R]):
         """A copy with ``policies`` composed over the current ones."""
         return self._with(policies)
 
-    def with_retry(self: C, attempts: int = 3, **options: Any) -> C:
+    def with_retry(self: C, attempts: int = 3, **options: Unpack[RetryOptions]) -> C:
         """A copy that retries; options as ``RetryPolicy`` (backoff, initial, max_delay, ...)."""
         return self._with(Policies(retry=RetryPolicy(attempts=attempts, **options)))
 
@@ -106,7 +114,7 @@ class Component(Generic[P, R]):
         """A copy whose every attempt may take at most ``seconds``."""
         return self._with(Policies(timeout=TimeoutPolicy(seconds)))
 
-    def with_fallback(self: C, value: Any) -> C:
+    def with_fallback(self: C, value: object) -> C:
         """A copy that returns ``value`` (or calls it with the same arguments) once it fails."""
         return self._with(Policies(fallback=FallbackPolicy(value)))
 
@@ -144,11 +152,12 @@ class Component(Generic[P, R]):
 
 
 def _policies_from(
-    retry: RetryPolicy | int | dict[str, Any] | None,
+    retry: RetryPolicy | int | RetrySpec | None,
     cache: CachePolicy | float | bool | None,
     timeout: TimeoutPolicy | float | None,
-    fallback: Any,
+    fallback: object,
 ) -> Policies:
+    """The ``Policies`` of the decorator arguments (``retry=3``, ``cache=True``, ...)."""
     if isinstance(retry, int) and not isinstance(retry, bool):
         retry = RetryPolicy(attempts=retry)
     elif isinstance(retry, dict):
@@ -169,7 +178,8 @@ def _policies_from(
     )
 
 
-_NOTHING: Any = object()
+_NOTHING: Final = object()
+"""``fallback=`` not given (None is a fallback value like any other)."""
 
 
 @overload
@@ -178,10 +188,10 @@ def component(fn: Callable[P, R], /) -> Component[P, R]: ...
 def component(
     *,
     name: str | None = None,
-    retry: Any = None,
-    cache: Any = None,
-    timeout: Any = None,
-    fallback: Any = ...,
+    retry: RetryPolicy | int | RetrySpec | None = None,
+    cache: CachePolicy | float | bool | None = None,
+    timeout: TimeoutPolicy | float | None = None,
+    fallback: object = ...,
     secret_args: Iterable[str] = (),
 ) -> Callable[[Callable[P, R]], Component[P, R]]: ...
 
@@ -191,13 +201,19 @@ def component(
     /,
     *,
     name: str | None = None,
-    retry: RetryPolicy | int | dict[str, Any] | None = None,
+    retry: RetryPolicy | int | RetrySpec | None = None,
     cache: CachePolicy | float | bool | None = None,
     timeout: TimeoutPolicy | float | None = None,
-    fallback: Any = _NOTHING,
+    fallback: object = _NOTHING,
     secret_args: Iterable[str] = (),
 ) -> Any:
-    """Make a function a component: ``@component`` or ``@component(retry=3, cache=3600, ...)``."""
+    """Make a function a component: ``@component`` or ``@component(retry=3, cache=3600, ...)``.
+
+    ``retry``: attempts (``3``), a ``RetryPolicy`` or its fields as a dict; ``cache``: a
+    TTL in seconds, ``True`` (the default TTL) or a ``CachePolicy``; ``timeout``: seconds
+    per attempt or a ``TimeoutPolicy``; ``fallback``: the value to return once every
+    attempt failed, or a callable taking the same arguments.
+    """
 
     def wrap(f: Callable[..., Any]) -> Component[Any, Any]:
         policies = _policies_from(retry, cache, timeout, fallback)

@@ -11,15 +11,26 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import tenacity
 
 from .. import defaults
 
-__all__ = ["CachePolicy", "FallbackPolicy", "Policies", "RetryPolicy", "TimeoutPolicy"]
+__all__ = [
+    "NO_RETRY",
+    "CachePolicy",
+    "FallbackPolicy",
+    "Policies",
+    "RetryOptions",
+    "RetryPolicy",
+    "RetrySpec",
+    "Sleep",
+    "TimeoutPolicy",
+]
 
 Sleep = Callable[[float], Any]
+"""``sleep(seconds)``; what it returns is ignored (awaited first, if awaitable)."""
 
 
 def _positive(name: str, value: float, allow_zero: bool = False) -> None:
@@ -127,6 +138,26 @@ class _WaitRetryAfter(tenacity.wait.wait_base):
 
 
 NO_RETRY = RetryPolicy(attempts=1)
+"""One attempt: the retry policy of a component that asks for none."""
+
+
+class RetryOptions(TypedDict, total=False):
+    """``RetryPolicy``'s fields other than ``attempts``, as keywords:
+    ``fetch.with_retry(5, initial=0.5, backoff="fixed")``."""
+
+    backoff: Literal["exponential", "fixed"]
+    initial: float
+    max_delay: float
+    jitter: float
+    retry_on: tuple[type[BaseException], ...]
+    sleep: Sleep | None
+    retry_after: Callable[[BaseException], float | None] | None
+
+
+class RetrySpec(RetryOptions, total=False):
+    """``RetryPolicy``'s fields as a dict: ``@component(retry={"attempts": 4, "initial": 0.5})``."""
+
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -154,9 +185,10 @@ class TimeoutPolicy:
 
 @dataclass(frozen=True)
 class FallbackPolicy:
-    """After the last attempt fails: return ``value``, or call it with the same arguments."""
+    """After the last attempt fails: return ``value``, or call it with the same arguments
+    (an async component's fallback may return an awaitable)."""
 
-    value: Any
+    value: object
 
     def resolve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return self.value(*args, **kwargs) if callable(self.value) else self.value

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 from ..errors import ConfigError, InvalidInputs
 from . import registry
 from .component import _NOTHING, Component, _policies_from
+from .policies import RetryPolicy, RetrySpec, TimeoutPolicy
 
 if TYPE_CHECKING:
     from ..access.handle import RunHandle
@@ -76,8 +77,8 @@ def workflow(fn: Callable[P, R], /) -> Workflow[P, R]: ...
 def workflow(
     *,
     name: str | None = None,
-    retry: Any = None,
-    timeout: Any = None,
+    retry: RetryPolicy | int | RetrySpec | None = None,
+    timeout: TimeoutPolicy | float | None = None,
     secret_args: Iterable[str] = (),
 ) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
 
@@ -87,11 +88,15 @@ def workflow(
     /,
     *,
     name: str | None = None,
-    retry: Any = None,
-    timeout: Any = None,
+    retry: RetryPolicy | int | RetrySpec | None = None,
+    timeout: TimeoutPolicy | float | None = None,
     secret_args: Iterable[str] = (),
 ) -> Any:
-    """Make a function a workflow: ``@workflow`` or ``@workflow(name="ingest")``."""
+    """Make a function a workflow: ``@workflow`` or ``@workflow(name="ingest")``.
+
+    ``retry`` and ``timeout`` apply to the workflow's body as to a component's (see
+    ``component``).
+    """
 
     def wrap(f: Callable[..., Any]) -> Workflow[Any, Any]:
         policies = _policies_from(retry, None, timeout, _NOTHING)
