@@ -25,7 +25,7 @@ from .detail import group_html, span_html
 from .style import CSS, badge, esc, seconds
 from .waterfall import Waterfall
 
-__all__ = ["RunPage", "not_found"]
+__all__ = ["GROW_INTERVAL", "PAGE_SIZE", "RunPage", "not_found"]
 
 PAGE_SIZE = 50
 """Rows of the span tree sent to the browser at once (big runs page server-side)."""

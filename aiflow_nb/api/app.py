@@ -30,7 +30,7 @@ from .openapi import install_openapi
 from .redact import Redactor, environment_secrets
 from .routes import events, health, runs, workflows
 
-__all__ = ["create_app", "import_apps"]
+__all__ = ["CORS_EXPOSE", "create_app", "import_apps"]
 
 CORS_EXPOSE = ["Location", "X-Run-Id", "Retry-After"]
 

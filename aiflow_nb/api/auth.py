@@ -20,7 +20,7 @@ from .config import ApiConfig, is_loopback
 from .errors import ApiError
 from .tokens import looks_like_token, verify_token
 
-__all__ = ["api_config", "require_key", "require_run_reader"]
+__all__ = ["Bearer", "api_config", "bearer", "require_key", "require_run_reader"]
 
 bearer = HTTPBearer(
     auto_error=False,

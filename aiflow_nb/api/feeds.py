@@ -26,7 +26,7 @@ from ..events.follow import Follow
 from ..events.model import Event
 from .pool import api_redis
 
-__all__ = ["FeedHub", "Shared"]
+__all__ = ["MAX_BACKLOG", "FeedHub", "Shared"]
 
 log = logging.getLogger("aiflow_nb.api")
 MAX_BACKLOG = 10_000

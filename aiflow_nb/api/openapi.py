@@ -18,7 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from ..errors import AiflowError
 from . import catalog
 
-__all__ = ["install_openapi"]
+__all__ = ["DESCRIPTION", "install_openapi"]
 
 _URL_SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 DESCRIPTION = """Every workflow as an endpoint: start runs (202) or run them and wait,

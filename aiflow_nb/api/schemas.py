@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "STATUS",
     "CancelOut",
     "Health",
     "RunAccepted",

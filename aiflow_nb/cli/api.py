@@ -8,7 +8,7 @@ from .. import defaults
 from ..errors import AiflowError
 from .core import fail
 
-__all__ = ["register"]
+__all__ = ["api", "register"]
 
 
 @click.command("api")

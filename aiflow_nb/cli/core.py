@@ -8,7 +8,18 @@ import click
 
 from ..errors import AiflowError
 
-__all__ = ["register"]
+__all__ = [
+    "attach",
+    "cancel",
+    "demo",
+    "fail",
+    "redis",
+    "register",
+    "resume",
+    "runs_cmd",
+    "status",
+    "stop",
+]
 
 
 def fail(exc: Exception) -> None:

@@ -6,7 +6,7 @@ import click
 
 from .. import defaults
 
-__all__ = ["register"]
+__all__ = ["fake_llm", "register"]
 
 
 @click.command("fake-llm")

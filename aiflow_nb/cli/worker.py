@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ..ops.monitor import Monitor
     from ..ops.recovery import Recovery
 
-__all__ = ["register"]
+__all__ = ["deploy", "deployments", "import_apps", "monitor", "register", "worker", "workers"]
 
 
 def import_apps(modules: tuple[str, ...]) -> None:

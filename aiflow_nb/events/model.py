@@ -9,7 +9,7 @@ from typing import Any, Literal
 from ..serialization import dumps, loads
 from .status import TERMINAL_EVENTS
 
-__all__ = ["Event", "EventType", "make_payload"]
+__all__ = ["FIELD", "Event", "EventType", "make_payload"]
 
 EventType = Literal[
     "run.queued",

@@ -17,7 +17,7 @@ import redis.asyncio as aredis
 from .. import keys
 from .model import FIELD, make_payload
 
-__all__ = ["EventWriter"]
+__all__ = ["EventWriter", "Op"]
 
 Op = tuple[str, tuple[Any, ...], dict[str, Any]]
 

@@ -23,6 +23,7 @@ from ..store import sync_redis
 
 __all__ = [
     "JOURNALED_TWICE",
+    "echo",
     "nap",
     "one_step",
     "side_effects",

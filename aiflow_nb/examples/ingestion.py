@@ -28,7 +28,15 @@ from ..authoring.workflow import workflow
 from ..runtime.emit import progress, publish
 from .llm import llm_client, llm_model
 
-__all__ = ["choose_pages", "fetch_index", "ingest_page", "onboard_site", "scrape", "summarise"]
+__all__ = [
+    "FETCHES",
+    "choose_pages",
+    "fetch_index",
+    "ingest_page",
+    "onboard_site",
+    "scrape",
+    "summarise",
+]
 
 _LINK = re.compile(r'<a href="([^"]+)">(.*?)</a>', re.S)
 _TAG = re.compile(r"<[^>]+>")

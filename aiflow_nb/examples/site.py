@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse
 
 from ..serving import ServerThread
 
-__all__ = ["SiteServer", "create_site", "serve_site"]
+__all__ = ["OTHER", "TOPICS", "SiteServer", "create_site", "serve_site"]
 
 TOPICS = (
     "install",

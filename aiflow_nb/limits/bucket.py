@@ -25,7 +25,7 @@ import redis.asyncio as aredis
 from .. import defaults, keys
 from ..store import async_redis, sync_redis
 
-__all__ = ["Lease", "aacquire", "acquire"]
+__all__ = ["ACQUIRE", "RELEASE", "Lease", "aacquire", "acquire"]
 
 ACQUIRE = """
 redis.replicate_commands()

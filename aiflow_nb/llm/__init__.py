@@ -20,12 +20,12 @@ from .pricing import Price, cost, set_price
 from .retries import OUTAGE_STATUS, is_retryable, retry_after
 
 __all__ = [
+    "OUTAGE_STATUS",
     "AsyncOpenAI",
     "AsyncTracedOpenAI",
     "FakeLLM",
     "FakeLLMServer",
     "Knobs",
-    "OUTAGE_STATUS",
     "OpenAI",
     "Price",
     "TracedOpenAI",

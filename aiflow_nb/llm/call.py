@@ -32,7 +32,7 @@ from .targets import Target
 if TYPE_CHECKING:
     from .client import TracedBase
 
-__all__ = ["LLMCall", "rebuild"]
+__all__ = ["NO_LEASE", "OPTION_NAMES", "LLMCall", "rebuild"]
 
 OPTION_NAMES = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
 NO_LEASE = limits.Lease((), "", 0)

@@ -13,7 +13,14 @@ from fastapi.responses import StreamingResponse
 
 from .fake_text import Completion, count_tokens, embed, prompt_text
 
-__all__ = ["chat_body", "embeddings_body", "responses_body", "sse_chat", "sse_responses"]
+__all__ = [
+    "DEFAULT_DIMENSIONS",
+    "chat_body",
+    "embeddings_body",
+    "responses_body",
+    "sse_chat",
+    "sse_responses",
+]
 
 DEFAULT_DIMENSIONS = 64
 

@@ -17,7 +17,15 @@ import random
 import re
 from typing import Any
 
-__all__ = ["Completion", "complete", "count_tokens", "embed", "prompt_text"]
+__all__ = [
+    "FILLER",
+    "KEEP_PERCENT",
+    "Completion",
+    "complete",
+    "count_tokens",
+    "embed",
+    "prompt_text",
+]
 
 _ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+(.+?)\s*$", re.M)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]{2,}")

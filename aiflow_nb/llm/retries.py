@@ -18,7 +18,14 @@ import openai
 from .. import defaults
 from ..authoring.policies import RetryPolicy
 
-__all__ = ["OUTAGE_STATUS", "is_retryable", "llm_retry_policy", "retry_after", "status_of"]
+__all__ = [
+    "OUTAGE_STATUS",
+    "RETRY_STATUS",
+    "is_retryable",
+    "llm_retry_policy",
+    "retry_after",
+    "status_of",
+]
 
 RETRY_STATUS = frozenset({408, 409, 429})
 OUTAGE_STATUS = frozenset({503, 529})

@@ -10,7 +10,7 @@ import openai
 
 from .attributes import Endpoint
 
-__all__ = ["Target", "no_sdk_retries", "provider_of", "to_targets"]
+__all__ = ["RawClient", "Target", "no_sdk_retries", "provider_of", "to_targets"]
 
 RawClient = openai.OpenAI | openai.AsyncOpenAI
 

@@ -41,7 +41,16 @@ from .display import display_run
 from .session import CodeSession
 from .status import kernel_status
 
-__all__ = ["AiflowMagics", "parse_inputs"]
+__all__ = [
+    "AiflowMagics",
+    "Decorator",
+    "argument",
+    "arguments",
+    "cell_magic",
+    "line_magic",
+    "parse_argstring",
+    "parse_inputs",
+]
 
 # IPython's decorators are untyped; these are the same objects, typed.
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]

@@ -16,9 +16,11 @@ from ..events.status import SpanStatus
 from .state import ProgressStream, RunState
 
 __all__ = [
+    "COLORS",
+    "ICONS",
+    "error_html",
     "header_html",
     "output_html",
-    "error_html",
     "progress_label",
     "render_html",
     "render_text",

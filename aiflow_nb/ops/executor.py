@@ -24,7 +24,7 @@ from ..serialization import dumps, loads
 from ..store import sync_redis
 from ..store.replies import RawHash
 
-__all__ = ["RunControl", "execute"]
+__all__ = ["RunControl", "RunWriter", "execute", "lookup"]
 
 log = logging.getLogger("aiflow_nb.executor")
 

@@ -34,7 +34,7 @@ from ..store import async_redis
 from .notify import Notifier
 from .recovery import Recovery, recover
 
-__all__ = ["Monitor"]
+__all__ = ["RELEASE", "Monitor"]
 
 log = logging.getLogger("aiflow_nb.monitor")
 

@@ -10,7 +10,7 @@ import redis
 from .. import keys
 from ..store import sync_redis
 
-__all__ = ["live_workers"]
+__all__ = ["heartbeat_document", "live_workers"]
 
 
 def live_workers(

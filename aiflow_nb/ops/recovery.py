@@ -22,7 +22,7 @@ from ..events.status import TERMINAL, RunStatus
 from ..serialization import dumps
 from .submit import requeue
 
-__all__ = ["Recovery", "fail_run", "hand_back", "recover"]
+__all__ = ["QueueEntry", "Recovery", "fail_run", "hand_back", "recover"]
 
 QueueEntry = tuple[str, str]
 """(queue stream key, entry id) of the request that brought the run to a worker."""

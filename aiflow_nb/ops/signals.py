@@ -16,7 +16,7 @@ import signal
 from .monitor import Monitor
 from .worker import Worker
 
-__all__ = ["run_monitor", "run_worker"]
+__all__ = ["SIGNALS", "run_monitor", "run_worker"]
 
 log = logging.getLogger("aiflow_nb.worker")
 

@@ -15,7 +15,7 @@ import redis.asyncio as aredis
 from ..events.writer import EventWriter
 from ..serialization import digest
 
-__all__ = ["Frame", "RunContext", "current_frame", "current_run"]
+__all__ = ["Frame", "RunContext", "current_frame", "current_run", "frame_var", "run_var"]
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ from .context import Frame, RunContext, frame_var
 if TYPE_CHECKING:
     from ..authoring.component import Component
 
-__all__ = ["Call", "run_async", "run_sync"]
+__all__ = ["REDACTED", "Call", "run_async", "run_sync"]
 
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 REDACTED = "***"

@@ -22,7 +22,7 @@ from ..events.model import Event
 from ..events.status import SpanStatus
 from .totals import MODEL, RunTotals, span_usage
 
-__all__ = ["TREE_COLUMNS", "SpanTree", "TreeRow"]
+__all__ = ["TREE_COLUMNS", "SpanTree", "TreeRow", "markers"]
 
 TREE_COLUMNS = [
     "key",

@@ -15,7 +15,7 @@ from ..pool import api_redis
 from ..streams import MEDIA, SSE_HEADERS, event_stream, negotiate, parse_event_id
 from .runs import RUN_ID
 
-__all__ = ["router"]
+__all__ = ["events", "router"]
 
 router = APIRouter(tags=["runs"])
 

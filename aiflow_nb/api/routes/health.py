@@ -9,7 +9,7 @@ from ...ops.presence import live_workers
 from ...store import sync_redis
 from ..schemas import Health
 
-__all__ = ["router"]
+__all__ = ["healthz", "router"]
 
 router = APIRouter(tags=["health"])
 

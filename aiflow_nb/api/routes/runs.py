@@ -16,7 +16,17 @@ from ..responses import JSONBody
 from ..schemas import CancelOut, RunPage, RunResult, RunView, TokenOut
 from ..tokens import issue_token
 
-__all__ = ["RUN_ID", "router"]
+__all__ = [
+    "KEY",
+    "READER",
+    "RUN_ID",
+    "cancel_run",
+    "get_output",
+    "get_run",
+    "list_runs",
+    "router",
+    "run_token",
+]
 
 router = APIRouter(tags=["runs"])
 

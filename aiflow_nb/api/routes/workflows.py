@@ -19,7 +19,7 @@ from ..responses import JSONBody
 from ..schemas import RunAccepted, RunResult, WorkflowDetail, WorkflowList
 from ..streams import MEDIA, SSE_HEADERS, event_stream, negotiate
 
-__all__ = ["router"]
+__all__ = ["BODY_DOC", "IDEMPOTENCY", "get_workflow", "list_workflows", "router", "run", "start"]
 
 router = APIRouter(tags=["workflows"], dependencies=[Depends(require_key)])
 
