@@ -7,6 +7,7 @@ import re
 import pytest
 
 import aiflow_nb
+import aiflow_nb.api
 from aiflow_nb import errors
 from aiflow_nb.api.errors import ApiError
 
@@ -84,6 +85,7 @@ def test_builtin_bases_still_catch() -> None:
 def test_api_error_lives_with_the_api_and_is_an_aiflow_error() -> None:
     assert issubclass(ApiError, errors.AiflowError)
     assert not hasattr(errors, "ApiError") and "ApiError" not in aiflow_nb.__all__
+    assert aiflow_nb.api.ApiError is ApiError
     refused = ApiError(422, "invalid_input", "bad", fields=[{"field": "x", "message": "m"}])
     assert (refused.status, refused.code, refused.headers, refused.fields) == (
         422,

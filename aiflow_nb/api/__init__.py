@@ -3,6 +3,7 @@ scoped run tokens. It talks to Redis only (see ``app.py``)."""
 
 from .app import create_app
 from .config import ApiConfig
+from .errors import ApiError
 from .server import ServerThread, serve
 
-__all__ = ["ApiConfig", "ServerThread", "create_app", "serve"]
+__all__ = ["ApiConfig", "ApiError", "ServerThread", "create_app", "serve"]
