@@ -1,5 +1,6 @@
 """The public API is deliberate: every module's ``__all__`` is exactly its public names,
-sorted (httpx's ``tests/test_exported_members.py``, applied to each module that has one).
+sorted (httpx's ``tests/test_exported_members.py``, applied to every module; one with
+public names and no ``__all__`` fails, ``defaults.py`` aside).
 
 A module's public names are the names not starting with ``_`` that it defines at top
 level (classes, functions, constants, type aliases), plus, in a package's
