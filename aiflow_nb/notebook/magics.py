@@ -213,16 +213,12 @@ class AiflowMagics(Magics):
 
     def _viewer(self, args: Any) -> Any:
         """The Panel dashboard inline: one run's page, or the runs table."""
-        import aiflow_nb
-
-        show = getattr(aiflow_nb, "show", None)
         try:
             import panel as pn
 
             from aiflow_viewer.runs_page import RunsPage
+            from aiflow_viewer.show import show
         except ImportError:
-            show = None
-        if show is None:
             print(
                 "the dashboard is not part of this install; start it in a terminal with "
                 "`aiflow viewer` and open the URL it prints"
