@@ -187,7 +187,11 @@ def test_sync_and_async_drivers_give_the_same_batches() -> None:
     handle.result(timeout=10)
 
     async def collect() -> list[list[str]]:
-        return [[e.id for e in b] async for b in Follow(handle.run_id).abatches(async_redis())]
+        client = async_redis()
+        try:
+            return [[e.id for e in b] async for b in Follow(handle.run_id).abatches(client)]
+        finally:
+            await client.aclose()
 
     sync = [[e.id for e in b] for b in Follow(handle.run_id).batches(sync_redis())]
     assert sync == asyncio.run(collect()) and sync[0][0] and len(sync) == 1

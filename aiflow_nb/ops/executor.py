@@ -23,6 +23,7 @@ from ..runtime.invocation import Call, run_async, run_sync
 from ..serialization import dumps, loads
 from ..store import sync_redis
 from ..store.replies import RawHash
+from . import leases
 
 __all__ = ["RunControl", "RunWriter", "execute", "lookup"]
 
@@ -69,12 +70,6 @@ def _decode(raw: dict[bytes, bytes]) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
 def _finish(
     writer: EventWriter, status: RunStatus, data: dict[str, Any], record: dict[str, Any]
 ) -> None:
@@ -83,7 +78,7 @@ def _finish(
     writer.record(status=status, ended_at=time.time(), **record)
     writer.raw("srem", keys.running(), writer.run_id)
     if isinstance(writer, RunWriter) and writer.owner:
-        writer.raw("eval", _RELEASE, 1, keys.run_lease(writer.run_id), writer.owner)
+        writer.raw("eval", leases.RELEASE, 1, keys.run_lease(writer.run_id), writer.owner)
     writer.emit(f"run.{status}", data=data)
 
 

@@ -31,24 +31,13 @@ from .. import defaults, keys
 from ..config import settings
 from ..events.status import RunStatus
 from ..store import async_redis
+from . import leases
 from .notify import Notifier
 from .recovery import Recovery, recover
 
-__all__ = ["RELEASE", "Monitor"]
+__all__ = ["Monitor"]
 
 log = logging.getLogger("aiflow_nb.monitor")
-
-_ACQUIRE = """
-local holder = redis.call('GET', KEYS[1])
-if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
-if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-return 0
-"""
-RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-"""Delete KEYS[1] only while its value is ARGV[1] (a lock or lease still held by us)."""
 
 
 def _str(value: Any) -> str:
@@ -90,13 +79,15 @@ class Monitor:
 
     async def acquire(self) -> bool:
         """Take or renew the monitor lock; False when another monitor holds it."""
-        got = await self.client.eval(_ACQUIRE, 1, keys.monitor_lock(), self.owner, self._lock_ms())
+        got = await self.client.eval(
+            leases.ACQUIRE, 1, keys.monitor_lock(), self.owner, self._lock_ms()
+        )
         return bool(got)
 
     async def release(self) -> None:
         """Give the lock up (so another monitor takes over without waiting for its TTL)."""
         try:
-            await self.client.eval(RELEASE, 1, keys.monitor_lock(), self.owner)
+            await self.client.eval(leases.RELEASE, 1, keys.monitor_lock(), self.owner)
         except (redis.RedisError, OSError):
             pass
 

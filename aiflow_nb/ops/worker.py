@@ -26,8 +26,9 @@ import redis.asyncio as aredis
 from .. import defaults, keys
 from ..config import settings
 from ..store import async_redis
+from . import leases
 from .executor import RunControl, execute
-from .monitor import RELEASE, Monitor
+from .monitor import Monitor
 from .presence import heartbeat_document
 from .recovery import fail_run, hand_back
 from .submit import resolve_version
@@ -40,11 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["Worker"]
 
 log = logging.getLogger("aiflow_nb.worker")
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
 
 
 class Worker:
@@ -217,7 +213,7 @@ class Worker:
         pipe.xdel(self.queue, msg_id)
         # only if still ours: the executor already released it with the run's terminal
         # write, and a resume() since then may have given it to another worker
-        pipe.eval(RELEASE, 1, lease, self.id)
+        pipe.eval(leases.RELEASE, 1, lease, self.id)
         await pipe.execute()
 
     async def _after_cancel(self, msg_id: str, run_id: str, reason: str) -> None:
@@ -247,7 +243,7 @@ class Worker:
         pipe.zadd(keys.workers(), {self.id: doc["last_heartbeat"]})
         in_hand = [run_id for run_id in self.tasks if run_id in self.leased]
         for run_id in in_hand:
-            pipe.eval(_RENEW, 1, keys.run_lease(run_id), self.id, ttl_ms)
+            pipe.eval(leases.RENEW, 1, keys.run_lease(run_id), self.id, ttl_ms)
             pipe.hget(keys.run(run_id), "cancel_requested")
         replies = await pipe.execute()
         for run_id, renewed, flag in zip(in_hand, replies[3::2], replies[4::2], strict=True):
