@@ -13,7 +13,7 @@ import pytest
 
 import aiflow_nb
 from aiflow_nb import defaults, keys
-from aiflow_nb.errors import RunFailed, RunNotFound
+from aiflow_nb.errors import RunFailed, RunNotFound, RunTimeout
 from aiflow_nb.events.follow import Command, Flow, Follow
 from aiflow_nb.events.model import FIELD, make_payload
 from aiflow_nb.events.status import RunStatus
@@ -172,7 +172,7 @@ def test_timeout_shrinks_the_last_block_then_raises() -> None:
     now[0] += 0.3
     flow.send(None)
     flow.send(None)
-    with pytest.raises(TimeoutError, match="still queued after 1.5 s"):
+    with pytest.raises(RunTimeout, match="still queued after 1.5 s"):
         flow.send(b"queued")
 
 

@@ -94,7 +94,7 @@ class RunHandle:
         raise RunFailed(self.run_id, rec.get("error"))
 
     def wait(self, timeout: float | None = None) -> str:
-        """Block until the run ends; return its status."""
+        """Block until the run ends; return its status (``RunTimeout`` after ``timeout`` s)."""
         for _ in Follow(self.run_id, replay=False, timeout=timeout).batches(self.client):
             pass
         return self.status

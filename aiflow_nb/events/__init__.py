@@ -1,5 +1,6 @@
 """The event log: one Redis Stream per run; entry id = event id."""
 
+from .follow import Follow
 from .model import Event, EventType
 from .reader import aread_events, read_events
 from .status import TERMINAL, TERMINAL_EVENTS, RunStatus
@@ -11,6 +12,7 @@ __all__ = [
     "Event",
     "EventType",
     "EventWriter",
+    "Follow",
     "RunStatus",
     "aread_events",
     "read_events",

@@ -15,7 +15,8 @@ touches a connection, so a test drives it by hand; ``batches`` (``redis.Redis``)
    events written with the final status are there: one atomic write; a log line may
    follow ``run.completed``);
 5. XREAD BLOCK from the last id; a batch of what came (``[]`` when idle), cut after a
-   ``run.*`` end in ``stop``, which ends the follow. Past ``timeout`` -> ``TimeoutError``.
+   ``run.*`` end in ``stop``, which ends the follow. Past ``timeout``: ``RunTimeout`` (a
+   ``TimeoutError``).
 
 Example::
 
@@ -35,7 +36,7 @@ import redis
 import redis.asyncio as aredis
 
 from .. import defaults, keys
-from ..errors import RunNotFound
+from ..errors import RunNotFound, RunTimeout
 from ..store import async_redis, sync_redis
 from ..store.replies import StreamEntries, StreamsReply
 from .model import Event
@@ -88,7 +89,7 @@ class Follow:
     stop: frozenset[str] = TERMINAL
     block_ms: int = defaults.FOLLOW_BLOCK_MS
     timeout: float | None = None
-    """Seconds before ``TimeoutError`` (checked before each XREAD)."""
+    """Seconds before ``RunTimeout``, a ``TimeoutError`` (checked before each XREAD)."""
     clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
@@ -165,12 +166,12 @@ class Follow:
         return event is not None and event.terminal and event.type.removeprefix("run.") in self.stop
 
     def _block(self, deadline: float | None, status: str) -> int:
-        """Milliseconds the next XREAD may block; ``TimeoutError`` once past ``deadline``."""
+        """Milliseconds the next XREAD may block; ``RunTimeout`` once past ``deadline``."""
         if deadline is None:
             return self.block_ms
         left = deadline - self.clock()
         if left <= 0:
-            raise TimeoutError(f"run {self.run_id} still {status} after {self.timeout} s")
+            raise RunTimeout(self.run_id, status, self.timeout or 0.0)
         return max(1, min(self.block_ms, math.ceil(left * 1000)))
 
     # --- the drivers ------------------------------------------------------------
