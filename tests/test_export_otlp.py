@@ -11,6 +11,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 import aiflow_nb
 from aiflow_nb import keys
+from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.cli import cli
 from aiflow_nb.errors import ExportError
 from aiflow_nb.events.model import FIELD, make_payload
@@ -77,7 +78,7 @@ def test_failed_span_exports_error_status_and_exception_event() -> None:
 def test_spans_a_crash_cut_off_export_interrupted_ending_at_the_run_end() -> None:
     # The events a worker killed mid-step leaves, then recovery's run.failed (written here
     # as ops/recovery writes them; no worker runs, so the submitted run stays queued).
-    handle = submit(fan_out.name, fan_out.bind_inputs({"n": 1}))
+    handle = RunHandle(submit(fan_out.name, fan_out.bind_inputs({"n": 1})))
     stream = keys.run_events(handle.run_id)
     for type_, span, parent, name in (
         ("run.started", None, None, fan_out.name),

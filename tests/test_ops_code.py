@@ -7,6 +7,7 @@ import pytest
 
 import aiflow_nb
 from aiflow_nb import keys
+from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.ops.code import register_bundle, register_source
 from aiflow_nb.ops.submit import submit
 from aiflow_nb.serialization import dumps, loads
@@ -63,7 +64,7 @@ def test_worker_refuses_tampered_and_unsigned_code_when_a_secret_is_set(
     r.set(keys.code(forged), dumps(doc))
 
     runs = {
-        name: submit(name, {"x": 21}, code=bundle)
+        name: RunHandle(submit(name, {"x": 21}, code=bundle))
         for name, bundle in (
             ("nb_good", good),
             ("nb_bad", bad),

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.cli import cli
 from aiflow_nb.ops.deployments import active_version, deploy, deployments
 from aiflow_nb.ops.submit import submit
@@ -21,7 +22,7 @@ def test_deploy_v2_sends_new_runs_to_v2_while_v1_runs_finish_on_v1(tmp_path: Pat
     deploy("v1")
     with fleet(tmp_path) as start:
         blue = start("--version", "v1").ready()
-        old = [submit("steps", {"n": 6, "delay": 0.5}) for _ in range(2)]
+        old = [RunHandle(submit("steps", {"n": 6, "delay": 0.5})) for _ in range(2)]
         for h in old:
             wait_for(lambda h=h: running_on(h.run_id, blue.id), 15, "v1 runs on the v1 worker")
 
@@ -29,7 +30,7 @@ def test_deploy_v2_sends_new_runs_to_v2_while_v1_runs_finish_on_v1(tmp_path: Pat
         assert result.exit_code == 0, result.output
         assert "new runs go to v2 (was v1)" in result.output
         assert "no live worker serves v2" in result.output
-        new = [submit("steps", {"n": 2, "delay": 0.1}) for _ in range(2)]
+        new = [RunHandle(submit("steps", {"n": 2, "delay": 0.1})) for _ in range(2)]
 
         rows = {row["version"]: row for row in deployments()}
         assert rows["v2"]["active"] and not rows["v1"]["active"]

@@ -18,7 +18,7 @@ from support.ops import fleet, journal_keys, record, running_on, wait_for
 def test_sigterm_lets_runs_in_hand_finish_and_takes_no_new_run(tmp_path: Path) -> None:
     with fleet(tmp_path) as start:
         worker = start("--drain-timeout", "30").ready()
-        handles = [submit("sleeper", {"seconds": 1.5}) for _ in range(3)]
+        handles = [RunHandle(submit("sleeper", {"seconds": 1.5})) for _ in range(3)]
         for h in handles:
             wait_for(lambda h=h: running_on(h.run_id, worker.id), 15, "runs in hand")
         worker.signal(signal.SIGTERM)
@@ -27,7 +27,7 @@ def test_sigterm_lets_runs_in_hand_finish_and_takes_no_new_run(tmp_path: Path) -
             5,
             "the worker to report draining",
         )
-        late = submit("sleeper", {"seconds": 0.1})
+        late = RunHandle(submit("sleeper", {"seconds": 0.1}))
         assert worker.wait(15) == 0
         assert [h.status for h in handles] == ["completed"] * 3
         assert all(record(h.run_id)["attempt"] == "1" for h in handles)
@@ -42,7 +42,7 @@ def _hand_back_mid_run(tmp_path: Path, workflow: str, steps: int) -> tuple[RunHa
     second worker up; return the handle and the first worker."""
     with fleet(tmp_path) as start:
         first = start("--drain-timeout", "0.5").ready()
-        handle = RunHandle(submit(workflow, {"n": steps, "delay": 0.2}).run_id)
+        handle = RunHandle(submit(workflow, {"n": steps, "delay": 0.2}))
         wait_for(lambda: len(journal_keys(handle.run_id)) >= 2, 15, "two journaled steps")
         second = start().ready()
         first.signal(signal.SIGTERM)
@@ -79,7 +79,7 @@ def test_second_signal_stops_at_once_and_the_run_is_recovered_through_its_lease(
 ) -> None:
     with fleet(tmp_path) as start:
         first = start("--drain-timeout", "60").ready()
-        handle = RunHandle(submit("steps", {"n": 10, "delay": 0.3}).run_id)
+        handle = RunHandle(submit("steps", {"n": 10, "delay": 0.3}))
         wait_for(lambda: journal_keys(handle.run_id), 15, "a journaled step")
         first.signal(signal.SIGTERM)
         time.sleep(0.3)

@@ -19,7 +19,7 @@ from support.ops import Receiver
 
 def _taken_by_dead_worker(status: str = "running", restarts: int = 0) -> RunHandle:
     """A run a worker read from the queue and started, and then the worker vanished."""
-    handle = submit("steps", {"n": 1}, version="default")
+    handle = RunHandle(submit("steps", {"n": 1}, version="default"))
     r = sync_redis()
     queue = keys.queue("default")
     r.xgroup_create(queue, keys.queue_group, id="0", mkstream=True)

@@ -28,7 +28,7 @@ def test_sigkill_mid_run_resumes_on_the_other_worker_without_redoing_journaled_s
         workers = [start(), start()]
         for w in workers:
             w.ready()
-        handle = submit("steps", {"n": 8, "delay": 0.25})
+        handle = RunHandle(submit("steps", {"n": 8, "delay": 0.25}))
         follower = Follower(handle.run_id)
         follower.start()
         wait_for(lambda: len(journal_keys(handle.run_id)) >= 3, 15, "three journaled steps")
@@ -66,7 +66,7 @@ def test_a_run_whose_workers_keep_dying_fails_crashed_and_a_notification_is_post
         workers = [start("--max-restarts", "2", env=env) for _ in range(2)]
         for w in workers:
             w.ready()
-        handle = RunHandle(submit("steps", {"n": 200, "delay": 0.1}).run_id)
+        handle = RunHandle(submit("steps", {"n": 200, "delay": 0.1}))
         dead: set[str] = set()
 
         def live_holder() -> str | None:
@@ -114,7 +114,7 @@ def test_standalone_monitor_process_recovers_runs_of_workers_without_one(
     """``aiflow monitor`` alone does the recovering when workers run with ``--no-monitor``."""
     with fleet(tmp_path) as start:
         workers = [start("--no-monitor").ready(), start("--no-monitor").ready()]
-        handle = submit("steps", {"n": 6, "delay": 0.25})
+        handle = RunHandle(submit("steps", {"n": 6, "delay": 0.25}))
         wait_for(lambda: journal_keys(handle.run_id), 15, "a journaled step")
         victim = next(w for w in workers if w.id == running_on(handle.run_id))
         victim.kill()

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.events.reader import aread_events
 from aiflow_nb.examples.chaos import JOURNALED_TWICE, side_effects
 from aiflow_nb.ops.submit import submit
@@ -90,7 +91,7 @@ def test_soak_200_runs_under_random_sigkills(tmp_path: Path) -> None:
         t0 = time.monotonic()
         while len(handles) < RUNS or kills < 6:
             if len(handles) < RUNS:
-                handle = submit("steps", {"n": STEPS, "delay": 0.05})
+                handle = RunHandle(submit("steps", {"n": STEPS, "delay": 0.05}))
                 if len(handles) % FOLLOW_EVERY == 0:
                     followers.follow(handle.run_id)
                 handles.append(handle)

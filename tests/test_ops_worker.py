@@ -8,6 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.cli import cli
 from aiflow_nb.ops.submit import submit
 
@@ -15,7 +16,7 @@ from support.ops import fleet, running_on, wait_for
 
 
 def test_burst_worker_runs_many_runs_concurrently_then_exits(tmp_path: Path) -> None:
-    handles = [submit("sleeper", {"seconds": 1.0}) for _ in range(20)]
+    handles = [RunHandle(submit("sleeper", {"seconds": 1.0})) for _ in range(20)]
     with fleet(tmp_path) as start:
         worker = start("--burst", "--concurrency", "32")
         assert worker.wait(60) == 0
@@ -31,7 +32,7 @@ def test_workers_lists_live_workers_with_state_and_runs_in_hand(tmp_path: Path) 
     assert runner.invoke(cli, ["workers"]).output.strip() == "no live workers"
     with fleet(tmp_path) as start:
         worker = start("--version", "blue", "--drain-timeout", "30").ready()
-        handle = submit("sleeper", {"seconds": 2.0}, version="blue")
+        handle = RunHandle(submit("sleeper", {"seconds": 2.0}, version="blue"))
         wait_for(lambda: running_on(handle.run_id, worker.id), 15, "the run in hand")
 
         def row() -> list[str] | None:
@@ -55,12 +56,12 @@ def test_workers_lists_live_workers_with_state_and_runs_in_hand(tmp_path: Path) 
 def test_cancel_reaches_the_worker_process_running_the_run(tmp_path: Path) -> None:
     with fleet(tmp_path) as start:
         worker = start().ready()
-        handle = submit("sleeper", {"seconds": 60})
+        handle = RunHandle(submit("sleeper", {"seconds": 60}))
         wait_for(lambda: running_on(handle.run_id, worker.id), 15, "the run in hand")
         assert handle.cancel() == "cancelling"
         assert handle.wait(timeout=5) == "cancelled"
         assert worker.proc.poll() is None  # the worker goes on
-        follow_up = submit("sleeper", {"seconds": 0.1})
+        follow_up = RunHandle(submit("sleeper", {"seconds": 0.1}))
         assert follow_up.result(timeout=10) == 0.1
     types = [e.type for e in handle.events(follow=False)]
     assert types[-1] == "run.cancelled" and "run.failed" not in types

@@ -8,6 +8,7 @@ import time
 
 import aiflow_nb
 from aiflow_nb import keys
+from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.errors import RunStateError
 from aiflow_nb.events.reader import read_events
 from aiflow_nb.ops.local import ensure_local_worker
@@ -37,7 +38,7 @@ def test_crashed_and_resumed_run_shows_interrupted_replayed_and_resumed() -> Non
     }
     worker = python_subprocess(WORKER, env)
     try:
-        handle = submit(two_steps.name, two_steps.bind_inputs({"gate": gate}))
+        handle = RunHandle(submit(two_steps.name, two_steps.bind_inputs({"gate": gate})))
         wait_for(
             lambda: [
                 s

@@ -21,7 +21,6 @@ from .pool import api_redis
 from .redact import Redactor
 
 __all__ = [
-    "TERMINAL",
     "afetch",
     "await_end",
     "fetch",
@@ -32,8 +31,6 @@ __all__ = [
     "view",
     "views",
 ]
-
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
 
 def secret_args_of(workflow: str | None) -> frozenset[str]:
