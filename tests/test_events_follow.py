@@ -123,10 +123,24 @@ def test_replay_passes_through_a_failure_that_a_resume_followed() -> None:
     assert methods(log) == ["hget", "xrange", ["1-0", "2-0"], [], "hget", "xread", [], "hget", MORE]
 
 
-def test_from_the_tail_an_ended_run_costs_two_commands() -> None:
-    tail = [entry("9-0", "run.completed")]
-    log = play(Follow(RUN, replay=False).flow(), [b"completed", tail])
-    assert log == [hget(), Command("xrevrange", (stream(),), {"count": 1})]
+def test_from_the_tail_an_ended_run_costs_one_command() -> None:
+    log = play(Follow(RUN, replay=False).flow(), [b"completed"])
+    assert log == [hget()]
+
+
+def test_from_the_tail_an_earlier_attempts_end_does_not_stop_a_resumed_run() -> None:
+    """Regression: wait() right after resume() returned at once on the old run.failed."""
+    tail = [entry("9-0", "run.failed")]
+    new = [(stream().encode(), [entry("10-0", "run.resumed"), entry("11-0", "run.completed")])]
+    log = play(Follow(RUN, replay=False).flow(), [b"queued", tail, b"queued", new])
+    assert log == [
+        hget(),
+        Command("xrevrange", (stream(),), {"count": 1}),
+        [],
+        hget(),
+        xread("9-0"),
+        ["10-0", "11-0"],
+    ]
 
 
 def test_idle_and_the_status_says_ended_reads_the_rest_once_and_stops() -> None:

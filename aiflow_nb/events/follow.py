@@ -8,8 +8,10 @@ touches a connection, so a test drives it by hand; ``batches`` (``redis.Redis``)
 1. the record's ``status`` (none: ``RunNotFound``);
 2. ``replay``: XRANGE pages after ``after`` (one batch each); else position at the
    stream's current last id (XREVRANGE), replaying nothing;
-3. stop when not following, or when the last event read is a ``run.*`` end in ``stop``;
-   else yield ``[]`` once (positioned at the tail);
+3. stop when not following, or (replaying) when the last event read is a ``run.*`` end in
+   ``stop``; without replay, when the status read in 1 is in ``stop`` (the tail event decides
+   nothing: it may be an earlier attempt's end of a run resumed since); else yield ``[]``
+   once (positioned at the tail);
 4. whenever caught up (positioned, or an XREAD idle for ``block_ms``) and ``stop`` is set,
    re-read the status: ended (in ``stop``) -> read the rest of the stream once, stop (the
    events written with the final status are there: one atomic write; a log line may
@@ -103,10 +105,12 @@ class Follow:
         status = yield from self._status()
         if self.replay:
             cursor, last = yield from self._pages(self.after)
-        else:
-            cursor, last = yield from self._tail()
-        if not self.follow or self._ends(last):
-            return
+            if not self.follow or self._ends(last):
+                return
+        else:  # the tail may be an earlier attempt's end (a resumed run): the status decides
+            if not self.follow or status in self.stop:
+                return
+            cursor = yield from self._tail()
         yield []
         idle = True
         while True:
@@ -144,11 +148,10 @@ class Follow:
             if len(page) < defaults.REPLAY_PAGE:
                 return cursor, last
 
-    def _tail(self) -> Generator[Command, Any, _Position]:
-        """The stream's last id and event (none yet: ``0-0``)."""
+    def _tail(self) -> Generator[Command, Any, str]:
+        """The stream's last id (none yet: ``0-0``)."""
         entries = cast(StreamEntries, (yield CALL.xrevrange(keys.run_events(self.run_id), count=1)))
-        last = _events(entries)[0] if entries else None
-        return (last.id if last else "0-0"), last
+        return entries[0][0].decode() if entries else "0-0"
 
     def _read(self, cursor: str, block: int) -> Generator[Command, Any, list[Event]]:
         """One XREAD BLOCK: the events after ``cursor``, up to the first that ends the run."""
