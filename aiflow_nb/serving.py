@@ -57,11 +57,12 @@ class ServerThread:
         self._thread = threading.Thread(target=self._main, name="aiflow-server", daemon=True)
 
     def _main(self) -> None:
-        async def main() -> None:
-            self.loop = asyncio.get_running_loop()
-            await self.server.serve()
+        asyncio.run(self._serve())
 
-        asyncio.run(main())
+    async def _serve(self) -> None:
+        """The thread's loop runs this (a subclass extends it to close what it opened)."""
+        self.loop = asyncio.get_running_loop()
+        await self.server.serve()
 
     @property
     def url(self) -> str:

@@ -3,7 +3,8 @@
 Every SSE follower replays through Redis and every waiting ``POST /run`` blocks on a
 stream, so a busy API holds far more connections at once than a worker does. A
 ``BlockingConnectionPool`` makes a burst wait for a free connection instead of failing
-with "Too many connections". One client per event loop and Redis URL.
+with "Too many connections". One client per event loop and Redis URL, closed with the
+loop's other clients (``store.aclose_async_redis``, awaited by the loop's owner).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import weakref
 import redis.asyncio as aredis
 
 from .. import defaults
-from ..store import redis_url
+from ..store import close_with_loop, redis_url
 
 __all__ = ["api_redis"]
 
@@ -36,6 +37,6 @@ def api_redis() -> aredis.Redis:
         timeout=defaults.API_REDIS_WAIT,
         socket_connect_timeout=defaults.REDIS_CONNECT_TIMEOUT,
     )
-    client = aredis.Redis(connection_pool=pool)
+    client = aredis.Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
     _clients[loop] = (url, client)
-    return client
+    return close_with_loop(client)  # also the one a new URL replaces: it may be in use

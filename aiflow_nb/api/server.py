@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from .. import defaults, serving
 from ..serving import free_port
+from ..store import aclose_async_redis
 from .config import ApiConfig, check_bind
 
 __all__ = ["ServerThread", "free_port", "serve"]
@@ -52,3 +53,9 @@ class ServerThread(serving.ServerThread):
     ) -> None:
         check_bind(host, _config_of(app))
         super().__init__(app, host=host, port=port, log_level=log_level)
+
+    async def _serve(self) -> None:
+        try:
+            await super()._serve()
+        finally:
+            await aclose_async_redis()  # the API's clients on this loop (api/pool.py)

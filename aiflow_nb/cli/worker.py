@@ -148,15 +148,14 @@ def workers(version: str | None) -> None:
 @click.option("--once", is_flag=True, help="Sweep once, print what was done, and exit.")
 def monitor(max_restarts: int, interval: float, once: bool) -> None:
     """Recover runs of dead workers (resume them, or fail them as crashed and notify)."""
-    import asyncio
-
     from ..ops.monitor import Monitor
     from ..ops.signals import run_monitor
+    from ..store import run_in_new_loop
 
     m = Monitor(max_restarts=max_restarts, interval=interval)
     try:
         if once:
-            for result in asyncio.run(_sweep_once(m)):
+            for result in run_in_new_loop(_sweep_once(m)):
                 click.echo(f"{result.run_id}  {result.outcome}  restarts={result.restarts}")
             return
         sys.exit(run_monitor(m))

@@ -11,6 +11,7 @@ import atexit
 import threading
 
 from ..config import settings
+from ..store.connection import aclose_async_redis
 from .presence import live_workers
 from .submit import resolve_version
 from .worker import Worker
@@ -35,14 +36,18 @@ class LocalWorker:
         return self
 
     def _main(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self.loop)
+        with asyncio.Runner() as runner:  # closing: async generators, executor, then the loop
+            self.loop = runner.get_loop()
+            try:
+                runner.run(self._serve())
+            except BaseException as exc:
+                self.error = exc
+
+    async def _serve(self) -> None:
         try:
-            self.loop.run_until_complete(self.worker.serve())
-        except BaseException as exc:
-            self.error = exc
+            await self.worker.serve()
         finally:
-            self.loop.close()
+            await aclose_async_redis()
 
     @property
     def alive(self) -> bool:

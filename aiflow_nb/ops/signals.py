@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 
+from ..store import aclose_async_redis, run_in_new_loop
 from .monitor import Monitor
 from .worker import Worker
 
@@ -51,7 +52,10 @@ async def _serve(worker: Worker, drain_timeout: float) -> bool:
 
     for sig in SIGNALS:
         loop.add_signal_handler(sig, on_signal, sig)
-    await worker.serve()
+    try:
+        await worker.serve()
+    finally:
+        await aclose_async_redis()
     return len(received) > 1
 
 
@@ -82,5 +86,5 @@ async def _watch(monitor: Monitor) -> None:
 
 def run_monitor(monitor: Monitor) -> int:
     """Run ``monitor`` in this process until SIGTERM/SIGINT; returns the exit status."""
-    asyncio.run(_watch(monitor))
+    run_in_new_loop(_watch(monitor))
     return 0

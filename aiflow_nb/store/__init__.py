@@ -1,6 +1,21 @@
 """Redis access: the connection in force and the embedded Redis."""
 
-from .connection import async_redis, redis_url, sync_redis
+from .connection import (
+    aclose_async_redis,
+    async_redis,
+    close_with_loop,
+    redis_url,
+    run_in_new_loop,
+    sync_redis,
+)
 from .embedded import EmbeddedRedis
 
-__all__ = ["EmbeddedRedis", "async_redis", "redis_url", "sync_redis"]
+__all__ = [
+    "EmbeddedRedis",
+    "aclose_async_redis",
+    "async_redis",
+    "close_with_loop",
+    "redis_url",
+    "run_in_new_loop",
+    "sync_redis",
+]

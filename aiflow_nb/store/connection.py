@@ -1,7 +1,10 @@
 """The Redis in force: ``REDIS_URL`` when set, else the embedded Redis.
 
 ``sync_redis()`` returns one shared client per process; ``async_redis()`` one
-per event loop (redis-py's asyncio clients are bound to the loop that made them).
+per event loop (redis-py's asyncio clients are bound to the loop that made them). Whoever
+owns a loop awaits ``aclose_async_redis()`` before closing it (``run_in_new_loop`` does):
+it closes those clients and any other registered with ``close_with_loop`` (the API's), so
+no connection outlives its loop.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aredis
@@ -18,7 +23,18 @@ from ..config import settings
 from ..errors import RedisUnavailable
 from .embedded import EmbeddedRedis
 
-__all__ = ["async_redis", "ping", "redis_url", "reset", "sync_redis"]
+__all__ = [
+    "aclose_async_redis",
+    "async_redis",
+    "close_with_loop",
+    "ping",
+    "redis_url",
+    "reset",
+    "run_in_new_loop",
+    "sync_redis",
+]
+
+T = TypeVar("T")
 
 _lock = threading.Lock()
 _sync: redis.Redis | None = None
@@ -26,6 +42,10 @@ _url: str | None = None
 _async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redis] = (
     weakref.WeakKeyDictionary()
 )
+_made: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[aredis.Redis]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Every client made on a loop (including those ``reset()`` replaced): to close with it."""
 
 
 def redis_url() -> str:
@@ -68,8 +88,35 @@ def async_redis() -> aredis.Redis:
     client = _async.get(loop)
     if client is None:
         client = aredis.Redis.from_url(redis_url(), **_kwargs())  # type: ignore[arg-type]
-        _async[loop] = client
+        _async[loop] = close_with_loop(client)
     return client
+
+
+def close_with_loop(client: aredis.Redis) -> aredis.Redis:
+    """Have ``aclose_async_redis()`` close ``client`` (bound to the running loop); returns it."""
+    _made.setdefault(asyncio.get_running_loop(), []).append(client)
+    return client
+
+
+async def aclose_async_redis() -> None:
+    """Close the running loop's clients (``async_redis()``'s and ``close_with_loop``'s): the
+    last await of a loop's owner, or their connections are left open when the loop closes."""
+    loop = asyncio.get_running_loop()
+    _async.pop(loop, None)
+    for client in _made.pop(loop, []):
+        await client.aclose()
+
+
+def run_in_new_loop(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)``, closing the loop's Redis clients before the loop ends."""
+
+    async def closing() -> T:
+        try:
+            return await main
+        finally:
+            await aclose_async_redis()
+
+    return asyncio.run(closing())
 
 
 def reset() -> None:
@@ -80,4 +127,4 @@ def reset() -> None:
             _sync.close()
         _sync = None
         _url = None
-        _async.clear()
+        _async.clear()  # each loop's next async_redis() makes a new one; _made keeps the old
