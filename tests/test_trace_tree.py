@@ -141,7 +141,9 @@ def test_tree_marks_spans_cut_off_by_a_run_end_as_interrupted() -> None:
             ev(9, "run.resumed", name="wf"),  # the worker died while b ran
         ]
     )
-    assert tree.spans["b"].status == "interrupted" and tree.spans["b"].end == 9.0
+    # cut off at the attempt's last sign of life (3), not at the resume (9): 3..9 is a gap
+    assert tree.spans["b"].status == "interrupted" and tree.spans["b"].end == 3.0
+    assert [(g.start, g.end, g.label) for g in tree.gaps] == [(3.0, 9.0, "waiting for a worker")]
     assert "interrupted ×1" in next(r.markers for r in tree.rows() if r.span_id == "b")
     tree.extend(
         [

@@ -15,9 +15,11 @@ from ..events.model import Event
 from ..events.reader import aread_events, read_events
 from ..events.status import RunStatus
 from ..ops import submit as _submit
+from ..ops.routing import waiting_reason
 from ..serialization import loads
 from ..store import sync_redis
 from ..store.replies import RawHash
+from .gaps import build_gaps
 from .spans import Span, build_spans, spans_dataframe
 
 __all__ = ["RunHandle", "attach", "decode_record"]
@@ -80,6 +82,12 @@ class RunHandle:
     def workflow(self) -> str:
         return str(self.record()["workflow"])
 
+    @property
+    def waiting(self) -> str | None:
+        """While the run is queued and no live worker can execute it: why, and what to do
+        (``no live worker serves workflow 'x' (version v): ...``); else None."""
+        return waiting_reason(self.record(), self.client)
+
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the end of the run; its output, or ``RunFailed`` / ``RunCancelled``.
 
@@ -114,8 +122,10 @@ class RunHandle:
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per span: id, parent, name, status, start, end, duration, attempts,
-        cached, replayed, error, and for LLM spans model, tokens and cost (``SPAN_COLUMNS``)."""
-        return spans_dataframe(self.spans())
+        cached, replayed, error, and for LLM spans model, tokens and cost (``SPAN_COLUMNS``);
+        then one ``waiting`` row per gap between two attempts of a resumed run."""
+        events = list(self.events(follow=False))
+        return spans_dataframe(build_spans(events).values(), build_gaps(events))
 
     # --- control --------------------------------------------------------------
     def cancel(self) -> str:

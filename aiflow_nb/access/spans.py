@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..events.model import Event
 from ..events.status import SpanStatus
+from .gaps import Gap
 
 __all__ = [
     "COST",
@@ -20,6 +21,7 @@ __all__ = [
     "Span",
     "apply_event",
     "build_spans",
+    "gap_row",
     "spans_dataframe",
 ]
 
@@ -100,7 +102,9 @@ class Span:
 def _apply(span: Span, e: Event) -> None:
     d = e.data
     if e.type == "span.started":
-        span.status, span.start, span.end, span.error = SpanStatus.RUNNING, e.ts, None, None
+        if span.start is None or not (span.children or span.parent_id is None):
+            span.start = e.ts  # a root or parent started again keeps its first start
+        span.status, span.end, span.error = SpanStatus.RUNNING, None, None
         span.inputs, span.key = d.get("inputs"), d.get("key")
         span.retries = []
         span.attributes.update(d.get("attributes") or {})
@@ -110,9 +114,8 @@ def _apply(span: Span, e: Event) -> None:
     elif e.type in ("span.cached", "span.replayed"):
         span.cached = span.cached or e.type == "span.cached"
         span.replayed = e.type == "span.replayed"
+        _times(span, e)
         span.status, span.output = SpanStatus.COMPLETED, d.get("output")
-        span.start = span.start if span.start is not None else e.ts
-        span.end = e.ts
         span.key = d.get("key", span.key)
     elif e.type == "span.completed":
         span.status, span.end, span.output = SpanStatus.COMPLETED, e.ts, d.get("output")
@@ -129,6 +132,18 @@ def _apply(span: Span, e: Event) -> None:
         span.text += d.get("text", "")
     elif e.type == "progress":
         span.progress = d
+
+
+def _times(span: Span, e: Event) -> None:
+    """A cached or replayed span's start and end: the original attempt's when the event
+    carries them (``span.replayed`` of a journal entry that recorded them) or the span
+    was seen completing before; else the event's own time."""
+    d = e.data
+    if d.get("start") is not None and d.get("end") is not None:
+        span.start, span.end = float(d["start"]), float(d["end"])
+    elif not (span.status == SpanStatus.COMPLETED and span.end is not None):
+        span.start = span.start if span.start is not None else e.ts
+        span.end = e.ts
 
 
 def apply_event(spans: dict[str, Span], e: Event) -> Span | None:
@@ -157,10 +172,25 @@ def build_spans(events: Iterable[Event]) -> dict[str, Span]:
     return spans
 
 
-def spans_dataframe(spans: Iterable[Span] | dict[str, Span]) -> pd.DataFrame:
-    """One row per span with the columns in ``SPAN_COLUMNS``."""
-    values = spans.values() if isinstance(spans, dict) else spans
-    frame = pd.DataFrame([s.row() for s in values], columns=SPAN_COLUMNS)
+def gap_row(gap: Gap, parent_id: str | None) -> dict[str, Any]:
+    """A gap between two attempts as a row of ``SPAN_COLUMNS`` (status ``waiting``,
+    span id ``gap:<n>``, under the root span; ``end`` None while the run still waits)."""
+    row: dict[str, Any] = dict.fromkeys(SPAN_COLUMNS)
+    row.update(span_id=gap.key, parent_id=parent_id, name=gap.label, status=SpanStatus.WAITING)
+    row.update(start=gap.start, end=gap.end, attempts=0, cached=False, replayed=False)
+    row["duration"] = None if gap.end is None else gap.end - gap.start
+    return row
+
+
+def spans_dataframe(
+    spans: Iterable[Span] | dict[str, Span], gaps: Iterable[Gap] = ()
+) -> pd.DataFrame:
+    """One row per span with the columns in ``SPAN_COLUMNS``, then one per gap between
+    two attempts of the run (``gap_row``)."""
+    values = list(spans.values() if isinstance(spans, dict) else spans)
+    root = next((s.span_id for s in values if s.parent_id is None), None)
+    rows = [s.row() for s in values] + [gap_row(g, root) for g in gaps]
+    frame = pd.DataFrame(rows, columns=SPAN_COLUMNS)
     for col in ("start", "end"):
         frame[col] = pd.to_datetime(frame[col], unit="s", utc=True)
     return frame

@@ -72,11 +72,12 @@ def make_payload(
     name: str | None = None,
     attempt: int | None = None,
     data: dict[str, Any] | None = None,
+    ts: float | None = None,
 ) -> bytes:
-    """The JSON document of one event, ready for XADD."""
+    """The JSON document of one event, ready for XADD (``ts``: now unless given)."""
     doc = {
         "type": type,
-        "ts": time.time(),
+        "ts": time.time() if ts is None else ts,
         "run_id": run_id,
         "span_id": span_id,
         "parent_id": parent_id,

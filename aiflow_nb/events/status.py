@@ -46,3 +46,5 @@ class SpanStatus(StrEnum):
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
     """Still running when its run ended or was resumed (a crash cut it off)."""
+    WAITING = "waiting"
+    """Not a span: a gap between two attempts of a run (``access.gaps``)."""

@@ -58,6 +58,8 @@ class Call:
         self.policies = component.policies
         self.attempts = 0
         self.t0 = time.perf_counter()
+        self.started_at: float | None = None
+        """Wall-clock time of ``span.started`` (the journal keeps it with the result)."""
         self.inputs = component.bind(args, kwargs) if ctx is not None else {}
         self._hash = ""
         self._cache_key: str | None = None
@@ -65,7 +67,7 @@ class Call:
         """What ``span.completed`` shows of the output (all of it when None)."""
 
     # --- events -------------------------------------------------------------
-    def emit(self, type: str, data: dict[str, Any] | None = None) -> None:
+    def emit(self, type: str, data: dict[str, Any] | None = None, ts: float | None = None) -> None:
         if self.ctx is None or self.frame is None:
             return
         self.ctx.writer.emit(
@@ -75,6 +77,7 @@ class Call:
             name=self.component.name,
             attempt=self.attempts or None,
             data=data,
+            ts=ts,
         )
 
     def _public_inputs(self) -> dict[str, Any]:
@@ -108,7 +111,7 @@ class Call:
                 },
             )
             return False, None
-        self.emit("span.replayed", {"output": doc.get("r"), "key": self.frame.key})
+        self.emit("span.replayed", _replayed(doc, self.frame.key))
         return True, doc.get("r")
 
     def start(self) -> None:
@@ -117,7 +120,8 @@ class Call:
         key = self.frame.key if self.frame else None
         data: dict[str, Any] = {"inputs": self._public_inputs(), "key": key}
         self._add_attributes(data)  # what the call knew of itself before it started
-        self.emit("span.started", data)
+        self.started_at = time.time()
+        self.emit("span.started", data, ts=self.started_at)
 
     def begin(self) -> str | None:
         """Start the span; return the cache key to look up, if caching applies."""
@@ -145,8 +149,10 @@ class Call:
         if raw is None:
             return False, None
         value = loads(raw)["r"]
-        self.emit("span.cached", {"output": self.view(value) if self.view else value})
-        self._record(raw.encode() if isinstance(raw, str) else raw)
+        end = time.time()
+        if self.journaled:  # this run's hash and times, not those of the run that cached it
+            self._record(self._document(value, end))
+        self.emit("span.cached", {"output": self.view(value) if self.view else value}, ts=end)
         return True, value
 
     # --- outcomes -----------------------------------------------------------
@@ -164,7 +170,8 @@ class Call:
     def succeed(self, value: Any, fallback_from: BaseException | None = None) -> Any:
         if self.ctx is None:
             return value
-        doc = dumps({"h": self._hash, "r": value}, f"output of component {self.component.name!r}")
+        end = time.time()
+        doc = self._document(value, end)
         value = loads(doc)["r"]
         self._record(doc)
         cache_key = self.cache_key() if fallback_from is None else None
@@ -181,8 +188,14 @@ class Call:
             data["fallback"] = True
             data["error"] = error_document(fallback_from)
         self._add_attributes(data)
-        self.emit("span.completed", data)
+        self.emit("span.completed", data, ts=end)
         return value
+
+    def _document(self, value: Any, end: float) -> bytes:
+        """The journal (and cache) document: args hash, result, and the span's start
+        and end (``s``/``e``), which a replay shows instead of its own time."""
+        doc = {"h": self._hash, "r": value, "s": self.started_at, "e": end}
+        return dumps(doc, f"output of component {self.component.name!r}")
 
     def _add_attributes(self, data: dict[str, Any]) -> None:
         if self.frame is not None and self.frame.attributes:
@@ -217,6 +230,16 @@ class Call:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
+
+
+def _replayed(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    """``span.replayed`` data: the recorded output and, when the journal entry has them
+    (older entries lack them: the replay then shows its own time), the original
+    attempt's start and end."""
+    data: dict[str, Any] = {"output": doc.get("r"), "key": key}
+    if doc.get("s") is not None and doc.get("e") is not None:
+        data["start"], data["end"] = doc["s"], doc["e"]
+    return data
 
 
 # --- sync path ---------------------------------------------------------------

@@ -28,6 +28,7 @@ RUN_TABLE_COLUMNS = [
     "status",
     "started",
     "duration",
+    "waiting",
     "spans",
     "retries",
     "errors",
@@ -92,7 +93,8 @@ class RunIndex:
         end = rec["ended_at"] or (
             None if rec["status"] in (RunStatus.RUNNING, RunStatus.QUEUED) else t.ended
         )
-        duration = None if started is None else (end if end is not None else now) - started
+        until = end if end is not None else now
+        duration = None if started is None else until - started - t.gaps.idle(until)
         return {
             **t.row(now),
             "run_id": rec["run_id"],

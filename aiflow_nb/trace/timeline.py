@@ -18,8 +18,10 @@ STATUS_COLORS = {
     "interrupted": "#f59e0b",
     "cached": "#06b6d4",
     "replayed": "#a855f7",
+    "waiting": "#d1d5db",
 }
-"""Bar colour by span state (cached and replayed spans get their own)."""
+"""Bar colour by span state (cached and replayed spans get their own; ``waiting``: a gap
+between two attempts of a resumed run)."""
 
 TIMELINE_COLUMNS = [
     "span_id",
@@ -40,6 +42,7 @@ def timeline_rows(
     """Columns for a Bokeh ``ColumnDataSource``: seconds from the run's first start.
 
     A span still running ends at ``now`` (and has ``running`` True), so its bar grows.
+    A gap between two attempts is a ``waiting`` bar (span id ``gap:<n>``).
     ``rows`` are the tree's ``rows(now)`` when the caller has them already.
     """
     now = time.time() if now is None else now
@@ -48,7 +51,12 @@ def timeline_rows(
     if t0 is None:
         return cols
     y = 0
+    waiting = {g.key for g in tree.gaps if g.end is None}
     for row in tree.rows(now) if rows is None else rows:
+        if row.gap and row.start is not None:
+            _append(cols, **_gap_bar(row, y, row.key in waiting))
+            y += 1
+            continue
         if row.span_id is None or row.start is None:
             continue
         span = tree.spans[row.span_id]
@@ -68,6 +76,20 @@ def timeline_rows(
         )
         y += 1
     return cols
+
+
+def _gap_bar(row: TreeRow, y: int, running: bool) -> dict[str, Any]:
+    return {
+        "span_id": row.key,
+        "label": "  " * row.depth + row.label,
+        "y": y,
+        "left": row.start,
+        "right": (row.start or 0.0) + (row.duration or 0.0),
+        "status": row.status,
+        "color": STATUS_COLORS[SpanStatus.WAITING],
+        "running": running,  # still waiting: its bar grows like a running span's
+        "duration": row.duration,
+    }
 
 
 def _append(cols: dict[str, list[Any]], **values: Any) -> None:

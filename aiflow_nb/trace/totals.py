@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..access.gaps import Gap, Gaps
 from ..access.spans import COST, INPUT_TOKENS, MODEL, OUTPUT_TOKENS
 from ..events.model import Event
 from ..events.status import STATUS_OF_EVENT, TERMINAL, RunStatus
@@ -39,6 +40,8 @@ class RunTotals:
     output_tokens: int = 0
     cost: float = 0.0
     span_ids: set[str] = field(default_factory=set)
+    gaps: Gaps = field(default_factory=Gaps)
+    """The gaps between attempts (waiting for a worker, sat failed until resumed)."""
 
     @property
     def spans(self) -> int:
@@ -53,13 +56,21 @@ class RunTotals:
         return self.status in TERMINAL
 
     def duration(self, now: float) -> float | None:
-        """Seconds from the first start to the end (or to ``now`` while running)."""
+        """Seconds from the first start to the end (or to ``now`` while running), less the
+        time the run sat failed before a resume; time waiting for a worker counts."""
         if self.started is None:
             return None
-        return (self.ended if self.ended is not None else now) - self.started
+        end = self.ended if self.ended is not None else now
+        return end - self.started - self.gaps.idle(end)
 
-    def apply(self, e: Event) -> None:
+    def waiting(self, now: float) -> float:
+        """Seconds the run waited for a worker between attempts (part of ``duration``)."""
+        return self.gaps.waiting(self.ended if self.ended is not None else now)
+
+    def apply(self, e: Event) -> Gap | None:
+        """Fold one event; the gap between attempts it opened or closed, if any."""
         self.last_id = e.id
+        gap = self.gaps.apply(e)
         if e.type in STATUS_OF_EVENT:
             self._run_event(e)
         elif e.type in ("span.started", "span.cached", "span.replayed") and e.span_id:
@@ -74,6 +85,7 @@ class RunTotals:
             self.input_tokens += tin
             self.output_tokens += tout
             self.cost += cost
+        return gap
 
     def _run_event(self, e: Event) -> None:
         self.status = STATUS_OF_EVENT[e.type]
@@ -93,4 +105,5 @@ class RunTotals:
             "tokens": self.tokens,
             "cost": round(self.cost, 6),
             "duration": self.duration(now),
+            "waiting": round(self.waiting(now), 3),
         }

@@ -4,7 +4,8 @@ It extends ``access.spans`` (the same ``Span`` objects, folded by ``apply_event`
 with what a viewer needs: run-level status and totals, spans left running by a
 crashed attempt marked ``interrupted``, and a depth-first order in which the
 siblings of a fan-out (several calls of one component under one parent) are
-grouped under one row.
+grouped under one row. The gaps between attempts of a resumed run (``access.gaps``)
+are rows too, among the root's children in time order.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..access.gaps import Gap
 from ..access.spans import Span, apply_event
 from ..events.model import Event
 from ..events.status import SpanStatus
@@ -39,6 +41,7 @@ TREE_COLUMNS = [
     "tokens",
     "cost",
     "group",
+    "gap",
 ]
 
 _ENDING = frozenset({"run.resumed", "run.completed", "run.failed", "run.cancelled"})
@@ -70,6 +73,8 @@ class TreeRow:
     tokens: int = 0
     cost: float = 0.0
     group: bool = False
+    gap: bool = False
+    """A gap between two attempts (``waiting``), not a span."""
 
 
 def markers(span: Span) -> str:
@@ -113,9 +118,9 @@ class SpanTree:
         """Fold one event; the span it touched, if any."""
         self.version += 1
         self.run_id = self.run_id or e.run_id
-        self.totals.apply(e)
-        if e.type in _ENDING:
-            self._interrupt(e.ts)
+        gap = self.totals.apply(e)
+        if e.type in _ENDING:  # a crash cut its spans off at the attempt's last sign of life
+            self._interrupt(gap.start if gap is not None and e.type == "run.resumed" else e.ts)
         if e.type == "log":
             self.log.append({"ts": e.ts, "span_id": e.span_id, **e.data})
         return apply_event(self.spans, e)
@@ -146,6 +151,11 @@ class SpanTree:
         starts = [s.start for s in self.spans.values() if s.start is not None]
         return min(starts) if starts else self.totals.started
 
+    @property
+    def gaps(self) -> list[Gap]:
+        """The gaps between the run's attempts, in order."""
+        return self.totals.gaps.items
+
     def roots(self) -> list[Span]:
         return [
             s for s in self.spans.values() if s.parent_id is None or s.parent_id not in self.spans
@@ -174,9 +184,22 @@ class SpanTree:
                 d = depth + grouped
                 out.append(self._span_row(span, d, t0, now, i if grouped else None))
                 kids = [self.spans[c] for c in span.children if c in self.spans]
-                if kids:
-                    out.extend(self._subtree(kids, d + 1, t0, now))
+                rows = self._subtree(kids, d + 1, t0, now) if kids else []
+                if span.parent_id is None and self.gaps:
+                    rows = self._with_gaps(rows, d + 1, t0, now)
+                out.extend(rows)
         return out
+
+    def _with_gaps(self, rows: list[TreeRow], depth: int, t0: float, now: float) -> list[TreeRow]:
+        """The root's children's rows with one row per gap, each before the first child
+        that started after it."""
+        pending = [_gap_row(g, depth, t0, now) for g in self.gaps]
+        out: list[TreeRow] = []
+        for row in rows:
+            while pending and row.depth == depth and (row.start or 0.0) > (pending[0].start or 0.0):
+                out.append(pending.pop(0))
+            out.append(row)
+        return out + pending
 
     def _span_row(
         self, span: Span, depth: int, t0: float, now: float, index: int | None
@@ -238,6 +261,22 @@ class SpanTree:
         """The tree view (``rows``, or ``rows(now)``) as a DataFrame of ``TREE_COLUMNS``."""
         rows = self.rows(now) if rows is None else rows
         return pd.DataFrame([vars(r) for r in rows], columns=TREE_COLUMNS)
+
+
+def _gap_row(gap: Gap, depth: int, t0: float, now: float) -> TreeRow:
+    return TreeRow(
+        key=gap.key,
+        span_id=None,
+        depth=depth,
+        label=gap.label,
+        name=gap.label,
+        status=SpanStatus.WAITING,
+        start=gap.start - t0,
+        duration=gap.duration(now),
+        attempts=gap.attempt or 0,
+        markers="" if gap.attempt is None else f"until attempt {gap.attempt}",
+        gap=True,
+    )
 
 
 def _by_name(siblings: list[Span]) -> list[tuple[str, list[Span]]]:
