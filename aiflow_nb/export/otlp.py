@@ -58,12 +58,12 @@ class OtlpExporter:
         record = handle.record()
         # SpanTree, not handle.spans(): a span a crash cut off ends "interrupted" at the
         # run's end, instead of "running" until the moment of export.
-        spans = list(SpanTree.from_events(handle.events(follow=False), run_id).spans.values())
-        self.send(
-            build_request(
-                run_id, str(record["workflow"]), spans, self.service_name
-            ).SerializeToString()
+        tree = SpanTree.from_events(handle.events(follow=False), run_id)
+        spans = list(tree.spans.values())
+        request = build_request(
+            run_id, str(record["workflow"]), spans, self.service_name, gaps=tree.gaps
         )
+        self.send(request.SerializeToString())
         return len(spans)
 
     def send(self, body: bytes) -> None:

@@ -3,15 +3,19 @@
 One trace per run. Span attributes pass through unchanged, so the OpenTelemetry
 GenAI names LLM spans carry (``gen_ai.request.model``, ``gen_ai.usage.*``, ...)
 reach the backend as they are; aiflow's own facts go under ``aiflow.*``. Failed
-attempts become ``retry`` span events and an error an ``exception`` event.
+attempts become ``retry`` span events and an error an ``exception`` event. The gaps
+between attempts of a resumed run are spans too (``waiting for a worker``, under the
+root, ``aiflow.gap`` true, status unset).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterable
 from typing import Any
 
+from ..access.gaps import Gap
 from ..access.spans import Span
 from ..errors import ConfigError
 from ..events.status import SpanStatus
@@ -129,14 +133,41 @@ def _span(run_id: str, workflow: str, span: Span, now: float) -> OtelSpan:
     return out
 
 
+def _gap(run_id: str, workflow: str, gap: Gap, root: str | None, now: float) -> OtelSpan:
+    """A gap between two attempts as a span under the root (status unset: not an error)."""
+    facts = {
+        "aiflow.run_id": run_id,
+        "aiflow.workflow": workflow,
+        "aiflow.span.status": SpanStatus.WAITING,
+        "aiflow.gap": True,
+        "aiflow.gap.after_failure": gap.failed,
+        "aiflow.gap.seconds": gap.duration(now),
+        "aiflow.resumed_attempt": gap.attempt,
+    }
+    out = OtelSpan(
+        trace_id=trace_id(run_id),
+        span_id=otel_span_id(run_id, gap.key),
+        name=gap.label,
+        kind=OtelSpan.SPAN_KIND_INTERNAL,
+        start_time_unix_nano=_nanos(gap.start),
+        end_time_unix_nano=_nanos(gap.end if gap.end is not None else now),
+        attributes=_attrs(facts),
+    )
+    if root is not None:
+        out.parent_span_id = otel_span_id(run_id, root)
+    return out
+
+
 def build_request(
     run_id: str,
     workflow: str,
     spans: list[Span],
     service_name: str = "aiflow-nb",
     now: float | None = None,
+    gaps: Iterable[Gap] = (),
 ) -> ExportTraceServiceRequest:
-    """The OTLP request carrying every span of one run (running ones end at ``now``)."""
+    """The OTLP request carrying every span of one run (running ones end at ``now``),
+    then one span per gap between two of its attempts (``gaps``)."""
     from ..config import settings
     from ..version import __version__
 
@@ -148,6 +179,8 @@ def build_request(
     scope = resource_spans.scope_spans.add()
     scope.scope.name, scope.scope.version = "aiflow_nb", __version__
     scope.spans.extend(_span(run_id, workflow, s, now) for s in spans)
+    root = next((s.span_id for s in spans if s.parent_id is None), None)
+    scope.spans.extend(_gap(run_id, workflow, g, root, now) for g in gaps)
     request = ExportTraceServiceRequest()
     request.resource_spans.append(resource_spans)
     return request
