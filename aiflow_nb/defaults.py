@@ -41,6 +41,10 @@ RETRY_MAX_DELAY = 30.0
 DRAIN_TIMEOUT = 60.0
 """Seconds a SIGTERM'd worker lets runs in hand finish before handing them back."""
 
+EXIT_DRAIN_TIMEOUT = 0.5
+"""Seconds an in-process worker lets runs in hand go on at interpreter exit before it
+hands them back (a kernel restart re-queues its runs at once instead of stalling them)."""
+
 REDIS_CONNECT_TIMEOUT = 5.0
 """Seconds to wait when connecting to Redis."""
 

@@ -13,12 +13,15 @@ __all__ = [
     "cancel_channel",
     "code",
     "code_index",
+    "code_queue",
+    "daemon_start",
     "deploy_active",
     "deployments",
     "idempotency",
     "monitor_lock",
     "queue",
     "queue_group",
+    "queues",
     "ratelimit",
     "ratelimit_inflight",
     "ratelimits",
@@ -77,9 +80,28 @@ def running() -> str:
     return f"{_ns()}:running"
 
 
-def queue(version: str) -> str:
-    """Stream with consumer group ``workers``: run requests for one deployment version."""
-    return f"{_ns()}:queue:{version}"
+def queue(version: str, workflow: str) -> str:
+    """Stream with consumer group ``workers``: requests for runs of one workflow (by name,
+    no code bundle) in one deployment version. The version is the hash tag, so one
+    XREADGROUP over all the queues a worker serves stays in one Cluster slot."""
+    return f"{_ns()}:queue:{{{version}}}:wf:{workflow}"
+
+
+def code_queue(version: str) -> str:
+    """Stream with consumer group ``workers``: requests for runs of registered notebook
+    code (runs with a ``code`` bundle) in one deployment version."""
+    return f"{_ns()}:queue:{{{version}}}:code"
+
+
+def queues(version: str) -> str:
+    """Set: the queue streams of one version that ever had a request or a consumer (what
+    the monitor sweeps and ``deployments()`` counts); same hash tag as the queues."""
+    return f"{_ns()}:queues:{{{version}}}"
+
+
+def daemon_start(host: str, version: str) -> str:
+    """String with TTL: held by the process starting a machine's code worker daemon."""
+    return f"{_ns()}:daemon:{host}:{version}"
 
 
 def worker(worker_id: str) -> str:

@@ -17,10 +17,10 @@ __all__ = ["resume", "start"]
 
 
 def start(wf: Workflow[Any, Any], inputs: dict[str, Any]) -> RunHandle:
-    """Queue a run of ``wf`` with bound ``inputs``; a worker (in this process if none of the
-    version is live, see ``ops/local.py``) executes it."""
+    """Queue a run of ``wf`` with bound ``inputs``; a worker (in this process if no live
+    worker can execute it, see ``ops/local.py``) executes it."""
     run_id = _submit.submit(wf.name, inputs, secret_args=wf.secret_args, code=wf.code_bundle)
-    ensure_local_worker()
+    ensure_local_worker(workflow=wf.name, code=wf.code_bundle is not None)
     return RunHandle(run_id)
 
 
@@ -32,7 +32,8 @@ def resume(run_id: str) -> RunHandle:
     holds its lease (it resumes by itself once that lease expires).
     """
     handle = RunHandle(_submit.resume(run_id))
-    ensure_local_worker()
+    rec = handle.record()
+    ensure_local_worker(workflow=rec["workflow"], code=bool(rec.get("code")))
     return handle
 
 

@@ -14,6 +14,9 @@ from ..access.handle import decode_record
 from ..authoring import registry
 from ..errors import AiflowError, RunNotFound
 from ..events.follow import Follow
+from ..events.status import RunStatus
+from ..ops.presence import live_workers
+from ..ops.routing import waiting_reason
 from ..store import sync_redis
 from ..store.replies import RawHash
 from .errors import ApiError
@@ -30,6 +33,7 @@ __all__ = [
     "secret_args_of",
     "view",
     "views",
+    "with_waiting",
 ]
 
 
@@ -86,6 +90,7 @@ def view(
         )
     }
     doc["cancel_requested"] = bool(rec.get("cancel_requested"))
+    doc["waiting"] = rec.get("waiting")
     doc["error"] = error if isinstance(error, dict) else None
     return redactor_for(redactor, rec, secret_args).apply(doc)  # type: ignore[no-any-return]
 
@@ -100,11 +105,25 @@ def views(
 
 
 def fetch(run_id: str, client: redis.Redis | None = None) -> dict[str, Any]:
-    """The decoded record of ``run_id``; ``RunNotFound`` when there is none."""
+    """The decoded record of ``run_id`` (with ``waiting``, see ``with_waiting``);
+    ``RunNotFound`` when there is none."""
     raw = cast(RawHash, (client or sync_redis()).hgetall(keys.run(run_id)))
     if not raw:
         raise RunNotFound(run_id)
-    return decode_record(raw)
+    return with_waiting([decode_record(raw)], client)[0]
+
+
+def with_waiting(
+    recs: list[dict[str, Any]], client: redis.Redis | None = None
+) -> list[dict[str, Any]]:
+    """Give each queued record nobody live can execute its ``waiting`` reason
+    (``ops/routing.py``); the live workers are read once, and only if a run is queued."""
+    queued = [rec for rec in recs if rec.get("status") == RunStatus.QUEUED]
+    if queued:
+        workers = live_workers(client, active=True)
+        for rec in queued:
+            rec["waiting"] = waiting_reason(rec, workers=workers)
+    return recs
 
 
 async def afetch(run_id: str, client: aredis.Redis | None = None) -> dict[str, Any]:
@@ -182,7 +201,7 @@ def page(
     found = found[:limit]
     more = len(found) == limit and bool(found)
     next_cursor = f"{found[-1][1]!r}:{found[-1][0]['run_id']}" if more else None
-    return [rec for rec, _ in found], next_cursor
+    return with_waiting([rec for rec, _ in found], client), next_cursor
 
 
 def result(rec: dict[str, Any], redactor: Redactor) -> dict[str, Any]:

@@ -78,6 +78,9 @@ class RunView(BaseModel):
     output: Any = None
     error: RunError | None = None
     cancel_requested: bool = False
+    waiting: str | None = Field(
+        None, description="while queued: why no live worker takes the run, and what to do"
+    )
 
 
 class RunPage(BaseModel):

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import RunNotFound
+from ..events.status import TERMINAL
 from .render import render_html, render_text
 from .state import RunState
 
@@ -40,8 +41,11 @@ def widgets_supported() -> bool:
 
 
 def snapshot(handle: RunHandle) -> RunState:
-    """The run as its events tell it right now."""
-    return RunState(handle.run_id).apply_all(handle.events(follow=False))
+    """The run as its events tell it right now (and why it waits, when it does)."""
+    state = RunState(handle.run_id).apply_all(handle.events(follow=False))
+    if state.status not in TERMINAL:
+        state.waiting = handle.waiting
+    return state
 
 
 def snapshot_text(handle: RunHandle) -> str:

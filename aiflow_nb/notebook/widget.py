@@ -25,6 +25,7 @@ from .. import defaults
 from ..access.handle import RunHandle
 from ..events.follow import Follow
 from ..events.model import Event
+from ..events.status import TERMINAL
 from . import render
 from .state import ProgressStream, RunState
 
@@ -130,8 +131,18 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
                 return
             now = time.monotonic()
             if self._due(drawn, batch, now):
+                self._check_waiting()
                 self.redraw()
                 drawn = now
+
+    def _check_waiting(self) -> None:
+        """While the run has not ended: why it waits, if no live worker can take it."""
+        if self.run_state.status in TERMINAL:
+            waiting = None
+        else:
+            waiting = self.handle.waiting
+        with self._lock:
+            self.run_state.waiting = waiting
 
     def _due(self, drawn: float | None, batch: list[Event], now: float) -> bool:
         """Time to redraw: the replay caught up (its first ``[]``), or events came and

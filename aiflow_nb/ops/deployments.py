@@ -1,5 +1,5 @@
 """Deployment versions (blue/green): every run records the version that started it and
-goes on that version's queue; a worker only takes runs of its own version.
+goes on that version's queues; a worker only takes runs of its own version.
 
 ``deploy("v2")`` points new runs at v2 (``{ns}:deploy:active``); runs in flight on v1 go
 on with v1 workers, which can be drained once ``deployments()`` shows none left.
@@ -69,14 +69,19 @@ def _runs_by_version(r: redis.Redis) -> dict[str, int]:
 
 
 def _queued(r: redis.Redis, version: str) -> int:
-    """Queue entries not yet taken by a worker (the queue holds only unfinished requests)."""
+    """Entries not yet taken by a worker, over the version's queues (one per workflow and
+    one for registered code; a queue holds only unfinished requests)."""
+    return sum(_waiting(r, _text(queue)) for queue in r.smembers(keys.queues(version)))
+
+
+def _waiting(r: redis.Redis, queue: str) -> int:
     pipe = r.pipeline(transaction=False)
-    pipe.xlen(keys.queue(version))
-    pipe.xpending(keys.queue(version), keys.queue_group)
+    pipe.xlen(queue)
+    pipe.xpending(queue, keys.queue_group)
     try:
         length, pending = pipe.execute()
     except redis.ResponseError:  # no consumer group yet: nothing was taken
-        return int(r.xlen(keys.queue(version)))
+        return int(r.xlen(queue))
     return max(0, int(length) - int(pending["pending"]))
 
 

@@ -1,7 +1,10 @@
 """The in-process worker: a ``Worker`` on its own event loop in a background thread.
 
 Started by ``Workflow.start`` when ``AIFLOW_LOCAL_WORKER=1``, or when it is unset and
-no worker of the run's version is live. ``AIFLOW_LOCAL_WORKER=0`` never starts one.
+no live worker can execute the run (``ops/routing.py``: none serves its workflow, or
+registered code). ``AIFLOW_LOCAL_WORKER=0`` never starts one. It serves every workflow
+this process defines, and registered code. At interpreter exit it stops at once: runs in
+hand are handed back (re-queued for another worker to resume from their journal).
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ import asyncio
 import atexit
 import threading
 
+from .. import defaults
 from ..config import settings
 from ..store.connection import aclose_async_redis
 from .presence import live_workers
+from .routing import Need, serving
 from .submit import resolve_version
 from .worker import Worker
 
@@ -53,10 +58,11 @@ class LocalWorker:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop taking runs, let runs in hand end, and join the thread."""
+    def stop(self, timeout: float = 30.0, drain_timeout: float | None = None) -> None:
+        """Stop taking runs, let runs in hand end (or hand them back after
+        ``drain_timeout`` seconds), and join the thread."""
         if self.loop is not None and self._thread.is_alive():
-            self.loop.call_soon_threadsafe(self.worker.stop)
+            self.loop.call_soon_threadsafe(self.worker.stop, drain_timeout)
         self._thread.join(timeout)
 
 
@@ -69,8 +75,19 @@ def local_worker() -> LocalWorker | None:
     return _local if _local is not None and _local.alive else None
 
 
-def ensure_local_worker(force: bool = False) -> LocalWorker | None:
-    """Start the in-process worker if the settings call for one; return it."""
+def _wanted(workflow: str | None, code: bool) -> bool:
+    """No live worker can take a run of ``workflow`` (any run of the version, without one)."""
+    version = resolve_version()
+    if workflow is not None:
+        return not serving(Need(version, workflow, code))
+    return not live_workers(version=version, active=True)
+
+
+def ensure_local_worker(
+    force: bool = False, workflow: str | None = None, code: bool = False
+) -> LocalWorker | None:
+    """Start the in-process worker if the settings call for one (``workflow``, ``code``:
+    what the run just queued needs); return it."""
     global _local
     wanted = settings().local_worker
     if wanted is False and not force:
@@ -78,19 +95,24 @@ def ensure_local_worker(force: bool = False) -> LocalWorker | None:
     with _lock:
         if local_worker() is not None:
             return _local
-        if not force and wanted is None and live_workers(version=resolve_version()):
+        if not force and wanted is None and not _wanted(workflow, code):
             return None
-        _local = LocalWorker().start()
+        _local = LocalWorker(kind="in-process").start()
         return _local
 
 
-def stop_local_worker() -> None:
-    """Stop the in-process worker (its runs in hand finish first)."""
+def stop_local_worker(drain_timeout: float | None = None) -> None:
+    """Stop the in-process worker (its runs in hand finish first, or are handed back
+    after ``drain_timeout`` seconds)."""
     global _local
     with _lock:
         if _local is not None:
-            _local.stop()
+            _local.stop(drain_timeout=drain_timeout)
         _local = None
 
 
-atexit.register(stop_local_worker)
+def _at_exit() -> None:
+    stop_local_worker(drain_timeout=defaults.EXIT_DRAIN_TIMEOUT)
+
+
+atexit.register(_at_exit)

@@ -5,7 +5,8 @@ It runs inside every worker and as ``aiflow monitor``; a Redis lock
 (``keys.monitor_lock``, renewed each sweep, expiring after ``heartbeat_ttl``) lets one act
 at a time. Each sweep:
 
-1. for each queue, the consumers with no heartbeat: their pending entries are the runs
+1. for each queue (``keys.queues`` of each version: one per workflow, one for registered
+   code, ``ops/routing.py``), the consumers with no heartbeat: their pending entries are the runs
    they had in hand. Each is acknowledged and its run recovered (``ops/recovery.py``);
    a consumer with nothing pending is deleted from the group;
 2. ``{ns}:running``: a run whose status is ``running`` but whose lease is gone lost its
@@ -97,14 +98,22 @@ class Monitor:
         if not await self.acquire():
             return []
         done: list[Recovery] = []
-        for version in await self.client.zrange(keys.deployments(), 0, -1):
-            done += await self._reclaim(keys.queue(_str(version)))
+        for queue in await self._queues():
+            done += await self._reclaim(queue)
         done += await self._orphans({r.run_id for r in done})
         acted = [r for r in done if r.outcome in ("requeued", "crashed")]
         for result in acted:
             self._report(result)
         self.recovered += acted
         return acted
+
+    async def _queues(self) -> list[str]:
+        """Every queue stream of every known version (``keys.queues``)."""
+        versions = await self.client.zrange(keys.deployments(), 0, -1)
+        pipe = self.client.pipeline(transaction=False)
+        for version in versions:
+            pipe.smembers(keys.queues(_str(version)))
+        return sorted(_str(q) for members in await pipe.execute() for q in members)
 
     def _report(self, result: Recovery) -> None:
         if result.outcome == "crashed":

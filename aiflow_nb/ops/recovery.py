@@ -24,6 +24,9 @@ from .submit import requeue
 
 __all__ = ["QueueEntry", "Recovery", "fail_run", "hand_back", "recover"]
 
+_ROUTE = ("version", "workflow", "code")
+"""The record fields that choose a run's queue (``ops/routing.run_queue``)."""
+
 QueueEntry = tuple[str, str]
 """(queue stream key, entry id) of the request that brought the run to a worker."""
 
@@ -49,9 +52,11 @@ def _log_event(run_id: str, level: str, message: str, **data: Any) -> dict[bytes
     return {FIELD: make_payload("log", run_id, data={"level": level, "message": message, **data})}
 
 
-def _requeue(pipe: Any, run_id: str, version: str, note: dict[bytes, bytes]) -> None:
+def _requeue(pipe: Any, run_id: str, route: list[str], note: dict[bytes, bytes]) -> None:
+    """``route``: the run's version, workflow and code bundle (its queue, ops/routing.py)."""
+    version, workflow, code = route
     pipe.xadd(keys.run_events(run_id), note)
-    requeue(pipe, run_id, version)
+    requeue(pipe, run_id, version, workflow, code or None)
 
 
 def _ack(pipe: Any, entry: QueueEntry | None) -> None:
@@ -69,7 +74,7 @@ async def hand_back(client: aredis.Redis, run_id: str, worker_id: str, entry: Qu
         while True:
             try:
                 await pipe.watch(run_key, lease_key)
-                status, version = await pipe.hmget(run_key, "status", "version")
+                status, *route = await pipe.hmget(run_key, "status", *_ROUTE)
                 holder = await pipe.get(lease_key)
                 held = holder is None or _text(holder) == worker_id  # None: expired, not taken
                 pipe.multi()  # type: ignore[no-untyped-call]
@@ -86,7 +91,7 @@ async def hand_back(client: aredis.Redis, run_id: str, worker_id: str, entry: Qu
                         worker=worker_id,
                         handback=True,
                     )
-                    _requeue(pipe, run_id, _text(version), note)
+                    _requeue(pipe, run_id, [_text(f) for f in route], note)
                 await pipe.execute()
                 return outcome
             except redis.WatchError:
@@ -106,9 +111,7 @@ async def recover(
                 await pipe.watch(run_key, lease_key)
                 if await pipe.exists(lease_key):
                     return Recovery(run_id, "held")
-                fields = await pipe.hmget(
-                    run_key, "status", "version", "workflow", "restarts", "worker"
-                )
+                fields = await pipe.hmget(run_key, "status", "restarts", "worker", *_ROUTE)
                 result = _plan(pipe, run_id, [_text(f) for f in fields], max_restarts, entry)
                 await pipe.execute()
                 return result
@@ -119,7 +122,8 @@ async def recover(
 def _plan(
     pipe: Any, run_id: str, fields: list[str], max_restarts: int, entry: QueueEntry | None
 ) -> Recovery:
-    status, version, workflow, restarts_raw, worker = fields
+    status, restarts_raw, worker, *route = fields
+    workflow = route[1]
     pipe.multi()
     _ack(pipe, entry)
     if not status:
@@ -137,7 +141,7 @@ def _plan(
     _requeue(
         pipe,
         run_id,
-        version,
+        route,
         _log_event(run_id, "warning", message, worker=worker, restarts=restarts, recovered=True),
     )
     return Recovery(run_id, "requeued", restarts)

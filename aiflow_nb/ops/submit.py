@@ -17,6 +17,7 @@ from ..events.status import TERMINAL, RunStatus
 from ..serialization import dumps
 from ..store import sync_redis
 from .deployments import active_version
+from .routing import run_queue
 
 if TYPE_CHECKING:
     from redis.typing import EncodableT, FieldT
@@ -47,7 +48,7 @@ def submit(
     code: str | None = None,
     client: redis.Redis | None = None,
 ) -> str:
-    """Record a run of ``workflow`` and put it on its version's queue, atomically; return
+    """Record a run of ``workflow`` and put it on its queue (``ops/routing.py``), atomically; return
     its run id (``aiflow_nb.access`` wraps it in a ``RunHandle``).
 
     ``code`` is the digest of a registered code bundle (``ops/code.py``) that the worker
@@ -87,7 +88,9 @@ def submit(
         data={"workflow": workflow, "version": version, "inputs": public},
     )
     pipe.xadd(keys.run_events(run_id), {FIELD: payload})
-    pipe.xadd(keys.queue(version), {"run_id": run_id})
+    queue = run_queue(version, workflow, code)
+    pipe.xadd(queue, {"run_id": run_id})
+    pipe.sadd(keys.queues(version), queue)
     pipe.execute()
     return run_id
 
@@ -100,14 +103,11 @@ def _claim_idempotency(r: redis.Redis, key: str, run_id: str) -> str | None:
 
 
 def _status(r: redis.Redis, run_id: str) -> dict[str, str]:
-    raw = cast("list[bytes | None]", r.hmget(keys.run(run_id), "status", "version", "workflow"))
+    fields = ("status", "version", "workflow", "code")
+    raw = cast("list[bytes | None]", r.hmget(keys.run(run_id), *fields))
     if raw[0] is None:
         raise RunNotFound(run_id)
-    return {
-        "status": raw[0].decode(),
-        "version": (raw[1] or b"").decode(),
-        "workflow": (raw[2] or b"").decode(),
-    }
+    return {name: (value or b"").decode() for name, value in zip(fields, raw, strict=True)}
 
 
 def resume(run_id: str, client: redis.Redis | None = None) -> str:
@@ -124,16 +124,19 @@ def resume(run_id: str, client: redis.Redis | None = None) -> str:
             "if that worker dies (its lease expires)"
         )
     pipe = r.pipeline(transaction=True)
-    requeue(pipe, run_id, state["version"])
+    requeue(pipe, run_id, state["version"], state["workflow"], state["code"])
     pipe.execute()
     return run_id
 
 
-def requeue(pipe: Any, run_id: str, version: str) -> None:
-    """Queue the commands that put an existing run back on its version's queue (``pipe``:
-    a sync or async transaction pipeline; the worker resumes it from its journal)."""
+def requeue(pipe: Any, run_id: str, version: str, workflow: str, code: str | None) -> None:
+    """Queue the commands that put an existing run back on the queue of its workflow (or of
+    registered code) in its version (``pipe``: a sync or async transaction pipeline; the
+    worker resumes it from its journal)."""
+    queue = run_queue(version, workflow, code)
     pipe.hset(keys.run(run_id), "status", RunStatus.QUEUED)
-    pipe.xadd(keys.queue(version), {"run_id": run_id, "resume": "1"})
+    pipe.xadd(queue, {"run_id": run_id, "resume": "1"})
+    pipe.sadd(keys.queues(version), queue)
 
 
 def cancel(run_id: str, client: redis.Redis | None = None) -> str:

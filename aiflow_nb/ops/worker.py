@@ -1,4 +1,6 @@
-"""A worker: consumes its version's queue through the consumer group and executes runs
+"""A worker: consumes the queues of what it can execute (its version's queue of each
+workflow its process defines, and of registered code when it accepts that; see
+``ops/routing.py``) through the consumer group and executes runs
 on one asyncio loop (sync components in threads), heartbeating and holding a lease on
 every run in hand. The in-process worker and ``aiflow worker`` are this same class.
 
@@ -18,19 +20,22 @@ import os
 import secrets
 import socket
 import threading
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 import redis
 import redis.asyncio as aredis
 
 from .. import defaults, keys
+from ..authoring import registry
 from ..config import settings
 from ..store import async_redis
 from . import leases
 from .executor import RunControl, execute
 from .monitor import Monitor
-from .presence import heartbeat_document
+from .presence import advertise, heartbeat_document, withdraw
 from .recovery import fail_run, hand_back
+from .routing import served_queues
 from .submit import resolve_version
 
 if TYPE_CHECKING:
@@ -56,13 +61,25 @@ class Worker:
         burst: bool = False,
         monitor: bool = True,
         max_restarts: int = defaults.MAX_RESTARTS,
+        code: bool = True,
+        kind: str = "worker",
+        workflows: Callable[[], Iterable[str]] = registry.names,
     ) -> None:
+        """``code``: take runs of registered notebook code; ``workflows``: the names this
+        process can execute (read again on every poll, so a kernel's new definitions are
+        served at once); ``kind`` is advertised (``worker``, ``kernel``, ``daemon``)."""
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         self.concurrency = concurrency
         self.version = version
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.burst = burst
+        self.code = code
+        self.kind = kind
+        self.workflows = workflows
+        self.queues: list[str] = []
+        """The queue streams this worker reads (``ops/routing.py``), grown as it learns
+        new workflows."""
         self.state = "active"
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         self.controls: dict[str, RunControl] = {}
@@ -83,9 +100,9 @@ class Worker:
         self.client: aredis.Redis = async_redis()
         if self.version is None:
             self.version = await asyncio.to_thread(resolve_version)
-        self.queue = keys.queue(self.version)
-        await self._ensure_group()
+        await self._update_queues()
         await self._beat()
+        advertise(self.id, self.serves)
         self.ready.set()
         background = [
             asyncio.create_task(self._heartbeat_loop()),
@@ -137,12 +154,27 @@ class Worker:
         for run_id in list(self.tasks):
             self.cancel_run(run_id, "abort")
 
-    async def _ensure_group(self) -> None:
+    def serves(self) -> list[str]:
+        """The workflow names this worker executes now."""
+        return sorted(set(self.workflows()))
+
+    async def _update_queues(self) -> list[str]:
+        """The queues to read now; a consumer group is made on each new one (from its
+        start: runs queued before anyone served them are taken)."""
+        wanted = served_queues(self.version or "", self.serves(), self.code)
+        for queue in wanted:
+            if queue not in self.queues:
+                await self._ensure_group(queue)
+                self.queues.append(queue)
+        return wanted
+
+    async def _ensure_group(self, queue: str) -> None:
         try:
-            await self.client.xgroup_create(self.queue, keys.queue_group, id="0", mkstream=True)
+            await self.client.xgroup_create(queue, keys.queue_group, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+        await self.client.sadd(keys.queues(self.version or ""), queue)
 
     # --- consuming ----------------------------------------------------------
     async def _consume(self) -> None:
@@ -151,37 +183,41 @@ class Worker:
             if free <= 0:
                 await asyncio.wait(list(self.tasks.values()), return_when=asyncio.FIRST_COMPLETED)
                 continue
+            queues = await self._update_queues()
+            if not queues:  # nothing to serve yet (a kernel before its first workflow)
+                await asyncio.sleep(defaults.QUEUE_BLOCK_MS / 1000)
+                continue
             reply = cast(
                 "StreamsReply | None",
                 await self.client.xreadgroup(
                     keys.queue_group,
                     self.id,
-                    {self.queue: ">"},
+                    dict.fromkeys(queues, ">"),
                     count=free,
                     block=defaults.QUEUE_BLOCK_MS,
                 ),
             )
-            entries: list[Any] = [e for _, batch in reply or [] for e in batch]
+            entries: list[Any] = [(q.decode(), e) for q, batch in reply or [] for e in batch]
             if entries and self._stopping.is_set():
                 await self._give_back(entries)
                 return
-            for msg_id, fields in entries:
-                self._spawn(msg_id.decode(), fields[b"run_id"].decode())
+            for queue, (msg_id, fields) in entries:
+                self._spawn(queue, msg_id.decode(), fields[b"run_id"].decode())
             if self.burst and not entries and not self.tasks:
                 return
 
     async def _give_back(self, entries: list[Any]) -> None:
         """Requests read just as the worker began to drain go back on the queue untouched."""
-        pipe = self.client.pipeline(transaction=True)
-        for msg_id, fields in entries:
-            pipe.xadd(self.queue, fields)
-            pipe.xack(self.queue, keys.queue_group, msg_id)
-            pipe.xdel(self.queue, msg_id)
-        await pipe.execute()
+        for queue, (msg_id, fields) in entries:  # one transaction per queue
+            pipe = self.client.pipeline(transaction=True)
+            pipe.xadd(queue, fields)
+            pipe.xack(queue, keys.queue_group, msg_id)
+            pipe.xdel(queue, msg_id)
+            await pipe.execute()
 
-    def _spawn(self, msg_id: str, run_id: str) -> None:
+    def _spawn(self, queue: str, msg_id: str, run_id: str) -> None:
         control = RunControl()
-        task = asyncio.create_task(self._handle(msg_id, run_id, control))
+        task = asyncio.create_task(self._handle(msg_id, run_id, control, queue))
         self.tasks[run_id] = task
         self.controls[run_id] = control
         task.add_done_callback(lambda _t: self._forget(run_id))
@@ -191,11 +227,11 @@ class Worker:
         self.controls.pop(run_id, None)
         self.leased.discard(run_id)
 
-    async def _handle(self, msg_id: str, run_id: str, control: RunControl) -> None:
+    async def _handle(self, msg_id: str, run_id: str, control: RunControl, queue: str) -> None:
         lease = keys.run_lease(run_id)
         ttl_ms = int(settings().heartbeat_ttl * 1000)
         if not await self.client.set(lease, self.id, nx=True, px=ttl_ms):
-            await self.client.xack(self.queue, keys.queue_group, msg_id)
+            await self.client.xack(queue, keys.queue_group, msg_id)
             log.info("run %s is held by another worker; skipped", run_id)
             return
         self.leased.add(run_id)
@@ -203,25 +239,25 @@ class Worker:
             await execute(run_id, self.id, self.client, control)
             self.completed += 1
         except asyncio.CancelledError:
-            await self._after_cancel(msg_id, run_id, control.reason)
+            await self._after_cancel(queue, msg_id, run_id, control.reason)
             return
         except Exception as exc:
             log.exception("run %s crashed the executor", run_id)
             await fail_run(self.client, run_id, exc)
         pipe = self.client.pipeline(transaction=False)
-        pipe.xack(self.queue, keys.queue_group, msg_id)
-        pipe.xdel(self.queue, msg_id)
+        pipe.xack(queue, keys.queue_group, msg_id)
+        pipe.xdel(queue, msg_id)
         # only if still ours: the executor already released it with the run's terminal
         # write, and a resume() since then may have given it to another worker
         pipe.eval(leases.RELEASE, 1, lease, self.id)
         await pipe.execute()
 
-    async def _after_cancel(self, msg_id: str, run_id: str, reason: str) -> None:
+    async def _after_cancel(self, queue: str, msg_id: str, run_id: str, reason: str) -> None:
         if reason == "handback":
-            outcome = await hand_back(self.client, run_id, self.id, (self.queue, msg_id))
+            outcome = await hand_back(self.client, run_id, self.id, (queue, msg_id))
             log.info("run %s handed back (%s)", run_id, outcome)
         elif reason == "lost":  # the lease was taken over: the run is someone else's now
-            await self.client.xack(self.queue, keys.queue_group, msg_id)
+            await self.client.xack(queue, keys.queue_group, msg_id)
         elif reason != "abort":  # abort: entry stays pending, the lease expires, monitor acts
             raise asyncio.CancelledError
 
@@ -236,6 +272,9 @@ class Worker:
             list(self.tasks),
             os.getpid(),
             socket.gethostname(),
+            serves=self.serves(),
+            code=self.code,
+            kind=self.kind,
         )
         pipe = self.client.pipeline(transaction=False)
         pipe.hset(keys.worker(self.id), mapping=cast("dict[FieldT, EncodableT]", doc))
@@ -287,6 +326,7 @@ class Worker:
         return True
 
     async def _deregister(self) -> None:
+        withdraw(self.id)
         try:
             pipe = self.client.pipeline(transaction=False)
             pipe.delete(keys.worker(self.id))

@@ -1,0 +1,101 @@
+"""Routing by capability: a run goes on the queue of what it needs, and a worker reads
+only the queues of what it can execute.
+
+- a run of registered notebook code (it has a ``code`` bundle, ``ops/code.py``) goes on
+  ``keys.code_queue(version)``, read by workers that accept registered code;
+- any other run goes on ``keys.queue(version, workflow)``, read by the workers whose
+  process defines that workflow (imported from ``--app`` modules or defined in a kernel).
+
+A run nobody live can execute stays ``queued``; ``waiting_reason`` says why.
+
+Example::
+
+    run_queue("v1", "report", None)          # -> "aiflow:queue:{v1}:wf:report"
+    served_queues("v1", ["report"], code=True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from .. import keys
+from ..events.status import RunStatus
+from .presence import live_workers
+
+__all__ = ["Need", "need_of", "run_queue", "served_queues", "serving", "waiting_reason"]
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a run needs from a worker: its version, and its workflow by name or as code."""
+
+    version: str
+    workflow: str
+    code: bool = False
+
+    @property
+    def queue(self) -> str:
+        return run_queue(self.version, self.workflow, self.code)
+
+    def served_by(self, doc: dict[str, Any]) -> bool:
+        """Whether the worker of heartbeat document ``doc`` can execute such a run."""
+        if doc.get("version") != self.version:
+            return False
+        return bool(doc.get("code")) if self.code else self.workflow in doc.get("serves", [])
+
+
+def need_of(record: dict[str, Any]) -> Need:
+    """The need of a run record (decoded, str values)."""
+    return Need(
+        str(record.get("version") or ""),
+        str(record.get("workflow") or ""),
+        bool(record.get("code")),
+    )
+
+
+def run_queue(version: str, workflow: str, code: str | bool | None) -> str:
+    """The queue a run of ``workflow`` (with a code bundle or not) goes on."""
+    return keys.code_queue(version) if code else keys.queue(version, workflow)
+
+
+def served_queues(version: str, workflows: Iterable[str], code: bool) -> list[str]:
+    """The queues a worker of ``version`` reads: one per workflow it defines, plus the
+    code queue when it accepts registered code."""
+    streams = [keys.queue(version, name) for name in sorted(set(workflows))]
+    return [keys.code_queue(version), *streams] if code else streams
+
+
+def serving(need: Need, client: redis.Redis | None = None) -> list[dict[str, Any]]:
+    """The live, active workers that can execute a run with ``need``."""
+    return [w for w in live_workers(client, need.version, active=True) if need.served_by(w)]
+
+
+def waiting_reason(
+    record: dict[str, Any],
+    client: redis.Redis | None = None,
+    workers: list[dict[str, Any]] | None = None,
+) -> str | None:
+    """Why a queued run waits when no live worker can take it (what to do included);
+    None when it is not queued or someone serves it. ``workers``: the live, active
+    heartbeat documents when the caller read them already (one read for many runs)."""
+    if record.get("status") != RunStatus.QUEUED:
+        return None
+    need = need_of(record)
+    if workers is None:
+        workers = live_workers(client, need.version, active=True)
+    if any(need.served_by(w) for w in workers):
+        return None
+    what = f"no live worker serves workflow {need.workflow!r} (version {need.version})"
+    if need.code:
+        return (
+            f"{what}: it is registered notebook code; `%load_ext aiflow_nb` in a kernel or "
+            "`aiflow worker` runs it"
+        )
+    return (
+        f"{what}: define it again in a kernel (or `%aiflow resume {record.get('run_id')}` "
+        "there), or start `aiflow worker --app MODULE` with the module defining it"
+    )
