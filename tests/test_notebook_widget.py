@@ -259,7 +259,9 @@ def test_run_state_counts_resumes_clears_the_error_and_marks_cut_off_spans() -> 
         ]
     )
     assert state.resumes == 1 and state.error is None and state.workflow == "wf"
-    assert state.status == "completed" and state.output == 1 and state.elapsed() == 7.0
+    # 2 -> 9 less the second it sat failed (5 -> 6), shown as its own row
+    assert state.status == "completed" and state.output == 1 and state.elapsed() == 6.0
+    assert "⏸ failed, until resumed  1.00 s" in render_text(state)
 
 
 def test_fallbacks_of_an_unknown_run_say_so() -> None:

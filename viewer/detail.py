@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from aiflow_nb.access.gaps import Gap
 from aiflow_nb.access.spans import Span
 from aiflow_nb.events.status import SpanStatus
 from aiflow_nb.trace import SpanTree, TreeRow
@@ -12,7 +13,7 @@ from aiflow_nb.trace.totals import COST, INPUT_TOKENS, MODEL, OUTPUT_TOKENS
 
 from .style import badge, esc, pre_json, seconds
 
-__all__ = ["group_html", "span_html"]
+__all__ = ["gap_html", "group_html", "span_html"]
 
 
 def span_html(tree: SpanTree, span: Span, now: float | None = None) -> str:
@@ -107,4 +108,21 @@ def group_html(row: TreeRow) -> str:
         f"<div>{esc(row.markers)}</div><div>span of the group: "
         f"<b>{seconds(row.duration)}</b></div><div>select one call to see its detail</div>"
         "</div>"
+    )
+
+
+def gap_html(gap: Gap, now: float | None = None) -> str:
+    """A gap between two attempts: how long, from when, and why."""
+    now = time.time() if now is None else now
+    why = (
+        "the run had failed; it was resumed later (not counted in its duration)"
+        if gap.failed
+        else "its worker was lost (crashed, stalled or handed the run back); the gap starts "
+        "at the attempt's last event and counts in the run's duration"
+    )
+    until = "still waiting" if gap.end is None else f"until attempt {gap.attempt or '?'} started"
+    return (
+        f'<div class="aiflow-detail"><h3>{esc(gap.label)} {badge(SpanStatus.WAITING)}</h3>'
+        f"<div><b>{seconds(gap.duration(now))}</b> · {esc(until)}</div>"
+        f"<div>{esc(why)}</div></div>"
     )

@@ -21,7 +21,7 @@ from aiflow_nb.events.reader import read_events
 from aiflow_nb.events.status import SpanStatus
 from aiflow_nb.trace import TREE_COLUMNS, Follower, SpanTree, TreeRow, timeline_rows
 
-from .detail import group_html, span_html
+from .detail import gap_html, group_html, span_html
 from .style import CSS, badge, esc, seconds
 from .waterfall import Waterfall
 
@@ -69,7 +69,7 @@ class RunPage:
             show_index=False,
             disabled=True,
             selectable=1,
-            hidden_columns=["key", "span_id", "depth", "name", "group"],
+            hidden_columns=["key", "span_id", "depth", "name", "group", "gap"],
             formatters={
                 "label": _LABEL,
                 "status": _STATUS,
@@ -167,10 +167,11 @@ class RunPage:
         t0 = self.tree.t0 or now
         data = self.waterfall.source.data
         self.waterfall.grow({i: now - t0 for i, running in enumerate(data["running"]) if running})
+        waiting = {g.key for g in self.tree.gaps if g.end is None}
         durations = [
             (i, now - t0 - r.start)
             for i, r in enumerate(self._rows)
-            if r.status == SpanStatus.RUNNING and r.start is not None
+            if (r.status == SpanStatus.RUNNING or r.key in waiting) and r.start is not None
         ]
         if durations and len(self.table.value) == len(self._rows):
             self.table.patch({"duration": durations})
@@ -209,6 +210,10 @@ class RunPage:
             self.detail.object = span_html(self.tree, span, now)
             return
         row = next((r for r in self._rows if r.key == self.selected), None)
+        gap = next((g for g in self.tree.gaps if g.key == self.selected), None)
+        if gap is not None:
+            self.detail.object = gap_html(gap, now)
+            return
         self.detail.object = group_html(row) if row else "<i>select a span</i>"
 
     def _show_live(self) -> None:
@@ -266,6 +271,8 @@ class RunPage:
         ]
         if t.resumes:
             items.append(("resumed", f"{t.resumes}×"))
+        if t.gaps.items:  # part of the duration; time sat failed before a resume is not
+            items.append(("waiting", seconds(t.waiting(now))))
         cells = "".join(f'<div class="tot-{k}">{k}<br><b>{v}</b></div>' for k, v in items)
         error = self.follower.error if self.follower is not None else None
         warning = (

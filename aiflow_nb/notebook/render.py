@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import html
 import pprint
+import time
 from typing import Any
 
 from .. import defaults
+from ..access.gaps import Gap
 from ..access.spans import INPUT_TOKENS, OUTPUT_TOKENS, Span
 from ..events.status import SpanStatus
 from .state import ProgressStream, RunState
@@ -19,11 +21,13 @@ __all__ = [
     "COLORS",
     "ICONS",
     "error_html",
+    "gap_label",
     "header_html",
     "output_html",
     "progress_label",
     "render_html",
     "render_text",
+    "row_label",
     "span_label",
     "stream_name",
     "streams_html",
@@ -37,9 +41,17 @@ COLORS = {
     "failed": "#dc2626",
     "cancelled": "#9333ea",
     "interrupted": "#f59e0b",
+    "waiting": "#9ca3af",
     "unknown": "#6b7280",
 }
-ICONS = {"running": "…", "completed": "✓", "failed": "✗", "cancelled": "⊘", "interrupted": "↯"}
+ICONS = {
+    "running": "…",
+    "completed": "✓",
+    "failed": "✗",
+    "cancelled": "⊘",
+    "interrupted": "↯",
+    "waiting": "⏸",
+}
 _MONO = "font-family:var(--jp-code-font-family,monospace);font-size:12px"
 
 
@@ -70,6 +82,21 @@ def span_label(span: Span) -> str:
     return "  ".join(parts)
 
 
+def gap_label(gap: Gap, now: float | None = None) -> str:
+    """``⏸ waiting for a worker  95.12 s``: the time between two attempts of a run."""
+    return f"{ICONS['waiting']} {gap.label}  {_seconds(gap.duration(now or time.time()))}"
+
+
+def row_label(item: Span | Gap) -> str:
+    """A row of ``RunState.tree()``: a span's label or a gap's."""
+    return span_label(item) if isinstance(item, Span) else gap_label(item)
+
+
+def _color(item: Span | Gap) -> str:
+    status = item.status if isinstance(item, Span) else SpanStatus.WAITING
+    return COLORS.get(status, COLORS["unknown"])
+
+
 def stream_name(state: RunState, span_id: str) -> str:
     """``write_section › chat gpt-4o-mini``: a streaming span under its caller."""
     span = state.spans[span_id]
@@ -85,6 +112,8 @@ def progress_label(p: ProgressStream) -> str:
 def _title(state: RunState) -> str:
     elapsed = state.elapsed()
     when = f" · {_seconds(elapsed)}" if elapsed is not None else ""
+    if state.trace.gaps and state.waited() > 0:
+        when += f" (waited {_seconds(state.waited())} for a worker)"
     resumed = f" · resumed {state.resumes}×" if state.resumes else ""
     return f"run {state.run_id} · {state.workflow or '?'} · {state.status}{when}{resumed}"
 
@@ -94,7 +123,7 @@ def render_text(state: RunState) -> str:
     lines = [_title(state)]
     rows = state.tree()
     lines += [
-        "  " * (depth + 1) + span_label(span) for depth, span in rows[: defaults.WIDGET_MAX_SPANS]
+        "  " * (depth + 1) + row_label(item) for depth, item in rows[: defaults.WIDGET_MAX_SPANS]
     ]
     if len(rows) > defaults.WIDGET_MAX_SPANS:
         lines.append(f"  … {len(rows) - defaults.WIDGET_MAX_SPANS} more spans")
@@ -126,6 +155,8 @@ def header_html(state: RunState) -> str:
     ]
     if elapsed is not None:
         bits.append(f"<span>{_seconds(elapsed)}</span>")
+    if state.trace.gaps and state.waited() > 0:
+        bits.append(f"<span>waited {_seconds(state.waited())} for a worker</span>")
     if state.resumes:
         bits.append(f"<span>resumed {state.resumes}×</span>")
     return '<div class="aiflow-run-header">' + " &nbsp; ".join(bits) + "</div>"
@@ -134,11 +165,10 @@ def header_html(state: RunState) -> str:
 def tree_html(state: RunState) -> str:
     rows = state.tree()
     out = [f'<div class="aiflow-run-tree" style="{_MONO};line-height:1.35">']
-    for depth, span in rows[: defaults.WIDGET_MAX_SPANS]:
-        color = COLORS.get(span.status, COLORS["unknown"])
+    for depth, item in rows[: defaults.WIDGET_MAX_SPANS]:
         out.append(
-            f'<div style="padding-left:{depth * 16}px;color:{color}">'
-            f"{html.escape(span_label(span))}</div>"
+            f'<div style="padding-left:{depth * 16}px;color:{_color(item)}">'
+            f"{html.escape(row_label(item))}</div>"
         )
     if len(rows) > defaults.WIDGET_MAX_SPANS:
         out.append(f"<div>… {len(rows) - defaults.WIDGET_MAX_SPANS} more spans</div>")

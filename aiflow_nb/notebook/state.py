@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import defaults
+from ..access.gaps import Gap
 from ..access.spans import Span
 from ..events.model import Event
 from ..trace.tree import SpanTree
@@ -46,8 +47,6 @@ class RunState:
     error: dict[str, Any] | None = None
     output: Any = None
     has_output: bool = False
-    waiting: str | None = None
-    """While queued with no live worker able to take it: why (``ops/routing.py``)."""
     trace: SpanTree = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -86,11 +85,14 @@ class RunState:
         return self.trace.totals.terminal
 
     def elapsed(self, now: float | None = None) -> float | None:
-        """Seconds since the run started (to its end once it ended)."""
-        if self.started_at is None:
-            return None
-        end = self.ended_at if self.ended_at is not None and self.done else (now or time.time())
-        return max(0.0, end - self.started_at)
+        """Seconds since the run first started (to its end once it ended), less any time
+        it sat failed before a resume (``RunTotals.duration``)."""
+        duration = self.trace.totals.duration(now or time.time())
+        return None if duration is None else max(0.0, duration)
+
+    def waited(self, now: float | None = None) -> float:
+        """Seconds the run waited for a worker between attempts (part of ``elapsed``)."""
+        return self.trace.totals.waiting(now or time.time())
 
     def apply_all(self, events: Iterable[Event]) -> RunState:
         for event in events:
@@ -123,16 +125,31 @@ class RunState:
             text = self.text.get(span.span_id, "") + str(e.data.get("text", ""))
             self.text[span.span_id] = text[-defaults.WIDGET_MAX_TEXT :]
 
-    def tree(self) -> list[tuple[int, Span]]:
-        """Spans depth-first with their depth (roots first, children in call order)."""
-        rows: list[tuple[int, Span]] = []
-        stack = [
+    def tree(self) -> list[tuple[int, Span | Gap]]:
+        """Spans depth-first with their depth (roots first, children in call order); the
+        gaps between attempts of a resumed run among the root's children, in time order."""
+        rows: list[tuple[int, Span | Gap]] = []
+        stack: list[tuple[int, Span | Gap]] = [
             (0, s)
             for s in reversed(list(self.spans.values()))
             if s.parent_id is None or s.parent_id not in self.spans
         ]
         while stack:
-            depth, span = stack.pop()
-            rows.append((depth, span))
-            stack.extend((depth + 1, self.spans[c]) for c in reversed(span.children))
+            depth, item = stack.pop()
+            rows.append((depth, item))
+            if isinstance(item, Span):
+                stack.extend((depth + 1, c) for c in reversed(self._children(item)))
         return rows
+
+    def _children(self, span: Span) -> list[Span | Gap]:
+        kids: list[Span | Gap] = [self.spans[c] for c in span.children]
+        if span.parent_id is not None:
+            return kids
+        for gap in self.trace.gaps:  # before the first child that started after it
+            at = next((i for i, k in enumerate(kids) if _start(k) > gap.start), len(kids))
+            kids.insert(at, gap)
+        return kids
+
+
+def _start(item: Span | Gap) -> float:
+    return (item.start if item.start is not None else 0.0) if isinstance(item, Span) else item.start
