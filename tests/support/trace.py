@@ -123,3 +123,32 @@ def failing(x: int) -> int:
 def two_steps(gate: str) -> list[int]:
     """step 0 at once; step 1 waits on ``gate`` (kill the worker meanwhile to crash it)."""
     return [leaf(0), leaf(1, gate)]
+
+
+@component
+def nap(seconds: float, gate: str = "") -> float:
+    """Sleeps ``seconds``, then waits on ``gate`` when one is given."""
+    time.sleep(seconds)
+    if gate:
+        wait_gate(gate)
+    return seconds
+
+
+@workflow(name="trace_naps")
+def naps(gate: str) -> list[float]:
+    """A 1 s step, then one waiting on ``gate`` (kill the worker meanwhile), then 0.2 s."""
+    return [nap(1.0), nap(0.0, gate), nap(0.2)]
+
+
+@component
+def gated(gate: str) -> str:
+    """Fails until ``gate`` is open."""
+    if not sync_redis().exists(gate_key(gate)):
+        raise RuntimeError(f"gate {gate} is closed")
+    return "open"
+
+
+@workflow(name="trace_fails_until_open")
+def fails_until_open(gate: str) -> list[Any]:
+    """A 0.3 s step, then one that fails until ``gate`` opens (resume it after)."""
+    return [nap(0.3), gated(gate)]
