@@ -13,15 +13,20 @@ import pytest
 
 import aiflow_nb
 from aiflow_nb import keys
+from aiflow_nb.access.gaps import build_gaps
 from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.errors import RunFailed, RunStateError
 from aiflow_nb.events.model import Event
 from aiflow_nb.events.reader import read_events
 from aiflow_nb.export.otlp import OtlpExporter
+from aiflow_nb.notebook.render import render_text, tree_html
+from aiflow_nb.notebook.state import RunState
 from aiflow_nb.ops.local import ensure_local_worker
 from aiflow_nb.ops.submit import submit
+from aiflow_nb.serialization import dumps, loads
 from aiflow_nb.store import sync_redis
 from aiflow_nb.trace import SpanTree, timeline_rows
+from aiflow_viewer.run_page import RunPage
 
 from support.otlp_receiver import Receiver
 from support.processes import python_subprocess
@@ -137,6 +142,22 @@ def test_crashed_run_resumed_later_keeps_its_times_and_shows_the_wait() -> None:
     starts = sorted(s.start_time_unix_nano for s in sent if s.name == "nap")
     assert starts[0] == int(started.ts * 1_000_000_000)  # the replayed step's own start
 
+    state = RunState(run_id).apply_all(events)  # the notebook widget's model
+    text = render_text(state)
+    assert f"⏸ waiting for a worker  {length:.2f} s" in text
+    assert f"waited {length:.2f} s for a worker" in text
+    assert [type(item).__name__ for _, item in state.tree()].count("Gap") == 1
+    assert "⏸ waiting for a worker" in tree_html(state)
+
+    page = RunPage(run_id, follow=False)  # the dashboard
+    assert (
+        gap.key in list(page.table.value["key"])
+        and gap.key in page.waterfall.source.data["span_id"]
+    )
+    assert f"waiting<br><b>{length:.2f} s</b>" in page.header.object
+    page.select(gap.key)
+    assert "waiting for a worker" in page.detail.object and f"{length:.2f} s" in page.detail.object
+
 
 def test_resumed_failed_run_leaves_the_time_it_sat_failed_out_of_its_duration() -> None:
     gate = f"failed{time.time_ns()}"
@@ -168,3 +189,58 @@ def test_resumed_failed_run_leaves_the_time_it_sat_failed_out_of_its_duration() 
     root = tree.roots()[0]
     assert root.start == _first(events, "span.started").ts
     assert [r.label for r in tree.rows() if r.gap] == ["failed, until resumed"]
+
+
+def test_old_journal_entries_without_times_still_replay() -> None:
+    """Entries journaled before steps recorded their start and end replay as before; the
+    span then shows the times its original events gave (its own time without them)."""
+    gate = f"old{time.time_ns()}"
+    ensure_local_worker(force=True)
+    handle = RunHandle(submit(fails_until_open.name, fails_until_open.bind_inputs({"gate": gate})))
+    with pytest.raises(RunFailed):
+        handle.result(timeout=30)
+    journal = keys.run_journal(handle.run_id)
+    (key,) = [k for k in sync_redis().hkeys(journal) if k.endswith(b"nap#0")]
+    entry = loads(sync_redis().hget(journal, key))
+    assert entry["s"] < entry["e"]  # new entries carry the step's start and end
+    sync_redis().hset(journal, key, dumps({"h": entry["h"], "r": entry["r"]}))
+    open_gate(gate)
+    wait_for(lambda: not sync_redis().exists(keys.run_lease(handle.run_id)), what="lease gone")
+    assert aiflow_nb.resume(handle.run_id).result(timeout=30) == [0.3, "open"]
+    events = _events(handle.run_id)
+    replayed = _first(events, "span.replayed", "nap#0")
+    assert "start" not in replayed.data and replayed.data["output"] == 0.3
+    step0 = SpanTree.from_events(events).spans[replayed.span_id or ""]
+    assert step0.replayed and (step0.start, step0.end) == (
+        _first(events, "span.started", "nap#0").ts,
+        _first(events, "span.completed", "nap#0").ts,
+    )
+    alone = SpanTree.from_events([replayed]).spans[replayed.span_id or ""]  # no history
+    assert (alone.start, alone.end) == (replayed.ts, replayed.ts)
+
+
+def _ev(i: int, type: str, span: str | None = None, **data: object) -> Event:
+    parent = None if span in (None, "root") else "root"
+    return Event(f"{i}-0", type, float(i), "r", span, parent, span or "wf", data=dict(data))
+
+
+def test_gaps_after_a_handback_a_recovery_and_a_cancel_while_waiting() -> None:
+    started = [_ev(1, "run.started"), _ev(1, "span.started", "root"), _ev(2, "span.started", "a")]
+    handback = [*started, _ev(3, "log", handback=True), _ev(5, "run.resumed", attempt=2)]
+    assert [(g.start, g.end, g.attempt) for g in build_gaps(handback)] == [(3.0, 5.0, 2)]
+    recovered = [*started, _ev(4, "log", recovered=True), _ev(6, "run.resumed", attempt=2)]
+    assert [(g.start, g.end) for g in build_gaps(recovered)] == [(2.0, 6.0)]  # last sign: 2
+    tree = SpanTree.from_events([*started, _ev(4, "log", recovered=True)])
+    (open_gap,) = tree.gaps  # the run waits: the gap is open and grows with the clock
+    assert open_gap.end is None and tree.totals.waiting(10.0) == 8.0
+    assert timeline_rows(tree, now=10.0)["running"][-1] is True
+    tree.apply(_ev(7, "run.cancelled"))
+    assert (open_gap.end, tree.totals.waiting(99.0), tree.totals.duration(99.0)) == (7.0, 5.0, 6.0)
+    failed = [
+        *started,
+        _ev(3, "run.failed"),
+        _ev(9, "run.resumed", attempt=2),
+        _ev(10, "run.completed"),
+    ]
+    totals = SpanTree.from_events(failed).totals
+    assert (totals.duration(0), totals.waiting(0), totals.gaps.idle(0)) == (3.0, 0.0, 6.0)
