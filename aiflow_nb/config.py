@@ -59,6 +59,9 @@ class Settings:
     """``AIFLOW_HEARTBEAT_TTL``, seconds."""
     notify_url: str | None = None
     """``AIFLOW_NOTIFY_URL``."""
+    code_worker: bool | None = None
+    """``AIFLOW_CODE_WORKER``: whether ``%load_ext aiflow_nb`` starts this machine's
+    background worker for registered notebook code (``ops/daemon.py``); None = yes."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -71,6 +74,7 @@ class Settings:
             heartbeat_interval=_env_float("AIFLOW_HEARTBEAT_INTERVAL", defaults.HEARTBEAT_INTERVAL),
             heartbeat_ttl=_env_float("AIFLOW_HEARTBEAT_TTL", defaults.HEARTBEAT_TTL),
             notify_url=os.environ.get("AIFLOW_NOTIFY_URL") or None,
+            code_worker=_env_bool("AIFLOW_CODE_WORKER"),
         )
 
 

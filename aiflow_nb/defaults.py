@@ -45,6 +45,10 @@ EXIT_DRAIN_TIMEOUT = 0.5
 """Seconds an in-process worker lets runs in hand go on at interpreter exit before it
 hands them back (a kernel restart re-queues its runs at once instead of stalling them)."""
 
+DAEMON_START_TTL = 30.0
+"""Seconds one process may take to start this machine's code worker daemon before
+another may try (the start lock's TTL)."""
+
 REDIS_CONNECT_TIMEOUT = 5.0
 """Seconds to wait when connecting to Redis."""
 

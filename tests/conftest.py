@@ -32,6 +32,9 @@ def namespace(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     ns = f"t{secrets.token_hex(4)}"
     monkeypatch.setenv("AIFLOW_NAMESPACE", ns)
     monkeypatch.setenv("REDIS_URL", redis_url)
+    # no machine-wide code worker daemons outliving the tests (the tests that want one
+    # start it, and stop it)
+    monkeypatch.setenv("AIFLOW_CODE_WORKER", "0")
     aiflow_nb.configure()
     yield ns
     stop_local_worker()

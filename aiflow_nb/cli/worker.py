@@ -6,7 +6,7 @@ import importlib
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,7 +18,16 @@ if TYPE_CHECKING:
     from ..ops.monitor import Monitor
     from ..ops.recovery import Recovery
 
-__all__ = ["deploy", "deployments", "import_apps", "monitor", "register", "worker", "workers"]
+__all__ = [
+    "daemon",
+    "deploy",
+    "deployments",
+    "import_apps",
+    "monitor",
+    "register",
+    "worker",
+    "workers",
+]
 
 
 def import_apps(modules: tuple[str, ...]) -> None:
@@ -33,7 +42,7 @@ def import_apps(modules: tuple[str, ...]) -> None:
             raise click.BadParameter(f"cannot import {name!r}: {exc}", param_hint="--app") from exc
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option(
     "--app",
     "apps",
@@ -70,7 +79,10 @@ def import_apps(modules: tuple[str, ...]) -> None:
     help="Resumes of a crashed run before it fails (this worker's monitor).",
 )
 @click.option("--no-monitor", is_flag=True, help="Do not run a monitor in this worker.")
+@click.option("--no-code", is_flag=True, help="Take no runs of registered notebook code.")
+@click.pass_context
 def worker(
+    ctx: click.Context,
     apps: tuple[str, ...],
     concurrency: int,
     version: str | None,
@@ -78,8 +90,15 @@ def worker(
     drain_timeout: float,
     max_restarts: int,
     no_monitor: bool,
+    no_code: bool,
 ) -> None:
-    """Execute queued runs until SIGTERM (drain) or a second SIGTERM/SIGINT (stop now)."""
+    """Execute the queued runs this worker can run (the workflows of its --app modules,
+    and registered notebook code unless --no-code) until SIGTERM (drain) or a second
+    SIGTERM/SIGINT (stop now). `aiflow worker daemon` manages this machine's background
+    worker for notebook code."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from ..authoring import registry
     from ..ops.signals import run_worker
     from ..ops.worker import Worker
 
@@ -90,9 +109,12 @@ def worker(
         burst=burst,
         monitor=not no_monitor,
         max_restarts=max_restarts,
+        code=not no_code,
     )
+    serves = ", ".join(registry.names()) or "no workflow"
     click.echo(
-        f"worker {w.id} (pid {os.getpid()}) serving version {version or 'from the deployment'}",
+        f"worker {w.id} (pid {os.getpid()}) serving version {version or 'from the deployment'}"
+        f": {serves}{'' if no_code else ' and registered notebook code'}",
         err=True,
     )
     try:
@@ -101,6 +123,33 @@ def worker(
         fail(exc)
     click.echo(f"worker {w.id} stopped after {w.completed} run(s)", err=True)
     sys.exit(code)
+
+
+@worker.command()
+@click.argument("action", type=click.Choice(["status", "start", "stop"]), default="status")
+@click.option("--version", default=None, help="[default: AIFLOW_VERSION, else the active one]")
+def daemon(action: str, version: str | None) -> None:
+    """This machine's background worker for registered notebook code (started by
+    `%load_ext aiflow_nb`; it outlives kernels): status, start or stop it."""
+    from ..ops import daemon as d
+
+    try:
+        if action == "start":
+            click.echo(f"code worker daemon: {d.ensure_daemon(version)}")
+        elif action == "stop":
+            stopped = d.stop_daemons(version)
+            click.echo(f"stopped {len(stopped)} code worker daemon(s)")
+            return
+        rows = d.daemons(version=version)
+    except AiflowError as exc:
+        fail(exc)
+    if action == "status" and not rows:
+        click.echo("no code worker daemon live on this machine")
+    for row in rows:
+        click.echo(
+            f"{row['id']}  pid {row['pid']}  version {row['version']}  {row['state']}  "
+            f"{row['in_hand']} run(s) in hand  log {d.log_path(row['version'])}"
+        )
 
 
 def _age(ts: str) -> str:
@@ -121,13 +170,20 @@ def workers(version: str | None) -> None:
         click.echo("no live workers")
         return
     click.echo(
-        f"{'ID':<34} {'HOST':<16} {'PID':>7} {'VERSION':<12} {'STATE':<9} {'RUNS':>4}  HEARTBEAT"
+        f"{'ID':<34} {'HOST':<16} {'PID':>7} {'VERSION':<12} {'STATE':<9} {'RUNS':>4}  "
+        f"{'HEARTBEAT':<10} {'KIND':<10} SERVES"
     )
     for w in rows:
         click.echo(
             f"{w['id']:<34} {w['host'][:16]:<16} {w['pid']:>7} {w['version']:<12} "
-            f"{w['state']:<9} {w['in_hand']:>4}  {_age(w['last_heartbeat'])}"
+            f"{w['state']:<9} {w['in_hand']:>4}  {_age(w['last_heartbeat']):<10} "
+            f"{w.get('kind', 'worker'):<10} {_serves(w)}"
         )
+
+
+def _serves(doc: dict[str, Any]) -> str:
+    names = list(doc.get("serves") or [])
+    return ", ".join([*names, *(["registered code"] if doc.get("code") else [])]) or "-"
 
 
 @click.command()

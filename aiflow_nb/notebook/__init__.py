@@ -16,6 +16,7 @@ from ..ops.local import ensure_local_worker, local_worker
 from .cells import ComponentOptions, build_source
 from .display import display_run
 from .magics import AiflowMagics
+from .serving import DefinitionWatch, start_code_worker
 from .session import CodeSession
 from .state import RunState
 from .status import KernelStatus, kernel_status
@@ -24,6 +25,7 @@ __all__ = [
     "AiflowMagics",
     "CodeSession",
     "ComponentOptions",
+    "DefinitionWatch",
     "KernelStatus",
     "RunState",
     "RunWidget",
@@ -31,6 +33,7 @@ __all__ = [
     "display_run",
     "kernel_status",
     "load",
+    "start_code_worker",
     "unload",
 ]
 
@@ -45,16 +48,21 @@ def __getattr__(name: str) -> Any:
 
 def load(shell: Any) -> AiflowMagics:
     """Register the magics on ``shell``, start the in-kernel worker when no out-of-kernel
-    worker is live (``AIFLOW_LOCAL_WORKER`` overrides), and print the status line."""
+    worker is live (``AIFLOW_LOCAL_WORKER`` overrides) and this machine's code worker
+    daemon (``AIFLOW_CODE_WORKER=0``: not), serve the workflows later cells define, and
+    print the status line."""
     magics = AiflowMagics(shell)
     shell.register_magics(magics)
     started = False
+    daemon = None
     try:
         if local_worker() is None:
             started = ensure_local_worker() is not None
+        daemon = start_code_worker()
     except RedisUnavailable:
         pass  # the status line says so
-    print(kernel_status(started=started).line())
+    shell.events.register("post_run_cell", DefinitionWatch())
+    print(kernel_status(started=started, daemon=daemon).line())
     return magics
 
 

@@ -9,6 +9,8 @@
 
     %aiflow run pipeline topic='redis'      # start a run and show it live
     %aiflow attach 3f2a...                  # history, then the live tail
+    %aiflow resume 3f2a...                  # continue a stalled or failed run
+    %aiflow cancel 3f2a...
     %aiflow runs --workflow pipeline --status failed --limit 10
     %aiflow worker start|stop|status
     %aiflow viewer
@@ -30,9 +32,10 @@ from IPython.core.magic_arguments import MagicArgumentParser
 
 from ..access.handle import RunHandle, attach
 from ..access.runs import runs
+from ..access.start import resume
 from ..authoring import registry
 from ..authoring.workflow import Workflow
-from ..errors import InvalidInputs, WorkflowNotFound
+from ..errors import InvalidInputs, RunStateError, WorkflowNotFound
 from ..events.status import RunStatus
 from ..ops.code import load_workflow, notebook_workflows
 from ..ops.local import ensure_local_worker, stop_local_worker
@@ -100,6 +103,8 @@ def _parser() -> MagicArgumentParser:
     parser: MagicArgumentParser = cast(Any, MagicArgumentParser)(prog="%aiflow", add_help=False)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("attach", help="show a run: history, then live").add_argument("run_id")
+    sub.add_parser("resume", help="continue a run from its journal").add_argument("run_id")
+    sub.add_parser("cancel", help="cancel a run").add_argument("run_id")
     ls = sub.add_parser("runs", help="recent runs as a DataFrame")
     ls.add_argument("--workflow", "-w")
     ls.add_argument(
@@ -162,7 +167,8 @@ class AiflowMagics(Magics):
     # --- %aiflow -----------------------------------------------------------------
     @line_magic
     def aiflow(self, line: str) -> Any:
-        """``%aiflow run|attach|runs|worker|status|viewer ...`` (``%aiflow?`` for help)."""
+        """``%aiflow run|attach|resume|cancel|runs|worker|status|viewer ...``
+        (``%aiflow?`` for help)."""
         command, _, rest = line.strip().partition(" ")
         if command == "run":  # its inputs are Python literals: not shell words
             name, _, inputs = rest.strip().partition(" ")
@@ -196,6 +202,24 @@ class AiflowMagics(Magics):
         handle = attach(args.run_id)
         display_run(handle)
         return handle
+
+    def _resume(self, args: Any) -> RunHandle:
+        """Continue an interrupted, failed or stalled run from its journal, and show it.
+        A run already queued is not queued twice: a worker that can run it is started."""
+        handle = attach(args.run_id)
+        rec = handle.record()
+        if rec["status"] == RunStatus.QUEUED:
+            ensure_local_worker(workflow=rec["workflow"], code=bool(rec.get("code")))
+        else:
+            try:
+                handle = resume(args.run_id)
+            except RunStateError as exc:
+                raise UsageError(str(exc)) from None
+        display_run(handle)
+        return handle
+
+    def _cancel(self, args: Any) -> None:
+        print(f"run {args.run_id}: {attach(args.run_id).cancel()}")
 
     def _runs(self, args: Any) -> Any:
         return runs(workflow=args.workflow, status=args.status, limit=args.limit)

@@ -121,6 +121,8 @@ def _title(state: RunState) -> str:
 def render_text(state: RunState) -> str:
     """The whole run as plain text (the ``text/plain`` fallback)."""
     lines = [_title(state)]
+    if state.waiting:
+        lines.append(f"  waiting: {state.waiting}")
     rows = state.tree()
     lines += [
         "  " * (depth + 1) + row_label(item) for depth, item in rows[: defaults.WIDGET_MAX_SPANS]
@@ -159,7 +161,10 @@ def header_html(state: RunState) -> str:
         bits.append(f"<span>waited {_seconds(state.waited())} for a worker</span>")
     if state.resumes:
         bits.append(f"<span>resumed {state.resumes}×</span>")
-    return '<div class="aiflow-run-header">' + " &nbsp; ".join(bits) + "</div>"
+    note = ""
+    if state.waiting:
+        note = f'<div class="aiflow-run-waiting">⏸ {html.escape(state.waiting)}</div>'
+    return '<div class="aiflow-run-header">' + " &nbsp; ".join(bits) + note + "</div>"
 
 
 def tree_html(state: RunState) -> str:

@@ -47,6 +47,8 @@ class RunState:
     error: dict[str, Any] | None = None
     output: Any = None
     has_output: bool = False
+    waiting: str | None = None
+    """While queued with no live worker able to take it: why (``ops/routing.py``)."""
     trace: SpanTree = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

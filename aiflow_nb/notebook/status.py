@@ -25,6 +25,8 @@ class KernelStatus:
     in_kernel: bool
     started: bool = False
     error: str | None = None
+    daemon: str | None = None
+    """This machine's code worker daemon: running, started or starting (None: off)."""
 
     def line(self) -> str:
         if self.error:
@@ -35,20 +37,24 @@ class KernelStatus:
             worker = "in-kernel worker started" if self.started else "in-kernel worker running"
         else:
             worker = "no in-kernel worker"
+        daemon = f" · code worker daemon {self.daemon}" if self.daemon else ""
         return (
             f"aiflow-nb: {where} · namespace {self.namespace} · {self.workers} "
-            f"out-of-kernel worker{plural} live · {worker}"
+            f"out-of-kernel worker{plural} live{daemon} · {worker}"
         )
 
 
-def kernel_status(started: bool = False) -> KernelStatus:
-    """The status now; a Redis that cannot be reached is reported, not raised."""
+def kernel_status(started: bool = False, daemon: str | None = None) -> KernelStatus:
+    """The status now (workers live: active ones, not this kernel's, not ones whose
+    process is gone); a Redis that cannot be reached is reported, not raised."""
     s = settings()
     try:
         url = redis_url()
         mine = local_worker()
         others = [
-            w for w in live_workers(sync_redis()) if mine is None or w.get("id") != mine.worker.id
+            w
+            for w in live_workers(sync_redis(), active=True)
+            if mine is None or w.get("id") != mine.worker.id
         ]
     except RedisUnavailable as exc:
         return KernelStatus(
@@ -66,4 +72,5 @@ def kernel_status(started: bool = False) -> KernelStatus:
         workers=len(others),
         in_kernel=mine is not None,
         started=started,
+        daemon=daemon,
     )

@@ -1,0 +1,149 @@
+"""Routing by capability, on real workers: a worker takes only runs it can execute (the
+workflows its process defines, registered code when it accepts it); a run nobody live can
+execute stays queued and says why, and continues once someone defines its workflow."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import aiflow_nb as af
+from aiflow_nb import keys
+from aiflow_nb.access.handle import RunHandle
+from aiflow_nb.authoring import registry
+from aiflow_nb.ops.local import ensure_local_worker, local_worker
+from aiflow_nb.ops.presence import live_workers
+from aiflow_nb.ops.routing import run_queue, waiting_reason
+from aiflow_nb.ops.submit import submit
+from aiflow_nb.store import sync_redis
+
+from support.api import KEY, served_client
+from support.helpers import wait_for
+from support.ops import FAST, fleet
+from support.processes import python_subprocess
+
+AIFLOW = str(Path(sys.executable).parent / "aiflow")
+
+IN_PROCESS_WORKER = """
+import time
+import aiflow_nb as af
+from aiflow_nb.ops.local import ensure_local_worker
+
+@af.workflow
+def only_in_this_process(x: int) -> int:
+    return x
+
+worker = ensure_local_worker(force=True)
+print("READY", worker.worker.id, flush=True)
+time.sleep(300)  # until the test kills it
+"""
+"""Another process with its own workflow and in-process worker, like a notebook kernel."""
+
+
+def test_queues_are_one_per_version_and_workflow_plus_one_for_registered_code() -> None:
+    ns = af.settings().namespace
+    assert run_queue("v1", "report", None) == f"{ns}:queue:{{v1}}:wf:report"
+    assert run_queue("v1", "report", "ab12") == f"{ns}:queue:{{v1}}:code"
+    run_id = submit("report", {}, version="v1")
+    r = sync_redis()
+    assert r.xrange(keys.queue("v1", "report"))[0][1] == {b"run_id": run_id.encode()}
+    assert r.smembers(keys.queues("v1")) == {keys.queue("v1", "report").encode()}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_aiflow_demo_completes_while_other_processes_workers_are_live(tmp_path: Path) -> None:
+    """Before routing, the other process's worker took the demo's run and failed it
+    ``WorkflowNotFound`` (the issue's report, with a notebook open)."""
+    other = python_subprocess(IN_PROCESS_WORKER, env=FAST)
+    try:
+        with fleet(tmp_path) as start:
+            app_worker = start().ready()  # aiflow worker --app aiflow_nb.examples.chaos
+            wait_for(
+                lambda: any(int(w["pid"]) == other.pid for w in live_workers()),
+                30,
+                "the other process's in-process worker",
+            )
+            docs = {int(w["pid"]): w for w in live_workers()}
+            assert docs[other.pid]["serves"] == ["only_in_this_process"]
+            assert docs[other.pid]["code"] is True and docs[other.pid]["kind"] == "in-process"
+            assert "content_agent" not in docs[app_worker.pid]["serves"]
+            assert "steps" in docs[app_worker.pid]["serves"]
+            env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+            proc = subprocess.run(
+                [AIFLOW, "demo", "--sections", "2"],
+                env=env,
+                text=True,
+                capture_output=True,
+                timeout=120,
+            )
+            assert proc.returncode == 0, proc.stderr
+            run_id = proc.stdout.split("\nrun ", 1)[1].split()[0]
+            rec = RunHandle(run_id).record()
+            assert rec["status"] == "completed"
+            assert rec["worker"] not in (app_worker.id, docs[other.pid]["id"])
+    finally:
+        other.kill()
+        other.communicate(timeout=10)
+
+
+def test_a_run_nobody_serves_stays_queued_says_why_and_continues_once_defined() -> None:
+    ensure_local_worker(force=True)  # serves this process's workflows and registered code
+    handle = RunHandle(submit("defined_later", {"x": 2}))
+    time.sleep(1.2)  # a few polls of the worker: it does not take the run
+    rec = handle.record()
+    assert rec["status"] == "queued"
+    expected = f"no live worker serves workflow 'defined_later' (version {rec['version']})"
+    assert handle.waiting is not None and handle.waiting.startswith(expected)
+    assert f"%aiflow resume {handle.run_id}" in handle.waiting
+    with served_client(api_keys=(KEY,)) as http:
+        doc = http.get(f"/runs/{handle.run_id}").json()
+        assert doc["status"] == "queued" and doc["waiting"] == handle.waiting
+        listed = http.get("/runs").json()["runs"]
+        assert [r["waiting"] for r in listed if r["run_id"] == handle.run_id] == [handle.waiting]
+
+    @af.workflow
+    def defined_later(x: int) -> int:
+        return x * 10
+
+    try:
+        assert handle.result(timeout=10) == 20  # the worker serves it from its next poll
+        assert handle.waiting is None
+        assert handle.record()["worker"] == local_worker().worker.id  # type: ignore[union-attr]
+    finally:
+        registry.unregister("defined_later")
+
+
+def test_registered_code_waits_for_a_worker_that_accepts_it() -> None:
+    rec = {"status": "queued", "run_id": "r", "version": "default", "workflow": "cell_wf"}
+    reason = waiting_reason({**rec, "code": "ab12"}, workers=[])
+    assert reason is not None and "registered notebook code" in reason
+    code_worker = {"version": "default", "serves": [], "code": True}
+    assert waiting_reason({**rec, "code": "ab12"}, workers=[code_worker]) is None
+    assert waiting_reason(rec, workers=[code_worker]) is not None  # not by name
+
+
+@pytest.mark.timeout(60)
+def test_a_killed_workers_heartbeat_is_not_live_on_its_machine() -> None:
+    """The new kernel's status line counted a SIGKILLed kernel's worker as live for the
+    rest of its heartbeat TTL."""
+    other = python_subprocess(IN_PROCESS_WORKER, env={"AIFLOW_HEARTBEAT_TTL": "30"})
+    try:
+        doc = wait_for(
+            lambda: next((w for w in live_workers() if int(w["pid"]) == other.pid), None),
+            30,
+            "the other process's worker",
+        )
+        other.send_signal(signal.SIGKILL)
+        other.wait(10)
+        assert sync_redis().exists(keys.worker(doc["id"]))  # its heartbeat has not expired
+        assert not any(int(w["pid"]) == other.pid for w in live_workers())
+    finally:
+        other.kill()
+        other.communicate(timeout=10)
