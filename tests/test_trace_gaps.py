@@ -70,7 +70,7 @@ def _crash_and_resume() -> tuple[str, float]:
     finally:
         worker.send_signal(signal.SIGKILL)
         killed_at = time.time()
-        worker.wait(10)
+        worker.communicate(timeout=10)  # reaps it and closes its pipes
     open_gate(gate)
     wait_for(lambda: not sync_redis().exists(keys.run_lease(run_id)), what="lease gone")
     time.sleep(max(0.0, killed_at + DELAY - time.time()))
@@ -174,7 +174,7 @@ def test_resumed_failed_run_leaves_the_time_it_sat_failed_out_of_its_duration() 
         assert aiflow_nb.resume(handle.run_id).result(timeout=30) == [0.3, "open"]
     finally:
         worker.send_signal(signal.SIGTERM)
-        worker.wait(10)
+        worker.communicate(timeout=10)  # reaps it and closes its pipes
     events = _events(handle.run_id)
     failed, resumed = _first(events, "run.failed"), _first(events, "run.resumed")
     tree = SpanTree.from_events(events, handle.run_id)
