@@ -52,6 +52,28 @@ another may try (the start lock's TTL)."""
 REDIS_CONNECT_TIMEOUT = 5.0
 """Seconds to wait when connecting to Redis."""
 
+REDIS_RETRIES = 3
+"""Times a Redis client re-sends a command after a connection error before it raises
+(redis-py's ``Retry``; the long-lived loops then back off on their own, see below)."""
+
+REDIS_RETRY_BASE = 0.05
+"""Seconds, the first wait of a client's retries (doubling, full jitter)."""
+
+REDIS_RETRY_CAP = 0.5
+"""Seconds, the longest wait between two of a client's retries."""
+
+OUTAGE_BACKOFF_BASE = 0.1
+"""Seconds a long-lived loop (worker, monitor, reader) waits after its first failed
+attempt to reach Redis (doubling per attempt, full jitter, up to ``OUTAGE_BACKOFF_CAP``)."""
+
+OUTAGE_BACKOFF_CAP = 1.0
+"""Seconds, the longest wait between two attempts of a loop to reach Redis again: how
+late, at most, a loop notices that Redis is back."""
+
+API_OUTAGE_PATIENCE = 1.0
+"""Seconds an API event stream waits for Redis before it ends with an ``unavailable``
+event (the client resumes with ``Last-Event-ID``; meanwhile requests answer 503)."""
+
 MONITOR_INTERVAL = 0.5
 """Seconds between two sweeps of the monitor (dead workers' runs are found this often)."""
 

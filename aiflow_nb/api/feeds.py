@@ -10,8 +10,11 @@ page, a burst of LLM tokens) reach a follower as one batch, so one write. A foll
 3. then takes the feed's live events, skipping any its replay already had.
 
 Ids only grow, so 2 + 3 together give every event exactly once. A feed ends when its last
-follower leaves. A follower that falls more than ``MAX_BACKLOG`` events behind is dropped
-(its stream ends; it resumes with ``Last-Event-ID`` like after any disconnect).
+follower leaves. When Redis is unreachable for longer than ``API_OUTAGE_PATIENCE``, the
+feed and its followers' streams end with ``RedisUnavailable`` (the stream says so; the
+client resumes with ``Last-Event-ID`` once Redis is back, meanwhile requests get 503). A
+follower that falls more than ``MAX_BACKLOG`` events behind is dropped (its stream ends;
+it resumes with ``Last-Event-ID`` like after any disconnect).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from .. import defaults
 from ..events.follow import Follow
 from ..events.model import Event
 from .pool import api_redis
@@ -61,7 +65,9 @@ class _Feed:
     async def _read(self) -> None:
         # from the stream's last id, until the last follower leaves (stop=(): a run that
         # ended may be resumed)
-        spec = Follow(self.run_id, replay=False, stop=frozenset())
+        spec = Follow(
+            self.run_id, replay=False, stop=frozenset(), patience=defaults.API_OUTAGE_PATIENCE
+        )
         try:
             async for batch in spec.abatches(api_redis()):
                 self.ready.set()
@@ -99,7 +105,8 @@ async def _tick(
 
 async def _replay(run_id: str, after: str | None) -> AsyncIterator[list[Shared]]:
     """The history after ``after``, one batch per replay page."""
-    async for batch in Follow(run_id, after, follow=False).abatches(api_redis()):
+    spec = Follow(run_id, after, follow=False, patience=defaults.API_OUTAGE_PATIENCE)
+    async for batch in spec.abatches(api_redis()):
         yield [Shared(event) for event in batch]
 
 

@@ -16,6 +16,7 @@ import redis.asyncio as aredis
 
 from .. import defaults
 from ..store import close_with_loop, redis_url
+from ..store.connection import retry_policy
 
 __all__ = ["api_redis"]
 
@@ -36,6 +37,7 @@ def api_redis() -> aredis.Redis:
         max_connections=defaults.API_REDIS_CONNECTIONS,
         timeout=defaults.API_REDIS_WAIT,
         socket_connect_timeout=defaults.REDIS_CONNECT_TIMEOUT,
+        retry=retry_policy(asynchronous=True),
     )
     client = aredis.Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
     _clients[loop] = (url, client)

@@ -14,9 +14,7 @@ from ..access.handle import decode_record
 from ..authoring import registry
 from ..errors import AiflowError, RunNotFound
 from ..events.follow import Follow
-from ..events.status import RunStatus
-from ..ops.presence import live_workers
-from ..ops.routing import waiting_reason
+from ..ops.routing import with_waiting
 from ..store import sync_redis
 from ..store.replies import RawHash
 from .errors import ApiError
@@ -33,7 +31,6 @@ __all__ = [
     "secret_args_of",
     "view",
     "views",
-    "with_waiting",
 ]
 
 
@@ -105,25 +102,12 @@ def views(
 
 
 def fetch(run_id: str, client: redis.Redis | None = None) -> dict[str, Any]:
-    """The decoded record of ``run_id`` (with ``waiting``, see ``with_waiting``);
+    """The decoded record of ``run_id`` (with ``waiting``, ``ops/routing.with_waiting``);
     ``RunNotFound`` when there is none."""
     raw = cast(RawHash, (client or sync_redis()).hgetall(keys.run(run_id)))
     if not raw:
         raise RunNotFound(run_id)
     return with_waiting([decode_record(raw)], client)[0]
-
-
-def with_waiting(
-    recs: list[dict[str, Any]], client: redis.Redis | None = None
-) -> list[dict[str, Any]]:
-    """Give each queued record nobody live can execute its ``waiting`` reason
-    (``ops/routing.py``); the live workers are read once, and only if a run is queued."""
-    queued = [rec for rec in recs if rec.get("status") == RunStatus.QUEUED]
-    if queued:
-        workers = live_workers(client, active=True)
-        for rec in queued:
-            rec["waiting"] = waiting_reason(rec, workers=workers)
-    return recs
 
 
 async def afetch(run_id: str, client: aredis.Redis | None = None) -> dict[str, Any]:
@@ -142,7 +126,8 @@ async def await_end(
     client = api_redis()
     # blocks of at most 1 s, so gone() is asked at least once a second
     block_ms = min(defaults.FOLLOW_BLOCK_MS, 1000)
-    spec = Follow(run_id, replay=False, block_ms=block_ms, timeout=timeout)
+    # through a Redis outage too, but not past the wait's own end (then: 503)
+    spec = Follow(run_id, replay=False, block_ms=block_ms, timeout=timeout, patience=timeout)
     with contextlib.suppress(TimeoutError):
         async for _ in spec.abatches(client):
             if gone is not None and await gone():

@@ -5,6 +5,13 @@ SSE: a ``retry:`` line first, then one message per event with ``id:`` = the even
 the event document; ``: keep-alive`` comments while idle. NDJSON: one event document a
 line; blank lines are keep-alives. The stream ends after the terminal event.
 
+A stream cut short (Redis unreachable past ``API_OUTAGE_PATIENCE``, or a follower too far
+behind) says so before it closes cleanly: SSE, a comment and an ``event: interrupted``
+message with no ``id:`` (so ``Last-Event-ID`` stays the last event's) whose data is an
+error document (``{"error": "redis_unavailable", "message", "status": 503,
+"retry_after"}``); NDJSON, that document as the last line. The client resumes with
+``Last-Event-ID`` (``?after=``): no gap, no duplicate.
+
 Events come from the app's ``FeedHub`` (one live Redis reader per run, shared by all its
 followers), which also says when a keep-alive is due. Everything runs in the response's
 own task, so a client going away cancels it and the follower unsubscribes.
@@ -17,7 +24,10 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from .. import defaults
+from ..errors import RedisUnavailable
 from ..serialization import dumps
+from ..store.outage import CONNECTION_ERRORS
 from .errors import ApiError
 from .feeds import Shared
 from .redact import Redactor
@@ -66,6 +76,22 @@ def _encode(fmt: str, doc: dict[str, Any], event_id: str | None) -> bytes:
     return head + b"data: " + body + b"\n\n"
 
 
+def _interrupted(fmt: str, exc: Exception) -> bytes:
+    """The last message of a stream cut short by ``exc`` (see the module docstring)."""
+    if isinstance(exc, (RedisUnavailable, *CONNECTION_ERRORS)):
+        code, status = "redis_unavailable", 503
+        message = f"{exc} The stream was cut; resume with Last-Event-ID once Redis is back."
+    else:
+        code, status, message = "stream_interrupted", 500, f"{exc}; resume with Last-Event-ID"
+    doc = {"error": code, "message": message, "status": status}
+    doc["retry_after"] = defaults.API_RETRY_AFTER
+    body = dumps(doc, "event")
+    if fmt == "ndjson":
+        return body + b"\n"
+    comment = f": {code}: resume with Last-Event-ID\n".encode()
+    return comment + b"event: interrupted\ndata: " + body + b"\n\n"
+
+
 def _encoded(item: Shared, fmt: str, redactor: Redactor) -> bytes:
     data = item.encoded.get(fmt)
     if data is None:  # the first follower encodes; the others of the app reuse it
@@ -92,8 +118,9 @@ async def event_stream(
                 yield b": keep-alive\n\n" if fmt == "sse" else b"\n"
             else:  # one write for all the events that arrived together
                 yield b"".join(_encoded(item, fmt, redactor) for item in batch)
-    except Exception as exc:  # Redis went away mid-stream: end the stream, say why in logs
+    except Exception as exc:  # Redis went away mid-stream: say so, end the stream cleanly
         log.warning("event stream of run %s ended early: %s", run_id, exc)
+        yield _interrupted(fmt, exc)
         return
     finally:
         await items.aclose()  # type: ignore[attr-defined]

@@ -20,6 +20,12 @@ touches a connection, so a test drives it by hand; ``batches`` (``redis.Redis``)
    ``run.*`` end in ``stop``, which ends the follow. Past ``timeout``: ``RunTimeout`` (a
    ``TimeoutError``).
 
+The drivers live through Redis outages: a command that fails with a connection error is
+sent again, the same, after a jittered backoff (``store.outage``; one log line when the
+outage starts, one when it ends). The core keeps the cursor, so the reader goes on where
+it stopped: no gap, no duplicate. With ``patience`` set, an outage longer than that many
+seconds raises ``RedisUnavailable`` instead (the API's streams end and say so).
+
 Example::
 
     for batch in Follow(run_id, replay=False, timeout=5).batches(client):
@@ -28,6 +34,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
@@ -40,6 +47,7 @@ import redis.asyncio as aredis
 from .. import defaults, keys
 from ..errors import RunNotFound, RunTimeout
 from ..store import async_redis, sync_redis
+from ..store.outage import CONNECTION_ERRORS, Outage
 from ..store.replies import StreamEntries, StreamsReply
 from .model import Event
 from .status import TERMINAL
@@ -93,6 +101,9 @@ class Follow:
     timeout: float | None = None
     """Seconds before ``RunTimeout``, a ``TimeoutError`` (checked before each XREAD)."""
     clock: Callable[[], float] = time.monotonic
+    patience: float | None = None
+    """Seconds of Redis outage the drivers sit through (re-sending the command) before
+    they raise ``RedisUnavailable``; None: as long as it lasts."""
 
     def __post_init__(self) -> None:
         if self.block_ms < 1:  # XREAD BLOCK 0 would block forever
@@ -181,12 +192,12 @@ class Follow:
     def batches(self, client: redis.Redis | None = None) -> Iterator[list[Event]]:
         """Drive ``flow()`` on a sync client: the event batches (``[]``: nothing new)."""
         r = client or sync_redis()
-        flow = self.flow()
+        flow, outage = self.flow(), self._outage()
         reply: Any = None
         try:
             while (step := _step(flow, reply)) is not None:
                 if isinstance(step, Command):
-                    reply = getattr(r, step.method)(*step.args, **step.kwargs)
+                    reply = _call(r, step, outage)
                 else:
                     reply = None
                     yield step
@@ -196,17 +207,44 @@ class Follow:
     async def abatches(self, client: aredis.Redis | None = None) -> AsyncIterator[list[Event]]:
         """Async twin of ``batches``."""
         r = client or async_redis()
-        flow = self.flow()
+        flow, outage = self.flow(), self._outage()
         reply: Any = None
         try:
             while (step := _step(flow, reply)) is not None:
                 if isinstance(step, Command):
-                    reply = await getattr(r, step.method)(*step.args, **step.kwargs)
+                    reply = await _acall(r, step, outage)
                 else:
                     reply = None
                     yield step
         finally:
             flow.close()
+
+    def _outage(self) -> Outage:
+        return Outage(f"following run {self.run_id}", self.patience, clock=self.clock)
+
+
+def _call(r: redis.Redis, command: Command, outage: Outage) -> Any:
+    """Make ``command`` on ``r``, sent again after a backoff while Redis is unreachable."""
+    while True:
+        try:
+            reply = getattr(r, command.method)(*command.args, **command.kwargs)
+        except CONNECTION_ERRORS as exc:
+            time.sleep(outage.failed(exc))
+            continue
+        outage.ok()
+        return reply
+
+
+async def _acall(r: aredis.Redis, command: Command, outage: Outage) -> Any:
+    """Async twin of ``_call``."""
+    while True:
+        try:
+            reply = await getattr(r, command.method)(*command.args, **command.kwargs)
+        except CONNECTION_ERRORS as exc:
+            await asyncio.sleep(outage.failed(exc))
+            continue
+        outage.ok()
+        return reply
 
 
 def _step(flow: Flow, reply: Any) -> Command | list[Event] | None:

@@ -32,6 +32,7 @@ from .. import defaults, keys
 from ..config import settings
 from ..events.status import RunStatus
 from ..store import async_redis
+from ..store.outage import CONNECTION_ERRORS, Outage
 from . import leases
 from .notify import Notifier
 from .recovery import Recovery, recover
@@ -194,11 +195,15 @@ class Monitor:
         """Sweep every ``interval`` seconds until ``stopping`` is set; then release the lock
         and give pending notifications a moment."""
         stopping = stopping or asyncio.Event()
+        outage = Outage("monitor")  # one log line when Redis goes away, one when it is back
         try:
             while not stopping.is_set():
                 try:
                     await self.sweep()
-                except (redis.RedisError, OSError) as exc:
+                    outage.ok()
+                except CONNECTION_ERRORS as exc:
+                    outage.failed(exc)
+                except redis.RedisError as exc:
                     log.warning("monitor sweep failed: %s", exc)
                 await _sleep_unless(stopping, self.interval)
         finally:

@@ -30,6 +30,7 @@ from .. import defaults, keys
 from ..authoring import registry
 from ..config import settings
 from ..store import async_redis
+from ..store.outage import CONNECTION_ERRORS, Outage
 from . import leases
 from .executor import RunControl, execute
 from .monitor import Monitor
@@ -178,25 +179,36 @@ class Worker:
 
     # --- consuming ----------------------------------------------------------
     async def _consume(self) -> None:
+        outage = Outage(f"worker {self.id} consume")
         while not self._stopping.is_set():
             free = self.concurrency - len(self.tasks)
             if free <= 0:
                 await asyncio.wait(list(self.tasks.values()), return_when=asyncio.FIRST_COMPLETED)
                 continue
-            queues = await self._update_queues()
-            if not queues:  # nothing to serve yet (a kernel before its first workflow)
-                await asyncio.sleep(defaults.QUEUE_BLOCK_MS / 1000)
+            try:  # Redis unreachable or restarting: back off, read again (runs in hand go on)
+                queues = await self._update_queues()
+                if not queues:  # nothing to serve yet (a kernel before its first workflow)
+                    await asyncio.sleep(defaults.QUEUE_BLOCK_MS / 1000)
+                    continue
+                reply = cast(
+                    "StreamsReply | None",
+                    await self.client.xreadgroup(
+                        keys.queue_group,
+                        self.id,
+                        dict.fromkeys(queues, ">"),
+                        count=free,
+                        block=defaults.QUEUE_BLOCK_MS,
+                    ),
+                )
+            except CONNECTION_ERRORS as exc:
+                await asyncio.sleep(outage.failed(exc))
                 continue
-            reply = cast(
-                "StreamsReply | None",
-                await self.client.xreadgroup(
-                    keys.queue_group,
-                    self.id,
-                    dict.fromkeys(queues, ">"),
-                    count=free,
-                    block=defaults.QUEUE_BLOCK_MS,
-                ),
-            )
+            except redis.ResponseError as exc:  # a Redis restarted without a queue's group
+                if "NOGROUP" not in str(exc):
+                    raise
+                self.queues.clear()  # _update_queues makes the groups again
+                continue
+            outage.ok()
             entries: list[Any] = [(q.decode(), e) for q, batch in reply or [] for e in batch]
             if entries and self._stopping.is_set():
                 await self._give_back(entries)
@@ -302,19 +314,32 @@ class Worker:
             log.warning("heartbeat failed: %s", exc)
 
     async def _heartbeat_loop(self) -> None:
+        outage = Outage(f"worker {self.id} heartbeat")
         while True:
             await asyncio.sleep(settings().heartbeat_interval)
-            await self._beat_quietly()
+            try:
+                await self._beat()
+            except CONNECTION_ERRORS as exc:  # the next beat tries again
+                outage.failed(exc)
+                continue
+            outage.ok()
 
     async def _cancel_listener(self) -> None:
-        pubsub = self.client.pubsub()
-        await pubsub.subscribe(keys.cancel_channel())
-        try:
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    self.cancel_run(message["data"].decode())
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py: PubSub.aclose unannotated
+        """Cancels published on the channel; subscribes again after an outage (a cancel
+        published meanwhile still arrives: the heartbeat reads ``cancel_requested``)."""
+        outage = Outage(f"worker {self.id} cancel listener")
+        while True:
+            pubsub = self.client.pubsub()
+            try:
+                await pubsub.subscribe(keys.cancel_channel())
+                outage.ok()
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self.cancel_run(message["data"].decode())
+            except CONNECTION_ERRORS as exc:
+                await asyncio.sleep(outage.failed(exc))
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py: PubSub.aclose unannotated
 
     def cancel_run(self, run_id: str, reason: str = "cancel") -> bool:
         """Cancel a run in hand; True if this worker had it."""

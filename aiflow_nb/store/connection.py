@@ -17,6 +17,9 @@ from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aredis
+import redis.asyncio.retry as aretry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 
 from .. import defaults
 from ..config import settings
@@ -30,6 +33,7 @@ __all__ = [
     "ping",
     "redis_url",
     "reset",
+    "retry_policy",
     "run_in_new_loop",
     "sync_redis",
 ]
@@ -56,10 +60,21 @@ def redis_url() -> str:
     return _url
 
 
-def _kwargs() -> dict[str, object]:
+def retry_policy(asynchronous: bool = False) -> Retry | aretry.Retry:
+    """Every client's retries: a connection error re-sends the command ``REDIS_RETRIES``
+    times, jittered (redis-py's ``Retry``); the long-lived loops back off past that
+    (``store.outage``)."""
+    backoff = ExponentialWithJitterBackoff(
+        cap=defaults.REDIS_RETRY_CAP, base=defaults.REDIS_RETRY_BASE
+    )
+    return (aretry.Retry if asynchronous else Retry)(backoff, defaults.REDIS_RETRIES)
+
+
+def _kwargs(asynchronous: bool = False) -> dict[str, object]:
     return {
         "socket_connect_timeout": defaults.REDIS_CONNECT_TIMEOUT,
         "health_check_interval": 30,
+        "retry": retry_policy(asynchronous),
     }
 
 
@@ -87,7 +102,7 @@ def async_redis() -> aredis.Redis:
     loop = asyncio.get_running_loop()
     client = _async.get(loop)
     if client is None:
-        client = aredis.Redis.from_url(redis_url(), **_kwargs())  # type: ignore[arg-type]
+        client = aredis.Redis.from_url(redis_url(), **_kwargs(asynchronous=True))  # type: ignore[arg-type]
         _async[loop] = close_with_loop(client)
     return client
 
