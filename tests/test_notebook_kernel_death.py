@@ -114,6 +114,7 @@ def test_a_workflow_cells_run_completes_by_itself_after_its_kernel_is_killed() -
     sync_redis().set(keys.cache("test", GATE), 1)
     assert handle.result(timeout=TTL + 10) == sum(range(STEPS))
     took = time.monotonic() - killed_at
+    print(f"kernel SIGKILLed -> run completed in {took:.2f} s (heartbeat TTL {TTL} s)")
     rec = handle.record()
     assert rec["worker"] == daemons()[0]["id"] and rec["attempt"] == 2
     assert took < TTL + 5, took

@@ -18,7 +18,7 @@ from aiflow_nb import keys
 from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.authoring import registry
 from aiflow_nb.ops.local import ensure_local_worker, local_worker
-from aiflow_nb.ops.presence import live_workers
+from aiflow_nb.ops.presence import live_workers, process_alive
 from aiflow_nb.ops.routing import run_queue, waiting_reason
 from aiflow_nb.ops.submit import submit
 from aiflow_nb.store import sync_redis
@@ -147,3 +147,35 @@ def test_a_killed_workers_heartbeat_is_not_live_on_its_machine() -> None:
     finally:
         other.kill()
         other.communicate(timeout=10)
+
+
+@pytest.mark.timeout(60)
+def test_aiflow_worker_daemon_starts_shows_and_stops_this_machines_code_worker() -> None:
+    from click.testing import CliRunner
+
+    from aiflow_nb.cli import cli
+    from aiflow_nb.ops.daemon import daemons, log_path
+
+    runner = CliRunner()
+    assert runner.invoke(cli, ["worker", "daemon"]).output.startswith("no code worker daemon")
+    try:
+        started = runner.invoke(cli, ["worker", "daemon", "start"]).output
+        assert started.startswith("code worker daemon: started\n")
+        doc = wait_for(lambda: next(iter(daemons()), None), 30, "the daemon to heartbeat")
+        assert doc["code"] is True and doc["serves"] == [] and doc["kind"] == "daemon"
+        again = runner.invoke(cli, ["worker", "daemon", "start"]).output
+        assert again.startswith("code worker daemon: running\n")  # one per machine
+        status = runner.invoke(cli, ["worker", "daemon", "status"]).output
+        assert f"pid {doc['pid']}" in status and str(log_path(doc["version"])) in status
+        listed = runner.invoke(cli, ["workers"]).output
+        assert "daemon" in listed and "registered code" in listed
+        handle = RunHandle(submit("cell_wf", {}, code="no-such-bundle"))
+        assert handle.wait(10) == "failed"  # taken by the daemon (the bundle is missing)
+        assert handle.record()["worker"] == doc["id"]
+    finally:
+        out = runner.invoke(cli, ["worker", "daemon", "stop"]).output
+    assert out == "stopped 1 code worker daemon(s)\n"
+    assert daemons() == []
+    assert not process_alive(int(doc["pid"])) or wait_for(
+        lambda: not process_alive(int(doc["pid"])), 10, "the daemon to exit"
+    )

@@ -14,9 +14,7 @@ from ..access.handle import decode_record
 from ..authoring import registry
 from ..errors import AiflowError, RunNotFound
 from ..events.follow import Follow
-from ..events.status import RunStatus
-from ..ops.presence import live_workers
-from ..ops.routing import waiting_reason
+from ..ops.routing import with_waiting
 from ..store import sync_redis
 from ..store.replies import RawHash
 from .errors import ApiError
@@ -33,7 +31,6 @@ __all__ = [
     "secret_args_of",
     "view",
     "views",
-    "with_waiting",
 ]
 
 
@@ -105,25 +102,12 @@ def views(
 
 
 def fetch(run_id: str, client: redis.Redis | None = None) -> dict[str, Any]:
-    """The decoded record of ``run_id`` (with ``waiting``, see ``with_waiting``);
+    """The decoded record of ``run_id`` (with ``waiting``, ``ops/routing.with_waiting``);
     ``RunNotFound`` when there is none."""
     raw = cast(RawHash, (client or sync_redis()).hgetall(keys.run(run_id)))
     if not raw:
         raise RunNotFound(run_id)
     return with_waiting([decode_record(raw)], client)[0]
-
-
-def with_waiting(
-    recs: list[dict[str, Any]], client: redis.Redis | None = None
-) -> list[dict[str, Any]]:
-    """Give each queued record nobody live can execute its ``waiting`` reason
-    (``ops/routing.py``); the live workers are read once, and only if a run is queued."""
-    queued = [rec for rec in recs if rec.get("status") == RunStatus.QUEUED]
-    if queued:
-        workers = live_workers(client, active=True)
-        for rec in queued:
-            rec["waiting"] = waiting_reason(rec, workers=workers)
-    return recs
 
 
 async def afetch(run_id: str, client: aredis.Redis | None = None) -> dict[str, Any]:

@@ -76,14 +76,17 @@ def stop() -> None:
 def runs_cmd(workflow: str | None, status_: str | None, limit: int) -> None:
     """List recent runs."""
     from ..access.runs import list_runs
+    from ..ops.routing import with_waiting
 
     try:
-        rows = list_runs(workflow, status_, limit)
+        rows = with_waiting(list_runs(workflow, status_, limit))
     except AiflowError as exc:
         fail(exc)
     for row in rows:
         dur = f"{row['duration']:.2f}s" if row["duration"] else "-"
         click.echo(f"{row['run_id']}  {row['workflow']:<20} {row['status']:<10} {dur}")
+        if row.get("waiting"):
+            click.secho(f"    waiting: {row['waiting']}", fg="yellow")
 
 
 @click.command()

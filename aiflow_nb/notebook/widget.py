@@ -20,9 +20,11 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import ipywidgets as widgets
+import redis
 
 from .. import defaults
 from ..access.handle import RunHandle
+from ..errors import AiflowError
 from ..events.follow import Follow
 from ..events.model import Event
 from ..events.status import TERMINAL
@@ -136,11 +138,14 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
                 drawn = now
 
     def _check_waiting(self) -> None:
-        """While the run has not ended: why it waits, if no live worker can take it."""
-        if self.run_state.status in TERMINAL:
-            waiting = None
-        else:
-            waiting = self.handle.waiting
+        """While the run has not ended: why it waits, if no live worker can take it (a
+        failed read only leaves the note as it was: it must not stop the live view)."""
+        waiting = None
+        if self.run_state.status not in TERMINAL:
+            try:
+                waiting = self.handle.waiting
+            except (AiflowError, redis.RedisError, OSError):
+                return
         with self._lock:
             self.run_state.waiting = waiting
 

@@ -24,9 +24,18 @@ import redis
 
 from .. import keys
 from ..events.status import RunStatus
+from ..store import sync_redis
 from .presence import live_workers
 
-__all__ = ["Need", "need_of", "run_queue", "served_queues", "serving", "waiting_reason"]
+__all__ = [
+    "Need",
+    "need_of",
+    "run_queue",
+    "served_queues",
+    "serving",
+    "waiting_reason",
+    "with_waiting",
+]
 
 
 @dataclass(frozen=True)
@@ -99,3 +108,26 @@ def waiting_reason(
         f"{what}: define it again in a kernel (or `%aiflow resume {record.get('run_id')}` "
         "there), or start `aiflow worker --app MODULE` with the module defining it"
     )
+
+
+def with_waiting(
+    recs: list[dict[str, Any]], client: redis.Redis | None = None
+) -> list[dict[str, Any]]:
+    """Give each queued record its ``waiting`` reason (None when someone serves it); the
+    live workers are read once, and only when a run is queued. A record without its
+    ``code`` field (a runs-table row) has it read."""
+    queued = [rec for rec in recs if rec.get("status") == RunStatus.QUEUED]
+    if not queued:
+        return recs
+    r = client or sync_redis()
+    bare = [rec for rec in queued if "code" not in rec]
+    if bare:
+        pipe = r.pipeline(transaction=False)
+        for rec in bare:
+            pipe.hget(keys.run(str(rec["run_id"])), "code")
+        for rec, code in zip(bare, pipe.execute(), strict=True):
+            rec["code"] = code.decode() if code else None
+    workers = live_workers(r, active=True)
+    for rec in queued:
+        rec["waiting"] = waiting_reason(rec, workers=workers)
+    return recs

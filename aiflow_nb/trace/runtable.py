@@ -17,6 +17,7 @@ from .. import keys
 from ..access.runs import list_runs
 from ..events.model import Event
 from ..events.status import RunStatus
+from ..ops.routing import with_waiting
 from ..store import sync_redis
 from .totals import RunTotals
 
@@ -34,6 +35,7 @@ RUN_TABLE_COLUMNS = [
     "errors",
     "tokens",
     "cost",
+    "note",
 ]
 
 
@@ -60,7 +62,7 @@ class RunIndex:
     ) -> pd.DataFrame:
         """The table for runs created at or after ``since`` (epoch seconds)."""
         now = time.time() if now is None else now
-        records = list_runs(workflow, status, self.limit, client=self.client)
+        records = with_waiting(list_runs(workflow, status, self.limit, client=self.client))
         if since is not None:
             records = [r for r in records if (r["created_at"] or 0) >= since]
         self._catch_up([r["run_id"] for r in records])
@@ -102,4 +104,5 @@ class RunIndex:
             "status": rec["status"],
             "started": started,
             "duration": duration,
+            "note": rec.get("waiting"),  # queued with no live worker able to take it: why
         }
