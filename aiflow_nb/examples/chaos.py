@@ -20,6 +20,7 @@ from ..authoring.component import component
 from ..authoring.workflow import workflow
 from ..runtime.context import current_frame, current_run
 from ..store import sync_redis
+from ..store.outage import CONNECTION_ERRORS, Outage
 
 __all__ = [
     "JOURNALED_TWICE",
@@ -54,17 +55,30 @@ def _flag(journaled: bool, client: Any) -> Any:
     return None
 
 
+async def _count(client: Any) -> None:
+    """Count this step's side effect, through a Redis outage (the count is the test's
+    instrument, not the step's work: an outage must not fail the step)."""
+    outage = Outage("chaos step count")
+    while True:
+        pipe = client.pipeline(transaction=True)
+        if not _count_pipeline(pipe):
+            return
+        try:
+            journaled, _count = await pipe.execute()
+            flagged = _flag(bool(journaled), client)
+            if flagged is not None:
+                await flagged
+            return
+        except CONNECTION_ERRORS as exc:
+            await asyncio.sleep(outage.failed(exc))
+
+
 @component
 async def step(i: int, delay: float) -> int:
     """One step: count the side effect, then take ``delay`` seconds."""
     ctx = current_run()
     if ctx is not None:
-        pipe = ctx.async_client.pipeline(transaction=True)
-        if _count_pipeline(pipe):
-            journaled, _count = await pipe.execute()
-            flagged = _flag(bool(journaled), ctx.async_client)
-            if flagged is not None:
-                await flagged
+        await _count(ctx.async_client)
     await asyncio.sleep(delay)
     return i
 

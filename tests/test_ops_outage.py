@@ -1,0 +1,210 @@
+"""Redis outages are survivable: a real redis-server of the test's own (AOF, ``everysec``)
+SIGKILLed mid-flight and restarted 5 s later on the same AOF, with real worker processes,
+a real API server, a RunHandle reader in a thread, SSE clients and ``aiflow attach``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import aiflow_nb
+from aiflow_nb import keys
+from aiflow_nb.access.handle import RunHandle
+from aiflow_nb.api import ServerThread, create_app
+from aiflow_nb.events.model import Event
+from aiflow_nb.examples.chaos import JOURNALED_TWICE, side_effects
+from aiflow_nb.ops.submit import submit
+from aiflow_nb.store import sync_redis
+from aiflow_nb.store.connection import reset
+from aiflow_nb.store.outage import Outage
+
+from support import PYTHONPATH
+from support.api import KEY
+from support.helpers import wait_for
+from support.ops import CLI, fleet
+from support.outage import PrivateRedis, SseFollower
+
+RUNS, STEPS, DELAY, OUTAGE = 30, 10, 0.3, 5.0
+WORKER_ENV = {"AIFLOW_HEARTBEAT_INTERVAL": "0.5", "AIFLOW_HEARTBEAT_TTL": "10"}
+"""The default lease TTL (10 s) outlives the 5 s outage: the workers keep their runs."""
+
+
+@pytest.fixture
+def private_redis(
+    tmp_path: Path, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path / "redis")
+    monkeypatch.setenv("REDIS_URL", server.url)
+    aiflow_nb.configure()
+    try:
+        yield server
+    finally:
+        server.stop()
+        reset()  # close the clients of this server
+
+
+def _key(event_id: str) -> tuple[int, int]:
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq)
+
+
+def _increasing(ids: list[str]) -> bool:
+    return all(_key(a) < _key(b) for a, b in zip(ids, ids[1:], strict=False))
+
+
+class HandleReader(threading.Thread):
+    """``RunHandle.events()`` in a thread, keeping what it yields."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(daemon=True)
+        self.handle = RunHandle(run_id)
+        self.events: list[Event] = []
+
+    def run(self) -> None:
+        for event in self.handle.events():
+            self.events.append(event)
+
+
+def _attach(run_id: str, log_dir: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": PYTHONPATH, "AIFLOW_LOCAL_WORKER": "0"}
+    env["PYTHONUNBUFFERED"] = "1"  # its lines reach the log as printed
+    with open(log_dir / "attach.log", "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", CLI, "attach", run_id], env=env, stdout=out, stderr=out
+        )
+
+
+def _answers_503(base_url: str, run_id: str) -> httpx.Response:
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {KEY}"}) as c:
+        return c.get(f"/runs/{run_id}", timeout=10)
+
+
+def _first_event_after(run_ids: list[str], at: float) -> float:
+    """``time.time()`` of the first event written after ``at`` (ids are ms timestamps)."""
+    r, start = sync_redis(), f"{int(at * 1000)}-0"
+    firsts = [r.xrange(keys.run_events(i), min=start, max="+", count=1) for i in run_ids]
+    return min(_key(e[0][0].decode())[0] for e in firsts if e) / 1000
+
+
+def _check_run(handle: RunHandle) -> list[str]:
+    """The run completed once, with every step's result; its stream's ids."""
+    events = list(handle.events(follow=False))
+    types = Counter(e.type for e in events)
+    failed = [e.data for e in events if e.type.endswith(".failed")]
+    assert types["run.completed"] == 1 and events[-1].type == "run.completed", (types, failed)
+    assert not (types["run.failed"] or types["run.cancelled"]), types
+    assert handle.result(timeout=1) == list(range(STEPS))
+    done = [e.span_id for e in events if e.type == "span.completed" and e.name == "step"]
+    assert len(done) == len(set(done)), f"{handle.run_id}: a span completed twice"
+    assert JOURNALED_TWICE not in side_effects(handle.run_id)
+    return [e.id for e in events]
+
+
+def _saw_the_rest(seen: list[str], stream: list[str], who: str) -> None:
+    """A follower saw every event of the final stream once, in order (it may also have
+    seen a tail the crash lost: the contract)."""
+    assert len(seen) == len(set(seen)) and _increasing(seen), f"{who}: duplicate or disorder"
+    missing = set(stream) - set(seen)
+    assert not missing, f"{who}: a gap, {len(missing)} event(s) never seen"
+
+
+@pytest.mark.slow
+def test_redis_sigkilled_and_restarted_on_its_aof_loses_no_run(
+    private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    r = sync_redis()
+    assert r.config_get("appendfsync")["appendfsync"] == "everysec"
+    assert r.config_get("appendonly")["appendonly"] == "yes"
+    server = ServerThread(create_app(api_keys=(KEY,), keepalive=0.2, sse_retry_ms=100)).start()
+    try:
+        with fleet(tmp_path) as start:
+            workers = [start(env=WORKER_ENV) for _ in range(2)]
+            for w in workers:
+                w.ready()
+            handles = [
+                RunHandle(submit("steps", {"n": STEPS, "delay": DELAY})) for _ in range(RUNS)
+            ]
+            readers = [HandleReader(h.run_id) for h in handles[:3]]
+            sse = [SseFollower(server.url, h.run_id) for h in handles[3:6]]
+            for t in [*readers, *sse]:
+                t.start()
+            attach = _attach(handles[6].run_id, tmp_path)
+            attached = tmp_path / "attach.log"
+            wait_for(lambda: "run.started" in attached.read_text(), 30, "attach to follow")
+            wait_for(lambda: sum(len(side_effects(h.run_id)) for h in handles) >= RUNS, 30, "steps")
+
+            private_redis.kill()
+            down_at = time.monotonic()
+            refused = _answers_503(server.url, handles[0].run_id)
+            time.sleep(max(0.0, OUTAGE - (time.monotonic() - down_at)))
+            private_redis.restart()
+
+            for h in handles:  # every run completes, within 60 s, without a new worker
+                h.wait(timeout=max(0.1, 60 - (time.time() - private_redis.back_at)))
+            recovery = _first_event_after([h.run_id for h in handles], private_redis.back_at)
+            assert all(w.proc.poll() is None for w in workers), "a worker exited"
+            assert attach.wait(30) == 0, attached.read_text()
+            for t in [*readers, *sse]:
+                t.join(30)
+                assert not t.is_alive()
+            logs = [w.log() for w in workers]
+    finally:
+        server.stop()
+
+    assert refused.status_code == 503 and refused.headers["Retry-After"]
+    assert refused.json()["error"] == "redis_unavailable"
+    streams = {h.run_id: _check_run(h) for h in handles}
+    for reader in readers:
+        _saw_the_rest([e.id for e in reader.events], streams[reader.handle.run_id], "handle")
+    for follower in sse:
+        assert follower.ended
+        _saw_the_rest(follower.ids, streams[follower.run_id], "SSE")
+    # each SSE stream cut by the outage said so, then resumed with Last-Event-ID
+    assert all(f.interrupted for f in sse)
+    assert {doc["error"] for f in sse for doc in f.interrupted} == {"redis_unavailable"}
+    assert "run.completed" in attached.read_text()
+    for log in logs:  # one line when Redis went away, one when it was back, per loop
+        assert log.count("consume: Redis unreachable") == 1, log
+        assert log.count("consume: Redis is back") == 1, log
+    back = recovery - private_redis.back_at
+    assert 0 <= back < 5, f"first event {back:.3f} s after Redis was back"
+    print(f"outage recovery: first event {back:.3f} s after Redis is back")
+
+
+def test_an_outage_logs_once_when_it_starts_and_once_when_it_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    outage = Outage("reader", clock=lambda: now[0], base=0.1, cap=1.0)
+    with caplog.at_level(logging.WARNING, logger="aiflow_nb.redis"):
+        waits = []
+        for _ in range(20):
+            waits.append(outage.failed(ConnectionError("refused")))
+            now[0] += 1
+        outage.ok()
+        outage.ok()
+    assert all(0 <= w <= 1.0 for w in waits) and len(set(waits)) > 1  # jittered, capped
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert "reader: Redis unreachable (refused)" in lines[0]
+    assert "reader: Redis is back after 20.0 s" in lines[1]
+    assert not outage.down
+
+
+def test_past_its_patience_an_outage_raises_redis_unavailable() -> None:
+    now = [0.0]
+    outage = Outage("stream", patience=1.0, clock=lambda: now[0])
+    outage.failed(ConnectionError("refused"))
+    now[0] = 1.0
+    with pytest.raises(aiflow_nb.errors.RedisUnavailable, match="refused"):
+        outage.failed(ConnectionError("refused"))
