@@ -4,6 +4,7 @@ a real API server, a RunHandle reader in a thread, SSE clients and ``aiflow atta
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -208,3 +209,33 @@ def test_past_its_patience_an_outage_raises_redis_unavailable() -> None:
     now[0] = 1.0
     with pytest.raises(aiflow_nb.errors.RedisUnavailable, match="refused"):
         outage.failed(ConnectionError("refused"))
+
+
+def test_an_api_stream_cut_by_an_outage_says_so_and_resumes_after_its_last_event(
+    private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    handle = RunHandle(submit("steps", {"n": 3, "delay": 0.05}))  # queued: no worker yet
+    server = ServerThread(create_app(api_keys=(KEY,), keepalive=0.2, sse_retry_ms=100)).start()
+    auth = {"Authorization": f"Bearer {KEY}"}
+    url = f"/runs/{handle.run_id}/events?format=ndjson"
+    try:
+        with httpx.Client(base_url=server.url, headers=auth, timeout=30) as c:
+            with c.stream("GET", url) as r:
+                lines = r.iter_lines()
+                first = json.loads(next(lines))
+                private_redis.kill()
+                rest = [json.loads(line) for line in lines if line]  # ends: a clean close
+            refused = c.get(f"/runs/{handle.run_id}")
+            private_redis.restart()
+            with fleet(tmp_path) as start:
+                start().ready()
+                assert handle.wait(timeout=30) == "completed"
+            resumed = c.get(f"{url}&after={first['id']}")
+    finally:
+        server.stop()
+    assert first["type"] == "run.queued" and rest[-1]["error"] == "redis_unavailable"
+    assert rest[-1]["status"] == 503 and "Last-Event-ID" in rest[-1]["message"]
+    assert refused.status_code == 503 and refused.headers["Retry-After"]
+    after = [e.id for e in handle.events(after=first["id"], follow=False)]
+    docs = [json.loads(line) for line in resumed.text.splitlines() if line]
+    assert [d["id"] for d in docs] == after and docs[-1]["type"] == "run.completed"

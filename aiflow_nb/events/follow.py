@@ -23,8 +23,8 @@ touches a connection, so a test drives it by hand; ``batches`` (``redis.Redis``)
 The drivers live through Redis outages: a command that fails with a connection error is
 sent again, the same, after a jittered backoff (``store.outage``; one log line when the
 outage starts, one when it ends). The core keeps the cursor, so the reader goes on where
-it stopped: no gap, no duplicate. With ``patience`` set, an outage longer than that many
-seconds raises ``RedisUnavailable`` instead (the API's streams end and say so).
+it stopped: no gap, no duplicate. An outage longer than ``patience`` (default: the
+``timeout``) raises ``RedisUnavailable`` instead (the API's streams end and say so).
 
 Example::
 
@@ -103,7 +103,8 @@ class Follow:
     clock: Callable[[], float] = time.monotonic
     patience: float | None = None
     """Seconds of Redis outage the drivers sit through (re-sending the command) before
-    they raise ``RedisUnavailable``; None: as long as it lasts."""
+    they raise ``RedisUnavailable``; None: ``timeout``, and without one as long as it
+    lasts."""
 
     def __post_init__(self) -> None:
         if self.block_ms < 1:  # XREAD BLOCK 0 would block forever
@@ -220,7 +221,8 @@ class Follow:
             flow.close()
 
     def _outage(self) -> Outage:
-        return Outage(f"following run {self.run_id}", self.patience, clock=self.clock)
+        patience = self.timeout if self.patience is None else self.patience
+        return Outage(f"following run {self.run_id}", patience, clock=self.clock)
 
 
 def _call(r: redis.Redis, command: Command, outage: Outage) -> Any:
