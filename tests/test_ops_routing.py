@@ -179,3 +179,28 @@ def test_aiflow_worker_daemon_starts_shows_and_stops_this_machines_code_worker()
     assert not process_alive(int(doc["pid"])) or wait_for(
         lambda: not process_alive(int(doc["pid"])), 10, "the daemon to exit"
     )
+
+
+def test_the_in_process_worker_hands_its_runs_back_when_the_process_exits() -> None:
+    """A kernel shutting down (atexit) re-queues its runs at once instead of leaving them
+    to its leases; here nobody else serves the workflow, so the run waits and says so."""
+    import asyncio
+
+    from aiflow_nb.ops.local import stop_local_worker
+
+    @af.workflow
+    async def slow_at_exit(n: int) -> int:
+        await asyncio.sleep(30)
+        return n
+
+    try:
+        handle = slow_at_exit.start(n=1)
+        wait_for(lambda: handle.status == "running", 10, "the run to start")
+        t0 = time.monotonic()
+        stop_local_worker(drain_timeout=0.1)  # what the exit hook does
+        assert time.monotonic() - t0 < 5
+        assert handle.status == "queued"
+        assert any(e.type == "log" and e.data.get("handback") for e in handle.events(follow=False))
+        assert handle.waiting is not None and "'slow_at_exit'" in handle.waiting
+    finally:
+        registry.unregister("slow_at_exit")
