@@ -102,6 +102,8 @@ def test_a_run_nobody_serves_stays_queued_says_why_and_continues_once_defined() 
     expected = f"no live worker serves workflow 'defined_later' (version {rec['version']})"
     assert handle.waiting is not None and handle.waiting.startswith(expected)
     assert f"%aiflow resume {handle.run_id}" in handle.waiting
+    with pytest.raises(af.RunTimeout, match="still queued after 0.2 s: no live worker serves"):
+        handle.result(timeout=0.2)
     with served_client(api_keys=(KEY,)) as http:
         doc = http.get(f"/runs/{handle.run_id}").json()
         assert doc["status"] == "queued" and doc["waiting"] == handle.waiting

@@ -9,7 +9,7 @@ import pandas as pd
 import redis
 
 from .. import keys
-from ..errors import RunCancelled, RunFailed, RunNotFound
+from ..errors import RunCancelled, RunFailed, RunNotFound, RunTimeout
 from ..events.follow import Follow
 from ..events.model import Event
 from ..events.reader import aread_events, read_events
@@ -102,9 +102,16 @@ class RunHandle:
         raise RunFailed(self.run_id, rec.get("error"))
 
     def wait(self, timeout: float | None = None) -> str:
-        """Block until the run ends; return its status (``RunTimeout`` after ``timeout`` s)."""
-        for _ in Follow(self.run_id, replay=False, timeout=timeout).batches(self.client):
-            pass
+        """Block until the run ends; return its status (``RunTimeout`` after ``timeout`` s,
+        saying why the run waits when no live worker can take it)."""
+        try:
+            for _ in Follow(self.run_id, replay=False, timeout=timeout).batches(self.client):
+                pass
+        except RunTimeout as exc:
+            waiting = self.waiting
+            if waiting:
+                exc.args = (f"{exc.args[0]}: {waiting}",)
+            raise
         return self.status
 
     # --- events and spans -------------------------------------------------------
