@@ -32,7 +32,7 @@ from aiflow_nb.store.outage import Outage
 from support import PYTHONPATH
 from support.api import KEY
 from support.helpers import wait_for
-from support.ops import CLI, fleet
+from support.ops import CLI, fleet, journal_keys
 from support.outage import PrivateRedis, SseFollower
 
 RUNS, STEPS, DELAY, OUTAGE = 30, 10, 0.3, 5.0
@@ -107,7 +107,9 @@ def _check_run(handle: RunHandle) -> list[str]:
     assert handle.result(timeout=1) == list(range(STEPS))
     done = [e.span_id for e in events if e.type == "span.completed" and e.name == "step"]
     assert len(done) == len(set(done)), f"{handle.run_id}: a span completed twice"
-    assert JOURNALED_TWICE not in side_effects(handle.run_id)
+    effects = side_effects(handle.run_id)
+    assert JOURNALED_TWICE not in effects and len(effects) == STEPS, effects
+    assert len(journal_keys(handle.run_id)) == STEPS, "a journaled step is missing"
     return [e.id for e in events]
 
 
