@@ -32,7 +32,7 @@ from aiflow_nb.store.outage import Outage
 from support import PYTHONPATH
 from support.api import KEY
 from support.helpers import wait_for
-from support.ops import CLI, fleet, journal_keys
+from support.ops import CLI, fleet, journal_keys, record
 from support.outage import PrivateRedis, SseFollower
 
 RUNS, STEPS, DELAY, OUTAGE = 30, 10, 0.3, 5.0
@@ -122,8 +122,9 @@ def _saw_the_rest(seen: list[str], stream: list[str], who: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("ttl", ["10", "1.5"], ids=["leases-outlive-it", "leases-expire"])
 def test_redis_sigkilled_and_restarted_on_its_aof_loses_no_run(
-    private_redis: PrivateRedis, tmp_path: Path
+    private_redis: PrivateRedis, tmp_path: Path, ttl: str
 ) -> None:
     r = sync_redis()
     assert r.config_get("appendfsync")["appendfsync"] == "everysec"
@@ -131,7 +132,7 @@ def test_redis_sigkilled_and_restarted_on_its_aof_loses_no_run(
     server = ServerThread(create_app(api_keys=(KEY,), keepalive=0.2, sse_retry_ms=100)).start()
     try:
         with fleet(tmp_path) as start:
-            workers = [start(env=WORKER_ENV) for _ in range(2)]
+            workers = [start(env={**WORKER_ENV, "AIFLOW_HEARTBEAT_TTL": ttl}) for _ in range(2)]
             for w in workers:
                 w.ready()
             handles = [
@@ -167,6 +168,9 @@ def test_redis_sigkilled_and_restarted_on_its_aof_loses_no_run(
     assert refused.status_code == 503 and refused.headers["Retry-After"]
     assert refused.json()["error"] == "redis_unavailable"
     streams = {h.run_id: _check_run(h) for h in handles}
+    resumed = sum(record(h.run_id).get("attempt", "1") != "1" for h in handles)
+    # leases outlive a 5 s outage with the default TTL; a 1.5 s TTL's expired: resumed runs
+    assert (resumed == 0) if ttl == "10" else (resumed > 0), resumed
     for reader in readers:
         _saw_the_rest([e.id for e in reader.events], streams[reader.handle.run_id], "handle")
     for follower in sse:
