@@ -4,6 +4,7 @@ a real API server, a RunHandle reader in a thread, SSE clients and ``aiflow atta
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -12,22 +13,26 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 
 import aiflow_nb
-from aiflow_nb import keys
+from aiflow_nb import defaults, keys
 from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.api import ServerThread, create_app
 from aiflow_nb.events.model import Event
 from aiflow_nb.examples.chaos import JOURNALED_TWICE, side_effects
 from aiflow_nb.ops.submit import submit
-from aiflow_nb.store import sync_redis
+from aiflow_nb.ops.worker import Worker
+from aiflow_nb.store import async_redis, run_in_new_loop, sync_redis
 from aiflow_nb.store.connection import reset
-from aiflow_nb.store.outage import Outage
+from aiflow_nb.store.outage import CONNECTION_ERRORS, Outage
 
 from support import PYTHONPATH
 from support.api import KEY
@@ -245,3 +250,71 @@ def test_an_api_stream_cut_by_an_outage_says_so_and_resumes_after_its_last_event
     after = [e.id for e in handle.events(after=first["id"], follow=False)]
     docs = [json.loads(line) for line in resumed.text.splitlines() if line]
     assert [d["id"] for d in docs] == after and docs[-1]["type"] == "run.completed"
+
+
+class _Recording(Worker):
+    """A worker whose ``cancel_run`` records the run ids it is asked to cancel."""
+
+    def __init__(self) -> None:
+        super().__init__(monitor=False)
+        self.cancelled: list[str] = []
+
+    def cancel_run(self, run_id: str, reason: str = "cancel") -> bool:
+        self.cancelled.append(run_id)
+        return True
+
+
+async def _until(predicate: Callable[[], Awaitable[bool]], what: str) -> None:
+    deadline = time.monotonic() + 15
+    while not await predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+def test_the_cancel_listener_subscribes_again_after_a_redis_restart(
+    private_redis: PrivateRedis,
+) -> None:
+    async def main() -> list[str]:
+        worker = _Recording()
+        worker.client = client = async_redis()
+        channel = keys.cancel_channel()
+
+        async def subscribed() -> bool:
+            try:
+                return bool((await client.pubsub_numsub(channel))[0][1])
+            except CONNECTION_ERRORS:
+                return False
+
+        async def got_before() -> bool:
+            return worker.cancelled == ["before"]
+
+        async def got_after() -> bool:
+            return worker.cancelled == ["before", "after"]
+
+        listener = asyncio.create_task(worker._cancel_listener())
+        try:
+            await _until(subscribed, "the listener to subscribe")
+            await client.publish(channel, "before")
+            await _until(got_before, "the first cancel")
+            await asyncio.to_thread(private_redis.kill)
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(private_redis.restart)
+            await _until(subscribed, "the listener to subscribe again")
+            await client.publish(channel, "after")
+            await _until(got_after, "the cancel after the restart")
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+        return worker.cancelled
+
+    assert run_in_new_loop(main()) == ["before", "after"]
+
+
+def test_every_client_retries_with_jittered_backoff() -> None:
+    async def async_retry() -> object:
+        return async_redis().get_retry()
+
+    for retry in (sync_redis().get_retry(), run_in_new_loop(async_retry())):
+        assert isinstance(retry, Retry | AsyncRetry)
+        assert retry._retries == defaults.REDIS_RETRIES
+        assert isinstance(retry._backoff, ExponentialWithJitterBackoff)
