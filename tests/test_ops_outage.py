@@ -28,6 +28,7 @@ from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.api import ServerThread, create_app
 from aiflow_nb.events.model import Event
 from aiflow_nb.examples.chaos import JOURNALED_TWICE, side_effects
+from aiflow_nb.ops.local import LocalWorker
 from aiflow_nb.ops.submit import submit
 from aiflow_nb.ops.worker import Worker
 from aiflow_nb.store import async_redis, run_in_new_loop, sync_redis
@@ -318,3 +319,29 @@ def test_every_client_retries_with_jittered_backoff() -> None:
         assert isinstance(retry, Retry | AsyncRetry)
         assert retry._retries == defaults.REDIS_RETRIES
         assert isinstance(retry._backoff, ExponentialWithJitterBackoff)
+
+
+def test_the_in_process_worker_and_an_async_reader_live_through_a_redis_restart(
+    private_redis: PrivateRedis,
+) -> None:
+    local = LocalWorker(kind="in-process").start()
+    try:
+        handle = RunHandle(submit("steps", {"n": 8, "delay": 0.2}))
+        seen: list[str] = []
+
+        async def read() -> None:
+            async for event in handle.aevents():
+                seen.append(event.id)
+
+        reader = threading.Thread(target=run_in_new_loop, args=(read(),), daemon=True)
+        reader.start()
+        wait_for(lambda: len(side_effects(handle.run_id)) >= 2, 15, "two steps")
+        private_redis.kill()
+        time.sleep(2)
+        private_redis.restart()
+        assert handle.result(timeout=30) == list(range(8))
+        reader.join(15)
+        assert local.alive and not reader.is_alive()
+    finally:
+        local.stop()
+    _saw_the_rest(seen, [e.id for e in handle.events(follow=False)], "aevents")
