@@ -110,10 +110,10 @@ def test_aiflow_fake_llm_serves_the_sdk_with_its_own_rpm_and_runtime_knobs() -> 
         stderr=subprocess.PIPE,
         text=True,
     )
+    base = f"http://127.0.0.1:{port}"
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
     try:
-        base = f"http://127.0.0.1:{port}"
         wait_serving(proc, f"{base}/_aiflow/knobs")
-        client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
         ask = [{"role": "user", "content": "hi"}]
         for _ in range(2):
             client.chat.completions.create(model="gpt-4o-mini", messages=ask)
@@ -126,8 +126,9 @@ def test_aiflow_fake_llm_serves_the_sdk_with_its_own_rpm_and_runtime_knobs() -> 
         log = httpx.get(f"{base}/_aiflow/requests").json()
         assert [r["status"] for r in log] == [200, 200, 429, 503]
     finally:
+        client.close()
         proc.terminate()
-        proc.wait(10)
+        proc.communicate(timeout=10)  # reaps it and closes its pipes
 
 
 def test_titles_are_read_from_lists_and_from_prose() -> None:

@@ -50,6 +50,7 @@ def test_sigkilled_run_resumes_and_journaled_steps_run_exactly_once(
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.communicate(timeout=10)  # closes its pipes
     r = sync_redis()
     journaled = {k.decode() for k in r.hkeys(keys.run_journal(run_id))}
     assert {"crashable/slow_step#0", "crashable/slow_step#1", "crashable/slow_step#2"} <= journaled

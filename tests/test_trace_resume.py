@@ -50,7 +50,7 @@ def test_crashed_and_resumed_run_shows_interrupted_replayed_and_resumed() -> Non
         )
     finally:
         worker.send_signal(signal.SIGKILL)
-        worker.wait(10)
+        worker.communicate(timeout=10)  # reaps it and closes its pipes
     crashed = _tree(handle.run_id)
     assert crashed.status == "running" and len(crashed.running()) == 2  # root + step 1
     open_gate(gate)
