@@ -34,6 +34,7 @@ from aiflow_nb.ops.worker import Worker
 from aiflow_nb.store import async_redis, run_in_new_loop, sync_redis
 from aiflow_nb.store.connection import reset
 from aiflow_nb.store.outage import CONNECTION_ERRORS, Outage
+from aiflow_nb.trace.follow import Follower
 
 from support import PYTHONPATH
 from support.api import KEY
@@ -321,7 +322,7 @@ def test_every_client_retries_with_jittered_backoff() -> None:
         assert isinstance(retry._backoff, ExponentialWithJitterBackoff)
 
 
-def test_the_in_process_worker_and_an_async_reader_live_through_a_redis_restart(
+def test_the_in_process_worker_and_async_readers_live_through_a_redis_restart(
     private_redis: PrivateRedis,
 ) -> None:
     local = LocalWorker(kind="in-process").start()
@@ -335,13 +336,17 @@ def test_the_in_process_worker_and_an_async_reader_live_through_a_redis_restart(
 
         reader = threading.Thread(target=run_in_new_loop, args=(read(),), daemon=True)
         reader.start()
+        follower = Follower(handle.run_id, block_ms=200).start()  # the dashboard's reader
         wait_for(lambda: len(side_effects(handle.run_id)) >= 2, 15, "two steps")
         private_redis.kill()
         time.sleep(2)
         private_redis.restart()
         assert handle.result(timeout=30) == list(range(8))
         reader.join(15)
-        assert local.alive and not reader.is_alive()
+        wait_for(lambda: not follower.alive, 15, "the Follower to end with the run")
+        assert local.alive and not reader.is_alive() and follower.error is None
     finally:
         local.stop()
-    _saw_the_rest(seen, [e.id for e in handle.events(follow=False)], "aevents")
+    stream = [e.id for e in handle.events(follow=False)]
+    _saw_the_rest(seen, stream, "aevents")
+    _saw_the_rest([e.id for e in follower.drain()], stream, "trace Follower")
