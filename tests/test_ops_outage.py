@@ -29,7 +29,7 @@ from aiflow_nb.api import ServerThread, create_app
 from aiflow_nb.events.model import Event
 from aiflow_nb.examples.chaos import JOURNALED_TWICE, side_effects
 from aiflow_nb.ops.local import LocalWorker
-from aiflow_nb.ops.submit import submit
+from aiflow_nb.ops.submit import resolve_version, submit
 from aiflow_nb.ops.worker import Worker
 from aiflow_nb.store import async_redis, run_in_new_loop, sync_redis
 from aiflow_nb.store.connection import reset
@@ -350,3 +350,24 @@ def test_the_in_process_worker_and_async_readers_live_through_a_redis_restart(
     stream = [e.id for e in handle.events(follow=False)]
     _saw_the_rest(seen, stream, "aevents")
     _saw_the_rest([e.id for e in follower.drain()], stream, "trace Follower")
+
+
+def test_a_queue_entry_delivered_by_a_read_whose_reply_an_outage_cut_is_taken_after_it(
+    private_redis: PrivateRedis,
+) -> None:
+    r = sync_redis()
+    handle = RunHandle(submit("steps", {"n": 2, "delay": 0.0}))
+    queue = next(q for q in r.smembers(keys.queues(resolve_version())) if b"steps" in q)
+    r.xgroup_create(queue, keys.queue_group, id="0")
+    # the server delivered the entry to this consumer, and its reply never arrived
+    assert r.xreadgroup(keys.queue_group, "w-cut", {queue: ">"})
+    local = LocalWorker(worker_id="w-cut", kind="in-process").start()
+    try:
+        time.sleep(1.0)
+        assert handle.status == "queued"  # new reads never deliver it again
+        private_redis.kill()
+        time.sleep(0.5)
+        private_redis.restart()
+        assert handle.result(timeout=20) == [0, 1]
+    finally:
+        local.stop()

@@ -190,6 +190,9 @@ class Worker:
                 if not queues:  # nothing to serve yet (a kernel before its first workflow)
                     await asyncio.sleep(defaults.QUEUE_BLOCK_MS / 1000)
                     continue
+                if outage.down:  # before reading new entries, so none is taken twice
+                    for queue, (msg_id, fields) in await self._unanswered(queues):
+                        self._spawn(queue, msg_id.decode(), fields[b"run_id"].decode())
                 reply = cast(
                     "StreamsReply | None",
                     await self.client.xreadgroup(
@@ -217,6 +220,20 @@ class Worker:
                 self._spawn(queue, msg_id.decode(), fields[b"run_id"].decode())
             if self.burst and not entries and not self.tasks:
                 return
+
+    async def _unanswered(self, queues: list[str]) -> list[Any]:
+        """This consumer's pending entries of runs not in hand: a read whose reply an
+        outage cut off delivered them (the monitor reclaims only dead consumers' entries)."""
+        reply = cast(
+            "StreamsReply | None",
+            await self.client.xreadgroup(keys.queue_group, self.id, dict.fromkeys(queues, "0")),
+        )
+        return [
+            (q.decode(), (msg_id, fields))
+            for q, batch in reply or []
+            for msg_id, fields in batch
+            if fields and fields[b"run_id"].decode() not in self.tasks  # deleted: no fields
+        ]
 
     async def _give_back(self, entries: list[Any]) -> None:
         """Requests read just as the worker began to drain go back on the queue untouched."""
