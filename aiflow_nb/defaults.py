@@ -71,8 +71,8 @@ OUTAGE_BACKOFF_CAP = 1.0
 late, at most, a loop notices that Redis is back."""
 
 API_OUTAGE_PATIENCE = 1.0
-"""Seconds an API event stream waits for Redis before it ends with an ``unavailable``
-event (the client resumes with ``Last-Event-ID``; meanwhile requests answer 503)."""
+"""Seconds an API event stream waits for Redis before it ends with an ``interrupted``
+message (the client resumes with ``Last-Event-ID``; meanwhile requests answer 503)."""
 
 MONITOR_INTERVAL = 0.5
 """Seconds between two sweeps of the monitor (dead workers' runs are found this often)."""
