@@ -18,6 +18,7 @@ from ..ops import submit as _submit
 from ..ops.routing import waiting_reason
 from ..serialization import loads
 from ..store import sync_redis
+from ..store.outage import Outage
 from ..store.replies import RawHash
 from .gaps import build_gaps
 from .spans import Span, build_spans, spans_dataframe
@@ -94,7 +95,7 @@ class RunHandle:
         Raises ``TimeoutError`` when ``timeout`` seconds pass first.
         """
         self.wait(timeout)
-        rec = self.record()
+        rec = self._outage(timeout).call(self.record)  # the run ended: read it, through an outage
         if rec["status"] == RunStatus.COMPLETED:
             return rec.get("output")
         if rec["status"] == RunStatus.CANCELLED:
@@ -112,7 +113,10 @@ class RunHandle:
             if waiting:
                 exc.args = (f"{exc.args[0]}: {waiting}",)
             raise
-        return self.status
+        return self._outage(timeout).call(lambda: self.status)
+
+    def _outage(self, timeout: float | None) -> Outage:
+        return Outage(f"waiting for run {self.run_id}", patience=timeout)
 
     # --- events and spans -------------------------------------------------------
     def events(self, after: str | None = None, follow: bool = True) -> Iterator[Event]:

@@ -34,7 +34,6 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
@@ -47,7 +46,7 @@ import redis.asyncio as aredis
 from .. import defaults, keys
 from ..errors import RunNotFound, RunTimeout
 from ..store import async_redis, sync_redis
-from ..store.outage import CONNECTION_ERRORS, Outage
+from ..store.outage import Outage
 from ..store.replies import StreamEntries, StreamsReply
 from .model import Event
 from .status import TERMINAL
@@ -227,26 +226,13 @@ class Follow:
 
 def _call(r: redis.Redis, command: Command, outage: Outage) -> Any:
     """Make ``command`` on ``r``, sent again after a backoff while Redis is unreachable."""
-    while True:
-        try:
-            reply = getattr(r, command.method)(*command.args, **command.kwargs)
-        except CONNECTION_ERRORS as exc:
-            time.sleep(outage.failed(exc))
-            continue
-        outage.ok()
-        return reply
+    return outage.call(lambda: getattr(r, command.method)(*command.args, **command.kwargs))
 
 
 async def _acall(r: aredis.Redis, command: Command, outage: Outage) -> Any:
     """Async twin of ``_call``."""
-    while True:
-        try:
-            reply = await getattr(r, command.method)(*command.args, **command.kwargs)
-        except CONNECTION_ERRORS as exc:
-            await asyncio.sleep(outage.failed(exc))
-            continue
-        outage.ok()
-        return reply
+    method = getattr(r, command.method)
+    return await outage.acall(lambda: method(*command.args, **command.kwargs))
 
 
 def _step(flow: Flow, reply: Any) -> Command | list[Event] | None:

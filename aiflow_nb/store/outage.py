@@ -1,7 +1,8 @@
 """Living through a Redis outage: what counts as one, how long to wait, what to log.
 
 A long-lived loop (a worker's consume, heartbeat and cancel listener, the monitor, a
-reader following a run) keeps one ``Outage``. On a connection error it calls
+reader following a run) keeps one ``Outage``; ``call(fn)`` / ``acall(fn)`` do the loop
+below for one call. On a connection error it calls
 ``failed(exc)`` and sleeps the seconds returned (jittered, growing: redis-py's
 ``ExponentialWithJitterBackoff``), then tries the same thing again; on success it calls
 ``ok()``. The first failure logs one warning and the first success after it one info
@@ -20,10 +21,12 @@ of outage ``failed`` raises ``RedisUnavailable`` instead (None: never)::
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
@@ -33,6 +36,8 @@ from ..errors import RedisUnavailable
 from .connection import redis_url
 
 __all__ = ["CONNECTION_ERRORS", "Outage"]
+
+T = TypeVar("T")
 
 log = logging.getLogger("aiflow_nb.redis")
 
@@ -77,6 +82,28 @@ class Outage:
             down = self.clock() - self.since
             log.warning("%s: Redis is back after %.1f s; resuming", self.what, down)
             self.since, self.failures = None, 0
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """``fn()``, called again after a backoff while Redis is unreachable."""
+        while True:
+            try:
+                value = fn()
+            except CONNECTION_ERRORS as exc:
+                time.sleep(self.failed(exc))
+                continue
+            self.ok()
+            return value
+
+    async def acall(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Async twin of ``call``."""
+        while True:
+            try:
+                value = await fn()
+            except CONNECTION_ERRORS as exc:
+                await asyncio.sleep(self.failed(exc))
+                continue
+            self.ok()
+            return value
 
     @property
     def down(self) -> bool:
