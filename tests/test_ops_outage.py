@@ -28,6 +28,7 @@ from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.api import ServerThread, create_app
 from aiflow_nb.events.model import Event
 from aiflow_nb.examples.chaos import JOURNALED_TWICE, side_effects
+from aiflow_nb.notebook import RunWidget
 from aiflow_nb.ops.local import LocalWorker
 from aiflow_nb.ops.submit import resolve_version, submit
 from aiflow_nb.ops.worker import Worker
@@ -39,6 +40,7 @@ from aiflow_nb.trace.follow import Follower
 from support import PYTHONPATH
 from support.api import KEY
 from support.helpers import wait_for
+from support.notebook import RecordingComm, comms_fixture  # noqa: F401
 from support.ops import CLI, fleet, journal_keys, record
 from support.outage import PrivateRedis, SseFollower
 
@@ -322,8 +324,8 @@ def test_every_client_retries_with_jittered_backoff() -> None:
         assert isinstance(retry._backoff, ExponentialWithJitterBackoff)
 
 
-def test_the_in_process_worker_and_async_readers_live_through_a_redis_restart(
-    private_redis: PrivateRedis,
+def test_the_in_process_worker_the_widget_and_async_readers_live_through_a_redis_restart(
+    private_redis: PrivateRedis, comms: list[RecordingComm]
 ) -> None:
     local = LocalWorker(kind="in-process").start()
     try:
@@ -337,6 +339,7 @@ def test_the_in_process_worker_and_async_readers_live_through_a_redis_restart(
         reader = threading.Thread(target=run_in_new_loop, args=(read(),), daemon=True)
         reader.start()
         follower = Follower(handle.run_id, block_ms=200).start()  # the dashboard's reader
+        widget = RunWidget(handle)
         wait_for(lambda: len(side_effects(handle.run_id)) >= 2, 15, "two steps")
         private_redis.kill()
         time.sleep(2)
@@ -345,9 +348,13 @@ def test_the_in_process_worker_and_async_readers_live_through_a_redis_restart(
         reader.join(15)
         wait_for(lambda: not follower.alive, 15, "the Follower to end with the run")
         assert local.alive and not reader.is_alive() and follower.error is None
+        state = widget.wait(15)
+        widget.close()
     finally:
         local.stop()
     stream = [e.id for e in handle.events(follow=False)]
+    assert widget.failure is None and state.status == "completed"
+    assert state.events == len(stream) and state.output == list(range(8))
     _saw_the_rest(seen, stream, "aevents")
     _saw_the_rest([e.id for e in follower.drain()], stream, "trace Follower")
 
