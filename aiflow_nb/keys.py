@@ -87,10 +87,12 @@ def queue(version: str, workflow: str) -> str:
     return f"{_ns()}:queue:{{{version}}}:wf:{workflow}"
 
 
-def code_queue(version: str) -> str:
+def code_queue(version: str, resumed: bool = False) -> str:
     """Stream with consumer group ``workers``: requests for runs of registered notebook
-    code (runs with a ``code`` bundle) in one deployment version."""
-    return f"{_ns()}:queue:{{{version}}}:code"
+    code (runs with a ``code`` bundle) in one deployment version; ``resumed``: those put
+    back after their worker died or handed them back (the code worker daemon reads only
+    these, so a run starts in a kernel, with its environment, when one can take it)."""
+    return f"{_ns()}:queue:{{{version}}}:code" + (":resumed" if resumed else "")
 
 
 def queues(version: str) -> str:

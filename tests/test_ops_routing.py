@@ -20,7 +20,7 @@ from aiflow_nb.authoring import registry
 from aiflow_nb.ops.local import ensure_local_worker, local_worker
 from aiflow_nb.ops.presence import live_workers, process_alive
 from aiflow_nb.ops.routing import run_queue, waiting_reason
-from aiflow_nb.ops.submit import submit
+from aiflow_nb.ops.submit import resume, submit
 from aiflow_nb.store import sync_redis
 
 from support.api import KEY, served_client
@@ -72,7 +72,7 @@ def test_aiflow_demo_completes_while_other_processes_workers_are_live(tmp_path: 
             )
             docs = {int(w["pid"]): w for w in live_workers()}
             assert docs[other.pid]["serves"] == ["only_in_this_process"]
-            assert docs[other.pid]["code"] is True and docs[other.pid]["kind"] == "in-process"
+            assert docs[other.pid]["code"] == "all" and docs[other.pid]["kind"] == "in-process"
             assert "content_agent" not in docs[app_worker.pid]["serves"]
             assert "steps" in docs[app_worker.pid]["serves"]
             env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
@@ -124,11 +124,18 @@ def test_a_run_nobody_serves_stays_queued_says_why_and_continues_once_defined() 
 
 def test_registered_code_waits_for_a_worker_that_accepts_it() -> None:
     rec = {"status": "queued", "run_id": "r", "version": "default", "workflow": "cell_wf"}
-    reason = waiting_reason({**rec, "code": "ab12"}, workers=[])
+    fresh, resumed = {**rec, "code": "ab12"}, {**rec, "code": "ab12", "attempt": 1}
+    reason = waiting_reason(fresh, workers=[])
     assert reason is not None and "registered notebook code" in reason
-    code_worker = {"version": "default", "serves": [], "code": True}
-    assert waiting_reason({**rec, "code": "ab12"}, workers=[code_worker]) is None
+    code_worker = {"version": "default", "serves": [], "code": "all"}
+    assert waiting_reason(fresh, workers=[code_worker]) is None
     assert waiting_reason(rec, workers=[code_worker]) is not None  # not by name
+    daemon = {"version": "default", "serves": [], "code": "resumed"}
+    assert waiting_reason(fresh, workers=[daemon]) is not None  # a kernel starts it
+    assert waiting_reason(resumed, workers=[daemon]) is None  # it ran: the daemon resumes it
+    assert run_queue("default", "cell_wf", "ab12", resumed=True) == keys.code_queue(
+        "default", resumed=True
+    )
 
 
 @pytest.mark.timeout(60)
@@ -164,7 +171,7 @@ def test_aiflow_worker_daemon_starts_shows_and_stops_this_machines_code_worker()
         started = runner.invoke(cli, ["worker", "daemon", "start"]).output
         assert started.startswith("code worker daemon: started\n")
         doc = wait_for(lambda: next(iter(daemons()), None), 30, "the daemon to heartbeat")
-        assert doc["code"] is True and doc["serves"] == [] and doc["kind"] == "daemon"
+        assert doc["code"] == "resumed" and doc["serves"] == [] and doc["kind"] == "daemon"
         again = runner.invoke(cli, ["worker", "daemon", "start"]).output
         assert again.startswith("code worker daemon: running\n")  # one per machine
         status = runner.invoke(cli, ["worker", "daemon", "status"]).output
@@ -172,6 +179,9 @@ def test_aiflow_worker_daemon_starts_shows_and_stops_this_machines_code_worker()
         listed = runner.invoke(cli, ["workers"]).output
         assert "daemon" in listed and "registered code" in listed
         handle = RunHandle(submit("cell_wf", {}, code="no-such-bundle"))
+        time.sleep(1.0)
+        assert handle.status == "queued"  # a fresh run is for a kernel, not the daemon
+        resume(handle.run_id)  # put back on the queue, as after its worker died
         assert handle.wait(10) == "failed"  # taken by the daemon (the bundle is missing)
         assert handle.record()["worker"] == doc["id"]
     finally:

@@ -99,6 +99,7 @@ def worker(
     if ctx.invoked_subcommand is not None:
         return
     from ..authoring import registry
+    from ..ops.routing import ALL, NONE
     from ..ops.signals import run_worker
     from ..ops.worker import Worker
 
@@ -109,7 +110,7 @@ def worker(
         burst=burst,
         monitor=not no_monitor,
         max_restarts=max_restarts,
-        code=not no_code,
+        code=NONE if no_code else ALL,
     )
     serves = ", ".join(registry.names()) or "no workflow"
     click.echo(
@@ -183,7 +184,8 @@ def workers(version: str | None) -> None:
 
 def _serves(doc: dict[str, Any]) -> str:
     names = list(doc.get("serves") or [])
-    return ", ".join([*names, *(["registered code"] if doc.get("code") else [])]) or "-"
+    code = {"all": ["registered code"], "resumed": ["resumed registered code"]}
+    return ", ".join([*names, *code.get(doc.get("code") or "", [])]) or "-"
 
 
 @click.command()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..config import settings
 from ..errors import RedisUnavailable
+from ..ops.daemon import KIND
 from ..ops.local import local_worker
 from ..ops.presence import live_workers
 from ..store import redis_url, sync_redis
@@ -46,7 +47,8 @@ class KernelStatus:
 
 def kernel_status(started: bool = False, daemon: str | None = None) -> KernelStatus:
     """The status now (workers live: active ones, not this kernel's, not ones whose
-    process is gone); a Redis that cannot be reached is reported, not raised."""
+    process is gone, not the code worker daemon: ``daemon`` says that one); a Redis that
+    cannot be reached is reported, not raised."""
     s = settings()
     try:
         url = redis_url()
@@ -54,7 +56,7 @@ def kernel_status(started: bool = False, daemon: str | None = None) -> KernelSta
         others = [
             w
             for w in live_workers(sync_redis(), active=True)
-            if mine is None or w.get("id") != mine.worker.id
+            if (mine is None or w.get("id") != mine.worker.id) and w.get("kind") != KIND
         ]
     except RedisUnavailable as exc:
         return KernelStatus(

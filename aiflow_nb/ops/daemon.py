@@ -4,9 +4,10 @@ the death of its kernel and completes with no user action.
 
 ``%load_ext aiflow_nb`` starts it unless one is live (``AIFLOW_CODE_WORKER=0``: never);
 ``aiflow worker daemon status|start|stop`` show, start and stop it. There is one per
-machine, namespace and version; it takes only runs of registered code (the code queue,
-``ops/routing.py``) and runs a monitor, so a dead kernel's runs are re-queued and resumed
-here from their journal. Its log is ``log_path(version)``.
+machine, namespace and version; it takes only runs of registered code that ran before
+(the resumed code queue, ``ops/routing.py``: a fresh run starts in a kernel, with the
+kernel's environment) and runs a monitor, so a dead kernel's runs are re-queued and
+resumed here from their journal. Its log is ``log_path(version)``.
 
 Example::
 
@@ -33,6 +34,7 @@ from ..config import settings
 from ..store import sync_redis
 from ..store.embedded import EmbeddedRedis
 from .presence import live_workers, node
+from .routing import RESUMED
 from .submit import resolve_version
 
 __all__ = ["KIND", "daemons", "ensure_daemon", "log_path", "main", "stop_daemons"]
@@ -113,7 +115,7 @@ def main(argv: list[str]) -> int:
     version = argv[1] if len(argv) > 1 else resolve_version()
     if daemons(version=version):
         return 0
-    worker = Worker(version=version, code=True, workflows=tuple, kind=KIND)
+    worker = Worker(version=version, code=RESUMED, workflows=tuple, kind=KIND)
     logging.getLogger("aiflow_nb.daemon").info(
         "code worker %s (pid %d) serving registered code of version %s",
         worker.id,

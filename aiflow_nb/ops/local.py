@@ -16,6 +16,7 @@ import threading
 from .. import defaults
 from ..config import settings
 from ..store.connection import aclose_async_redis
+from .daemon import KIND
 from .presence import live_workers
 from .routing import Need, serving
 from .submit import resolve_version
@@ -80,7 +81,8 @@ def _wanted(workflow: str | None, code: bool) -> bool:
     version = resolve_version()
     if workflow is not None:
         return not serving(Need(version, workflow, code))
-    return not live_workers(version=version, active=True)
+    # the code worker daemon takes only resumed runs: it does not stand in for this one
+    return not [w for w in live_workers(version=version, active=True) if w.get("kind") != KIND]
 
 
 def ensure_local_worker(

@@ -76,7 +76,7 @@ def process_alive(pid: int) -> bool:
 def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
     doc: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
     doc["serves"] = loads(doc["serves"]) if doc.get("serves") else []
-    doc["code"] = doc.get("code") == "1"
+    doc["code"] = doc.get("code") or "none"
     return doc
 
 
@@ -126,11 +126,11 @@ def heartbeat_document(
     host: str,
     *,
     serves: Sequence[str] = (),
-    code: bool = False,
+    code: str = "none",
     kind: str = "worker",
 ) -> dict[str, Any]:
-    """The hash a worker writes each heartbeat: who it is, what it serves (workflow names
-    and whether it runs registered code), what it has in hand."""
+    """The hash a worker writes each heartbeat: who it is, what it serves (workflow names,
+    and which runs of registered code: ``ops/routing.CodeRuns``), what it has in hand."""
     return {
         "id": worker_id,
         "version": version,
@@ -142,6 +142,6 @@ def heartbeat_document(
         "node": node(),
         "kind": kind,
         "serves": dumps(sorted(serves), "the workflows a worker serves").decode(),
-        "code": "1" if code else "0",
+        "code": code,
         "last_heartbeat": time.time(),
     }

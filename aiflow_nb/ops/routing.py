@@ -2,7 +2,10 @@
 only the queues of what it can execute.
 
 - a run of registered notebook code (it has a ``code`` bundle, ``ops/code.py``) goes on
-  ``keys.code_queue(version)``, read by workers that accept registered code;
+  ``keys.code_queue(version)``, read by workers that accept registered code (``ALL``);
+  put back after its worker died or handed it back, on ``keys.code_queue(version,
+  resumed=True)``, read by those and by the code worker daemon (``RESUMED``), which so
+  never takes a fresh run from a kernel that can run it in its own environment;
 - any other run goes on ``keys.queue(version, workflow)``, read by the workers whose
   process defines that workflow (imported from ``--app`` modules or defined in a kernel).
 
@@ -11,14 +14,14 @@ A run nobody live can execute stays ``queued``; ``waiting_reason`` says why.
 Example::
 
     run_queue("v1", "report", None)          # -> "aiflow:queue:{v1}:wf:report"
-    served_queues("v1", ["report"], code=True)
+    served_queues("v1", ["report"], code=ALL)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import redis
 
@@ -28,6 +31,10 @@ from ..store import sync_redis
 from .presence import live_workers
 
 __all__ = [
+    "ALL",
+    "NONE",
+    "RESUMED",
+    "CodeRuns",
     "Need",
     "need_of",
     "run_queue",
@@ -38,6 +45,13 @@ __all__ = [
 ]
 
 
+CodeRuns = Literal["all", "resumed", "none"]
+"""Which runs of registered code a worker takes (advertised as its heartbeat's ``code``)."""
+ALL: CodeRuns = "all"
+RESUMED: CodeRuns = "resumed"
+NONE: CodeRuns = "none"
+
+
 @dataclass(frozen=True)
 class Need:
     """What a run needs from a worker: its version, and its workflow by name or as code."""
@@ -45,16 +59,20 @@ class Need:
     version: str
     workflow: str
     code: bool = False
+    resumed: bool = False
+    """It ran before (its next attempt resumes from the journal)."""
 
     @property
     def queue(self) -> str:
-        return run_queue(self.version, self.workflow, self.code)
+        return run_queue(self.version, self.workflow, self.code, self.resumed)
 
     def served_by(self, doc: dict[str, Any]) -> bool:
         """Whether the worker of heartbeat document ``doc`` can execute such a run."""
         if doc.get("version") != self.version:
             return False
-        return bool(doc.get("code")) if self.code else self.workflow in doc.get("serves", [])
+        if not self.code:
+            return self.workflow in doc.get("serves", [])
+        return doc.get("code") == ALL or (self.resumed and doc.get("code") == RESUMED)
 
 
 def need_of(record: dict[str, Any]) -> Need:
@@ -63,19 +81,23 @@ def need_of(record: dict[str, Any]) -> Need:
         str(record.get("version") or ""),
         str(record.get("workflow") or ""),
         bool(record.get("code")),
+        int(record.get("attempt") or 0) > 0,
     )
 
 
-def run_queue(version: str, workflow: str, code: str | bool | None) -> str:
-    """The queue a run of ``workflow`` (with a code bundle or not) goes on."""
-    return keys.code_queue(version) if code else keys.queue(version, workflow)
+def run_queue(version: str, workflow: str, code: str | bool | None, resumed: bool = False) -> str:
+    """The queue a run of ``workflow`` (with a code bundle or not; ``resumed``: put back
+    on the queue after it ran) goes on."""
+    return keys.code_queue(version, resumed) if code else keys.queue(version, workflow)
 
 
-def served_queues(version: str, workflows: Iterable[str], code: bool) -> list[str]:
+def served_queues(version: str, workflows: Iterable[str], code: CodeRuns) -> list[str]:
     """The queues a worker of ``version`` reads: one per workflow it defines, plus the
-    code queue when it accepts registered code."""
+    code queues of the registered code it takes."""
     streams = [keys.queue(version, name) for name in sorted(set(workflows))]
-    return [keys.code_queue(version), *streams] if code else streams
+    resumed = [keys.code_queue(version, resumed=True)] if code in (ALL, RESUMED) else []
+    fresh = [keys.code_queue(version)] if code == ALL else []
+    return [*fresh, *resumed, *streams]
 
 
 def serving(need: Need, client: redis.Redis | None = None) -> list[dict[str, Any]]:

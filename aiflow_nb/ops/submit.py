@@ -133,7 +133,7 @@ def requeue(pipe: Any, run_id: str, version: str, workflow: str, code: str | Non
     """Queue the commands that put an existing run back on the queue of its workflow (or of
     registered code) in its version (``pipe``: a sync or async transaction pipeline; the
     worker resumes it from its journal)."""
-    queue = run_queue(version, workflow, code)
+    queue = run_queue(version, workflow, code, resumed=True)
     pipe.hset(keys.run(run_id), "status", RunStatus.QUEUED)
     pipe.xadd(queue, {"run_id": run_id, "resume": "1"})
     pipe.sadd(keys.queues(version), queue)

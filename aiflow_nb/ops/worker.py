@@ -36,7 +36,7 @@ from .executor import RunControl, execute
 from .monitor import Monitor
 from .presence import advertise, heartbeat_document, withdraw
 from .recovery import fail_run, hand_back
-from .routing import served_queues
+from .routing import ALL, CodeRuns, served_queues
 from .submit import resolve_version
 
 if TYPE_CHECKING:
@@ -62,11 +62,12 @@ class Worker:
         burst: bool = False,
         monitor: bool = True,
         max_restarts: int = defaults.MAX_RESTARTS,
-        code: bool = True,
+        code: CodeRuns = ALL,
         kind: str = "worker",
         workflows: Callable[[], Iterable[str]] = registry.names,
     ) -> None:
-        """``code``: take runs of registered notebook code; ``workflows``: the names this
+        """``code``: which runs of registered notebook code to take (``ops/routing.py``:
+        all, resumed, none); ``workflows``: the names this
         process can execute (read again on every poll, so a kernel's new definitions are
         served at once); ``kind`` is advertised (``worker``, ``kernel``, ``daemon``)."""
         if concurrency < 1:
