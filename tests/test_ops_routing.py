@@ -17,6 +17,7 @@ import aiflow_nb as af
 from aiflow_nb import keys
 from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.authoring import registry
+from aiflow_nb.ops.deployments import deployments
 from aiflow_nb.ops.local import ensure_local_worker, local_worker
 from aiflow_nb.ops.presence import live_workers, process_alive
 from aiflow_nb.ops.routing import run_queue, waiting_reason
@@ -104,6 +105,8 @@ def test_a_run_nobody_serves_stays_queued_says_why_and_continues_once_defined() 
     assert f"%aiflow resume {handle.run_id}" in handle.waiting
     with pytest.raises(af.RunTimeout, match="still queued after 0.2 s: no live worker serves"):
         handle.result(timeout=0.2)
+    [row] = [d for d in deployments() if d["version"] == rec["version"]]
+    assert row["queued"] == 1  # counted over the version's queues
     with served_client(api_keys=(KEY,)) as http:
         doc = http.get(f"/runs/{handle.run_id}").json()
         assert doc["status"] == "queued" and doc["waiting"] == handle.waiting
