@@ -8,6 +8,7 @@ import time
 
 import aiflow_nb as af
 from aiflow_nb import component, workflow
+from aiflow_nb.store import run_in_new_loop
 
 
 @component
@@ -58,7 +59,7 @@ def test_async_reader_follows_live_tail() -> None:
     async def collect() -> list[str]:
         return [e.type async for e in handle.aevents()]
 
-    types = asyncio.run(collect())
+    types = run_in_new_loop(collect())  # closes the loop's Redis client at its end
     assert types[0] == "run.queued" and types[-1] == "run.completed"
     assert types.count("progress") == 20
 

@@ -12,6 +12,7 @@ import pytest
 import aiflow_nb as af
 from aiflow_nb import limits
 from aiflow_nb.llm import AsyncOpenAI
+from aiflow_nb.store import run_in_new_loop
 
 from support.llm import fake_llm, served
 from support.processes import python_subprocess
@@ -68,7 +69,7 @@ def test_a_wait_cancelled_in_the_queue_gives_back_its_slot_and_tokens() -> None:
         with pytest.raises(asyncio.CancelledError):
             await waiting
 
-    asyncio.run(cancelled_while_queued())
+    run_in_new_loop(cancelled_while_queued())
 
     def must_not_wait(seconds: float) -> None:
         raise AssertionError(f"asked to wait {seconds} s: the cancelled wait kept its share")

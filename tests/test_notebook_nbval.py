@@ -28,7 +28,7 @@ def test_notebook_passes_nbval(name: str) -> None:
             "pytest",
             "--nbval",
             "--nbval-current-env",
-            "--sanitize-with",
+            "--nbval-sanitize-with",  # not the deprecated --sanitize-with
             str(ROOT / "notebooks" / "sanitize.cfg"),
             "--nbval-cell-timeout",
             "120",

@@ -12,7 +12,7 @@ from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.ops.monitor import Monitor
 from aiflow_nb.ops.notify import Notifier
 from aiflow_nb.ops.submit import submit
-from aiflow_nb.store import async_redis, sync_redis
+from aiflow_nb.store import async_redis, run_in_new_loop, sync_redis
 
 from support.ops import Receiver
 
@@ -42,7 +42,7 @@ def _sweep(*monitors: Monitor) -> list[list[Any]]:
             await m.release()
         return results
 
-    return asyncio.run(go())
+    return run_in_new_loop(go())
 
 
 def _queue_requests() -> list[dict[bytes, bytes]]:
@@ -105,7 +105,7 @@ def test_past_max_restarts_the_run_fails_crashed_and_the_notification_is_retried
             await monitor.notifier.aclose()
             assert monitor.notifier.delivered == 1
 
-        asyncio.run(go())
+        run_in_new_loop(go())
     assert receiver.requests == 3 and waits == [0.5, 1.0]
     assert receiver.bodies[0]["run_id"] == handle.run_id
     assert receiver.bodies[0]["reason"] == "crashed"
@@ -158,7 +158,7 @@ def test_hand_back_of_a_run_another_worker_took_over_only_acks_its_entry() -> No
             async_redis(), handle.run_id, "ghost-worker", (queue, entry_id.decode())
         )
 
-    assert asyncio.run(go()) == "lost"
+    assert run_in_new_loop(go()) == "lost"
     assert r.get(keys.run_lease(handle.run_id)) == b"other-worker"
     assert handle.record()["status"] == "running"
     assert _queue_requests() == []
