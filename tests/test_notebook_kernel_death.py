@@ -17,7 +17,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from aiflow_nb import keys
 from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.ops.daemon import daemons, stop_daemons
-from aiflow_nb.ops.presence import live_workers
+from aiflow_nb.ops.presence import live_workers, process_alive
 from aiflow_nb.store import sync_redis
 
 from support.helpers import wait_for
@@ -63,7 +63,8 @@ def kernel_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     try:
         yield
     finally:
-        stop_daemons(timeout=15)
+        stopped = stop_daemons(timeout=15)
+        assert not [pid for pid in stopped if process_alive(pid)]
 
 
 def notebook(cells: list[str]) -> Any:

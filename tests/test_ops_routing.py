@@ -166,7 +166,7 @@ def test_aiflow_worker_daemon_starts_shows_and_stops_this_machines_code_worker()
     from click.testing import CliRunner
 
     from aiflow_nb.cli import cli
-    from aiflow_nb.ops.daemon import daemons, log_path
+    from aiflow_nb.ops.daemon import daemons, log_path, pid_path
 
     runner = CliRunner()
     assert runner.invoke(cli, ["worker", "daemon"]).output.startswith("no code worker daemon")
@@ -177,6 +177,7 @@ def test_aiflow_worker_daemon_starts_shows_and_stops_this_machines_code_worker()
         assert doc["code"] == "resumed" and doc["serves"] == [] and doc["kind"] == "daemon"
         again = runner.invoke(cli, ["worker", "daemon", "start"]).output
         assert again.startswith("code worker daemon: running\n")  # one per machine
+        assert pid_path(doc["version"]).read_text() == str(doc["pid"])
         status = runner.invoke(cli, ["worker", "daemon", "status"]).output
         assert f"pid {doc['pid']}" in status and str(log_path(doc["version"])) in status
         listed = runner.invoke(cli, ["workers"]).output
@@ -191,9 +192,8 @@ def test_aiflow_worker_daemon_starts_shows_and_stops_this_machines_code_worker()
         out = runner.invoke(cli, ["worker", "daemon", "stop"]).output
     assert out == "stopped 1 code worker daemon(s)\n"
     assert daemons() == []
-    assert not process_alive(int(doc["pid"])) or wait_for(
-        lambda: not process_alive(int(doc["pid"])), 10, "the daemon to exit"
-    )
+    assert not process_alive(int(doc["pid"]))  # stop waits for the process to exit
+    assert not pid_path(doc["version"]).exists()
 
 
 def test_the_in_process_worker_hands_its_runs_back_when_the_process_exits() -> None:

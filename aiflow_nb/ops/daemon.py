@@ -33,11 +33,11 @@ from .. import defaults, keys
 from ..config import settings
 from ..store import sync_redis
 from ..store.embedded import EmbeddedRedis
-from .presence import live_workers, node
+from .presence import live_workers, node, process_alive
 from .routing import RESUMED
 from .submit import resolve_version
 
-__all__ = ["KIND", "daemons", "ensure_daemon", "log_path", "main", "stop_daemons"]
+__all__ = ["KIND", "daemons", "ensure_daemon", "log_path", "main", "pid_path", "stop_daemons"]
 
 KIND = "daemon"
 """The ``kind`` a code worker daemon advertises in its heartbeat."""
@@ -85,22 +85,57 @@ def _spawn(version: str) -> None:
     subprocess.run(argv, env=env, check=True, start_new_session=True)
 
 
-def stop_daemons(
-    version: str | None = None, timeout: float = defaults.DRAIN_TIMEOUT + 5
-) -> list[dict[str, Any]]:
-    """SIGTERM this machine's code worker daemons (they drain: runs in hand finish, or are
-    handed back after their drain timeout); wait until they are gone. Returns them."""
-    found = daemons(version=version)
-    for doc in found:
+def pid_path(version: str) -> Path:
+    """The daemon's pid file (next to its log): found even while Redis is away."""
+    return log_path(version).with_suffix(".pid")
+
+
+def _is_daemon(pid: int) -> bool:
+    """Process ``pid`` exists and is a code worker daemon (a reused pid is not)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return process_alive(pid)  # no /proc: trust the pid file or heartbeat
+    return __name__.encode() in cmdline
+
+
+def _pids(version: str | None) -> set[int]:
+    """This machine's daemons of ``version`` (any, when None): heartbeats and pid files."""
+    pids = {int(d["pid"]) for d in daemons(version=version)}
+    pattern = pid_path(version or "*").name
+    for path in log_path(version or "x").parent.glob(pattern):
+        text = path.read_text().strip()
+        if text.isdigit():
+            pids.add(int(text))
+    return {pid for pid in pids if _is_daemon(pid)}
+
+
+def _signal_all(pids: set[int]) -> None:
+    for pid in pids:
         try:
-            os.kill(int(doc["pid"]), signal.SIGTERM)
+            os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
+
+
+def stop_daemons(
+    version: str | None = None, timeout: float = defaults.DRAIN_TIMEOUT + 5
+) -> list[int]:
+    """SIGTERM this machine's code worker daemons (they drain: runs in hand finish, or are
+    handed back after their drain timeout) and wait until they exit; past ``timeout`` a
+    second SIGTERM stops them at once (their runs come back through their leases).
+    Returns their pids."""
+    pids = _pids(version)
+    _signal_all(pids)
     deadline = time.monotonic() + timeout
-    ids = {d["id"] for d in found}
-    while time.monotonic() < deadline and ids & {d["id"] for d in daemons(version=version)}:
+    while any(process_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return found
+    left = {p for p in pids if process_alive(p)}
+    _signal_all(left)
+    deadline = time.monotonic() + 5
+    while any(process_alive(p) for p in left) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return sorted(pids)
 
 
 def main(argv: list[str]) -> int:
@@ -122,4 +157,10 @@ def main(argv: list[str]) -> int:
         os.getpid(),
         version,
     )
-    return run_worker(worker, defaults.DRAIN_TIMEOUT)
+    pidfile = pid_path(version)
+    pidfile.write_text(str(os.getpid()))
+    try:
+        return run_worker(worker, defaults.DRAIN_TIMEOUT)
+    finally:
+        if pidfile.exists() and pidfile.read_text().strip() == str(os.getpid()):
+            pidfile.unlink()
