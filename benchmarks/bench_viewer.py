@@ -68,7 +68,7 @@ def _static_server(directory: Path) -> tuple[ThreadingHTTPServer, str]:
 
 
 def _bars_at_least(n: int) -> str:
-    from tests._browser import BARS_JS
+    from tests.support.browser import BARS_JS
 
     return f"() => {{ const b = ({BARS_JS})(); return b !== null && b.right.length >= {n}; }}"
 
