@@ -14,7 +14,6 @@ modules are read with ``ast``, so the check imports nothing and sees what the so
 from __future__ import annotations
 
 import ast
-import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -23,6 +22,8 @@ from pathlib import Path
 import pytest
 
 import aiflow_nb
+
+from support.ordering import ruff_order
 
 ROOT = Path(aiflow_nb.__file__).parent.parent
 PACKAGES = [p for p in (ROOT / "aiflow_nb", ROOT / "viewer") if p.is_dir()]
@@ -155,13 +156,6 @@ def public_names(module: str, path: Path, names: Names) -> set[str]:
 
 def _is_dunder(name: str) -> bool:
     return name.startswith("__") and name.endswith("__")
-
-
-def ruff_order(name: str) -> tuple[int, list[int | str]]:
-    """RUF022's isort-style key: SCREAMING_CASE, then CamelCase, then the rest, each in
-    natural order (``a2`` before ``a10``)."""
-    kind = 0 if name.isupper() else 1 if name[:1].isupper() else 2
-    return kind, [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

@@ -14,6 +14,7 @@ import aiflow_nb as af
 from aiflow_nb.llm import AsyncOpenAI, FakeLLMServer, OpenAI, pricing, wrap
 
 from support.llm import events_of, fake_llm, llm_spans, served
+from support.ordering import ruff_order
 
 MESSAGES = [{"role": "user", "content": "Explain durable LLM workflows"}]
 
@@ -229,7 +230,7 @@ def test_llm_and_limits_public_api_is_sorted_and_complete() -> None:
     import aiflow_nb.llm
 
     for module in (aiflow_nb.llm, aiflow_nb.limits):
-        assert module.__all__ == sorted(module.__all__)
+        assert module.__all__ == sorted(module.__all__, key=ruff_order)  # the tree's order
         assert all(hasattr(module, name) for name in module.__all__)
     assert {"LLMUnavailable", "set_attributes"} <= set(af.__all__)
 
