@@ -216,4 +216,7 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
         with self._lock:
             data["text/plain"] = render.render_text(self.run_state)
             data["text/html"] = render.render_html(self.run_state)
+        if self.failure is not None:  # the saved notebook says why the view stopped
+            data["text/plain"] += f"\n  live view stopped: {type(self.failure).__name__}: "
+            data["text/plain"] += str(self.failure)
         return data
