@@ -14,6 +14,24 @@ HEARTBEAT_INTERVAL = 2.0
 HEARTBEAT_TTL = 10.0
 """Seconds after the last heartbeat at which a worker (and its run leases) count as dead."""
 
+FENCE_TRUST = 0.8
+"""Fraction of ``heartbeat_ttl`` after a lease renewal during which an attempt trusts that
+it still holds its run (its fencing token is current). A write later than that (the
+worker stalled, e.g. SIGSTOP) first re-checks the token with Redis, one round trip, so a
+stalled attempt never starts another step beside the attempt that took the run over."""
+
+WRITER_MAX_UNSENT = 10_000
+"""Writes (events, journal entries, record and cache updates) a run's writer keeps, in
+order, while Redis is unreachable. They are re-sent once it is back; past this many the
+run is stopped and ends ``failed`` (``WriteBacklogFull``) instead of dropping any."""
+
+WRITER_RETRY_INITIAL = 0.05
+"""Seconds a run's writer waits before its first re-send after a Redis connection error
+(doubling, jittered, up to ``WRITER_RETRY_MAX``)."""
+
+WRITER_RETRY_MAX = 1.0
+"""Seconds, the longest wait between two re-sends of a run's unsent writes."""
+
 MAX_RESTARTS = 3
 """How many times a crashed run is resumed before it ends ``failed`` with reason ``crashed``."""
 

@@ -1,36 +1,118 @@
-"""Group-committed writes of a run's events, journal and record.
+"""Group-committed, fenced writes of a run's events, journal, record and cache entries.
 
-Every write is appended to a buffer; one flusher task sends the whole buffer as
-one atomic pipeline (MULTI/EXEC), then sends whatever arrived meanwhile. A lone event therefore
-costs one round trip (it reaches readers within milliseconds) and a burst is
-batched. ``emit`` is safe to call from any thread.
+Every write is appended to a buffer; one flusher task sends the whole buffer as one batch,
+then sends whatever arrived meanwhile. A lone event therefore costs one round trip (it
+reaches readers within milliseconds) and a burst is batched. ``emit`` is safe to call from
+any thread.
+
+A batch is one Lua script (``BATCH``; every key it touches is in KEYS): it applies all of
+the batch's commands, in order, only while the writer's fencing token is current
+(``events/fence.py``), atomically, so a reader never sees a run's status ahead of the
+events written with it and a writer whose attempt was taken over writes nothing more.
+Each batch carries the attempt's next sequence number, recorded by the script in the
+run record's ``fence`` field: a batch re-sent after a lost reply is recognised there and
+not applied twice.
+
+On a connection error the writer keeps the batch and everything after it, in order, and
+re-sends them with jittered backoff (``defaults.WRITER_RETRY_*``) until Redis answers; the
+script re-checks the token then. At most ``defaults.WRITER_MAX_UNSENT`` writes are kept
+while Redis is unreachable: past that the writer calls ``on_overflow`` (the executor ends
+the run ``failed``); nothing is ever dropped silently.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 import threading
+import time
+from collections.abc import Callable
+from hashlib import sha1
 from typing import Any
 
+import redis
 import redis.asyncio as aredis
 
-from .. import keys
+from .. import defaults, keys
+from ..errors import AiflowError
+from .fence import CURRENT_LUA, ENDED, LOST, Fence
 from .model import FIELD, make_payload
 
-__all__ = ["EventWriter", "Op"]
+__all__ = ["BATCH", "RETRYABLE", "EventWriter", "Op", "WriteBacklogFull"]
+
+log = logging.getLogger("aiflow_nb.writer")
 
 Op = tuple[str, tuple[Any, ...], dict[str, Any]]
 
+RETRYABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
+"""Errors after which a batch is kept and re-sent (it may or may not have been applied:
+the sequence number makes the re-send harmless)."""
+
+_RECORD, _RELEASE = "record", "release"
+_FIXED = 5
+"""KEYS[1..5] of a batch: lease, record, events, journal, running set; others follow."""
+
+
+class WriteBacklogFull(AiflowError):
+    """A run's writer could not reach Redis for longer than its backlog allows."""
+
+    def __init__(self, run_id: str, unsent: int, seconds: float) -> None:
+        super().__init__(
+            f"run {run_id}: Redis unreachable for {seconds:.1f} s; {unsent} writes kept "
+            f"unsent (more than WRITER_MAX_UNSENT = {defaults.WRITER_MAX_UNSENT}), so the "
+            "run was stopped. Its journaled steps are kept: resume() continues it"
+        )
+
+
+class _Outage:
+    """One log line per outage in this process, however many writers notice it."""
+
+    since: float | None = None
+
+    @classmethod
+    def begin(cls, exc: BaseException) -> None:
+        if cls.since is None:
+            cls.since = time.monotonic()
+            log.warning("Redis unreachable (%s): run writes are kept and re-sent", exc)
+
+    @classmethod
+    def end(cls) -> None:
+        if cls.since is not None:
+            log.warning("Redis reachable again: run writes re-sent after %.1f s", cls.elapsed())
+            cls.since = None
+
+    @classmethod
+    def elapsed(cls) -> float:
+        return 0.0 if cls.since is None else time.monotonic() - cls.since
+
 
 class EventWriter:
-    """Writes one run's events (and journal and record fields) on one event loop."""
+    """Writes one run's events (and journal, record fields and cache entries) on one
+    event loop, fenced by ``fence`` (unfenced without one)."""
 
-    def __init__(self, run_id: str, client: aredis.Redis, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        client: aredis.Redis,
+        loop: asyncio.AbstractEventLoop,
+        fence: Fence | None = None,
+    ) -> None:
         self.run_id = run_id
+        self.fence = fence
         self._client = client
         self._loop = loop
-        self._stream = keys.run_events(run_id)
+        self._keys = [
+            keys.run_lease(run_id),
+            keys.run(run_id),
+            keys.run_events(run_id),
+            keys.run_journal(run_id),
+            keys.running(),
+        ]
         self._pending: list[Op] = []
+        self._inflight: tuple[int, list[Op]] | None = None
+        """The batch being sent (kept, with its sequence number, until Redis answers)."""
+        self._seq = 0
         self._flusher: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -38,6 +120,17 @@ class EventWriter:
         self._lock = threading.Lock()
         self._foreign: list[Op] = []
         self._wakeup_pending = False
+        self._unreachable_since: float | None = None
+        self.overflowed = False
+        self.backlog: WriteBacklogFull | None = None
+        """Why the writer overflowed (the error the executor ends the run with)."""
+        self.on_overflow: Callable[[], None] | None = None
+        """Called once (on the loop) when more than ``WRITER_MAX_UNSENT`` writes wait."""
+
+    @property
+    def lost(self) -> bool:
+        """The writer's fencing token is gone: it writes nothing more."""
+        return self.fence is not None and self.fence.lost
 
     def emit(self, type: str, **fields: Any) -> None:
         """Append an event (see ``make_payload`` for the fields)."""
@@ -49,13 +142,24 @@ class EventWriter:
 
     def record(self, **fields: str | bytes | int | float) -> None:
         """Update fields of the run record."""
-        self._push(("hset", (keys.run(self.run_id),), {"mapping": fields}))
+        self._push((_RECORD, (fields,), {}))
+
+    def release(self) -> None:
+        """Delete the run's lease (part of the terminal write; fenced like the rest)."""
+        self._push((_RELEASE, (), {}))
 
     def raw(self, method: str, *args: Any, **kwargs: Any) -> None:
-        """Any other pipeline command, in order with the events (e.g. a cache SET)."""
+        """Any other one-key command, in order with the events (e.g. a cache
+        ``raw("set", key, value, px=ms)``): ``args[0]`` is its key; keyword options
+        become Redis options (``px=5`` -> ``PX 5``, ``nx=True`` -> ``NX``,
+        ``mapping={...}`` -> field value pairs)."""
+        if method.lower() in ("eval", "evalsha", "multi", "exec"):
+            raise ValueError(f"{method} cannot be part of a fenced batch")
         self._push((method, args, kwargs))
 
     def _push(self, op: Op) -> None:
+        if self.fence is not None and self.fence.lost:
+            return  # the attempt was taken over: nothing of it is written any more
         if _in_loop(self._loop):
             self._append(op)
             return
@@ -79,47 +183,111 @@ class EventWriter:
         self._ensure_flusher()
 
     def _ensure_flusher(self) -> None:
+        if self._unreachable_since is not None:
+            self._check_backlog()
         if self._flusher is None:
             self._idle.clear()
             self._flusher = self._loop.create_task(self._flush_loop())
 
+    def _check_backlog(self) -> None:
+        unsent = len(self._pending) + (len(self._inflight[1]) if self._inflight else 0)
+        if unsent > defaults.WRITER_MAX_UNSENT and not self.overflowed:
+            self.overflowed = True
+            assert self._unreachable_since is not None
+            seconds = time.monotonic() - self._unreachable_since
+            self.backlog = WriteBacklogFull(self.run_id, unsent, seconds)
+            log.error("%s", self.backlog)
+            if self.on_overflow is not None:
+                self.on_overflow()
+
     async def _flush_loop(self) -> None:
+        failures = 0
         try:
-            while self._pending:
-                batch, self._pending = self._pending, []  # whole: a batch is atomic
-                await self._send(batch)
+            while True:
+                if self.lost:
+                    self._pending.clear()
+                    self._inflight = None
+                    break
+                if self._inflight is None:
+                    if not self._pending:
+                        break
+                    self._seq += 1  # whole: a batch is atomic
+                    self._inflight, self._pending = (self._seq, self._pending), []
+                try:
+                    outcome = await self._send(*self._inflight)
+                except RETRYABLE as exc:
+                    failures += 1
+                    await self._wait_out(exc, failures)
+                    continue
+                failures = 0
+                self._inflight = None
+                if self._unreachable_since is not None:
+                    self._unreachable_since = None
+                    _Outage.end()
+                if outcome in (LOST, ENDED) and self.fence is not None:
+                    self.fence.lose()
         except BaseException as exc:  # surfaced by flush(); never lost silently
             self.error = exc
             self._pending.clear()
+            self._inflight = None
         finally:
             self._flusher = None
             self._idle.set()
 
-    async def _send(self, batch: list[Op]) -> None:
-        # MULTI/EXEC: a reader never sees a run's status ahead of the events written with it
-        pipe = self._client.pipeline(transaction=True)
-        journal = {args[0]: args[1] for method, args, _ in batch if method == "journal"}
+    async def _wait_out(self, exc: BaseException, failures: int) -> None:
+        """Back off before re-sending the batch kept after ``exc`` (jittered, doubling)."""
+        if self._unreachable_since is None:
+            self._unreachable_since = time.monotonic()
+        _Outage.begin(exc)
+        self._check_backlog()
+        cap = min(defaults.WRITER_RETRY_MAX, defaults.WRITER_RETRY_INITIAL * 2 ** min(failures, 16))
+        await asyncio.sleep(random.uniform(cap / 2, cap))
+
+    async def _send(self, seq: int, batch: list[Op]) -> int:
+        """Send one batch as one script call; the script's reply (``fence.OK``, ...)."""
+        fence = self.fence
+        key_list = list(self._keys)
+        args: list[Any] = [fence.token, seq, fence.ttl_ms] if fence is not None else ["", seq, 0]
+        journal = [a for method, a, _ in batch if method == "journal"]
         if journal:  # first: a step is journaled no later than its completion event
-            pipe.hset(keys.run_journal(self.run_id), mapping=journal)
+            args += ("j", len(journal))
+            for step_key, document in journal:
+                args += (step_key, document)
         events: list[bytes] = []
-        for method, args, kwargs in batch:
+        for method, op_args, kwargs in batch:
+            if method == "xadd":
+                events.append(op_args[0])
+                continue
             if method == "journal":
                 continue
-            if method == "xadd":
-                events.append(args[0])
-                continue
-            self._add_events(pipe, events)
-            getattr(pipe, method)(*args, **kwargs)
-        self._add_events(pipe, events)
-        await pipe.execute()
+            if events:
+                args += ("e", len(events), *events)
+                events.clear()
+            if method == _RECORD:
+                fields: dict[str, Any] = op_args[0]
+                args += ("h", len(fields))
+                for name, value in fields.items():
+                    args += (name, value)
+            elif method == _RELEASE:
+                args.append("r")
+            else:
+                key, *rest = op_args
+                try:
+                    index = key_list.index(key) + 1
+                except ValueError:
+                    key_list.append(key)
+                    index = len(key_list)
+                rest += _options(kwargs)
+                args += ("c", method, index, len(rest), *rest)
+        if events:
+            args += ("e", len(events), *events)
+        return int(await self._script(key_list, args))
 
-    def _add_events(self, pipe: Any, events: list[bytes]) -> None:
-        """Consecutive events become one XADD (one) or one script call (many), in order."""
-        if len(events) == 1:
-            pipe.xadd(self._stream, {FIELD: events[0]})
-        elif events:
-            pipe.eval(_XADD_MANY, 1, self._stream, *events)
-        events.clear()
+    async def _script(self, key_list: list[str], args: list[Any]) -> Any:
+        try:
+            return await self._client.evalsha(_BATCH_SHA, len(key_list), *key_list, *args)
+        except redis.exceptions.NoScriptError:  # a restarted Redis forgot it: EVAL loads it
+            return await self._client.eval(BATCH, len(key_list), *key_list, *args)
 
     async def flush(self) -> None:
         """Wait until everything appended so far is written; re-raise a write error."""
@@ -130,12 +298,73 @@ class EventWriter:
             raise error
 
 
-_XADD_MANY = """-- aiflow: append many events in one command (Redis caches the compiled script)
-for i = 1, #ARGV do
-  redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
-end
-return #ARGV
+def _options(kwargs: dict[str, Any]) -> list[Any]:
+    out: list[Any] = []
+    for name, value in kwargs.items():
+        if name == "mapping":
+            for field_name, field_value in value.items():
+                out += (field_name, field_value)
+        elif value is True:
+            out.append(name.upper())
+        elif value is not None and value is not False:
+            out += (name.upper(), value)
+    return out
+
+
+BATCH = (
+    """-- aiflow: one fenced batch of a run's writes (events/writer.py)
+-- KEYS: lease, record, events, journal, running set, then the other keys of 'c' ops.
+-- ARGV: token ('' = unfenced), batch seq, lease ttl ms, then the ops, in order:
+--   'j' n (field value)*n   journal HSET        'e' n payload*n   XADD events * e <payload>
+--   'h' n (field value)*n   record HSET         'r'               release (DEL) the lease
+--   'c' command key-index n arg*n               any other command on KEYS[key-index]
 """
+    + CURRENT_LUA
+    + """
+local FIELD = '@FIELD@'  -- model.FIELD
+local token, seq = ARGV[1], tonumber(ARGV[2])
+if token ~= '' then
+  local done = applied(KEYS[2], token)
+  if done and done >= seq then return 2 end
+  local state = current(KEYS[1], KEYS[2], token, ARGV[3], done)
+  if state ~= 1 then return state end
+end
+local function hset(key, first, last)
+  while first <= last do
+    local upto = math.min(last, first + 999)
+    redis.call('HSET', key, unpack(ARGV, first, upto))
+    first = upto + 1
+  end
+end
+local i, n = 4, #ARGV
+while i <= n do
+  local op = ARGV[i]
+  if op == 'e' then
+    local count = tonumber(ARGV[i + 1])
+    for j = i + 2, i + 1 + count do redis.call('XADD', KEYS[3], '*', FIELD, ARGV[j]) end
+    i = i + 2 + count
+  elseif op == 'j' or op == 'h' then
+    local last = i + 1 + 2 * tonumber(ARGV[i + 1])
+    hset(op == 'j' and KEYS[4] or KEYS[2], i + 2, last)
+    i = last + 1
+  elseif op == 'c' then
+    local count = tonumber(ARGV[i + 3])
+    redis.call(ARGV[i + 1], KEYS[tonumber(ARGV[i + 2])], unpack(ARGV, i + 4, i + 3 + count))
+    i = i + 4 + count
+  elseif op == 'r' then
+    redis.call('DEL', KEYS[1])
+    i = i + 1
+  else
+    return redis.error_reply('aiflow batch: unknown op ' .. tostring(op))
+  end
+end
+if token ~= '' then redis.call('HSET', KEYS[2], 'fence', token .. ' ' .. seq) end
+return 1
+""".replace("@FIELD@", FIELD.decode())
+)
+"""The batch script (``EVALSHA``; loaded again by ``EVAL`` after a Redis restart)."""
+
+_BATCH_SHA = sha1(BATCH.encode()).hexdigest()
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:

@@ -15,7 +15,9 @@ import redis.asyncio as aredis
 from .. import keys
 from ..authoring import registry
 from ..authoring.workflow import Workflow
+from ..config import settings
 from ..errors import AiflowError, WorkerShutdown, error_document
+from ..events.fence import OK, Fence, new_token
 from ..events.status import TERMINAL, RunStatus
 from ..events.writer import EventWriter
 from ..runtime.context import Frame, RunContext, run_var
@@ -25,37 +27,93 @@ from ..store import sync_redis
 from ..store.replies import RawHash
 from . import leases
 
-__all__ = ["RunControl", "RunWriter", "execute", "lookup"]
+__all__ = ["RECANCEL", "RunControl", "RunWriter", "execute", "lookup", "stop"]
 
 log = logging.getLogger("aiflow_nb.executor")
 
 
 @dataclass
 class RunControl:
-    """Why a run's task was cancelled: ``"cancel"`` ends it cancelled; any other reason
+    """Why a run's task was cancelled: ``"cancel"`` ends it cancelled; ``"overflow"`` ends
+    it failed (its writer could not reach Redis for too long); any other reason
     (``"handback"``, ``"lost"``, ``"abort"``) leaves it for another worker to resume."""
 
     reason: str = "cancel"
+    acknowledged: bool = False
+    """The executor has seen the cancellation (``stop`` cancels again until it has)."""
+
+
+RECANCEL = 0.02
+"""Seconds between two cancellations of a run's task that has not yet seen the first."""
+
+
+def stop(task: asyncio.Task[Any], control: RunControl, reason: str) -> None:
+    """Cancel a run's ``task`` for ``reason`` (see ``RunControl``), and cancel it again
+    until the executor has seen it: on Python 3.11 a cancellation that lands just as an
+    inner ``asyncio.wait_for`` completes is swallowed (redis-py sends every command under
+    one), and the run would finish as if never cancelled (the second SIGTERM's abort did).
+    Call it on the task's loop."""
+    control.reason = reason
+    if task.done():
+        return
+    task.cancel()
+    if control.acknowledged:  # already unwinding: one cancellation interrupts its cleanup
+        return
+    loop = task.get_loop()
+
+    def again() -> None:
+        if not task.done() and not control.acknowledged:
+            task.cancel()
+            loop.call_later(RECANCEL, again)
+
+    loop.call_later(RECANCEL, again)
 
 
 class RunWriter(EventWriter):
-    """The run's writer. Once the run is stopped on this worker (cancelled, handed back,
-    its lease lost), a thread still running a sync workflow gets ``WorkerShutdown`` at its
-    next event or journal write, so it stops instead of running on beside the worker that
-    resumes the run."""
+    """The run's writer, fenced by the attempt's token (``events/fence.py``).
+
+    Once the run is stopped on this worker (cancelled, handed back), a thread still
+    running a sync workflow gets ``WorkerShutdown`` at its next event or journal write, so
+    it stops instead of running on beside the worker that resumes the run. Once the
+    attempt's token is lost, every thread gets it at its next write. A write after the
+    lease went unrenewed for a while (``defaults.FENCE_TRUST``: the worker stalled) first
+    re-checks the token with Redis, so no step starts on an attempt that was taken over."""
 
     def __init__(
-        self, run_id: str, client: aredis.Redis, loop: asyncio.AbstractEventLoop, owner: str = ""
+        self,
+        run_id: str,
+        client: aredis.Redis,
+        loop: asyncio.AbstractEventLoop,
+        owner: str = "",
+        fence: Fence | None = None,
     ) -> None:
-        super().__init__(run_id, client, loop)
+        super().__init__(run_id, client, loop, fence)
         self.owner = owner
-        """The worker holding the run's lease (released with the run's terminal write)."""
+        """The worker executing this attempt."""
         self.stopped = False
         self._loop_thread = threading.get_ident()
 
     def _check(self) -> None:
+        fence = self.fence
+        if fence is not None:
+            if fence.lost:
+                raise WorkerShutdown(
+                    f"run {self.run_id}: this attempt ({fence.token}) lost its lease; "
+                    "another attempt has the run"
+                )
+            if not fence.final and time.monotonic() >= fence.valid_until:
+                self._verify(fence)
         if self.stopped and threading.get_ident() != self._loop_thread:
             raise WorkerShutdown(f"run {self.run_id} was stopped on this worker")
+
+    def _verify(self, fence: Fence) -> None:
+        """One round trip: is the token still current (renewing the lease)?"""
+        state = leases.renew_now(fence)
+        if state is None:  # Redis unreachable: nobody else can take the run meanwhile,
+            fence.valid_until = time.monotonic() + _RECHECK  # and the batches stay fenced
+        elif state != OK:
+            fence.lose()
+            self._check()  # raises
 
     def emit(self, type: str, **fields: Any) -> None:
         self._check()
@@ -66,6 +124,10 @@ class RunWriter(EventWriter):
         super().journal(step_key, document)
 
 
+_RECHECK = 1.0
+"""Seconds before a writer that could not reach Redis to re-check its token tries again."""
+
+
 def _decode(raw: dict[bytes, bytes]) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in raw.items()}
 
@@ -73,12 +135,13 @@ def _decode(raw: dict[bytes, bytes]) -> dict[str, str]:
 def _finish(
     writer: EventWriter, status: RunStatus, data: dict[str, Any], record: dict[str, Any]
 ) -> None:
-    """The run's terminal write: record, running set, lease (if still ours) and the
-    ``run.<status>`` event, in one flush, so whoever sees the end may resume the run at once."""
+    """The run's terminal write: record, running set, lease and the ``run.<status>`` event,
+    in one fenced batch, so whoever sees the end may resume the run at once."""
+    if writer.fence is not None:
+        writer.fence.final = True  # the heartbeat leaves the run alone from here on
     writer.record(status=status, ended_at=time.time(), **record)
     writer.raw("srem", keys.running(), writer.run_id)
-    if isinstance(writer, RunWriter) and writer.owner:
-        writer.raw("eval", leases.RELEASE, 1, keys.run_lease(writer.run_id), writer.owner)
+    writer.release()
     writer.emit(f"run.{status}", data=data)
 
 
@@ -93,10 +156,23 @@ def lookup(workflow: str, code: str | None = None) -> Workflow[Any, Any]:
 
 
 async def execute(
-    run_id: str, worker_id: str, client: aredis.Redis, control: RunControl | None = None
+    run_id: str,
+    worker_id: str,
+    client: aredis.Redis,
+    control: RunControl | None = None,
+    fence: Fence | None = None,
 ) -> str:
-    """Execute ``run_id`` to its end (or until cancelled); return its final status."""
+    """Execute ``run_id`` to its end (or until cancelled); return its final status.
+
+    ``fence`` is the attempt's lease, taken by the caller (the worker); without one the
+    lease is taken here (``held`` is returned when another attempt holds it). Every write
+    is fenced by its token; when it is lost the task ends with ``CancelledError`` and
+    ``control.reason == "lost"``."""
     control = control or RunControl()
+    if fence is None:
+        fence = Fence(run_id, new_token(worker_id), int(settings().heartbeat_ttl * 1000))
+        if not await leases.take(client, fence):
+            return "held"
     pipe = client.pipeline(transaction=False)
     pipe.hgetall(keys.run(run_id))
     pipe.hgetall(keys.run_journal(run_id))
@@ -108,7 +184,63 @@ async def execute(
     if rec.get("status") in TERMINAL:  # a stale queue entry (resume() re-queues first)
         return rec["status"]
     loop = asyncio.get_running_loop()
-    writer = RunWriter(run_id, client, loop, owner=worker_id)
+    writer = RunWriter(run_id, client, loop, owner=worker_id, fence=fence)
+    _stop_on_loss(writer, fence, control, loop)
+    try:
+        return await _execute(run_id, worker_id, client, rec, raw_journal, writer, control)
+    except WorkerShutdown:
+        if not fence.lost:
+            raise
+        control.reason, control.acknowledged = "lost", True
+        raise asyncio.CancelledError from None
+
+
+def _stop_on_loss(
+    writer: RunWriter, fence: Fence, control: RunControl, loop: asyncio.AbstractEventLoop
+) -> None:
+    """Cancel the run's task at once when its token is found lost (by a refused batch,
+    the heartbeat or a re-check, in any thread), or, with reason ``overflow``, when its
+    writer holds more unsent writes than it may (Redis unreachable too long)."""
+    task = asyncio.current_task()
+
+    def cancel(reason: str) -> None:
+        if reason != "lost" and (fence.lost or fence.final):
+            return
+        writer.stopped = True
+        control.reason = reason
+        if task is None:
+            return
+        if reason == "lost" and (control.acknowledged or task is asyncio.current_task()):
+            return  # already stopping (or about to, by the WorkerShutdown being raised)
+        stop(task, control, reason)
+
+    def lost() -> None:
+        writer.stopped = True
+        if _on(loop):
+            cancel("lost")
+        else:
+            loop.call_soon_threadsafe(cancel, "lost")
+
+    fence.on_lost = lost
+    writer.on_overflow = lambda: cancel("overflow")
+
+
+def _on(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+async def _execute(
+    run_id: str,
+    worker_id: str,
+    client: aredis.Redis,
+    rec: dict[str, str],
+    raw_journal: RawHash,
+    writer: RunWriter,
+    control: RunControl,
+) -> str:
     # counted in the same flush as run.started/run.resumed: an attempt killed before its
     # start reached Redis left no trace, so it is not counted (or reported resumed)
     attempt = int(rec.get("attempt") or 0) + 1
@@ -147,7 +279,7 @@ async def execute(
         run_id=run_id,
         workflow=wf.name,
         writer=writer,
-        loop=loop,
+        loop=asyncio.get_running_loop(),
         sync_client=sync_redis(),
         async_client=client,
         journal=journal,
@@ -171,8 +303,16 @@ async def _run_root(
         else:
             output = await asyncio.to_thread(run_sync, call)
     except asyncio.CancelledError:
-        if isinstance(ctx.writer, RunWriter):
-            ctx.writer.stopped = True
+        control.acknowledged = True
+        writer = ctx.writer
+        if isinstance(writer, RunWriter):
+            writer.stopped = True
+        if writer.lost:  # taken over: nothing more of this attempt is written
+            raise
+        if control.reason == "overflow" and writer.backlog is not None:
+            doc = error_document(writer.backlog)  # Redis unreachable for too long
+            _finish(writer, RunStatus.FAILED, {"error": doc}, {"error": dumps(doc)})
+            return RunStatus.FAILED
         if control.reason != "cancel":
             if control.reason == "handback":  # journaled steps land before another worker
                 await ctx.writer.flush()  # loads the journal

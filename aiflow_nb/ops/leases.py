@@ -1,15 +1,46 @@
 """Leases: string keys whose value is the id of their one holder, with a TTL (a run's
-``{ns}:run:{<id>}:lease``, held by its worker; ``{ns}:monitor:lock``, held by the acting
-monitor). The Lua scripts here change one only while its holder still holds it, so a
+``{ns}:run:{<id>}:lease``, held by one execution attempt; ``{ns}:monitor:lock``, held by the
+acting monitor). The Lua scripts here change one only while its holder still holds it, so a
 holder that stalled past the TTL never renews or frees a lease taken over by another.
 
-Each is ``EVAL <script> 1 <key> <holder> [<ttl ms>]``, e.g.
-``pipe.eval(leases.RELEASE, 1, keys.run_lease(run_id), worker_id)``.
+A run's lease holds the attempt's fencing token (``events/fence.py``: ``<worker id>/<nonce>``,
+unique per attempt), and its scripts also keep the run record's ``fence`` field:
+``TAKE_RUN`` takes it, ``RENEW_RUN`` renews it (or takes it again when it merely expired and
+nobody recovered or took the run since). Every other write of the attempt is fenced by the
+same token (``events/writer.py``; ``recovery.fail_run``).
+
+Each generic script is ``EVAL <script> 1 <key> <holder> [<ttl ms>]``, e.g.
+``pipe.eval(leases.RELEASE, 1, keys.run_lease(run_id), token)``; the run scripts are
+``EVAL <script> 2 <lease> <record> <token> <ttl ms>``.
 """
 
 from __future__ import annotations
 
-__all__ = ["ACQUIRE", "RELEASE", "RENEW"]
+import threading
+import time
+from typing import cast
+
+import redis
+import redis.asyncio as aredis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..events.fence import CURRENT_LUA, OK, Fence, holder_of, new_token
+from ..store import redis_url
+
+__all__ = [
+    "ACQUIRE",
+    "CHECK_TIMEOUT",
+    "RELEASE",
+    "RENEW",
+    "RENEW_RUN",
+    "TAKE_RUN",
+    "Fence",
+    "holder_of",
+    "new_token",
+    "renew_now",
+    "take",
+]
 
 ACQUIRE = """
 local holder = redis.call('GET', KEYS[1])
@@ -30,3 +61,79 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 """Delete the lease while it is still ours: 1; gone or another's: 0."""
+
+TAKE_RUN = (
+    CURRENT_LUA
+    + """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+local status = redis.call('HGET', KEYS[2], 'status')
+if status and not is_ended(status) then redis.call('HSET', KEYS[2], 'fence', ARGV[1] .. ' 0') end
+return 1
+"""
+)
+"""Take a run's free lease for a new attempt (token ARGV[1], ARGV[2] ms) and name the
+attempt in the record's ``fence`` (when the run has a record and has not ended): 1; held
+by another attempt: 0."""
+
+RENEW_RUN = (
+    CURRENT_LUA
+    + """
+local state = current(KEYS[1], KEYS[2], ARGV[1], ARGV[2], applied(KEYS[2], ARGV[1]))
+if state == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return state
+"""
+)
+"""Renew a run's lease for ARGV[2] ms while attempt ARGV[1] is current, taking it again
+when it expired with nobody recovering or taking the run since: 1 (``fence.OK``); taken
+over or recovered: 0 (``LOST``); the run has ended: 3 (``ENDED``)."""
+
+CHECK_TIMEOUT = 0.5
+"""Seconds ``renew_now`` waits for Redis at most (it may run on the worker's loop)."""
+
+_check_lock = threading.Lock()
+_check_clients: dict[str, redis.Redis] = {}
+
+
+async def take(client: aredis.Redis, fence: Fence) -> bool:
+    """Take the run's lease for the attempt ``fence``; False when another attempt holds it."""
+    sent = time.monotonic()
+    got = await client.eval(TAKE_RUN, 2, fence.lease, fence.record, fence.token, fence.ttl_ms)
+    if got:
+        fence.renewed(sent)
+    return bool(got)
+
+
+def _check_client() -> redis.Redis:
+    """A client of its own for ``renew_now``: short timeouts, no retries (it may block the
+    worker's loop, so it must give up fast while Redis is unreachable)."""
+    url = redis_url()
+    with _check_lock:
+        client = _check_clients.get(url)
+        if client is None:
+            client = redis.Redis.from_url(
+                url,
+                socket_timeout=CHECK_TIMEOUT,
+                socket_connect_timeout=CHECK_TIMEOUT,
+                retry=Retry(NoBackoff(), 0),
+            )
+            _check_clients[url] = client
+        return client
+
+
+def renew_now(fence: Fence) -> int | None:
+    """Renew the attempt's lease now, blocking (any thread): ``fence.OK`` (and the fence is
+    trusted again), ``LOST`` or ``ENDED``; None when Redis cannot be reached (nothing is
+    known: the writes stay fenced in Redis)."""
+    sent = time.monotonic()
+    try:
+        got = cast(
+            int,
+            _check_client().eval(
+                RENEW_RUN, 2, fence.lease, fence.record, fence.token, fence.ttl_ms
+            ),
+        )
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        return None
+    if got == OK:
+        fence.renewed(sent)
+    return int(got)

@@ -3,7 +3,10 @@ recovered by the monitor after its worker died (or failed for good with reason
 ``crashed`` once it has been restarted ``max_restarts`` times).
 
 Every change is one optimistic transaction (WATCH on the run record and its lease), so a
-run that finishes or is taken by a worker meanwhile is never re-queued by mistake.
+run that finishes or is taken by a worker meanwhile is never re-queued by mistake; a
+re-queue clears the record's ``fence``, so no earlier attempt takes the run back
+(``events/fence.py``). ``fail_run`` is one Lua script: never over a terminal status, and
+only while the failing attempt's token is current.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import redis.asyncio as aredis
 
 from .. import keys
 from ..errors import error_document
+from ..events.fence import CURRENT_LUA, holder_of
 from ..events.model import FIELD, make_payload
 from ..events.status import TERMINAL, RunStatus
 from ..serialization import dumps
@@ -56,6 +60,7 @@ def _requeue(pipe: Any, run_id: str, route: list[str], note: dict[bytes, bytes])
     """``route``: the run's version, workflow and code bundle (its queue, ops/routing.py)."""
     version, workflow, code = route
     pipe.xadd(keys.run_events(run_id), note)
+    pipe.hdel(keys.run(run_id), "fence")  # no earlier attempt may take its lease back
     requeue(pipe, run_id, version, workflow, code or None)
 
 
@@ -65,18 +70,23 @@ def _ack(pipe: Any, entry: QueueEntry | None) -> None:
         pipe.xdel(entry[0], entry[1])
 
 
-async def hand_back(client: aredis.Redis, run_id: str, worker_id: str, entry: QueueEntry) -> str:
-    """Release a run this worker holds and queue it for another worker (drain timeout).
-    Returns ``requeued``, ``ended`` when the run finished meanwhile, or ``lost`` when
-    another worker took its lease over (and runs it now: only the queue entry is acked)."""
+async def hand_back(client: aredis.Redis, run_id: str, token: str, entry: QueueEntry) -> str:
+    """Release a run this attempt (fencing ``token``) holds and queue it for another worker
+    (drain timeout). Returns ``requeued``, ``ended`` when the run finished meanwhile, or
+    ``lost`` when another attempt took it over or it was recovered (only the queue entry
+    is acked)."""
     run_key, lease_key = keys.run(run_id), keys.run_lease(run_id)
+    worker_id = holder_of(token)
     async with client.pipeline(transaction=True) as pipe:
         while True:
             try:
                 await pipe.watch(run_key, lease_key)
-                status, *route = await pipe.hmget(run_key, "status", *_ROUTE)
+                status, fence, *route = await pipe.hmget(run_key, "status", "fence", *_ROUTE)
                 holder = await pipe.get(lease_key)
-                held = holder is None or _text(holder) == worker_id  # None: expired, not taken
+                # expired and untaken counts as held while no recovery came between
+                held = _text(holder) == token or (
+                    holder is None and _text(fence).startswith(f"{token} ")
+                )
                 pipe.multi()  # type: ignore[no-untyped-call]
                 _ack(pipe, entry)
                 if held:
@@ -147,20 +157,48 @@ def _plan(
     return Recovery(run_id, "requeued", restarts)
 
 
-async def fail_run(client: aredis.Redis, run_id: str, exc: BaseException) -> None:
+_FAIL = (
+    CURRENT_LUA
+    + """
+-- KEYS: lease, record, events, running set; ARGV: token ('' = no attempt), ended_at,
+-- error document, run.failed payload, run id
+local status = redis.call('HGET', KEYS[2], 'status')
+if not status or is_ended(status) then return 0 end
+if ARGV[1] ~= '' then
+  if current(KEYS[1], KEYS[2], ARGV[1], 1000, applied(KEYS[2], ARGV[1])) ~= 1 then return 0 end
+  redis.call('DEL', KEYS[1])
+end
+redis.call('HSET', KEYS[2], 'status', 'failed', 'ended_at', ARGV[2], 'error', ARGV[3])
+redis.call('SREM', KEYS[4], ARGV[5])
+redis.call('XADD', KEYS[3], '*', '@FIELD@', ARGV[4])
+return 1
+""".replace("@FIELD@", FIELD.decode())
+)
+
+
+async def fail_run(
+    client: aredis.Redis, run_id: str, exc: BaseException, token: str | None = None
+) -> bool:
     """End a run ``failed`` with ``exc`` as its error (the executor itself broke), so it is
-    neither left ``running`` nor recovered again and again."""
+    neither left ``running`` nor recovered again and again. Atomic and conditional: never
+    over a terminal status, and with ``token`` only while that attempt is current (its
+    lease is released too). True when the run was ended here."""
     error = error_document(exc)
-    pipe = client.pipeline(transaction=True)
-    pipe.hset(
+    payload = make_payload("run.failed", run_id, data={"error": error})
+    done = await client.eval(
+        _FAIL,
+        4,
+        keys.run_lease(run_id),
         keys.run(run_id),
-        mapping={"status": RunStatus.FAILED, "ended_at": time.time(), "error": dumps(error)},
+        keys.run_events(run_id),
+        keys.running(),
+        token or "",
+        time.time(),
+        dumps(error),
+        payload,
+        run_id,
     )
-    pipe.srem(keys.running(), run_id)
-    pipe.xadd(
-        keys.run_events(run_id), {FIELD: make_payload("run.failed", run_id, data={"error": error})}
-    )
-    await pipe.execute()
+    return bool(done)
 
 
 def _crash(

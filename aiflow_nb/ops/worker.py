@@ -7,8 +7,10 @@ every run in hand. The in-process worker and ``aiflow worker`` are this same cla
 Stopping: ``stop()`` stops taking runs and lets runs in hand finish; with a
 ``drain_timeout`` the runs still in hand after it are handed back (re-queued, resumed
 by another worker from their journal). ``abort()`` stops at once and leaves runs in hand
-to the monitor (their leases expire). A worker that finds a lease taken from it (it
-stalled past ``heartbeat_ttl``) drops that run.
+to the monitor (their leases expire). Each run in hand is one execution attempt with a
+fencing token (its lease's value, ``events/fence.py``) that fences all its writes: an
+attempt found to have lost it (it stalled past ``heartbeat_ttl`` and the run was
+recovered elsewhere) writes nothing more and is dropped at once.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -29,10 +32,11 @@ import redis.asyncio as aredis
 from .. import defaults, keys
 from ..authoring import registry
 from ..config import settings
+from ..events.fence import OK, Fence, new_token
 from ..store import async_redis
 from ..store.outage import CONNECTION_ERRORS, Outage
 from . import leases
-from .executor import RunControl, execute
+from .executor import RunControl, execute, stop
 from .monitor import Monitor
 from .presence import advertise, heartbeat_document, withdraw
 from .recovery import fail_run, hand_back
@@ -85,7 +89,8 @@ class Worker:
         self.state = "active"
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         self.controls: dict[str, RunControl] = {}
-        self.leased: set[str] = set()
+        self.fences: dict[str, Fence] = {}
+        """The lease (fencing token) of each run in hand, once taken."""
         self.completed = 0
         self.ready = threading.Event()
         self.monitor = Monitor(owner=self.id, max_restarts=max_restarts) if monitor else None
@@ -255,39 +260,56 @@ class Worker:
     def _forget(self, run_id: str) -> None:
         self.tasks.pop(run_id, None)
         self.controls.pop(run_id, None)
-        self.leased.discard(run_id)
+        self.fences.pop(run_id, None)
 
     async def _handle(self, msg_id: str, run_id: str, control: RunControl, queue: str) -> None:
-        lease = keys.run_lease(run_id)
-        ttl_ms = int(settings().heartbeat_ttl * 1000)
-        if not await self.client.set(lease, self.id, nx=True, px=ttl_ms):
-            await self.client.xack(queue, keys.queue_group, msg_id)
+        fence = Fence(run_id, new_token(self.id), int(settings().heartbeat_ttl * 1000))
+        if not await leases.take(self.client, fence):
+            await self._drop_entry(queue, msg_id)  # a duplicate request: its run is in hand
             log.info("run %s is held by another worker; skipped", run_id)
             return
-        self.leased.add(run_id)
+        self.fences[run_id] = fence
         try:
-            await execute(run_id, self.id, self.client, control)
+            await execute(run_id, self.id, self.client, control, fence)
             self.completed += 1
         except asyncio.CancelledError:
+            control.acknowledged = True
             await self._after_cancel(queue, msg_id, run_id, control.reason)
             return
         except Exception as exc:
             log.exception("run %s crashed the executor", run_id)
-            await fail_run(self.client, run_id, exc)
+            await fail_run(self.client, run_id, exc, token=fence.token)
         pipe = self.client.pipeline(transaction=False)
         pipe.xack(queue, keys.queue_group, msg_id)
         pipe.xdel(queue, msg_id)
-        # only if still ours: the executor already released it with the run's terminal
-        # write, and a resume() since then may have given it to another worker
-        pipe.eval(leases.RELEASE, 1, lease, self.id)
+        # only if still this attempt's: the executor already released it with the run's
+        # terminal write, and a resume() since then may have given it to another worker
+        pipe.eval(leases.RELEASE, 1, fence.lease, fence.token)
+        await pipe.execute()
+
+    async def _drop_entry(self, queue: str, msg_id: str, fence: Fence | None = None) -> None:
+        """Acknowledge and delete a queue entry (a queue holds only unfinished requests);
+        with ``fence``, release its lease too while it is still that attempt's."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xack(queue, keys.queue_group, msg_id)
+        pipe.xdel(queue, msg_id)
+        if fence is not None:
+            pipe.eval(leases.RELEASE, 1, fence.lease, fence.token)
         await pipe.execute()
 
     async def _after_cancel(self, queue: str, msg_id: str, run_id: str, reason: str) -> None:
         if reason == "handback":
-            outcome = await hand_back(self.client, run_id, self.id, (queue, msg_id))
+            token = self.fences[run_id].token
+            outcome = await hand_back(self.client, run_id, token, (queue, msg_id))
             log.info("run %s handed back (%s)", run_id, outcome)
-        elif reason == "lost":  # the lease was taken over: the run is someone else's now
-            await self.client.xack(queue, keys.queue_group, msg_id)
+        elif reason == "lost":  # taken over or recovered: the run is someone else's now
+            log.warning(
+                "run %s: lease lost (this worker stalled past the heartbeat TTL or could "
+                "not reach Redis, and the run was recovered elsewhere); dropped here",
+                run_id,
+            )
+            # and our lease, if it is still ours (the run was ended by someone else)
+            await self._drop_entry(queue, msg_id, self.fences.get(run_id))
         elif reason != "abort":  # abort: entry stays pending, the lease expires, monitor acts
             raise asyncio.CancelledError
 
@@ -310,20 +332,22 @@ class Worker:
         pipe.hset(keys.worker(self.id), mapping=cast("dict[FieldT, EncodableT]", doc))
         pipe.pexpire(keys.worker(self.id), ttl_ms)
         pipe.zadd(keys.workers(), {self.id: doc["last_heartbeat"]})
-        in_hand = [run_id for run_id in self.tasks if run_id in self.leased]
-        for run_id in in_hand:
-            pipe.eval(leases.RENEW, 1, keys.run_lease(run_id), self.id, ttl_ms)
-            pipe.hget(keys.run(run_id), "cancel_requested")
+        # runs whose terminal write is queued are left alone: it releases their lease
+        in_hand = [f for f in self.fences.values() if not (f.final or f.lost)]
+        for fence in in_hand:
+            pipe.eval(leases.RENEW_RUN, 2, fence.lease, fence.record, fence.token, ttl_ms)
+            pipe.hget(fence.record, "cancel_requested")
+        sent = time.monotonic()
         replies = await pipe.execute()
-        for run_id, renewed, flag in zip(in_hand, replies[3::2], replies[4::2], strict=True):
-            if not renewed and self.cancel_run(run_id, "lost"):
-                log.warning(
-                    "run %s: lease lost (this worker stalled past the heartbeat TTL "
-                    "and the run was recovered elsewhere); dropped here",
-                    run_id,
-                )
-            elif flag:
-                self.cancel_run(run_id)
+        for fence, state, flag in zip(in_hand, replies[3::2], replies[4::2], strict=True):
+            if fence.final or fence.lost:  # ended (or was dropped) while the beat was out
+                continue
+            if state == OK:
+                fence.renewed(sent)
+                if flag:
+                    self.cancel_run(fence.run_id)
+            else:  # taken over, recovered, or ended by someone else: stop at once
+                fence.lose()
 
     async def _beat_quietly(self) -> None:
         try:
@@ -360,12 +384,19 @@ class Worker:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py: PubSub.aclose unannotated
 
     def cancel_run(self, run_id: str, reason: str = "cancel") -> bool:
-        """Cancel a run in hand; True if this worker had it."""
+        """Cancel a run in hand; True if this worker had it. ``reason``: see ``RunControl``
+        (``lost`` also marks its fencing token lost, so nothing more of it is written)."""
         task = self.tasks.get(run_id)
         if task is None or task.done():
             return False
-        self.controls[run_id].reason = reason
-        task.cancel()
+        fence = self.fences.get(run_id)
+        if fence is not None and (fence.lost or fence.final) and reason != "abort":
+            return False  # already stopping as lost, or its terminal write is out
+        if reason == "lost" and fence is not None:
+            self.controls[run_id].reason = reason
+            fence.lose()  # the executor stops the task
+        else:
+            stop(task, self.controls[run_id], reason)
         return True
 
     async def _deregister(self) -> None:

@@ -126,14 +126,18 @@ def journal_keys(run_id: str) -> set[str]:
 
 
 def running_on(run_id: str, worker_id: str | None = None) -> str | None:
-    """The worker id holding ``run_id`` while it runs (optionally: only ``worker_id``)."""
+    """The worker id holding ``run_id`` while it runs (optionally: only ``worker_id``);
+    the lease holds the attempt's fencing token, ``<worker id>/<nonce>``."""
+    from aiflow_nb.events.fence import holder_of
+
     rec = record(run_id)
-    holder = sync_redis().get(keys.run_lease(run_id))
-    if rec.get("status") != "running" or holder is None:
+    token = sync_redis().get(keys.run_lease(run_id))
+    if rec.get("status") != "running" or token is None:
         return None
-    if worker_id is not None and holder.decode() != worker_id:
+    holder = holder_of(token)
+    if worker_id is not None and holder != worker_id:
         return None
-    return holder.decode()
+    return holder
 
 
 class Receiver(LoopbackServer):
