@@ -83,6 +83,7 @@ def recovery_once() -> float:
     """Seconds from SIGKILL of the run's worker to ``run.resumed`` on the other one."""
     from aiflow_nb import keys
     from aiflow_nb.access.handle import RunHandle
+    from aiflow_nb.events.fence import holder_of
     from aiflow_nb.ops.submit import submit
     from aiflow_nb.store import sync_redis
 
@@ -93,7 +94,7 @@ def recovery_once() -> float:
         r = sync_redis()
         holder = _wait(lambda: r.get(keys.run_lease(handle.run_id)), 10, "the run to start")
         time.sleep(0.5 + (time.time() % 1) * INTERVAL)  # anywhere between two heartbeats
-        victim = next(p for p in procs if _workers(procs).get(p.pid) == holder.decode())
+        victim = next(p for p in procs if _workers(procs).get(p.pid) == holder_of(holder))
         killed_at = time.time()
         victim.kill()
         victim.wait()
