@@ -8,11 +8,9 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from nbclient import NotebookClient
-from nbformat.v4 import new_code_cell, new_notebook
 
 from aiflow_nb import keys
 from aiflow_nb.access.handle import RunHandle
@@ -21,6 +19,7 @@ from aiflow_nb.ops.presence import live_workers, process_alive
 from aiflow_nb.store import sync_redis
 
 from support.helpers import wait_for
+from support.notebook import notebook, stdout_of
 from support.ops import FAST
 
 TTL = float(FAST["AIFLOW_HEARTBEAT_TTL"])
@@ -65,19 +64,6 @@ def kernel_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     finally:
         stopped = stop_daemons(timeout=15)
         assert not [pid for pid in stopped if process_alive(pid)]
-
-
-def notebook(cells: list[str]) -> Any:
-    return new_notebook(
-        cells=[new_code_cell(c) for c in cells],
-        metadata={
-            "kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}
-        },
-    )
-
-
-def stdout_of(cell: Any) -> str:
-    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
 
 
 def kill_kernel(client: NotebookClient) -> int:

@@ -7,17 +7,15 @@ from __future__ import annotations
 import json
 import signal
 import time
-from typing import Any
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from nbformat.v4 import new_code_cell, new_notebook
 
 from aiflow_nb import attach, keys
 from aiflow_nb.store import sync_redis
 
-from support.notebook import start_worker, stop_worker
+from support.notebook import notebook, start_worker, stdout_of, stop_worker
 
 STEPS = 8
 GATE = "gate"  # the run waits after step 3 until the test sets this Redis key (namespaced)
@@ -46,19 +44,6 @@ def kernel_2(run_id: str) -> list[str]:
         "print(json.dumps([[e.id, e.type, e.name] for e in events]))",
         "watched.widget.wait(30)  # the widget drew the end and refreshed its display",
     ]
-
-
-def notebook(cells: list[str]) -> Any:
-    return new_notebook(
-        cells=[new_code_cell(c) for c in cells],
-        metadata={
-            "kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}
-        },
-    )
-
-
-def stdout_of(cell: Any) -> str:
-    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
 
 
 @pytest.mark.slow

@@ -115,3 +115,20 @@ def stop_worker(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGKILL)
     proc.wait(10)
+
+
+def notebook(cells: list[str]) -> Any:
+    """A notebook of code cells for a python3 kernel (nbclient runs it)."""
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    return new_notebook(
+        cells=[new_code_cell(c) for c in cells],
+        metadata={
+            "kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}
+        },
+    )
+
+
+def stdout_of(cell: Any) -> str:
+    """What an executed cell printed."""
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
