@@ -135,6 +135,7 @@ def requeue(pipe: Any, run_id: str, version: str, workflow: str, code: str | Non
     worker resumes it from its journal)."""
     queue = run_queue(version, workflow, code, resumed=True)
     pipe.hset(keys.run(run_id), "status", RunStatus.QUEUED)
+    pipe.hdel(keys.run(run_id), "fence")  # no earlier attempt may take its lease back
     pipe.xadd(queue, {"run_id": run_id, "resume": "1"})
     pipe.sadd(keys.queues(version), queue)
 
