@@ -41,6 +41,11 @@ WORKER_CONCURRENCY = 64
 QUEUE_BLOCK_MS = 500
 """Milliseconds a worker blocks on the queue before checking for shutdown."""
 
+UNANSWERED_CHECK_INTERVAL = 5.0
+"""Seconds between a worker's looks at its own pending queue entries of runs it does not
+hold (a read whose reply was lost: an outage its client's retry hid, or a previous life
+under the same worker id); also once at start."""
+
 FOLLOW_BLOCK_MS = 1000
 """Milliseconds a stream reader blocks per XREAD while following a run."""
 

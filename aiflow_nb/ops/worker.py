@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import os
 import secrets
 import socket
@@ -186,6 +187,7 @@ class Worker:
     # --- consuming ----------------------------------------------------------
     async def _consume(self) -> None:
         outage = Outage(f"worker {self.id} consume")
+        checked = -math.inf  # this consumer's own pending entries: at start, then now and then
         while not self._stopping.is_set():
             free = self.concurrency - len(self.tasks)
             if free <= 0:
@@ -196,9 +198,11 @@ class Worker:
                 if not queues:  # nothing to serve yet (a kernel before its first workflow)
                     await asyncio.sleep(defaults.QUEUE_BLOCK_MS / 1000)
                     continue
-                if outage.down:  # before reading new entries, so none is taken twice
+                due = time.monotonic() - checked >= defaults.UNANSWERED_CHECK_INTERVAL
+                if outage.down or due:  # before reading new entries, so none is taken twice
                     for queue, (msg_id, fields) in await self._unanswered(queues):
                         self._spawn(queue, msg_id.decode(), fields[b"run_id"].decode())
+                    checked = time.monotonic()
                 reply = cast(
                     "StreamsReply | None",
                     await self.client.xreadgroup(
@@ -229,7 +233,9 @@ class Worker:
 
     async def _unanswered(self, queues: list[str]) -> list[Any]:
         """This consumer's pending entries of runs not in hand: a read whose reply an
-        outage cut off delivered them (the monitor reclaims only dead consumers' entries)."""
+        outage cut off delivered them (the monitor reclaims only dead consumers' entries).
+        Checked after an outage the loop saw, and every ``UNANSWERED_CHECK_INTERVAL`` s: the
+        clients' own retry can hide a short outage from the loop (the read is re-sent)."""
         reply = cast(
             "StreamsReply | None",
             await self.client.xreadgroup(keys.queue_group, self.id, dict.fromkeys(queues, "0")),

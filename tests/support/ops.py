@@ -126,8 +126,9 @@ def journal_keys(run_id: str) -> set[str]:
 
 
 def running_on(run_id: str, worker_id: str | None = None) -> str | None:
-    """The worker id holding ``run_id`` while it runs (optionally: only ``worker_id``);
-    the lease holds the attempt's fencing token, ``<worker id>/<nonce>``."""
+    """The worker id holding ``run_id`` while it runs (optionally: only ``worker_id``):
+    its lease (the attempt's fencing token, ``<worker id>/<nonce>``) and the record's
+    ``worker``, written with the attempt's start, both name it."""
     from aiflow_nb.events.fence import holder_of
 
     rec = record(run_id)
@@ -135,6 +136,8 @@ def running_on(run_id: str, worker_id: str | None = None) -> str | None:
     if rec.get("status") != "running" or token is None:
         return None
     holder = holder_of(token)
+    if rec.get("worker") != holder:  # its attempt's start is not written yet
+        return None
     if worker_id is not None and holder != worker_id:
         return None
     return holder
