@@ -10,14 +10,14 @@ import panel as pn
 from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
 
 from aiflow_nb import defaults
-from aiflow_nb.events.status import RunStatus
+from aiflow_nb.events.status import RECORDED
 from aiflow_nb.trace import RUN_TABLE_COLUMNS, RunIndex
 
 from .style import CSS
 
 __all__ = ["STATUSES", "WINDOWS", "RunsPage"]
 
-STATUSES = ["any", *(s.value for s in RunStatus if s != RunStatus.CANCELLING)]
+STATUSES = ["any", *RECORDED]
 WINDOWS = {
     "any time": None,
     "last 15 minutes": 900.0,

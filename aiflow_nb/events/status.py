@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["STATUS_OF_EVENT", "TERMINAL", "TERMINAL_EVENTS", "RunStatus", "SpanStatus"]
+__all__ = [
+    "RECORDED",
+    "STATUS_OF_EVENT",
+    "TERMINAL",
+    "TERMINAL_EVENTS",
+    "RunStatus",
+    "SpanStatus",
+]
 
 
 class RunStatus(StrEnum):
@@ -21,6 +28,9 @@ class RunStatus(StrEnum):
     CANCELLING = "cancelling"
     """Never stored: what ``cancel()`` answers while the run's worker has yet to stop it."""
 
+
+RECORDED: tuple[str, ...] = tuple(s.value for s in RunStatus if s != RunStatus.CANCELLING)
+"""The statuses a run record can hold, in lifecycle order (filters, choices)."""
 
 TERMINAL: frozenset[str] = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
 """Statuses a run ends in (a failed one may still be resumed)."""

@@ -36,7 +36,7 @@ from ..access.start import resume
 from ..authoring import registry
 from ..authoring.workflow import Workflow
 from ..errors import InvalidInputs, RunStateError, WorkflowNotFound
-from ..events.status import RunStatus
+from ..events.status import RECORDED, RunStatus
 from ..ops.code import load_workflow, notebook_workflows
 from ..ops.local import ensure_local_worker, stop_local_worker
 from .cells import ComponentOptions, parse_duration
@@ -107,9 +107,7 @@ def _parser() -> MagicArgumentParser:
     sub.add_parser("cancel", help="cancel a run").add_argument("run_id")
     ls = sub.add_parser("runs", help="recent runs as a DataFrame")
     ls.add_argument("--workflow", "-w")
-    ls.add_argument(
-        "--status", "-s", choices=[s.value for s in RunStatus if s != RunStatus.CANCELLING]
-    )
+    ls.add_argument("--status", "-s", choices=list(RECORDED))
     ls.add_argument("--limit", "-n", type=int, default=20)
     worker = sub.add_parser("worker", help="the in-kernel worker")
     worker.add_argument("action", choices=["start", "stop", "status"])
