@@ -43,9 +43,6 @@ def kernel_2(run_id: str) -> list[str]:
         "events = list(watched.events())  # the full history, then the live tail\n"
         "print(json.dumps([[e.id, e.type, e.name] for e in events]))",
         "watched.widget.wait(30)  # the widget drew the end and refreshed its display",
-        # the widget thread's update_display message may reach the client after the wait
-        # cell's idle status: keep a cell executing while it lands
-        "import time\ntime.sleep(1.0)",
     ]
 
 

@@ -23,6 +23,8 @@ from aiflow_nb.ops.presence import live_workers, process_alive
 from aiflow_nb.ops.routing import run_queue, waiting_reason
 from aiflow_nb.ops.submit import resume, submit
 from aiflow_nb.store import sync_redis
+from aiflow_viewer.run_page import RunPage
+from aiflow_viewer.style import esc
 
 from support.api import KEY, served_client
 from support.helpers import wait_for
@@ -112,16 +114,35 @@ def test_a_run_nobody_serves_stays_queued_says_why_and_continues_once_defined() 
         assert doc["status"] == "queued" and doc["waiting"] == handle.waiting
         listed = http.get("/runs").json()["runs"]
         assert [r["waiting"] for r in listed if r["run_id"] == handle.run_id] == [handle.waiting]
-
-    @af.workflow
-    def defined_later(x: int) -> int:
-        return x * 10
-
+    page = RunPage(handle.run_id, follow=False)  # the dashboard's run page says it too
+    page.tick()
+    assert page.waiting == handle.waiting
+    assert f"waiting: {esc(handle.waiting)}" in page.header.object
+    attached = subprocess.Popen(  # and `aiflow attach`, once, while it follows
+        [AIFLOW, "attach", handle.run_id], stdout=subprocess.PIPE, text=True, env=os.environ
+    )
     try:
+        assert attached.stdout is not None
+        lines = [attached.stdout.readline() for _ in range(2)]
+        assert lines[0].split()[1] == "run.queued"
+        assert lines[1] == f"waiting: {handle.waiting}\n"
+
+        @af.workflow
+        def defined_later(x: int) -> int:
+            return x * 10
+
         assert handle.result(timeout=10) == 20  # the worker serves it from its next poll
         assert handle.waiting is None
         assert handle.record()["worker"] == local_worker().worker.id  # type: ignore[union-attr]
+        rest, _ = attached.communicate(timeout=20)
+        assert attached.returncode == 0
+        assert "waiting:" not in rest and "run.completed" in rest
+        page._waiting_at = 0.0  # the next check is due
+        page.tick()
+        assert page.waiting is None and "waiting:" not in page.header.object
     finally:
+        attached.kill()
+        attached.communicate(timeout=10)
         registry.unregister("defined_later")
 
 

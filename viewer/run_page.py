@@ -14,24 +14,31 @@ from typing import Any
 import pandas as pd
 import panel as pn
 from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
+from redis.exceptions import RedisError
 
 from aiflow_nb import defaults
+from aiflow_nb.access.handle import attach
 from aiflow_nb.access.spans import Span
+from aiflow_nb.errors import AiflowError
 from aiflow_nb.events.reader import read_events
-from aiflow_nb.events.status import SpanStatus
+from aiflow_nb.events.status import TERMINAL, SpanStatus
 from aiflow_nb.trace import TREE_COLUMNS, Follower, SpanTree, TreeRow, timeline_rows
 
 from .detail import gap_html, group_html, span_html
 from .style import CSS, badge, esc, seconds
 from .waterfall import Waterfall
 
-__all__ = ["GROW_INTERVAL", "PAGE_SIZE", "RunPage", "not_found"]
+__all__ = ["GROW_INTERVAL", "PAGE_SIZE", "WAITING_CHECK_INTERVAL", "RunPage", "not_found"]
 
 PAGE_SIZE = 50
 """Rows of the span tree sent to the browser at once (big runs page server-side)."""
 
 GROW_INTERVAL = 0.4
 """Seconds between two moves of running bars when no event arrived."""
+
+WAITING_CHECK_INTERVAL = 1.0
+"""Seconds between two reads of why an unfinished run waits (one record and heartbeat
+read per open page)."""
 
 _LABEL = HTMLTemplateFormatter(
     template=(
@@ -58,6 +65,9 @@ class RunPage:
         self._drawn_version = -1
         self._drawn_at = 0.0
         self._grown_at = 0.0
+        self.waiting: str | None = None
+        """Why the run waits, if queued with no live worker able to take it."""
+        self._waiting_at = 0.0
         self._build()
         self.redraw()
 
@@ -139,11 +149,28 @@ class RunPage:
             and "aiflow-error" not in self.header.object
         ):
             self.header.object = self._header_html(now)
+        if self._check_waiting(now):
+            self.header.object = self._header_html(now)
         if self.tree.version != self._drawn_version:
             if now - self._drawn_at >= self.redraw_interval:
                 self.redraw(now)
         elif self.tree.running():
             self._grow(now)
+
+    def _check_waiting(self, now: float) -> bool:
+        """Every ``WAITING_CHECK_INTERVAL`` while the run has not ended: read why it waits
+        (a failed read keeps the note as it was). True when the note changed."""
+        if now - self._waiting_at < WAITING_CHECK_INTERVAL:
+            return False
+        self._waiting_at = now
+        waiting = None
+        if self.tree.totals.status not in TERMINAL:
+            try:
+                waiting = attach(self.run_id).waiting
+            except (AiflowError, RedisError, OSError):
+                return False
+        changed, self.waiting = waiting != self.waiting, waiting
+        return changed
 
     def redraw(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
@@ -280,6 +307,8 @@ class RunPage:
             if error is not None
             else ""
         )
+        if self.waiting:
+            warning += f'<div class="aiflow-waiting">waiting: {esc(self.waiting)}</div>'
         return (
             f'<div><a href="?">← all runs</a></div>{warning}'
             f"<h2>{esc(t.workflow or '')} <code>{esc(self.run_id)}</code></h2>"

@@ -11,6 +11,7 @@ __all__ = ["CSS", "badge", "esc", "pre_json", "seconds"]
 
 CSS = """
 .aiflow-error {color: #b91c1c; font-weight: bold;}
+.aiflow-waiting {color: #a16207; font-weight: bold;}
 .aiflow-badge {padding: 1px 8px; border-radius: 9px; color: white; font-size: 12px;}
 .aiflow-totals {display: flex; gap: 18px; flex-wrap: wrap; font-size: 14px;}
 .aiflow-totals b {font-size: 16px;}

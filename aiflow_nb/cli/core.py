@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import AiflowError
+
+if TYPE_CHECKING:
+    from ..access.handle import RunHandle
 
 __all__ = [
     "attach",
@@ -92,16 +96,36 @@ def runs_cmd(workflow: str | None, status_: str | None, limit: int) -> None:
 @click.command()
 @click.argument("run_id")
 def attach(run_id: str) -> None:
-    """Print a run's history, then follow it live until it ends."""
+    """Print a run's history, then follow it live until it ends (while it waits for a
+    worker that can run it, say why)."""
     from ..access.handle import attach as attach_run
+    from ..events.follow import Follow
     from ..examples.console import print_event
 
     try:
         handle = attach_run(run_id)
-        for event in handle.events():
-            print_event(event)
+        said: str | None = None
+        for batch in Follow(run_id).batches(handle.client):
+            for event in batch:
+                print_event(event)
+            if not batch:  # caught up, or a second with nothing new
+                waiting = _waiting(handle)
+                if waiting and waiting != said:
+                    click.secho(f"waiting: {waiting}", fg="yellow")
+                said = waiting or said
     except AiflowError as exc:
         fail(exc)
+
+
+def _waiting(handle: RunHandle) -> str | None:
+    """Why the run waits, if no live worker can take it; None also when that cannot be
+    read now (a Redis outage must not stop the following)."""
+    from redis.exceptions import RedisError
+
+    try:
+        return handle.waiting
+    except (AiflowError, RedisError, OSError):
+        return None
 
 
 @click.command()

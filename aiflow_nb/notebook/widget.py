@@ -91,6 +91,12 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
             raise TimeoutError(
                 f"run {self.handle.run_id} still {self.run_state.status} after {timeout} s"
             )
+        # Again from the caller's thread: a message from another thread carries the parent
+        # header of whichever cell ran last (ipykernel's global fallback), so the widget
+        # thread's final update, sent between two cells, names a cell that already ended and
+        # a client such as nbclient drops it (the saved output kept the first snapshot, 1
+        # in 4 runs). Sent from here it belongs to the cell that waits.
+        self._update_display()
         return self.run_state
 
     def stop(self) -> None:
