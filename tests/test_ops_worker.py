@@ -1,16 +1,21 @@
 """``aiflow worker`` / ``aiflow workers`` as real processes: burst, concurrency, listing,
-cancellation through Redis."""
+cancellation through Redis, a start before Redis is up."""
 
 from __future__ import annotations
 
 import signal
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+import aiflow_nb
 from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.cli import cli
+from aiflow_nb.ops.presence import live_workers
 from aiflow_nb.ops.submit import submit
+from aiflow_nb.store.connection import reset
+from aiflow_nb.store.embedded import EmbeddedRedis
 
 from support.ops import fleet, running_on, wait_for
 
@@ -65,3 +70,31 @@ def test_cancel_reaches_the_worker_process_running_the_run(tmp_path: Path) -> No
         assert follow_up.result(timeout=10) == 0.1
     types = [e.type for e in handle.events(follow=False)]
     assert types[-1] == "run.cancelled" and "run.failed" not in types
+
+
+def test_a_worker_started_before_its_redis_waits_for_it_then_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    late = EmbeddedRedis(tmp_path / "late")  # its socket is named, nothing listens yet
+    monkeypatch.setenv("REDIS_URL", late.url)
+    aiflow_nb.configure()
+    with fleet(tmp_path) as start:
+        stopped, waiting = start(), start()
+        for worker in (stopped, waiting):
+            wait_for(lambda w=worker: "Redis unreachable" in w.log(), 30, "the outage log line")
+        stopped.signal(signal.SIGTERM)  # a signal ends the wait: a clean exit, nothing left
+        assert stopped.wait(30) == 0
+        assert waiting.proc.poll() is None  # still waiting, not failed
+        server = late.spawn()
+        try:
+            waiting.ready(30)
+            assert "Redis is back" in waiting.log()
+            handle = RunHandle(submit("sleeper", {"seconds": 0.1}))
+            wait_for(lambda: handle.record()["status"] == "completed", 30, "the run to complete")
+            assert handle.record()["worker"] == waiting.id
+            assert [w["id"] for w in live_workers()] == [waiting.id]  # the stopped one never beat
+        finally:
+            waiting.stop()
+            server.terminate()
+            server.wait(10)
+            reset()

@@ -94,7 +94,8 @@ def worker(
 ) -> None:
     """Execute the queued runs this worker can run (the workflows of its --app modules,
     and registered notebook code unless --no-code) until SIGTERM (drain) or a second
-    SIGTERM/SIGINT (stop now). `aiflow worker daemon` manages this machine's background
+    SIGTERM/SIGINT (stop now). Redis unreachable at start: it waits for it (one log line).
+    `aiflow worker daemon` manages this machine's background
     worker for notebook code."""
     if ctx.invoked_subcommand is not None:
         return
@@ -111,6 +112,7 @@ def worker(
         monitor=not no_monitor,
         max_restarts=max_restarts,
         code=NONE if no_code else ALL,
+        wait_for_redis=True,  # started beside its Redis: wait for it, say so once
     )
     serves = ", ".join(registry.names()) or "no workflow"
     click.echo(

@@ -33,6 +33,7 @@ import redis.asyncio as aredis
 from .. import defaults, keys
 from ..authoring import registry
 from ..config import settings
+from ..errors import RedisUnavailable
 from ..events.fence import OK, Fence, new_token
 from ..store import async_redis
 from ..store.outage import CONNECTION_ERRORS, Outage
@@ -54,6 +55,10 @@ __all__ = ["Worker"]
 log = logging.getLogger("aiflow_nb.worker")
 
 
+_UNREACHABLE: tuple[type[Exception], ...] = (*CONNECTION_ERRORS, RedisUnavailable)
+"""Redis cannot be reached (a sync client's first PING raises ``RedisUnavailable``)."""
+
+
 class Worker:
     """Executes queued runs. ``await serve()`` until ``stop()`` (or, with ``burst``, until
     the queue is empty)."""
@@ -70,11 +75,15 @@ class Worker:
         code: CodeRuns = ALL,
         kind: str = "worker",
         workflows: Callable[[], Iterable[str]] = registry.names,
+        wait_for_redis: bool = False,
     ) -> None:
         """``code``: which runs of registered notebook code to take (``ops/routing.py``:
         all, resumed, none); ``workflows``: the names this
         process can execute (read again on every poll, so a kernel's new definitions are
-        served at once); ``kind`` is advertised (``worker``, ``kernel``, ``daemon``)."""
+        served at once); ``kind`` is advertised (``worker``, ``kernel``, ``daemon``);
+        ``wait_for_redis``: when Redis is unreachable at start, back off and wait for it
+        (a worker process started beside its Redis) instead of raising
+        ``RedisUnavailable``."""
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         self.concurrency = concurrency
@@ -84,6 +93,7 @@ class Worker:
         self.code = code
         self.kind = kind
         self.workflows = workflows
+        self.wait_for_redis = wait_for_redis
         self.queues: list[str] = []
         """The queue streams this worker reads (``ops/routing.py``), grown as it learns
         new workflows."""
@@ -105,11 +115,8 @@ class Worker:
         # cyclic GC, whose full passes over them otherwise stall a fan-out by 50-80 ms.
         gc.freeze()
         self.loop = asyncio.get_running_loop()
-        self.client: aredis.Redis = async_redis()
-        if self.version is None:
-            self.version = await asyncio.to_thread(resolve_version)
-        await self._update_queues()
-        await self._beat()
+        if not await self._start():
+            return  # stopped while waiting for Redis: nothing was registered
         advertise(self.id, self.serves)
         self.ready.set()
         background = [
@@ -133,6 +140,29 @@ class Worker:
             if self.monitor is not None:
                 await self.monitor.release()
             await self._deregister()
+
+    async def _start(self) -> bool:
+        """Connect, resolve the version, make the consumer groups and heartbeat once; with
+        ``wait_for_redis``, again after a backoff while Redis is unreachable. False when the
+        worker was stopped before that succeeded."""
+        outage = Outage(f"worker {self.id} start")
+        while True:
+            try:
+                self.client: aredis.Redis = async_redis()
+                if self.version is None:
+                    self.version = await asyncio.to_thread(resolve_version)
+                await self._update_queues()
+                await self._beat()
+            except _UNREACHABLE as exc:
+                if not self.wait_for_redis:
+                    raise
+                try:  # a signal stops the wait
+                    await asyncio.wait_for(self._stopping.wait(), outage.failed(exc))
+                except TimeoutError:
+                    continue
+                return False
+            outage.ok()
+            return True
 
     def stop(self, drain_timeout: float | None = None) -> None:
         """Stop taking runs; ``serve()`` returns once the runs in hand end. With
