@@ -47,6 +47,7 @@ from .errors import (
     RunTimeout,
     SerializationError,
     Unavailable,
+    ValueTooLarge,
     WorkerShutdown,
     WorkflowNotFound,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "Span",
     "TimeoutPolicy",
     "Unavailable",
+    "ValueTooLarge",
     "WorkerShutdown",
     "Workflow",
     "WorkflowNotFound",

@@ -28,6 +28,19 @@ def _env_float(name: str, default: float) -> float:
         raise ConfigError(f"{name}={raw!r} is not a number") from None
 
 
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip().replace("_", ""))
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number of bytes") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be positive")
+    return value
+
+
 def _env_bool(name: str) -> bool | None:
     raw = os.environ.get(name, "").strip().lower()
     if raw in ("", "auto"):
@@ -62,6 +75,8 @@ class Settings:
     code_worker: bool | None = None
     """``AIFLOW_CODE_WORKER``: whether ``%load_ext aiflow_nb`` starts this machine's
     background worker for registered notebook code (``ops/daemon.py``); None = yes."""
+    max_value_bytes: int = defaults.MAX_VALUE_BYTES
+    """``AIFLOW_MAX_VALUE_BYTES``: the largest input, output or step result, bytes of JSON."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -75,6 +90,7 @@ class Settings:
             heartbeat_ttl=_env_float("AIFLOW_HEARTBEAT_TTL", defaults.HEARTBEAT_TTL),
             notify_url=os.environ.get("AIFLOW_NOTIFY_URL") or None,
             code_worker=_env_bool("AIFLOW_CODE_WORKER"),
+            max_value_bytes=_env_int("AIFLOW_MAX_VALUE_BYTES", defaults.MAX_VALUE_BYTES),
         )
 
 

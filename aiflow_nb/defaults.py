@@ -219,3 +219,23 @@ FAKE_LLM_PORT = 8787
 
 FAKE_LLM_TOKENS_PER_S = 200.0
 """Tokens per second the local LLM server generates by default (0: instant)."""
+
+MAX_VALUE_BYTES = 16 * 1024 * 1024
+"""Bytes of JSON, the largest value a run stores: its inputs, its output, one step's
+result (``AIFLOW_MAX_VALUE_BYTES``). A larger one raises ``ValueTooLarge`` where it is
+made (``start``/``submit``: nothing written; a step: its span fails)."""
+
+EVENT_VALUE_INLINE_BYTES = 16 * 1024
+"""Bytes of JSON up to which an event carries a run's inputs or output, or a step's
+result, itself. A larger value is stored once (run record or journal) and the event
+carries a reference (``<name>_ref``: where it is, its size and a preview)."""
+
+EVENT_VALUE_PREVIEW_CHARS = 500
+"""Characters of a value's JSON an event's reference to it shows (``preview``)."""
+
+EVENT_MESSAGE_CHARS = 4096
+"""Characters of an error message an event carries (longer ones are cut; the run
+record's ``error`` keeps the full message)."""
+
+EVENT_TRACEBACK_CHARS = 16384
+"""Characters of a traceback an event carries (its first quarter and its end are kept)."""

@@ -10,6 +10,7 @@
     ├── ConfigError           bad settings or environment
     ├── InvalidInputs         inputs that do not fit the workflow's signature (also TypeError)
     ├── SerializationError    a value is not JSON-serialisable (also TypeError)
+    ├── ValueTooLarge         an input, output or step result over AIFLOW_MAX_VALUE_BYTES
     ├── WorkflowNotFound      unknown workflow name (also LookupError)
     ├── RunError              one run's outcome or state: what ``RunHandle.result()`` raises
     │   ├── RunCancelled      the run ended ``cancelled``
@@ -24,17 +25,22 @@
 
     WorkerShutdown (BaseException)  stops a worker; no ``except Exception`` swallows it
 
-``CellError`` is also a ValueError. The REST layer's refusals,
+``CellError`` and ``ValueTooLarge`` are also ValueErrors. The REST layer's refusals,
 ``aiflow_nb.api.errors.ApiError``, derive from ``AiflowError`` too; they live with the
 API, above the core.
 
-``error_document(exc)`` is the JSON form of an exception that runs and spans record.
+``error_document(exc)`` is the JSON form of an exception that a run's record keeps (the
+message in full, once); ``event_error(doc)`` is the same document cut to the sizes events
+carry (``defaults.EVENT_MESSAGE_CHARS`` / ``EVENT_TRACEBACK_CHARS``). ``safe_str(exc)`` is
+``str(exc)`` that never raises (an exception whose ``__str__`` raises still reads).
 """
 
 from __future__ import annotations
 
 import traceback
 from typing import Any
+
+from . import defaults
 
 __all__ = [
     "AiflowError",
@@ -55,9 +61,12 @@ __all__ = [
     "RunTimeout",
     "SerializationError",
     "Unavailable",
+    "ValueTooLarge",
     "WorkerShutdown",
     "WorkflowNotFound",
     "error_document",
+    "event_error",
+    "safe_str",
 ]
 
 
@@ -96,6 +105,29 @@ class SerializationError(AiflowError, TypeError):
     """A value that must be stored as JSON is not JSON-serialisable."""
 
 
+class ValueTooLarge(AiflowError, ValueError):
+    """A value to be stored (a run's inputs or output, a step's result) whose JSON is larger
+    than ``AIFLOW_MAX_VALUE_BYTES``; nothing of it was written."""
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"{what} is {_human(size)} of JSON{f' ({size:,} bytes)' if size >= 1024 else ''}, "
+            f"over the limit of {_human(limit)} (AIFLOW_MAX_VALUE_BYTES={limit}); "
+            "keep large data elsewhere (a file, object storage) and pass its location, "
+            "or raise the limit"
+        )
+        self.what = what
+        self.size = size
+        self.limit = limit
+
+
+def _human(size: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
 class WorkflowNotFound(AiflowError, LookupError):
     """No workflow with that name is registered."""
 
@@ -114,7 +146,7 @@ class ComponentFailed(AiflowError):
     def __init__(self, component: str, attempts: int, error: BaseException) -> None:
         super().__init__(
             f"component {component!r} failed after {attempts} attempt(s): "
-            f"{type(error).__name__}: {error}"
+            f"{type(error).__name__}: {safe_str(error)}"
         )
         self.component = component
         self.attempts = attempts
@@ -203,7 +235,9 @@ class LLMUnavailable(Unavailable):
     def __init__(
         self, operation: str, attempts: int, errors: list[tuple[str, BaseException]]
     ) -> None:
-        tried = "; ".join(f"{target}: {type(err).__name__}: {err}" for target, err in errors)
+        tried = "; ".join(
+            f"{target}: {type(err).__name__}: {safe_str(err)}" for target, err in errors
+        )
         super().__init__(
             f"{operation} failed on every provider after {attempts} attempt(s) ({tried})"
         )
@@ -232,15 +266,74 @@ class WorkerShutdown(BaseException):
     """Raised inside a worker to stop it; never swallowed by ``except Exception``."""
 
 
-def error_document(exc: BaseException) -> dict[str, Any]:
-    """Type, message and traceback of an exception, as stored in events and records.
+def safe_str(exc: BaseException) -> str:
+    """``str(exc)``, or a stand-in naming the failure when its ``__str__`` raises."""
+    try:
+        text = str(exc)
+    except Exception as inner:  # a hostile __str__: the error must still be recorded
+        return f"<{type(exc).__name__}.__str__ raised {type(inner).__name__}>"
+    return text if isinstance(text, str) else repr(text)
 
-    ``cause`` names the original error a ``ComponentFailed`` wraps (else None).
+
+def error_document(exc: BaseException) -> dict[str, Any]:
+    """Type, message and traceback of an exception, as a run's record keeps it.
+
+    ``cause`` names the original error a ``ComponentFailed`` wraps (else None). The
+    message is kept in full; in the traceback, each exception's own message line is cut
+    to ``defaults.EVENT_MESSAGE_CHARS`` (the message is not stored twice).
     """
     root = exc.error if isinstance(exc, ComponentFailed) else exc
     return {
         "type": type(exc).__name__,
-        "message": str(exc),
+        "message": safe_str(exc),
         "cause": type(root).__name__ if root is not exc else None,
-        "traceback": "".join(traceback.format_exception(exc)),
+        "traceback": _format(exc),
     }
+
+
+def event_error(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` (an ``error_document``) as events carry it: the message cut to
+    ``defaults.EVENT_MESSAGE_CHARS`` and the traceback to ``EVENT_TRACEBACK_CHARS``
+    (its start and end kept); ``truncated: true`` when anything was cut. The full text is
+    in the run record's ``error``."""
+    out, cut = dict(doc), False
+    for key, limit in (
+        ("message", defaults.EVENT_MESSAGE_CHARS),
+        ("traceback", defaults.EVENT_TRACEBACK_CHARS),
+    ):
+        text = doc.get(key)
+        if isinstance(text, str) and len(text) > limit:
+            out[key], cut = _cut(text, limit, keep_end=key == "traceback"), True
+    if not cut:
+        return doc
+    out["truncated"] = True
+    return out
+
+
+def _cut(text: str, limit: int, keep_end: bool = False) -> str:
+    if len(text) <= limit:
+        return text
+    note = f" […{len(text) - limit:,} characters cut…] "
+    if not keep_end:
+        return text[:limit] + note
+    head = limit // 4
+    return text[:head] + note + text[len(text) - (limit - head) :]
+
+
+def _format(exc: BaseException) -> str:
+    """``traceback.format_exception(exc)`` with each exception's message cut to
+    ``defaults.EVENT_MESSAGE_CHARS`` (causes, contexts and exception groups alike)."""
+    te = traceback.TracebackException(type(exc), exc, exc.__traceback__, compact=True)
+    stack, seen = [te], set()
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        text = getattr(item, "_str", None)  # the message as the stdlib formats it
+        if isinstance(text, str) and len(text) > defaults.EVENT_MESSAGE_CHARS:
+            cut = _cut(text, defaults.EVENT_MESSAGE_CHARS)
+            item._str = cut  # type: ignore[attr-defined]
+        stack += [e for e in (item.__cause__, item.__context__) if e is not None]
+        stack += getattr(item, "exceptions", None) or []
+    return "".join(te.format())

@@ -37,9 +37,9 @@ def span_html(tree: SpanTree, span: Span, now: float | None = None) -> str:
             f"<div>progress {esc(p.get('done'))}/{esc(p.get('total'))} "
             f"{esc(p.get('message', ''))}</div>"
         )
-    parts.append("<h4>inputs</h4>" + pre_json(span.inputs))
-    if span.status == SpanStatus.COMPLETED or span.output is not None:
-        parts.append("<h4>output</h4>" + pre_json(span.output))
+    parts.append("<h4>inputs</h4>" + _value(span, "inputs"))
+    if span.status == SpanStatus.COMPLETED or span.output is not None or "output" in span.refs:
+        parts.append("<h4>output</h4>" + _value(span, "output"))
     if span.error:
         parts.append(_error(span.error, "error (fallback used)" if span.fallback else "error"))
     if span.retries:
@@ -63,6 +63,18 @@ def span_html(tree: SpanTree, span: Span, now: float | None = None) -> str:
             )
         )
     return '<div class="aiflow-detail">' + "".join(parts) + "</div>"
+
+
+def _value(span: Span, name: str) -> str:
+    """A span's inputs or output as JSON; one its events only previewed (a large value
+    stored nowhere else, or not readable any more): its size and preview."""
+    ref = span.refs.get(name)
+    if ref is None:
+        return pre_json(getattr(span, name))
+    return (
+        f"<div>{esc(ref.get('bytes'))} bytes of JSON; the start:</div>"
+        f"<pre>{esc(ref.get('preview', ''))}…</pre>"
+    )
 
 
 def _usage(attributes: dict[str, Any]) -> str:

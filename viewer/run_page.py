@@ -18,10 +18,11 @@ from redis.exceptions import RedisError
 
 from aiflow_nb import defaults
 from aiflow_nb.access.handle import attach
-from aiflow_nb.access.spans import Span
+from aiflow_nb.access.spans import Span, resolve_values
 from aiflow_nb.errors import AiflowError
 from aiflow_nb.events.reader import read_events
 from aiflow_nb.events.status import TERMINAL, SpanStatus
+from aiflow_nb.store import sync_redis
 from aiflow_nb.trace import TREE_COLUMNS, Follower, SpanTree, TreeRow, timeline_rows
 
 from .detail import gap_html, group_html, span_html
@@ -234,6 +235,8 @@ class RunPage:
     def _show_detail(self, now: float) -> None:
         span = self.tree.spans.get(self.selected or "")
         if span is not None:
+            if span.refs:  # large inputs/output: read from the record and journal once
+                resolve_values([span], self.run_id, sync_redis())
             self.detail.object = span_html(self.tree, span, now)
             return
         row = next((r for r in self._rows if r.key == self.selected), None)

@@ -21,7 +21,7 @@ from ..store import sync_redis
 from ..store.outage import Outage
 from ..store.replies import RawHash
 from .gaps import build_gaps
-from .spans import Span, build_spans, spans_dataframe
+from .spans import Span, build_spans, resolve_values, spans_dataframe
 
 __all__ = ["RunHandle", "attach", "decode_record"]
 
@@ -120,7 +120,10 @@ class RunHandle:
 
     # --- events and spans -------------------------------------------------------
     def events(self, after: str | None = None, follow: bool = True) -> Iterator[Event]:
-        """Replay every event after ``after``, then follow live until the run ends."""
+        """Replay every event after ``after``, then follow live until the run ends.
+
+        Events are as stored: a large input, output or step result is an ``<name>_ref``
+        (``events/refs.py``; ``record()`` and ``spans()`` hold the values)."""
         return read_events(self.run_id, after=after, follow=follow, client=self._client)
 
     def aevents(self, after: str | None = None, follow: bool = True) -> AsyncIterator[Event]:
@@ -128,8 +131,11 @@ class RunHandle:
         return aread_events(self.run_id, after=after, follow=follow)
 
     def spans(self) -> list[Span]:
-        """The run's spans so far (running ones included)."""
-        return list(build_spans(self.events(follow=False)).values())
+        """The run's spans so far (running ones included), with their inputs and output
+        (large ones, which events only refer to, read from the record and journal)."""
+        spans = list(build_spans(self.events(follow=False)).values())
+        resolve_values(spans, self.run_id, self.client)
+        return spans
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per span: id, parent, name, status, start, end, duration, attempts,

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from ..events.model import Event
+from ..events.refs import REF, ref_of, resolve
 from ..events.status import SpanStatus
 from .gaps import Gap
 
@@ -22,6 +23,7 @@ __all__ = [
     "apply_event",
     "build_spans",
     "gap_row",
+    "resolve_values",
     "spans_dataframe",
 ]
 
@@ -73,6 +75,10 @@ class Span:
     progress: dict[str, Any] | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     children: list[str] = field(default_factory=list)
+    refs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """``inputs`` / ``output`` the events referred to instead of carrying them (large
+    values stored once: ``events/refs.py``): size, preview, where. ``resolve_values``
+    reads them in."""
 
     @property
     def duration(self) -> float | None:
@@ -99,13 +105,23 @@ class Span:
         }
 
 
+def _value(span: Span, name: str, d: dict[str, Any]) -> Any:
+    """``d[name]``, noting a reference when the event carries one instead."""
+    ref = ref_of(d, name)
+    if ref is None:
+        span.refs.pop(name, None)
+        return d.get(name)
+    span.refs[name] = ref
+    return None
+
+
 def _apply(span: Span, e: Event) -> None:
     d = e.data
     if e.type == "span.started":
         if span.start is None or not (span.children or span.parent_id is None):
             span.start = e.ts  # a root or parent started again keeps its first start
         span.status, span.end, span.error = SpanStatus.RUNNING, None, None
-        span.inputs, span.key = d.get("inputs"), d.get("key")
+        span.inputs, span.key = _value(span, "inputs", d), d.get("key")
         span.retries = []
         span.attributes.update(d.get("attributes") or {})
     elif e.type == "span.retrying":
@@ -115,10 +131,11 @@ def _apply(span: Span, e: Event) -> None:
         span.cached = span.cached or e.type == "span.cached"
         span.replayed = e.type == "span.replayed"
         _times(span, e)
-        span.status, span.output = SpanStatus.COMPLETED, d.get("output")
+        span.status, span.output = SpanStatus.COMPLETED, _value(span, "output", d)
         span.key = d.get("key", span.key)
     elif e.type == "span.completed":
-        span.status, span.end, span.output = SpanStatus.COMPLETED, e.ts, d.get("output")
+        span.status, span.end = SpanStatus.COMPLETED, e.ts
+        span.output = _value(span, "output", d)
         span.attempts = d.get("attempts", span.attempts)
         span.fallback = bool(d.get("fallback"))
         span.error = d.get("error")
@@ -170,6 +187,18 @@ def build_spans(events: Iterable[Event]) -> dict[str, Span]:
     for e in events:
         apply_event(spans, e)
     return spans
+
+
+def resolve_values(spans: Iterable[Span], run_id: str, client: Any) -> None:
+    """Read the values the spans' events referred to (the run record's inputs and
+    output, journaled step results: one pipelined read) into ``inputs`` / ``output``;
+    a value stored nowhere (a large step argument) keeps its reference (its preview)."""
+    wanted = [(span, name, {name + REF: ref}) for span in spans for name, ref in span.refs.items()]
+    resolve(client, run_id, [data for *_, data in wanted])
+    for span, name, data in wanted:
+        if name in data:
+            setattr(span, name, data[name])
+            del span.refs[name]
 
 
 def gap_row(gap: Gap, parent_id: str | None) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from ..errors import (
     RunNotFound,
     RunStateError,
     SerializationError,
+    ValueTooLarge,
     WorkflowNotFound,
 )
 from .responses import JSONBody
@@ -155,6 +156,7 @@ def _on_aiflow(_: Request, exc: Exception) -> JSONBody:
         (RunNotFound, 404, "run_not_found"),
         (InvalidInputs, 422, "invalid_input"),
         (SerializationError, 422, "not_serialisable"),
+        (ValueTooLarge, 413, "value_too_large"),
         (RunStateError, 409, "conflict"),
         (CodeRejected, 409, "code_rejected"),
     ]

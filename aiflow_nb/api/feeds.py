@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from .. import defaults
 from ..events.follow import Follow
 from ..events.model import Event
+from ..events.refs import aresolve, resolved
 from .pool import api_redis
 
 __all__ = ["MAX_BACKLOG", "FeedHub", "Shared"]
@@ -43,6 +44,19 @@ class Shared:
 
     event: Event
     encoded: dict[str, bytes] = field(default_factory=dict)
+    resolved: bool = False
+    """The values the event refers to (``events/refs.py``) are read in."""
+
+
+async def _resolve(run_id: str, batch: list[Shared]) -> list[Shared]:
+    """Read the large values the batch's events refer to (run record, journal) into
+    them, once per event for all followers: a follower sees every value."""
+    todo = [s for s in batch if not s.resolved and not resolved(s.event.data)]
+    if todo:
+        await aresolve(api_redis(), run_id, [s.event.data for s in todo])
+    for item in batch:
+        item.resolved = True
+    return batch
 
 
 def _key(event_id: str) -> tuple[int, int]:
@@ -164,7 +178,7 @@ class FeedHub:
             last: Event | None = None
             async for batch in _replay(run_id, after):
                 last = batch[-1].event
-                yield batch
+                yield await _resolve(run_id, batch)
             if last is not None and last.terminal:
                 return
             seen = _key(last.id) if last else (_key(after) if after else (0, 0))
@@ -173,7 +187,7 @@ class FeedHub:
                 if batch:
                     idle[0] = False
                     seen = _key(batch[-1].event.id)
-                    yield batch
+                    yield await _resolve(run_id, batch)
                     if batch[-1].event.terminal:
                         return
                 elif tick:

@@ -126,7 +126,7 @@ class LLMCall:
             **response_attributes(self.ep, doc, self.model, usage),
             **self.outcome_attributes(target),
         )
-        self.call.succeed(doc)
+        self.call.complete(doc)
         return sum(usage) if usage else None
 
     def fail(self, exc: BaseException) -> None:

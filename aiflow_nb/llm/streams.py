@@ -38,7 +38,7 @@ def _finish(
     if error is not None:
         c.fail(error)
     else:
-        c.call.succeed(state.text)
+        c.call.complete(state.text)
     return sum(usage)
 
 

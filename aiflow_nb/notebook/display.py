@@ -43,6 +43,7 @@ def widgets_supported() -> bool:
 def snapshot(handle: RunHandle) -> RunState:
     """The run as its events tell it right now (and why it waits, when it does)."""
     state = RunState(handle.run_id).apply_all(handle.events(follow=False))
+    state.resolve_output(handle.client)
     if state.status not in TERMINAL:
         state.waiting = handle.waiting
     return state

@@ -15,6 +15,7 @@ from .. import defaults
 from ..access.gaps import Gap
 from ..access.spans import Span
 from ..events.model import Event
+from ..events.refs import ref_of, resolve
 from ..trace.tree import SpanTree
 
 __all__ = ["ProgressStream", "RunState"]
@@ -47,6 +48,9 @@ class RunState:
     error: dict[str, Any] | None = None
     output: Any = None
     has_output: bool = False
+    output_ref: dict[str, Any] | None = None
+    """When ``run.completed`` referred to a large output instead of carrying it (its
+    preview is ``output`` until ``resolve_output`` reads it from the record)."""
     waiting: str | None = None
     """While queued with no live worker able to take it: why (``ops/routing.py``)."""
     trace: SpanTree = field(init=False, repr=False)
@@ -109,6 +113,9 @@ class RunState:
             self.error = None
         elif e.type == "run.completed":
             self.output, self.has_output = e.data.get("output"), True
+            self.output_ref = ref_of(e.data, "output")
+            if self.output_ref is not None:
+                self.output = f"{self.output_ref.get('preview', '')}…"
         elif e.type == "run.failed":
             self.error = e.data.get("error") or {}
         elif span is None:
@@ -126,6 +133,15 @@ class RunState:
         elif e.type == "output.delta":
             text = self.text.get(span.span_id, "") + str(e.data.get("text", ""))
             self.text[span.span_id] = text[-defaults.WIDGET_MAX_TEXT :]
+
+    def resolve_output(self, client: Any) -> None:
+        """Read a large output the run's end referred to from its record (one HGET)."""
+        if self.output_ref is None:
+            return
+        data: dict[str, Any] = {"output_ref": self.output_ref}
+        resolve(client, self.run_id, [data])
+        if "output" in data:
+            self.output, self.output_ref = data["output"], None
 
     def tree(self) -> list[tuple[int, Span | Gap]]:
         """Spans depth-first with their depth (roots first, children in call order); the

@@ -135,6 +135,8 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
         for batch in spec.batches(self.handle.client):
             with self._lock:
                 self.run_state.apply_all(batch)
+            if self.run_state.output_ref is not None:  # a large output: from the record
+                self.run_state.resolve_output(self.handle.client)
             if self._stop.is_set():
                 return
             now = time.monotonic()

@@ -16,8 +16,9 @@ from .. import keys
 from ..authoring import registry
 from ..authoring.workflow import Workflow
 from ..config import settings
-from ..errors import AiflowError, WorkerShutdown, error_document
+from ..errors import AiflowError, WorkerShutdown, error_document, event_error
 from ..events.fence import OK, Fence, new_token
+from ..events.refs import RECORD, value_fields
 from ..events.status import TERMINAL, RunStatus
 from ..events.writer import EventWriter
 from ..runtime.context import Frame, RunContext, run_var
@@ -143,6 +144,13 @@ def _finish(
     writer.raw("srem", keys.running(), writer.run_id)
     writer.release()
     writer.emit(f"run.{status}", data=data)
+
+
+def _fail(writer: EventWriter, exc: BaseException) -> None:
+    """End the run ``failed`` with ``exc``: the record keeps its full error document, the
+    ``run.failed`` event a copy cut to the event sizes (``errors.event_error``)."""
+    doc = error_document(exc)
+    _finish(writer, RunStatus.FAILED, {"error": event_error(doc)}, {"error": dumps(doc)})
 
 
 def lookup(workflow: str, code: str | None = None) -> Workflow[Any, Any]:
@@ -271,8 +279,7 @@ async def _execute(
         log.error(
             "run %s of workflow %s failed before it started: %s", run_id, rec["workflow"], exc
         )
-        doc = error_document(exc)
-        _finish(writer, RunStatus.FAILED, {"error": doc}, {"error": dumps(doc)})
+        _fail(writer, exc)
         await writer.flush()
         return RunStatus.FAILED
     ctx = RunContext(
@@ -310,8 +317,7 @@ async def _run_root(
         if writer.lost:  # taken over: nothing more of this attempt is written
             raise
         if control.reason == "overflow" and writer.backlog is not None:
-            doc = error_document(writer.backlog)  # Redis unreachable for too long
-            _finish(writer, RunStatus.FAILED, {"error": doc}, {"error": dumps(doc)})
+            _fail(writer, writer.backlog)  # Redis unreachable for too long
             return RunStatus.FAILED
         if control.reason != "cancel":
             if control.reason == "handback":  # journaled steps land before another worker
@@ -320,15 +326,16 @@ async def _run_root(
         _finish(ctx.writer, RunStatus.CANCELLED, {}, {})
         return RunStatus.CANCELLED
     except Exception as exc:
-        doc = error_document(exc)
-        _finish(ctx.writer, RunStatus.FAILED, {"error": doc}, {"error": dumps(doc)})
+        _fail(ctx.writer, exc)
         return RunStatus.FAILED
     finally:
         run_var.reset(token)
-    _finish(
+    encoded = call.encoded if call.encoded is not None else dumps(output)
+    shown = value_fields("output", output, encoded, at=RECORD, field="output")
+    _finish(  # the output is stored once, in the record; the event refers to it if large
         ctx.writer,
         RunStatus.COMPLETED,
-        {"output": output, "duration": time.time() - t0},
-        {"output": dumps(output)},
+        {**shown, "duration": time.time() - t0},
+        {"output": encoded},
     )
     return RunStatus.COMPLETED

@@ -19,7 +19,7 @@ import redis
 import redis.asyncio as aredis
 
 from .. import keys
-from ..errors import error_document
+from ..errors import error_document, event_error
 from ..events.fence import CURRENT_LUA, holder_of
 from ..events.model import FIELD, make_payload
 from ..events.status import TERMINAL, RunStatus
@@ -184,7 +184,7 @@ async def fail_run(
     over a terminal status, and with ``token`` only while that attempt is current (its
     lease is released too). True when the run was ended here."""
     error = error_document(exc)
-    payload = make_payload("run.failed", run_id, data={"error": error})
+    payload = make_payload("run.failed", run_id, data={"error": event_error(error)})
     done = await client.eval(
         _FAIL,
         4,

@@ -13,8 +13,9 @@ from .. import defaults, keys
 from ..config import settings
 from ..errors import RunNotFound, RunStateError
 from ..events.model import FIELD, make_payload
+from ..events.refs import RECORD, value_fields
 from ..events.status import TERMINAL, RunStatus
-from ..serialization import dumps
+from ..serialization import encode_value
 from ..store import sync_redis
 from .deployments import active_version
 from .routing import run_queue
@@ -52,17 +53,21 @@ def submit(
     its run id (``aiflow_nb.access`` wraps it in a ``RunHandle``).
 
     ``code`` is the digest of a registered code bundle (``ops/code.py``) that the worker
-    loads to get the workflow; None means the worker's own (imported) workflow.
+    loads to get the workflow; None means the worker's own (imported) workflow. Inputs
+    JSON cannot hold faithfully raise ``SerializationError``, inputs over
+    ``AIFLOW_MAX_VALUE_BYTES`` ``ValueTooLarge``, before anything is written.
     """
+    limit = settings().max_value_bytes
+    doc = encode_value(inputs, f"inputs of workflow {workflow!r}", limit)
     r = client or sync_redis()
-    doc = dumps(inputs, f"inputs of workflow {workflow!r}")
     run_id = new_run_id()
     if idempotency_key is not None:
         existing = _claim_idempotency(r, idempotency_key, run_id)
         if existing is not None:
             return existing
     version = version or resolve_version(r)
-    public = {k: ("***" if k in set(secret_args) else v) for k, v in inputs.items()}
+    secret = set(secret_args)
+    public = {k: ("***" if k in secret else v) for k, v in inputs.items()}
     now = time.time()
     pipe = r.pipeline(transaction=True)
     record: dict[FieldT, EncodableT] = {
@@ -85,7 +90,12 @@ def submit(
         "run.queued",
         run_id,
         name=workflow,
-        data={"workflow": workflow, "version": version, "inputs": public},
+        data={
+            "workflow": workflow,
+            "version": version,
+            # large inputs stay in the record only (events/refs.py)
+            **value_fields("inputs", public, doc, at=RECORD, field="inputs", mask=secret),
+        },
     )
     pipe.xadd(keys.run_events(run_id), {FIELD: payload})
     queue = run_queue(version, workflow, code)

@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import tenacity
 
-from ..errors import ComponentFailed, ComponentTimeout, error_document
-from ..serialization import canonical, digest, dumps, loads
+from .. import defaults
+from ..config import settings
+from ..errors import ComponentFailed, ComponentTimeout, error_document, event_error, safe_str
+from ..events.refs import JOURNAL, RECORD, value_fields
+from ..serialization import canonical, digest, dumps, encode_value, loads
 from .context import Frame, RunContext, frame_var
 
 if TYPE_CHECKING:
@@ -65,6 +68,10 @@ class Call:
         self._cache_key: str | None = None
         self.view: Callable[[Any], Any] | None = None
         """What ``span.completed`` shows of the output (all of it when None)."""
+        self.root = frame is not None and frame.parent_id is None
+        """The workflow's own span: its inputs and output are the run record's."""
+        self.encoded: bytes | None = None
+        """The JSON of the result (set by ``succeed``; the executor stores it once)."""
 
     # --- events -------------------------------------------------------------
     def emit(self, type: str, data: dict[str, Any] | None = None, ts: float | None = None) -> None:
@@ -111,14 +118,20 @@ class Call:
                 },
             )
             return False, None
-        self.emit("span.replayed", _replayed(doc, self.frame.key))
+        self.emit("span.replayed", _replayed(doc, self.frame.key, len(raw)))
         return True, doc.get("r")
 
     def start(self) -> None:
         """Emit ``span.started``."""
         self.args_hash()
         key = self.frame.key if self.frame else None
-        data: dict[str, Any] = {"inputs": self._public_inputs(), "key": key}
+        public = self._public_inputs()
+        if self.root:  # the run's inputs: stored once, in the record (events/refs.py)
+            secret = self.component.secret_args
+            shown = value_fields("inputs", public, at=RECORD, field="inputs", mask=secret)
+        else:  # a step's arguments are stored nowhere: a large one is only previewed
+            shown = value_fields("inputs", public)
+        data: dict[str, Any] = {**shown, "key": key}
         self._add_attributes(data)  # what the call knew of itself before it started
         self.started_at = time.time()
         self.emit("span.started", data, ts=self.started_at)
@@ -150,52 +163,81 @@ class Call:
             return False, None
         value = loads(raw)["r"]
         end = time.time()
+        encoded = dumps(value, f"cached output of component {self.component.name!r}")
         if self.journaled:  # this run's hash and times, not those of the run that cached it
-            self._record(self._document(value, end))
-        self.emit("span.cached", {"output": self.view(value) if self.view else value}, ts=end)
+            self._record(self._document(encoded, end))
+        self.emit("span.cached", self._shown(value, encoded), ts=end)
         return True, value
 
     # --- outcomes -----------------------------------------------------------
     def on_retry(self, state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
+        message = safe_str(exc) if exc is not None else ""
         self.emit(
             "span.retrying",
             {
-                "error": {"type": type(exc).__name__, "message": str(exc)},
+                "error": event_error({"type": type(exc).__name__, "message": message}),
                 "wait": wait,
             },
         )
+
+    def complete(self, value: Any, fallback_from: BaseException | None = None) -> Any:
+        """``succeed``, or, when the value cannot be stored (``SerializationError``,
+        ``ValueTooLarge``, a failing view), end the span ``failed`` with that error and
+        raise it as is: the body did not fail, its result did."""
+        try:
+            return self.succeed(value, fallback_from)
+        except Exception as exc:
+            self.fail(exc, wrap=False)
+            raise
 
     def succeed(self, value: Any, fallback_from: BaseException | None = None) -> Any:
         if self.ctx is None:
             return value
         end = time.time()
-        doc = self._document(value, end)
-        value = loads(doc)["r"]
+        what = "workflow" if self.root else "component"
+        encoded = encode_value(
+            value, f"output of {what} {self.component.name!r}", settings().max_value_bytes
+        )
+        doc = self._document(encoded, end)
+        value = loads(encoded)
+        self.encoded = encoded
         self._record(doc)
         cache_key = self.cache_key() if fallback_from is None else None
         if cache_key is not None and self.policies.cache is not None:
             ttl_ms = int(self.policies.cache.ttl * 1000)
             self.ctx.writer.raw("set", cache_key, doc, px=ttl_ms)
-        shown = self.view(value) if self.view is not None else value
         data: dict[str, Any] = {
-            "output": shown,
+            **self._shown(value, encoded),
             "duration": self.elapsed(),
             "attempts": self.attempts,
         }
         if fallback_from is not None:
             data["fallback"] = True
-            data["error"] = error_document(fallback_from)
+            data["error"] = event_error(error_document(fallback_from))
         self._add_attributes(data)
         self.emit("span.completed", data, ts=end)
         return value
 
-    def _document(self, value: Any, end: float) -> bytes:
-        """The journal (and cache) document: args hash, result, and the span's start
-        and end (``s``/``e``), which a replay shows instead of its own time."""
-        doc = {"h": self._hash, "r": value, "s": self.started_at, "e": end}
-        return dumps(doc, f"output of component {self.component.name!r}")
+    def _shown(self, value: Any, encoded: bytes) -> dict[str, Any]:
+        """The ``output`` an event shows (``events/refs.py``): the value, or a reference
+        to where it is stored once (the record for the workflow, the journal for a step);
+        a ``view`` of it is shown as is, or previewed when large."""
+        if self.view is not None:
+            return value_fields("output", self.view(value))
+        if self.root:
+            return value_fields("output", value, encoded, at=RECORD, field="output")
+        if self.journaled and self.frame is not None:
+            return value_fields("output", value, encoded, at=JOURNAL, field=self.frame.key)
+        return value_fields("output", value, encoded)
+
+    def _document(self, encoded: bytes, end: float) -> bytes:
+        """The journal (and cache) document: args hash, result (``encoded``, its JSON),
+        and the span's start and end (``s``/``e``), which a replay shows instead of its
+        own time."""
+        head = dumps({"h": self._hash, "s": self.started_at, "e": end})
+        return head[:-1] + b',"r":' + encoded + b"}"
 
     def _add_attributes(self, data: dict[str, Any]) -> None:
         if self.frame is not None and self.frame.attributes:
@@ -216,12 +258,17 @@ class Call:
             raise err from exc
         return fallback.resolve(self.args, self.kwargs)
 
-    def fail(self, exc: BaseException) -> BaseException:
-        """Emit ``span.failed``; return the exception to raise into the caller."""
+    def fail(self, exc: BaseException, wrap: bool = True) -> BaseException:
+        """Emit ``span.failed``; return the exception to raise into the caller (an
+        ``Exception`` wrapped in ``ComponentFailed`` unless ``wrap`` is False)."""
         err: BaseException = exc
-        if isinstance(exc, Exception) and not isinstance(exc, ComponentFailed):
+        if wrap and isinstance(exc, Exception) and not isinstance(exc, ComponentFailed):
             err = ComponentFailed(self.component.name, self.attempts, exc)
-        data = {"error": error_document(err), "attempts": self.attempts, "duration": self.elapsed()}
+        data = {
+            "error": event_error(error_document(err)),
+            "attempts": self.attempts,
+            "duration": self.elapsed(),
+        }
         if isinstance(exc, asyncio.CancelledError):
             data["cancelled"] = True
         self._add_attributes(data)
@@ -232,11 +279,17 @@ class Call:
         return time.perf_counter() - self.t0
 
 
-def _replayed(doc: dict[str, Any], key: str) -> dict[str, Any]:
-    """``span.replayed`` data: the recorded output and, when the journal entry has them
-    (older entries lack them: the replay then shows its own time), the original
-    attempt's start and end."""
-    data: dict[str, Any] = {"output": doc.get("r"), "key": key}
+def _replayed(doc: dict[str, Any], key: str, size: int) -> dict[str, Any]:
+    """``span.replayed`` data: the recorded output (a reference to the journal entry
+    when large: ``size`` is the entry's) and, when the journal entry has them (older
+    entries lack them: the replay then shows its own time), the original attempt's
+    start and end."""
+    value = doc.get("r")
+    if size <= defaults.EVENT_VALUE_INLINE_BYTES:
+        shown: dict[str, Any] = {"output": value}
+    else:
+        shown = value_fields("output", value, at=JOURNAL, field=key)
+    data: dict[str, Any] = {**shown, "key": key}
     if doc.get("s") is not None and doc.get("e") is not None:
         data["start"], data["end"] = doc["s"], doc["e"]
     return data
@@ -278,14 +331,14 @@ def run_sync(call: Call) -> Any:
             )
             value = retrying(_attempt_sync, call)
     except Exception as exc:
-        return call.succeed(call.recover(exc), fallback_from=exc)
+        return call.complete(call.recover(exc), fallback_from=exc)
     except BaseException as exc:
         call.fail(exc)
         raise
     finally:
         if token is not None:
             frame_var.reset(token)
-    return call.succeed(value)
+    return call.complete(value)
 
 
 # --- async path --------------------------------------------------------------
@@ -347,11 +400,11 @@ async def run_async(call: Call) -> Any:
         result = call.recover(exc)
         if inspect.isawaitable(result):
             result = await result
-        return call.succeed(result, fallback_from=exc)
+        return call.complete(result, fallback_from=exc)
     except BaseException as exc:
         call.fail(exc)
         raise
     finally:
         if token is not None:
             frame_var.reset(token)
-    return call.succeed(value)
+    return call.complete(value)

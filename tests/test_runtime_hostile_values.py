@@ -1,0 +1,210 @@
+"""Hostile values in the Python API: a result that cannot be stored or an exception whose
+``__str__`` raises ends its span ``failed`` with a readable error of the right type, and
+each lossy JSON round trip is either refused at the call site or behaves exactly as
+docs/values.md says. Real Redis, the real in-process worker."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from typing import Any
+
+import pytest
+import redis
+
+import aiflow_nb as af
+from aiflow_nb import component, keys, workflow
+from aiflow_nb.ops.local import ensure_local_worker
+
+
+class Hostile(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ of Hostile raised")
+
+
+@component
+def returns_object() -> object:
+    return object()
+
+
+@component
+async def returns_object_async() -> object:
+    await asyncio.sleep(0)
+    return object()
+
+
+@workflow
+def wf_object() -> object:
+    return returns_object()
+
+
+@workflow
+async def wf_object_async() -> object:
+    return await returns_object_async()
+
+
+@component(retry=af.RetryPolicy(attempts=2, initial=0.01))
+def raises_hostile() -> None:
+    raise Hostile()
+
+
+@workflow
+def wf_hostile() -> None:
+    raises_hostile()
+
+
+@workflow
+def wf_hostile_direct() -> None:
+    raise Hostile()
+
+
+@component
+def hands_back(value: Any) -> Any:
+    return value
+
+
+@workflow
+def wf_hand_back(value: Any) -> Any:
+    return hands_back(value)
+
+
+def _assert_no_open_spans(handle: af.RunHandle) -> None:
+    open_spans = [s.name for s in handle.spans() if s.status == "running" or s.end is None]
+    assert not open_spans, f"spans left without an end: {open_spans}"
+
+
+@pytest.mark.parametrize(
+    ("wf", "step"), [(wf_object, "returns_object"), (wf_object_async, "returns_object_async")]
+)
+def test_an_unserialisable_result_ends_its_span_failed_with_serialization_error(
+    wf: af.Workflow[Any, Any], step: str
+) -> None:
+    ensure_local_worker(force=True)
+    handle = wf.start()
+    with pytest.raises(af.RunFailed):
+        handle.result(timeout=30)
+    _assert_no_open_spans(handle)
+    span = next(s for s in handle.spans() if s.name == step)
+    assert span.status == "failed" and span.error is not None
+    assert span.error["type"] == "SerializationError"
+    assert f"output of component {step!r} is not JSON-serialisable" in span.error["message"]
+    assert "object" in span.error["message"]
+
+
+def test_an_exception_whose_str_raises_ends_its_span_failed_and_reads() -> None:
+    ensure_local_worker(force=True)
+    handle = wf_hostile.start()
+    with pytest.raises(af.RunFailed) as info:
+        handle.result(timeout=30)
+    _assert_no_open_spans(handle)
+    span = next(s for s in handle.spans() if s.name == "raises_hostile")
+    assert span.status == "failed" and span.error is not None
+    assert span.error["type"] == "ComponentFailed" and span.error["cause"] == "Hostile"
+    assert (
+        "after 2 attempt(s): Hostile: <Hostile.__str__ raised RuntimeError>"
+        in (span.error["message"])
+    )
+    assert "Hostile" in span.error["traceback"]
+    assert span.retries and span.retries[0]["error"]["type"] == "Hostile"
+    assert info.value.error["cause"] == "Hostile"  # the run records the step's error
+    assert "__str__ of Hostile raised" not in info.value.error["message"]
+
+
+def test_a_hostile_exception_raised_by_the_workflow_itself_fails_the_run_readably() -> None:
+    ensure_local_worker(force=True)
+    handle = wf_hostile_direct.start()
+    with pytest.raises(af.RunFailed) as info:
+        handle.result(timeout=30)
+    _assert_no_open_spans(handle)
+    assert info.value.error["cause"] == "Hostile"
+    assert "<Hostile.__str__ raised RuntimeError>" in info.value.error["message"]
+
+
+# --- lossy JSON round trips: refused at the call site ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ({"score": float("nan")}, "NaN or infinite float at ['value']['score']"),
+        ([1.0, float("inf")], "NaN or infinite float at ['value'][1]"),
+        ({1: "one"}, "dict key 1 (int) is not a str"),
+        ({"n": 2**70}, "Integer exceeds 64-bit range) at ['value']['n']"),
+        ({"s": {1, 2}}, "set (Type is not JSON serializable: set) at ['value']['s']"),
+    ],
+)
+def test_lossy_inputs_are_refused_at_start_and_nothing_is_written(
+    redis_client: redis.Redis, value: object, says: str
+) -> None:
+    with pytest.raises(af.SerializationError) as info:
+        wf_hand_back.start(value=value)
+    assert "inputs of workflow 'wf_hand_back'" in str(info.value)
+    assert says in str(info.value)
+    assert not redis_client.keys(f"{af.settings().namespace}:*")
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        (float("nan"), "holds a NaN or infinite float"),
+        ({"x": [float("-inf")]}, "holds a NaN or infinite float at ['x'][0]"),
+        ({(1, 2): "pair"}, "dict key (1, 2) (tuple) is not a str"),
+        ([2**64], "Integer exceeds 64-bit range) at [0]"),
+    ],
+)
+def test_lossy_step_results_fail_the_steps_span(
+    redis_client: redis.Redis, value: object, says: str
+) -> None:
+    @component
+    def lossy() -> object:
+        return value
+
+    @workflow
+    def wf_lossy() -> object:
+        return lossy()
+
+    ensure_local_worker(force=True)
+    handle = wf_lossy.start()
+    with pytest.raises(af.RunFailed):
+        handle.result(timeout=30)
+    span = next(s for s in handle.spans() if s.name == "lossy")
+    assert span.status == "failed" and span.error is not None
+    assert span.error["type"] == "SerializationError" and says in span.error["message"]
+    assert not redis_client.hexists(keys.run_journal(handle.run_id), "wf_lossy/lossy#0")
+
+
+# --- lossy JSON round trips: documented (docs/values.md) -----------------------------------
+
+
+def test_documented_round_trips_are_what_the_first_run_and_the_result_see() -> None:
+    when = datetime.datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=datetime.UTC)
+    seen: list[Any] = []
+
+    @component
+    def gives() -> object:
+        return {
+            "pair": (1, 2),
+            "when": when,
+            "day": when.date(),
+            "big": 2**63 + 5,
+            "neg": -(2**63),
+            "none": None,
+        }
+
+    @workflow
+    def wf_gives() -> object:
+        got = gives()
+        seen.append(got)
+        return got
+
+    ensure_local_worker(force=True)
+    expected = {
+        "pair": [1, 2],  # tuples come back as lists
+        "when": "2024-05-01T12:30:15.123456+00:00",  # datetimes as ISO 8601 strings
+        "day": "2024-05-01",
+        "big": 2**63 + 5,  # ints up to 2**64 - 1 (and down to -2**63) round-trip exactly
+        "neg": -(2**63),
+        "none": None,  # a real None is not mistaken for a NaN
+    }
+    assert wf_gives.run() == expected
+    assert seen == [expected]  # the caller in the run sees the round trip, like a replay
