@@ -180,13 +180,13 @@ class RunCancelled(RunError):
 
 
 class RunFailed(RunError):
-    """The run ended ``failed``; ``error`` holds the recorded error document."""
+    """The run ended ``failed``; ``error`` holds the recorded error document (the full
+    message; the exception's own message is cut to ``defaults.EVENT_MESSAGE_CHARS``)."""
 
     def __init__(self, run_id: str, error: dict[str, Any] | None) -> None:
         err = error or {}
-        super().__init__(
-            f"run {run_id} failed: {err.get('type', 'Error')}: {err.get('message', '')}"
-        )
+        message = _cut(str(err.get("message", "")), defaults.EVENT_MESSAGE_CHARS)
+        super().__init__(f"run {run_id} failed: {err.get('type', 'Error')}: {message}")
         self.run_id = run_id
         self.error = err
 

@@ -208,3 +208,28 @@ def test_documented_round_trips_are_what_the_first_run_and_the_result_see() -> N
     }
     assert wf_gives.run() == expected
     assert seen == [expected]  # the caller in the run sees the round trip, like a replay
+
+
+# --- error documents ------------------------------------------------------------------------
+
+
+def test_error_documents_keep_the_message_once_and_the_chain_readable() -> None:
+    from aiflow_nb import defaults
+    from aiflow_nb.errors import error_document, event_error
+
+    long = "L" * (3 * defaults.EVENT_MESSAGE_CHARS)
+    try:
+        try:
+            raise KeyError(long)
+        except KeyError as inner:
+            raise ExceptionGroup("group", [ValueError(long), Hostile()]) from inner
+    except ExceptionGroup as exc:
+        doc = error_document(exc)
+    assert doc["type"] == "ExceptionGroup" and doc["message"].startswith("group")
+    tb = doc["traceback"]
+    assert "KeyError: 'LLL" in tb and "direct cause of the following exception" in tb
+    assert "ValueError: LLL" in tb and "<exception str() failed>" in tb
+    assert long not in tb and tb.count("characters cut") == 2
+    short = event_error({**doc, "message": long})
+    assert short["truncated"] is True and len(short["message"]) < len(long)
+    assert event_error(doc) is doc  # nothing to cut: the same document

@@ -17,7 +17,10 @@ import redis
 
 import aiflow_nb as af
 from aiflow_nb import component, defaults, keys, workflow
+from aiflow_nb.access.spans import resolve_values
+from aiflow_nb.notebook.display import snapshot
 from aiflow_nb.ops.local import ensure_local_worker
+from aiflow_nb.trace import SpanTree
 
 from support.api import KEY, served_client
 
@@ -62,6 +65,11 @@ def big_error(n: int) -> None:
 @workflow
 def echo_value(value: object) -> object:
     return value
+
+
+@workflow(secret_args=["api_key"])
+def big_secret(text: str, api_key: str) -> int:
+    return len(text) + len(api_key)
 
 
 @pytest.fixture
@@ -144,6 +152,13 @@ def test_a_large_output_is_stored_once_and_every_reader_still_shows_it(
     )
     assert completed["data"]["output_ref"]["at"] == "record"
     assert handle.spans()[0].output == value
+    assert snapshot(handle).output == value  # the notebook's text/HTML view and widget model
+    tree = SpanTree(handle.run_id)  # the dashboard's model, resolved on selection
+    tree.extend(handle.events(follow=False))
+    (root,) = tree.spans.values()
+    assert root.output is None and root.refs["output"]["bytes"] == n + 2
+    resolve_values([root], handle.run_id, redis_client)
+    assert root.output == value and not root.refs
     assert http.get(f"/runs/{handle.run_id}", timeout=60).json()["output"] == value
     assert http.get(f"/runs/{handle.run_id}/output", timeout=60).json()["output"] == value
     fed = stream_events(http, handle.run_id)
@@ -185,6 +200,19 @@ def test_small_values_are_still_carried_by_the_events(redis_client: redis.Redis)
     events = raw_events(redis_client, handle.run_id)
     assert next(e for e in events if e["type"] == "run.queued")["data"]["inputs"] == {"n": 10}
     assert next(e for e in events if e["type"] == "run.completed")["data"]["output"] == "c" * 10
+
+
+def test_a_referenced_input_keeps_its_secret_arguments_masked(
+    redis_client: redis.Redis,
+) -> None:
+    ensure_local_worker(force=True)
+    text = "t" * (2 * defaults.EVENT_VALUE_INLINE_BYTES)
+    handle = big_secret.start(text=text, api_key="sk-very-secret")
+    assert handle.result(timeout=30) == len(text) + 14
+    queued = raw_events(redis_client, handle.run_id)[0]
+    assert queued["data"]["inputs_ref"]["mask"] == ["api_key"]
+    (root,) = handle.spans()
+    assert root.inputs == {"text": text, "api_key": "***"}
 
 
 # --- AIFLOW_MAX_VALUE_BYTES ------------------------------------------------------------
@@ -266,6 +294,7 @@ def test_a_huge_error_message_is_cut_in_events_and_kept_whole_once_in_the_record
     with pytest.raises(af.RunFailed) as info:
         handle.result(timeout=60)
     assert "E" * n in info.value.error["message"]  # the full text, through the handle
+    assert len(str(info.value)) < defaults.EVENT_MESSAGE_CHARS + 200  # the exception reads
     size = run_bytes(redis_client, handle.run_id)
     assert size < 1.3 * n, f"{size / MB:.1f} MB for a 10 MB error message"
     failures = [e for e in raw_events(redis_client, handle.run_id) if "error" in e["data"]]
