@@ -6,15 +6,29 @@ docs/values.md says. Real Redis, the real in-process worker."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
+import enum
+import uuid
 from typing import Any
 
+import numpy
 import pytest
 import redis
 
 import aiflow_nb as af
 from aiflow_nb import component, keys, workflow
 from aiflow_nb.ops.local import ensure_local_worker
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: float
 
 
 class Hostile(Exception):
@@ -150,6 +164,8 @@ def test_lossy_inputs_are_refused_at_start_and_nothing_is_written(
         ({"x": [float("-inf")]}, "holds a NaN or infinite float at ['x'][0]"),
         ({(1, 2): "pair"}, "dict key (1, 2) (tuple) is not a str"),
         ([2**64], "Integer exceeds 64-bit range) at [0]"),
+        ({"a": numpy.array([1.0, numpy.nan])}, "holds a NaN or infinite float at ['a']"),
+        (Point(1, float("nan")), "holds a NaN or infinite float at .y"),
     ],
 )
 def test_lossy_step_results_fail_the_steps_span(
@@ -189,6 +205,11 @@ def test_documented_round_trips_are_what_the_first_run_and_the_result_see() -> N
             "big": 2**63 + 5,
             "neg": -(2**63),
             "none": None,
+            "id": uuid.UUID(int=7),
+            "color": Color.RED,
+            "point": Point(1, 2.5),
+            "array": numpy.array([[1, 2], [3, 4]]),
+            "scalar": numpy.float64(0.5),
         }
 
     @workflow
@@ -205,6 +226,11 @@ def test_documented_round_trips_are_what_the_first_run_and_the_result_see() -> N
         "big": 2**63 + 5,  # ints up to 2**64 - 1 (and down to -2**63) round-trip exactly
         "neg": -(2**63),
         "none": None,  # a real None is not mistaken for a NaN
+        "id": "00000000-0000-0000-0000-000000000007",  # UUIDs as str
+        "color": "red",  # enums as their value
+        "point": {"x": 1, "y": 2.5},  # dataclasses as dicts
+        "array": [[1, 2], [3, 4]],  # numpy arrays as lists
+        "scalar": 0.5,
     }
     assert wf_gives.run() == expected
     assert seen == [expected]  # the caller in the run sees the round trip, like a replay
