@@ -162,3 +162,27 @@ def test_follower_reports_why_it_stopped() -> None:
     follower = Follower("no-such-run").start()
     wait_for(lambda: not follower.alive, what="follower ended")
     assert isinstance(follower.error, aiflow_nb.RunNotFound)
+
+
+@aiflow_nb.component
+def viewer_big(n: int, pad: str) -> str:
+    return "r" * n
+
+
+@aiflow_nb.workflow
+def viewer_big_wf(n: int, pad: str) -> int:
+    return len(viewer_big(n, pad))
+
+
+def test_span_detail_reads_a_large_result_from_the_journal_and_previews_a_large_argument() -> None:
+    from aiflow_nb.ops.local import ensure_local_worker
+
+    ensure_local_worker(force=True)
+    pad = "p" * 40_000  # over the inline size: the step's span.started only previews it
+    handle = viewer_big_wf.start(n=30_000, pad=pad)
+    assert handle.result(timeout=30) == 30_000
+    page = RunPage(handle.run_id, follow=False)
+    page.select(page.table.value.set_index("label").loc["viewer_big", "key"])
+    html = page.detail.object
+    assert "r" * 19_000 in html  # the result, read from the journal (shown up to 20,000 chars)
+    assert "bytes of JSON; the start:" in html and "p" * 400 in html and pad not in html
