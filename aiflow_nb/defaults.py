@@ -142,6 +142,20 @@ API_RETRY_AFTER = 5
 API_PAGE_LIMIT = 50
 """Runs per page of ``GET /runs`` when no ``limit`` is given (at most 1000)."""
 
+API_MAX_NESTING = 64
+"""Levels of lists and objects a request body may nest (deeper: 422). JSON values are
+stored with orjson, which stops at 255 levels; 64 is far past any real input."""
+
+API_MAX_FIELD_ERRORS = 20
+"""Field errors a 422 answer lists at most; the rest are counted (``more_fields``)."""
+
+API_INT_MIN = -(2**63)
+"""The smallest integer a request body may hold (a signed 64-bit integer; smaller: 422)."""
+
+API_INT_MAX = 2**64 - 1
+"""The largest integer a request body may hold (an unsigned 64-bit integer; larger: 422,
+never rounded to a float)."""
+
 API_REDIS_CONNECTIONS = 1000
 """Connections the API's async Redis pool opens at most (followers and waiters share it)."""
 

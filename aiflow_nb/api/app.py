@@ -22,6 +22,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from ..errors import ConfigError
 from ..version import __version__
+from .accesslog import install_token_masking
 from .config import ApiConfig
 from .errors import COMMON_RESPONSES, install_error_handlers
 from .feeds import FeedHub
@@ -56,6 +57,7 @@ def create_app(
     app.state.redactor = Redactor(literals=environment_secrets(config.api_keys))
     app.state.feeds = FeedHub()
     install_error_handlers(app)
+    install_token_masking()  # ?token= never reaches the access log
     for module in (workflows, runs, events, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_body=config.max_body)

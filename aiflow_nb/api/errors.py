@@ -1,6 +1,10 @@
 """Every error the API answers is JSON a person can read: ``{error, message, status}``
-(plus ``fields`` for a 422). This module defines ``ApiError`` (a refusal of the REST
-layer's own) and maps it and the core's errors (``aiflow_nb.errors``) to those answers."""
+(plus ``fields`` for a 422: the first ``API_MAX_FIELD_ERRORS``, and ``more_fields``
+counting the rest). This module defines ``ApiError`` (a refusal of the REST layer's own)
+and maps it, the core's errors (``aiflow_nb.errors``), Redis's and any other exception to
+those answers: Redis unreachable or refusing for now (out of memory, read-only, loading)
+is 503 with ``Retry-After``, another Redis error reply 502 ``redis_error``, anything
+unexpected 500 ``internal_error`` (logged with its traceback)."""
 
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ class ApiError(AiflowError):
         message: str,
         headers: dict[str, str] | None = None,
         fields: list[dict[str, str]] | None = None,
+        more_fields: int = 0,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -58,6 +63,7 @@ class ApiError(AiflowError):
         self.message = message
         self.headers = headers or {}
         self.fields = fields
+        self.more_fields = more_fields
 
 
 class FieldError(BaseModel):
@@ -74,6 +80,8 @@ class ErrorBody(BaseModel):
     message: str
     status: int
     fields: list[FieldError] | None = None
+    more_fields: int | None = None
+    """Field errors past the first ``API_MAX_FIELD_ERRORS`` (listed) that were left out."""
 
 
 def _doc(description: str) -> dict[str, Any]:
@@ -87,7 +95,9 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _doc("No such workflow, run or path"),
     413: _doc("Request body over the size limit"),
     422: _doc("Input that does not fit (the fields are named)"),
-    503: _doc("Redis unreachable; retry after the Retry-After header's seconds"),
+    500: _doc("An unexpected error of the server (logged there)"),
+    502: _doc("Redis answered a command with an error"),
+    503: _doc("Redis unreachable or refusing writes; retry after Retry-After seconds"),
 }
 
 
@@ -97,10 +107,13 @@ def error_response(
     message: str,
     fields: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
+    more_fields: int = 0,
 ) -> JSONBody:
     body: dict[str, Any] = {"error": code, "message": message, "status": status}
     if fields is not None:
         body["fields"] = fields
+    if more_fields:
+        body["more_fields"] = more_fields
     return JSONBody(body, status_code=status, headers=headers)
 
 
@@ -109,17 +122,25 @@ def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
 
 
 def validation_error(errors: list[Any], what: str) -> ApiError:
-    """An ``ApiError`` 422 naming every field pydantic rejected (``fields`` attached)."""
+    """An ``ApiError`` 422 naming the fields pydantic rejected: the first
+    ``API_MAX_FIELD_ERRORS`` in ``fields``, the number of the others in ``more_fields``."""
+    cap = defaults.API_MAX_FIELD_ERRORS
     fields = [
-        {"field": _loc(e.get("loc", ())), "message": str(e.get("msg", "invalid"))} for e in errors
+        {"field": _loc(e.get("loc", ())), "message": str(e.get("msg", "invalid"))}
+        for e in errors[:cap]
     ]
+    more = max(0, len(errors) - cap)
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
-    return ApiError(422, "invalid_input", f"{what}: {summary}", fields=fields)
+    if len(errors) > 5:
+        summary += f" (and {len(errors) - 5} more)"
+    return ApiError(422, "invalid_input", f"{what}: {summary}", fields=fields, more_fields=more)
 
 
 def _on_api_error(_: Request, exc: Exception) -> JSONBody:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message, exc.fields, exc.headers)
+    return error_response(
+        exc.status, exc.code, exc.message, exc.fields, exc.headers, exc.more_fields
+    )
 
 
 def _on_request_validation(_: Request, exc: Exception) -> JSONBody:
@@ -128,7 +149,7 @@ def _on_request_validation(_: Request, exc: Exception) -> JSONBody:
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "malformed_json", "the request body is not valid JSON")
     err = validation_error(errors, "invalid request")
-    return error_response(422, err.code, err.message, err.fields)
+    return error_response(422, err.code, err.message, err.fields, more_fields=err.more_fields)
 
 
 def _on_http(_: Request, exc: Exception) -> JSONBody:
@@ -173,6 +194,32 @@ def _on_redis(_: Request, exc: Exception) -> JSONBody:
     )
 
 
+_FOR_NOW = (redis.OutOfMemoryError, redis.ReadOnlyError, redis.BusyLoadingError)
+_FOR_NOW_PREFIXES = ("BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
+"""Error replies of a Redis that is fine but refuses for now (redis-py maps some to
+classes and strips their prefix, keeps the others' text): 503, retry later."""
+
+
+def _on_redis_reply(_: Request, exc: Exception) -> JSONBody:
+    """A Redis error reply (``redis.ResponseError`` and the rest of ``RedisError``)."""
+    reply = str(exc) or type(exc).__name__
+    if isinstance(exc, _FOR_NOW) or reply.startswith(_FOR_NOW_PREFIXES):
+        return _unavailable(f"Redis refuses the command for now ({reply}); retry later")
+    log.error("Redis answered an API command with an error: %s", reply, exc_info=exc)
+    return error_response(
+        502, "redis_error", f"Redis answered with an error ({reply}); the request was not served"
+    )
+
+
+def _on_unexpected(_: Request, exc: Exception) -> JSONBody:
+    """Anything else: the error document, not a bare 500 (uvicorn logs the traceback)."""
+    return error_response(
+        500,
+        "internal_error",
+        f"the server failed on this request ({type(exc).__name__}); it is logged there",
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the JSON error answers on ``app``."""
     app.add_exception_handler(ApiError, _on_api_error)
@@ -181,3 +228,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AiflowError, _on_aiflow)
     app.add_exception_handler(redis.ConnectionError, _on_redis)
     app.add_exception_handler(redis.TimeoutError, _on_redis)
+    app.add_exception_handler(redis.RedisError, _on_redis_reply)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -143,14 +144,17 @@ def _cursor(text: str | None) -> tuple[float, str] | None:
         return None
     score, _, run_id = text.partition(":")
     try:
-        return float(score), run_id
+        value = float(score)
     except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not run_id:  # nan or inf would reach Redis as a bad score
         raise ApiError(
             400,
             "bad_cursor",
             f"cursor {text!r} is not one this API gave out; "
             "pass the next_cursor of a previous page",
-        ) from None
+        )
+    return value, run_id
 
 
 def page(

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from .. import defaults, serving
 from ..serving import free_port
 from ..store import aclose_async_redis
+from .accesslog import install_token_masking
 from .config import ApiConfig, check_bind
 
 __all__ = ["ServerThread", "free_port", "serve"]
@@ -37,6 +38,7 @@ def serve(
 ) -> None:
     """Run ``app`` until interrupted; refuses a non-loopback host when no key is set."""
     check_bind(host, _config_of(app))
+    install_token_masking()
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
 
 

@@ -38,7 +38,15 @@ log = logging.getLogger("aiflow_nb.api")
 
 MEDIA = {"sse": "text/event-stream", "ndjson": "application/x-ndjson"}
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-_EVENT_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
+_EVENT_ID = re.compile(r"^[0-9]{1,20}(-[0-9]{1,20})?$")
+_ID_PART_MAX = 2**64 - 1
+"""The largest half of a stream id (Redis ids are two unsigned 64-bit integers)."""
+
+
+def _in_range(value: str) -> bool:
+    """Both parts fit Redis's 64-bit unsigned halves, and some id can follow it."""
+    parts = [int(p) for p in value.split("-")]
+    return all(p <= _ID_PART_MAX for p in parts) and parts != [_ID_PART_MAX] * 2
 
 
 def parse_event_id(value: str | None, where: str) -> str | None:
@@ -46,7 +54,7 @@ def parse_event_id(value: str | None, where: str) -> str | None:
     if value is None or value.strip() == "":
         return None
     value = value.strip()
-    if not _EVENT_ID.match(value):
+    if not _EVENT_ID.match(value) or not _in_range(value):
         raise ApiError(
             400,
             "bad_event_id",

@@ -61,14 +61,19 @@ def verify_token(key: bytes, token: str, run_id: str, now: float | None = None) 
     """Raise ``ApiError`` (401, or 403 for another run) unless ``token`` may read ``run_id``."""
     try:
         body, mac = token.removeprefix(TOKEN_PREFIX).split(".")
+        if not (body.isascii() and mac.isascii()):  # base64url only; compare_digest needs it
+            raise ValueError("not base64url")
         payload = orjson.loads(_unb64(body))
     except (ValueError, orjson.JSONDecodeError):
         raise _invalid("it is malformed") from None
-    if not hmac.compare_digest(mac, _mac(key, body)):
+    if not hmac.compare_digest(mac.encode(), _mac(key, body).encode()):
         raise _invalid("its signature does not match (tampered, or signed by another server)")
     if not isinstance(payload, dict) or payload.get("s") != "read":
         raise _invalid("it carries no read scope")
-    if float(payload.get("e", 0)) < (time.time() if now is None else now):
+    expires = payload.get("e")
+    if not isinstance(expires, int | float) or isinstance(expires, bool):
+        raise _invalid("it carries no expiry")
+    if expires < (time.time() if now is None else now):
         raise _invalid("it has expired; ask for a new one with POST /runs/{id}/token")
     if payload.get("r") != run_id:
         raise ApiError(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
@@ -14,7 +13,7 @@ from ...events.status import TERMINAL
 from ...ops.submit import submit
 from .. import catalog, records
 from ..auth import api_config, require_key
-from ..errors import ApiError
+from ..bodies import parse_body
 from ..responses import JSONBody
 from ..schemas import RunAccepted, RunResult, WorkflowDetail, WorkflowList
 from ..streams import MEDIA, SSE_HEADERS, event_stream, negotiate
@@ -68,15 +67,7 @@ def _location(request: Request, run_id: str) -> str:
 
 async def _inputs(request: Request, entry: catalog.Entry) -> dict[str, Any]:
     body = await request.body()
-    if not body.strip():
-        raw: Any = {}
-    else:
-        try:
-            raw = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise ApiError(
-                400, "malformed_json", f"the request body is not valid JSON: {exc}"
-            ) from None
+    raw: Any = parse_body(body) if body.strip() else {}
     return catalog.validate_inputs(entry, raw)
 
 
