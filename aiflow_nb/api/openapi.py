@@ -26,16 +26,27 @@ stream their events (SSE or NDJSON, resumable with `Last-Event-ID`), read, cance
 out scoped read tokens. Errors are JSON: `{error, message, status[, fields]}`."""
 
 
+def _refs_into(value: Any, prefix: str) -> Any:
+    """``value`` with each ``#/$defs/X`` reference turned into ``#/components/schemas/
+    <prefix>X``."""
+    if isinstance(value, dict):
+        out = {k: _refs_into(v, prefix) for k, v in value.items()}
+        ref = out.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            out["$ref"] = f"#/components/schemas/{prefix}{ref.removeprefix('#/$defs/')}"
+        return out
+    if isinstance(value, list):
+        return [_refs_into(v, prefix) for v in value]
+    return value
+
+
 def _workflow_schema(entry: catalog.Entry) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(body schema, component schemas) with refs pointing into components/schemas."""
+    """(body schema, component schemas) with refs pointing into components/schemas: the
+    entry's input schema (a notebook workflow's as its kernel registered it)."""
     prefix = f"{entry.name}__"
-    try:
-        schema = entry.inputs.model_json_schema(
-            ref_template=f"#/components/schemas/{prefix}{{model}}"
-        )
-    except Exception:
-        return {"type": "object"}, {}
-    defs = schema.pop("$defs", {})
+    schema = _refs_into(entry.input_schema, prefix)
+    defs = schema.pop("$defs", None)
+    defs = defs if isinstance(defs, dict) else {}
     return schema, {f"{prefix}{k}": v for k, v in defs.items()}
 
 

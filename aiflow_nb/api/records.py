@@ -46,7 +46,7 @@ def secret_args_of(workflow: str | None) -> frozenset[str]:
     try:
         from . import catalog
 
-        return catalog.get(workflow).workflow.secret_args
+        return catalog.get(workflow).secret_args
     except AiflowError:
         return frozenset()
 

@@ -5,6 +5,8 @@
 redefinition replaces the old one in place); a workflow's bundle is every digest the
 session holds, then the workflow's own, so a worker that executes the bundle in a fresh
 module defines everything the workflow can call. A run keeps the bundle it started with.
+Each bundle carries its workflow's interface (input/output JSON Schema, ...), computed
+here from the live workflow, so the REST API serves it without executing the cell.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import redis
 
 from ..authoring.component import Component
+from ..authoring.interface import interface
 from ..authoring.workflow import Workflow
 from ..errors import CellError
 from ..ops.code import register_bundle, register_source
@@ -40,6 +43,7 @@ class Definition:
         self.digest = digest
         self.bundle = bundle
         self.version = version
+        self.interface = interface(obj) if isinstance(obj, Workflow) else None
 
     def __repr__(self) -> str:
         what = f" bundle {self.bundle[:12]}" if self.bundle else ""
@@ -97,7 +101,9 @@ class CodeSession:
         sources = list(self.digests.values())
         for definition in self.definitions.values():
             if isinstance(definition.obj, Workflow):
-                definition.bundle = register_bundle(definition.name, sources, self.client)
+                definition.bundle = register_bundle(
+                    definition.name, sources, self.client, interface=definition.interface
+                )
                 definition.obj.code_bundle = definition.bundle
 
     def workflows(self) -> dict[str, Workflow[Any, Any]]:

@@ -7,6 +7,11 @@ show the cell's lines. Pickling is not the mechanism: it breaks across processes
 versions. With ``AIFLOW_SECRET`` set every source and bundle is HMAC-SHA256 signed, and
 loading refuses unsigned or tampered code with ``CodeRejected``.
 
+A bundle also carries its workflow's *interface* (``authoring/interface.py``: input and
+output JSON Schema, description, secret inputs, parameters), computed where it is
+registered and covered by its digest and signature. ``read_interface`` reads it without
+executing anything: the REST API describes and validates notebook workflows from it.
+
 Example::
 
     a = register_source("from aiflow_nb import component\\n@component\\ndef f(x): ...", "cell-1")
@@ -20,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import linecache
+import logging
 import threading
 import types
 from typing import TYPE_CHECKING, Any, cast
@@ -27,6 +33,7 @@ from typing import TYPE_CHECKING, Any, cast
 import redis
 
 from .. import keys
+from ..authoring.interface import interface as interface_of
 from ..config import settings
 from ..errors import CodeRejected, WorkflowNotFound
 from ..serialization import canonical, dumps, loads
@@ -36,10 +43,18 @@ from ..store.replies import RawHash
 if TYPE_CHECKING:
     from ..authoring.workflow import Workflow
 
-__all__ = ["load_workflow", "notebook_workflows", "register_bundle", "register_source"]
+__all__ = [
+    "load_workflow",
+    "notebook_workflows",
+    "read_interface",
+    "register_bundle",
+    "register_source",
+]
 
+log = logging.getLogger("aiflow_nb.code")
 _lock = threading.Lock()
 _loaded: dict[str, Workflow[Any, Any]] = {}
+_warned: set[bytes] = set()
 
 
 def _sign(data: bytes) -> str | None:
@@ -71,16 +86,32 @@ def register_source(source: str, filename: str, client: redis.Redis | None = Non
     return digest
 
 
-def _bundle_body(name: str, sources: list[str]) -> bytes:
-    return canonical({"name": name, "sources": sources})
+def _bundle_body(name: str, sources: list[str], interface: dict[str, Any] | None) -> bytes:
+    body: dict[str, Any] = {"name": name, "sources": sources}
+    if interface is not None:  # bundles from before interfaces keep their digest
+        body["interface"] = interface
+    return canonical(body)
 
 
-def register_bundle(name: str, sources: list[str], client: redis.Redis | None = None) -> str:
-    """Store the bundle defining workflow ``name`` and make it the latest for that name."""
+def register_bundle(
+    name: str,
+    sources: list[str],
+    client: redis.Redis | None = None,
+    interface: dict[str, Any] | None = None,
+) -> str:
+    """Store the bundle defining workflow ``name`` and make it the latest for that name.
+    ``interface`` is the workflow's (``authoring.interface.interface(wf)``; a kernel
+    passes its live workflow's); without it, it is computed by executing the sources
+    here, in the registering process."""
     r = client or sync_redis()
-    body = _bundle_body(name, sources)
+    if interface is None:
+        module = types.ModuleType(f"aiflow_register_{name}")
+        for digest in sources:
+            _exec_source(r, digest, module)
+        interface = interface_of(_find_workflow(module, name))
+    body = _bundle_body(name, sources, interface)
     digest = hashlib.sha256(body).hexdigest()
-    doc = {"name": name, "sources": sources, "sig": _sign(body)}
+    doc = {"name": name, "sources": sources, "interface": interface, "sig": _sign(body)}
     pipe = r.pipeline(transaction=True)
     pipe.set(keys.code(digest), dumps(doc))
     pipe.hset(keys.code_index(), name, digest)
@@ -89,17 +120,56 @@ def register_bundle(name: str, sources: list[str], client: redis.Redis | None = 
 
 
 def notebook_workflows(client: redis.Redis | None = None) -> dict[str, str]:
-    """Registered workflow names -> digest of their latest bundle."""
+    """Registered workflow names -> digest of their latest bundle (an entry that is not
+    text is left out, logged once)."""
     raw = cast(RawHash, (client or sync_redis()).hgetall(keys.code_index()))
-    return {k.decode(): v.decode() for k, v in raw.items()}
+    found: dict[str, str] = {}
+    for name, digest in raw.items():
+        try:
+            found[name.decode()] = digest.decode("ascii")
+        except UnicodeDecodeError:
+            if name not in _warned:
+                _warned.add(name)
+                log.warning(
+                    "the code index entry %r is not a workflow name and a digest "
+                    "(garbage bytes); it is ignored: re-register the workflow",
+                    name[:60],
+                )
+    return found
 
 
 def _fetch(r: redis.Redis, digest: str) -> dict[str, Any]:
     raw = r.get(keys.code(digest))
     if raw is None:
         raise CodeRejected(f"registered code {digest[:12]} is missing from Redis")
-    doc: dict[str, Any] = loads(raw)
+    try:
+        doc = loads(raw)
+    except ValueError:  # orjson.JSONDecodeError
+        raise CodeRejected(f"registered code {digest[:12]} is not JSON (corrupted)") from None
+    if not isinstance(doc, dict):
+        raise CodeRejected(f"registered code {digest[:12]} is not a code document (corrupted)")
     return doc
+
+
+def read_interface(bundle: str, client: redis.Redis | None = None) -> dict[str, Any]:
+    """The interface a bundle was registered with, read without executing anything
+    (signature checked when ``AIFLOW_SECRET`` is set); ``CodeRejected`` when it cannot
+    be read."""
+    doc = _fetch(client or sync_redis(), bundle)
+    name, sources, interface = doc.get("name"), doc.get("sources"), doc.get("interface")
+    if not isinstance(name, str) or not isinstance(sources, list):
+        raise CodeRejected(f"code bundle {bundle[:12]} is not a bundle (corrupted)")
+    if not isinstance(interface, dict):
+        raise CodeRejected(
+            f"code bundle {bundle[:12]} ({name}) was registered without its interface "
+            "(by an older aiflow-nb); run its %%workflow cell again"
+        )
+    _verify(
+        f"code bundle {bundle[:12]} ({name})",
+        _bundle_body(name, sources, interface),
+        doc.get("sig"),
+    )
+    return interface
 
 
 def load_workflow(bundle: str, client: redis.Redis | None = None) -> Workflow[Any, Any]:
@@ -111,7 +181,7 @@ def load_workflow(bundle: str, client: redis.Redis | None = None) -> Workflow[An
     doc = _fetch(r, bundle)
     _verify(
         f"code bundle {bundle[:12]} ({doc.get('name')})",
-        _bundle_body(doc["name"], doc["sources"]),
+        _bundle_body(doc["name"], doc["sources"], doc.get("interface")),
         doc.get("sig"),
     )
     module = types.ModuleType(f"aiflow_code_{bundle[:12]}")

@@ -47,8 +47,7 @@ IDEMPOTENCY = Header(
 
 @router.get("/workflows", response_model=WorkflowList, summary="List the workflows")
 def list_workflows() -> dict[str, Any]:
-    entries = [catalog.get(name) for name in catalog.names()]
-    return {"workflows": [catalog.describe(e, detail=False) for e in entries]}
+    return {"workflows": [catalog.describe(e, detail=False) for e in catalog.entries()]}
 
 
 @router.get(
@@ -74,14 +73,14 @@ async def _inputs(request: Request, entry: catalog.Entry) -> dict[str, Any]:
 async def _submit(request: Request, name: str, key: str | None) -> str:
     entry = await run_in_threadpool(catalog.get, name)
     inputs = await _inputs(request, entry)
-    wf, name = entry.workflow, entry.name
+    name = entry.name
     run_id: str = await run_in_threadpool(
         lambda: submit(
             name,
             inputs,
             idempotency_key=f"{name}:{key}" if key else None,
-            secret_args=wf.secret_args,
-            code=wf.code_bundle,
+            secret_args=entry.secret_args,
+            code=entry.code_bundle,
         )
     )
     return run_id
