@@ -128,7 +128,13 @@ def test_eighty_thousand_unknown_fields_get_a_capped_422(http: httpx.Client) -> 
 
 
 @pytest.mark.parametrize(
-    "number", ["123456789012345678901234567890", "-9223372036854775809", "18446744073709551616"]
+    "number",
+    [
+        "123456789012345678901234567890",
+        "-9223372036854775809",
+        "18446744073709551616",
+        "9" * 5000,  # past a double too, and past Python's int-from-text limit
+    ],
 )
 def test_integers_beyond_64_bits_are_422_not_floats(http: httpx.Client, number: str) -> None:
     for name, body in (

@@ -44,14 +44,31 @@ def _too_deep() -> ApiError:
     )
 
 
+def _out_of_range(digits: int) -> ApiError:
+    low, high = defaults.API_INT_MIN, defaults.API_INT_MAX
+    return ApiError(
+        422,
+        "integer_out_of_range",
+        f"the request body holds a {digits}-digit integer; integers must lie "
+        f"between {low} and {high} (64 bits); send larger numbers as strings",
+    )
+
+
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > 20:  # refused before converting: int() of 5,000 digits is slow, or refused
+        raise _out_of_range(digits)
+    return int(text)
 
 
 def _exact(body: bytes) -> Any:
     """The stdlib parser: slower, but integers stay exact (orjson makes long ones floats)."""
     try:
-        return json.loads(body, parse_constant=_no_constant)
+        return json.loads(body, parse_constant=_no_constant, parse_int=_int)
     except RecursionError:
         raise _too_deep() from None
     except ValueError as exc:
@@ -60,14 +77,15 @@ def _exact(body: bytes) -> Any:
 
 def parse_body(body: bytes) -> Any:
     """The JSON value of ``body``, checked by ``check_value``; ``ApiError`` otherwise."""
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        if "depth" in str(exc) or "recursion" in str(exc):
-            raise _too_deep() from None
-        raise _malformed(exc) from None
-    if _LONG_DIGITS.search(body):  # maybe an integer orjson rounded: read it exactly
+    if _LONG_DIGITS.search(body):  # maybe an integer orjson would round: read it exactly
         value = _exact(body)
+    else:
+        try:
+            value = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            if "depth" in str(exc) or "recursion" in str(exc):
+                raise _too_deep() from None
+            raise _malformed(exc) from None
     check_value(value)
     return value
 
@@ -85,10 +103,4 @@ def check_value(value: Any) -> None:
             children = item.values() if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children)
         elif isinstance(item, int) and not isinstance(item, bool) and not low <= item <= high:
-            digits = len(str(abs(item)))
-            raise ApiError(
-                422,
-                "integer_out_of_range",
-                f"the request body holds a {digits}-digit integer; integers must lie "
-                f"between {low} and {high} (64 bits); send larger numbers as strings",
-            )
+            raise _out_of_range(len(str(abs(item))))
