@@ -20,6 +20,7 @@ from __future__ import annotations
 from aiflow_viewer.show import show  # imports nothing at module level: no cycle
 
 from . import limits  # aiflow_nb.limits.set(...) with no import of its own
+from .access.archive import Archive, load_archive
 from .access.handle import RunHandle, attach
 from .access.runs import runs
 from .access.spans import Span, build_spans, spans_dataframe
@@ -52,6 +53,7 @@ from .errors import (
     WorkflowNotFound,
 )
 from .events.model import Event
+from .ops.retention import delete
 from .runtime.emit import progress, publish, set_attributes
 from .version import __version__ as __version__
 
@@ -71,6 +73,7 @@ def unload_ipython_extension(ipython: object) -> None:
 
 __all__ = [
     "AiflowError",
+    "Archive",
     "CachePolicy",
     "CellError",
     "CodeRejected",
@@ -106,7 +109,9 @@ __all__ = [
     "build_spans",
     "component",
     "configure",
+    "delete",
     "limits",
+    "load_archive",
     "progress",
     "publish",
     "resume",

@@ -9,13 +9,32 @@ Example::
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from . import defaults
 from .errors import ConfigError
 
-__all__ = ["Settings", "configure", "settings"]
+__all__ = ["Settings", "configure", "parse_duration", "settings"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: str | float, what: str) -> float:
+    """``3600``, ``"90"``, ``"1.5s"``, ``"10m"``, ``"12h"``, ``"7d"`` -> seconds (> 0);
+    ``ConfigError`` naming ``what`` otherwise."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(value) if isinstance(value, str) else None
+        seconds = float(match.group(1)) * _UNITS[match.group(2)] if match else 0.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError(
+            f"{what} must be a positive duration like 3600, 90s, 10m, 12h or 7d; got {value!r}"
+        )
+    return seconds
 
 
 def _env_float(name: str, default: float) -> float:
@@ -39,6 +58,13 @@ def _env_int(name: str, default: int) -> int:
     if value <= 0:
         raise ConfigError(f"{name}={raw!r} must be positive")
     return value
+
+
+def _env_duration(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return parse_duration(raw, name)
 
 
 def _env_bool(name: str) -> bool | None:
@@ -72,6 +98,9 @@ class Settings:
     """``AIFLOW_HEARTBEAT_TTL``, seconds."""
     notify_url: str | None = None
     """``AIFLOW_NOTIFY_URL``."""
+    retention: float = defaults.RETENTION
+    """``AIFLOW_RETENTION``, seconds (``3600``, ``90s``, ``12h``, ``7d``): how long a finished
+    run is kept after it ends."""
     code_worker: bool | None = None
     """``AIFLOW_CODE_WORKER``: whether ``%load_ext aiflow_nb`` starts this machine's
     background worker for registered notebook code (``ops/daemon.py``); None = yes."""
@@ -89,6 +118,7 @@ class Settings:
             heartbeat_interval=_env_float("AIFLOW_HEARTBEAT_INTERVAL", defaults.HEARTBEAT_INTERVAL),
             heartbeat_ttl=_env_float("AIFLOW_HEARTBEAT_TTL", defaults.HEARTBEAT_TTL),
             notify_url=os.environ.get("AIFLOW_NOTIFY_URL") or None,
+            retention=_env_duration("AIFLOW_RETENTION", defaults.RETENTION),
             code_worker=_env_bool("AIFLOW_CODE_WORKER"),
             max_value_bytes=_env_int("AIFLOW_MAX_VALUE_BYTES", defaults.MAX_VALUE_BYTES),
         )
@@ -112,6 +142,8 @@ def configure(**changes: Any) -> Settings:
     unknown = set(changes) - names
     if unknown:
         raise ConfigError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(names)}")
+    if "retention" in changes:
+        changes["retention"] = parse_duration(changes["retention"], "retention")
     _current = replace(Settings.from_env() if not changes else settings(), **changes)
     from .store import connection
 

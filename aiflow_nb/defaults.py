@@ -32,6 +32,23 @@ WRITER_RETRY_INITIAL = 0.05
 WRITER_RETRY_MAX = 1.0
 """Seconds, the longest wait between two re-sends of a run's unsent writes."""
 
+RETENTION = 7 * 86400.0
+"""Seconds a finished run (completed, failed, cancelled) is kept after it ends; then every
+key of the run expires and the monitor drops it from the run indexes
+(``AIFLOW_RETENTION``; ``@workflow(retention=...)`` overrides it per workflow)."""
+
+EXPIRY_SWEEP_BATCH = 1000
+"""Expired runs the monitor drops from the run indexes per sweep at most."""
+
+PRUNE_PAGE = 500
+"""Runs ``aiflow prune`` / ``aiflow archive`` read (and delete) per round trip."""
+
+STREAM_NODE_MAX_BYTES = 1024
+"""Bytes, the embedded Redis's ``stream-node-max-bytes``: Redis allocates a stream's last
+node this large up front (``min(4096, this)``), so it is what a short run's event stream
+costs at least; a long run's stream is just made of more nodes. Set it on your own Redis
+(``REDIS_URL``) too for the same per-run figures."""
+
 MAX_RESTARTS = 3
 """How many times a crashed run is resumed before it ends ``failed`` with reason ``crashed``."""
 

@@ -17,6 +17,7 @@ __all__ = [
     "daemon_start",
     "deploy_active",
     "deployments",
+    "expiry",
     "idempotency",
     "monitor_lock",
     "queue",
@@ -28,6 +29,7 @@ __all__ = [
     "run",
     "run_events",
     "run_journal",
+    "run_keys",
     "run_lease",
     "running",
     "runs",
@@ -174,3 +176,21 @@ def monitor_lock() -> str:
 def side_effects(run_id: str) -> str:
     """Hash: step key -> times its body ran (the chaos example's outside-the-worker count)."""
     return f"{_ns()}:run:{{{run_id}}}:effects"
+
+
+def expiry() -> str:
+    """Sorted set: ``<run id> <workflow>`` of each finished run -> when its keys expire
+    (epoch seconds); the monitor drops expired runs from the run indexes."""
+    return f"{_ns()}:expiry"
+
+
+def run_keys(run_id: str) -> list[str]:
+    """Every per-run key (one hash slot): what retention expires and ``delete`` removes.
+    A new per-run key must be listed here."""
+    return [
+        run(run_id),
+        run_events(run_id),
+        run_journal(run_id),
+        run_lease(run_id),
+        side_effects(run_id),
+    ]

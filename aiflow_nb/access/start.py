@@ -19,7 +19,9 @@ __all__ = ["resume", "start"]
 def start(wf: Workflow[Any, Any], inputs: dict[str, Any]) -> RunHandle:
     """Queue a run of ``wf`` with bound ``inputs``; a worker (in this process if no live
     worker can execute it, see ``ops/local.py``) executes it."""
-    run_id = _submit.submit(wf.name, inputs, secret_args=wf.secret_args, code=wf.code_bundle)
+    run_id = _submit.submit(
+        wf.name, inputs, secret_args=wf.secret_args, code=wf.code_bundle, retention=wf.retention
+    )
     ensure_local_worker(workflow=wf.name, code=wf.code_bundle is not None)
     return RunHandle(run_id)
 

@@ -50,6 +50,9 @@ class Entry:
     signature: inspect.Signature
     code_bundle: str | None
     source: str  # "process" or "notebook"
+    retention: float | None = None
+    """Seconds its finished runs are kept (a process workflow's ``retention``; a notebook
+    one's is applied by the worker that loads its code)."""
 
 
 _lock = threading.Lock()
@@ -128,6 +131,7 @@ def _of_process(wf: Workflow[Any, Any]) -> Entry:
             signature=wf.signature,
             code_bundle=wf.code_bundle,
             source="process",
+            retention=wf.retention,
         )
         with _lock:
             _process[wf] = entry

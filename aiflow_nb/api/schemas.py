@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 __all__ = [
     "STATUS",
     "CancelOut",
+    "DeletedOut",
     "Health",
     "RunAccepted",
     "RunError",
@@ -91,6 +92,11 @@ class RunPage(BaseModel):
 class CancelOut(BaseModel):
     run_id: str
     status: str = Field(description="cancelled, cancelling, or the status it already ended in")
+
+
+class DeletedOut(BaseModel):
+    run_id: str
+    deleted: bool = Field(description="always true: the run's keys and index entries are gone")
 
 
 class TokenOut(BaseModel):

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
+from ..config import parse_duration
 from ..errors import ConfigError, InvalidInputs
 from . import registry
 from .component import _NOTHING, Component, _policies_from
@@ -50,6 +51,9 @@ class Workflow(Component[P, R]):
 
     code_bundle: str | None = None
     """Digest of the registered code bundle defining it (notebook code), else None."""
+    retention: float | None = None
+    """Seconds its finished runs are kept (``@workflow(retention=...)``); None: the
+    ``AIFLOW_RETENTION`` setting."""
 
     def bind_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """Check ``inputs`` against the signature; ``InvalidInputs`` names what is wrong."""
@@ -80,6 +84,7 @@ def workflow(
     retry: RetryPolicy | int | RetrySpec | None = None,
     timeout: TimeoutPolicy | float | None = None,
     secret_args: Iterable[str] = (),
+    retention: float | str | None = None,
 ) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
 
 
@@ -91,16 +96,20 @@ def workflow(
     retry: RetryPolicy | int | RetrySpec | None = None,
     timeout: TimeoutPolicy | float | None = None,
     secret_args: Iterable[str] = (),
+    retention: float | str | None = None,
 ) -> Any:
     """Make a function a workflow: ``@workflow`` or ``@workflow(name="ingest")``.
 
     ``retry`` and ``timeout`` apply to the workflow's body as to a component's (see
-    ``component``).
+    ``component``). ``retention`` (seconds or ``"90s"``, ``"12h"``, ``"7d"``) is how long
+    its finished runs are kept, instead of ``AIFLOW_RETENTION``.
     """
+    kept = None if retention is None else parse_duration(retention, "retention")
 
     def wrap(f: Callable[..., Any]) -> Workflow[Any, Any]:
         policies = _policies_from(retry, None, timeout, _NOTHING)
         wf: Workflow[Any, Any] = Workflow(f, name=name, policies=policies, secret_args=secret_args)
+        wf.retention = kept
         registry.register(wf)
         return wf
 

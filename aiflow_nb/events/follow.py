@@ -81,8 +81,8 @@ _Position = tuple[str, Event | None]
 """Where a reader stands: the last id read (``0-0``: none) and the last event, if any."""
 
 
-def _events(entries: StreamEntries) -> list[Event]:
-    return [Event.from_entry(entry_id, fields) for entry_id, fields in entries]
+def _events(entries: StreamEntries, run_id: str) -> list[Event]:
+    return [Event.from_entry(entry_id, fields, run_id) for entry_id, fields in entries]
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ class Follow:
             command = CALL.xrange(stream, min=start, max="+", count=defaults.REPLAY_PAGE)
             page = cast(StreamEntries, (yield command))
             if page:
-                batch = _events(page)
+                batch = _events(page, self.run_id)
                 yield batch
                 last = batch[-1]
                 cursor, start = last.id, f"({last.id}"
@@ -169,7 +169,7 @@ class Follow:
         stream = keys.run_events(self.run_id)
         command = CALL.xread({stream: cursor}, block=block, count=defaults.REPLAY_PAGE)
         reply = cast("StreamsReply | None", (yield command))
-        batch = [event for _, entries in reply or [] for event in _events(entries)]
+        batch = [event for _, entries in reply or [] for event in _events(entries, self.run_id)]
         for i, event in enumerate(batch):
             if self._ends(event):
                 return batch[: i + 1]

@@ -57,8 +57,11 @@ class Event:
         return asdict(self)
 
     @classmethod
-    def from_entry(cls, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Event:
+    def from_entry(cls, entry_id: bytes | str, fields: dict[bytes, bytes], run_id: str) -> Event:
+        """The event of one stream entry of run ``run_id``'s stream (documents omit the
+        run id and their null fields; older ones carry them)."""
         doc = loads(fields[FIELD])
+        doc.setdefault("run_id", run_id)
         eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         return cls(id=eid, **doc)
 
@@ -74,15 +77,18 @@ def make_payload(
     data: dict[str, Any] | None = None,
     ts: float | None = None,
 ) -> bytes:
-    """The JSON document of one event, ready for XADD (``ts``: now unless given)."""
-    doc = {
-        "type": type,
-        "ts": time.time() if ts is None else ts,
-        "run_id": run_id,
-        "span_id": span_id,
-        "parent_id": parent_id,
-        "name": name,
-        "attempt": attempt,
-        "data": data or {},
-    }
+    """The JSON document of one event, ready for XADD (``ts``: now unless given).
+
+    Compact: the run id is the stream's (``Event.from_entry`` puts it back), and null
+    fields and empty ``data`` are left out (readers default them)."""
+    doc: dict[str, Any] = {"type": type, "ts": time.time() if ts is None else ts}
+    for field_name, value in (
+        ("span_id", span_id),
+        ("parent_id", parent_id),
+        ("name", name),
+        ("attempt", attempt),
+        ("data", data),
+    ):
+        if value is not None and value != {}:
+            doc[field_name] = value
     return dumps(doc, f"{type} event data")

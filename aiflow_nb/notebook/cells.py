@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import CellError
 
-__all__ = ["CellSource", "ComponentOptions", "build_source", "parse_duration"]
+__all__ = ["CellSource", "ComponentOptions", "WorkflowOptions", "build_source", "parse_duration"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -69,6 +69,17 @@ class ComponentOptions:
 
 
 @dataclass(frozen=True)
+class WorkflowOptions:
+    """What a ``%%workflow`` line asks for, as ``workflow(...)`` arguments."""
+
+    retention: float | None = None
+    """Seconds its finished runs are kept (``--retention 12h``)."""
+
+    def arguments(self) -> dict[str, Any]:
+        return {} if self.retention is None else {"retention": self.retention}
+
+
+@dataclass(frozen=True)
 class CellSource:
     """A checked cell: the one function it defines and the source to execute and register."""
 
@@ -108,14 +119,20 @@ def _the_function(cell: str, kind: str, name: str) -> str:
 
 
 def build_source(
-    kind: str, name: str, cell: str, options: ComponentOptions | None = None
+    kind: str,
+    name: str,
+    cell: str,
+    options: ComponentOptions | WorkflowOptions | None = None,
 ) -> CellSource:
     """Check ``cell`` and build its registered source (``CellError`` when it cannot work)."""
     if kind not in ("component", "workflow"):
         raise ValueError(f"kind must be component or workflow, got {kind!r}")
+    expected = ComponentOptions if kind == "component" else WorkflowOptions
+    if options is not None and not isinstance(options, expected):
+        raise ValueError(f"a {kind} cell takes {expected.__name__}, got {options!r}")
     _check_name(name, kind)
     fn = _the_function(cell, kind, name)
-    args = (options or ComponentOptions()).arguments() if kind == "component" else {}
+    args = options.arguments() if options is not None else {}
     alias = f"__aiflow_{kind}__"
     extra = "".join(f", {k}={v!r}" for k, v in args.items())
     source = (

@@ -39,7 +39,7 @@ from ..errors import InvalidInputs, RunStateError, WorkflowNotFound
 from ..events.status import RECORDED, RunStatus
 from ..ops.code import load_workflow, notebook_workflows
 from ..ops.local import ensure_local_worker, stop_local_worker
-from .cells import ComponentOptions, parse_duration
+from .cells import ComponentOptions, WorkflowOptions, parse_duration
 from .display import display_run
 from .session import CodeSession
 from .status import kernel_status
@@ -154,12 +154,15 @@ class AiflowMagics(Magics):
 
     @arguments()
     @argument("name", help="the workflow's name in the notebook and on workers")
+    @argument("--retention", help="keep its finished runs this long (3600, 90s, 12h, 7d)")
     @cell_magic
     def workflow(self, line: str, cell: str) -> None:
         """Define the cell's one function as a workflow and register it with every cell
         defined so far, so out-of-kernel workers can run it."""
         args = parse_argstring(self.workflow, line)
-        definition = self.session.define("workflow", args.name, cell, self.user_ns)
+        kept = None if args.retention is None else parse_duration(args.retention, "--retention")
+        options = WorkflowOptions(retention=kept)
+        definition = self.session.define("workflow", args.name, cell, self.user_ns, options)
         print(f"workflow {definition.name} v{definition.version} registered")
 
     # --- %aiflow -----------------------------------------------------------------

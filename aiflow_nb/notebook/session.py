@@ -21,7 +21,7 @@ from ..authoring.interface import interface
 from ..authoring.workflow import Workflow
 from ..errors import CellError
 from ..ops.code import register_bundle, register_source
-from .cells import CellSource, ComponentOptions, build_source
+from .cells import CellSource, ComponentOptions, WorkflowOptions, build_source
 
 __all__ = ["CodeSession", "Definition"]
 
@@ -71,7 +71,7 @@ class CodeSession:
         name: str,
         cell_text: str,
         namespace: dict[str, Any],
-        options: ComponentOptions | None = None,
+        options: ComponentOptions | WorkflowOptions | None = None,
     ) -> Definition:
         """Check, execute and register one cell; ``CellError`` and nothing registered when
         it cannot become a ``kind``."""

@@ -26,7 +26,7 @@ from ..runtime.invocation import Call, run_async, run_sync
 from ..serialization import dumps, loads
 from ..store import sync_redis
 from ..store.replies import RawHash
-from . import leases
+from . import leases, retention
 
 __all__ = ["RECANCEL", "RunControl", "RunWriter", "execute", "lookup", "stop"]
 
@@ -91,6 +91,10 @@ class RunWriter(EventWriter):
         super().__init__(run_id, client, loop, fence)
         self.owner = owner
         """The worker executing this attempt."""
+        self.workflow = ""
+        """The run's workflow (names its index in ``{ns}:expiry``)."""
+        self.retention = settings().retention
+        """Seconds the run's keys live once it ends (``ops/retention.py``)."""
         self.stopped = False
         self._loop_thread = threading.get_ident()
 
@@ -144,6 +148,8 @@ def _finish(
     writer.raw("srem", keys.running(), writer.run_id)
     writer.release()
     writer.emit(f"run.{status}", data=data)
+    if isinstance(writer, RunWriter):  # every key of the run expires after its retention
+        retention.expire_in_batch(writer, writer.workflow, writer.retention)
 
 
 def _fail(writer: EventWriter, exc: BaseException) -> None:
@@ -193,6 +199,10 @@ async def execute(
         return rec["status"]
     loop = asyncio.get_running_loop()
     writer = RunWriter(run_id, client, loop, owner=worker_id, fence=fence)
+    writer.workflow, writer.retention = (
+        rec["workflow"],
+        retention.retention_of(rec.get("retention")),
+    )
     _stop_on_loss(writer, fence, control, loop)
     try:
         return await _execute(run_id, worker_id, client, rec, raw_journal, writer, control)
@@ -282,6 +292,8 @@ async def _execute(
         _fail(writer, exc)
         await writer.flush()
         return RunStatus.FAILED
+    if not rec.get("retention") and wf.retention is not None:  # submitted without it
+        writer.retention = wf.retention
     ctx = RunContext(
         run_id=run_id,
         workflow=wf.name,

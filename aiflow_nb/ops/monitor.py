@@ -10,7 +10,9 @@ at a time. Each sweep:
    they had in hand. Each is acknowledged and its run recovered (``ops/recovery.py``);
    a consumer with nothing pending is deleted from the group;
 2. ``{ns}:running``: a run whose status is ``running`` but whose lease is gone lost its
-   worker some other way; it is recovered too.
+   worker some other way; it is recovered too;
+3. ``{ns}:expiry``: finished runs whose retention ran out (their keys expired) leave the
+   run indexes (``ops/retention.py``).
 
 Example::
 
@@ -36,6 +38,7 @@ from ..store.outage import CONNECTION_ERRORS, Outage
 from . import leases
 from .notify import Notifier
 from .recovery import Recovery, recover
+from .retention import sweep_expired
 
 __all__ = ["Monitor"]
 
@@ -68,6 +71,8 @@ class Monitor:
         self.max_restarts = max_restarts
         self.notifier = notifier if notifier is not None else Notifier(settings().notify_url)
         self.recovered: list[Recovery] = []
+        self.expired = 0
+        """Expired runs this monitor dropped from the run indexes."""
 
     @property
     def client(self) -> aredis.Redis:
@@ -102,6 +107,7 @@ class Monitor:
         for queue in await self._queues():
             done += await self._reclaim(queue)
         done += await self._orphans({r.run_id for r in done})
+        self.expired += await sweep_expired(self.client)
         acted = [r for r in done if r.outcome in ("requeued", "crashed")]
         for result in acted:
             self._report(result)

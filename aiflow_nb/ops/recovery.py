@@ -19,11 +19,13 @@ import redis
 import redis.asyncio as aredis
 
 from .. import keys
+from ..config import settings
 from ..errors import error_document, event_error
 from ..events.fence import CURRENT_LUA, holder_of
 from ..events.model import FIELD, make_payload
 from ..events.status import TERMINAL, RunStatus
 from ..serialization import dumps
+from . import retention
 from .submit import requeue
 
 __all__ = ["QueueEntry", "Recovery", "fail_run", "hand_back", "recover"]
@@ -121,7 +123,9 @@ async def recover(
                 await pipe.watch(run_key, lease_key)
                 if await pipe.exists(lease_key):
                     return Recovery(run_id, "held")
-                fields = await pipe.hmget(run_key, "status", "restarts", "worker", *_ROUTE)
+                fields = await pipe.hmget(
+                    run_key, "status", "restarts", "worker", "retention", *_ROUTE
+                )
                 result = _plan(pipe, run_id, [_text(f) for f in fields], max_restarts, entry)
                 await pipe.execute()
                 return result
@@ -132,7 +136,7 @@ async def recover(
 def _plan(
     pipe: Any, run_id: str, fields: list[str], max_restarts: int, entry: QueueEntry | None
 ) -> Recovery:
-    status, restarts_raw, worker, *route = fields
+    status, restarts_raw, worker, kept, *route = fields
     workflow = route[1]
     pipe.multi()
     _ack(pipe, entry)
@@ -142,7 +146,9 @@ def _plan(
         return Recovery(run_id, "ended")
     restarts = int(restarts_raw or 0) + (1 if status == RunStatus.RUNNING else 0)
     if restarts > max_restarts:
-        return _crash(pipe, run_id, workflow, worker, restarts - 1, max_restarts)
+        crashed = _crash(pipe, run_id, workflow, worker, restarts - 1, max_restarts)
+        retention.expire(pipe, run_id, workflow, retention.retention_of(kept))
+        return crashed
     pipe.hset(keys.run(run_id), "restarts", restarts)
     message = (
         f"worker {worker or '?'} stopped heartbeating: run re-queued "
@@ -160,8 +166,9 @@ def _plan(
 _FAIL = (
     CURRENT_LUA
     + """
--- KEYS: lease, record, events, running set; ARGV: token ('' = no attempt), ended_at,
--- error document, run.failed payload, run id
+-- KEYS: lease, record, events, running set, expiry set, then the run's other keys;
+-- ARGV: token ('' = no attempt), ended_at, error document, run.failed payload, run id,
+-- retention seconds when the record has none
 local status = redis.call('HGET', KEYS[2], 'status')
 if not status or is_ended(status) then return 0 end
 if ARGV[1] ~= '' then
@@ -171,6 +178,13 @@ end
 redis.call('HSET', KEYS[2], 'status', 'failed', 'ended_at', ARGV[2], 'error', ARGV[3])
 redis.call('SREM', KEYS[4], ARGV[5])
 redis.call('XADD', KEYS[3], '*', '@FIELD@', ARGV[4])
+local keep = tonumber(redis.call('HGET', KEYS[2], 'retention') or ARGV[6])
+local ms = math.max(1, math.floor(keep * 1000))
+for i, key in ipairs(KEYS) do
+  if i <= 3 or i > 5 then redis.call('PEXPIRE', key, ms) end
+end
+local workflow = redis.call('HGET', KEYS[2], 'workflow') or ''
+redis.call('ZADD', KEYS[5], tonumber(ARGV[2]) + keep, ARGV[5] .. ' ' .. workflow)
 return 1
 """.replace("@FIELD@", FIELD.decode())
 )
@@ -185,18 +199,21 @@ async def fail_run(
     lease is released too). True when the run was ended here."""
     error = error_document(exc)
     payload = make_payload("run.failed", run_id, data={"error": event_error(error)})
+    fixed = [keys.run_lease(run_id), keys.run(run_id), keys.run_events(run_id)]
+    others = [k for k in keys.run_keys(run_id) if k not in fixed]
     done = await client.eval(
         _FAIL,
-        4,
-        keys.run_lease(run_id),
-        keys.run(run_id),
-        keys.run_events(run_id),
+        5 + len(others),
+        *fixed,
         keys.running(),
+        keys.expiry(),
+        *others,
         token or "",
         time.time(),
         dumps(error),
         payload,
         run_id,
+        settings().retention,
     )
     return bool(done)
 

@@ -17,6 +17,7 @@ from ..events.refs import RECORD, value_fields
 from ..events.status import TERMINAL, RunStatus
 from ..serialization import encode_value
 from ..store import sync_redis
+from . import retention
 from .deployments import active_version
 from .routing import run_queue
 
@@ -47,6 +48,7 @@ def submit(
     idempotency_key: str | None = None,
     secret_args: Iterable[str] = (),
     code: str | None = None,
+    retention: float | None = None,
     client: redis.Redis | None = None,
 ) -> str:
     """Record a run of ``workflow`` and put it on its queue (``ops/routing.py``), atomically; return
@@ -56,6 +58,7 @@ def submit(
     loads to get the workflow; None means the worker's own (imported) workflow. Inputs
     JSON cannot hold faithfully raise ``SerializationError``, inputs over
     ``AIFLOW_MAX_VALUE_BYTES`` ``ValueTooLarge``, before anything is written.
+    ``retention``: seconds the run is kept once it ends (None: ``AIFLOW_RETENTION``).
     """
     limit = settings().max_value_bytes
     doc = encode_value(inputs, f"inputs of workflow {workflow!r}", limit)
@@ -82,6 +85,10 @@ def submit(
     }
     if code:
         record["code"] = code
+    if retention is not None:
+        record["retention"] = retention
+    if idempotency_key is not None:
+        record["idem"] = idempotency_key  # delete() drops the key with the run
     pipe.hset(keys.run(run_id), mapping=record)
     pipe.zadd(keys.runs(), {run_id: now})
     pipe.zadd(keys.workflow_runs(workflow), {run_id: now})
@@ -106,14 +113,19 @@ def submit(
 
 
 def _claim_idempotency(r: redis.Redis, key: str, run_id: str) -> str | None:
+    """None when ``run_id`` may be created for ``key``; else the run already created for
+    it (a key whose run expired or was deleted is taken over)."""
     if r.set(keys.idempotency(key), run_id, nx=True, ex=24 * 3600):
         return None
     existing = cast("bytes | None", r.get(keys.idempotency(key)))
-    return existing.decode() if existing else None
+    if existing is None or not r.exists(keys.run(existing.decode())):
+        r.set(keys.idempotency(key), run_id, ex=24 * 3600)
+        return None
+    return existing.decode()
 
 
 def _status(r: redis.Redis, run_id: str) -> dict[str, str]:
-    fields = ("status", "version", "workflow", "code")
+    fields = ("status", "version", "workflow", "code", "retention")
     raw = cast("list[bytes | None]", r.hmget(keys.run(run_id), *fields))
     if raw[0] is None:
         raise RunNotFound(run_id)
@@ -146,6 +158,7 @@ def requeue(pipe: Any, run_id: str, version: str, workflow: str, code: str | Non
     queue = run_queue(version, workflow, code, resumed=True)
     pipe.hset(keys.run(run_id), "status", RunStatus.QUEUED)
     pipe.hdel(keys.run(run_id), "fence")  # no earlier attempt may take its lease back
+    retention.persist(pipe, run_id, workflow)  # a failed run resumed no longer expires
     pipe.xadd(queue, {"run_id": run_id, "resume": "1"})
     pipe.sadd(keys.queues(version), queue)
 
@@ -164,6 +177,9 @@ def cancel(run_id: str, client: redis.Redis | None = None) -> str:
         )
         pipe.srem(keys.running(), run_id)
         pipe.xadd(keys.run_events(run_id), {FIELD: make_payload("run.cancelled", run_id)})
+        retention.expire(
+            pipe, run_id, state["workflow"], retention.retention_of(state["retention"])
+        )
         pipe.execute()
         return RunStatus.CANCELLED
     r.hset(keys.run(run_id), "cancel_requested", 1)

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import defaults
 from ..errors import ConfigError
 
 __all__ = ["EmbeddedRedis", "redis_server_binary"]
@@ -104,6 +105,8 @@ class EmbeddedRedis:
             "yes",
             "--save",
             "",
+            "--stream-node-max-bytes",  # a short run's stream costs this much (see defaults)
+            str(defaults.STREAM_NODE_MAX_BYTES),
             "--daemonize",
             "yes" if daemonize else "no",
         ]

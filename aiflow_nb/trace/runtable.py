@@ -82,7 +82,7 @@ class RunIndex:
         for rid, entries in zip(stale, pipe.execute(), strict=True):
             totals = self.totals.setdefault(rid, RunTotals())
             for entry_id, fields in entries:
-                totals.apply(Event.from_entry(entry_id, fields))
+                totals.apply(Event.from_entry(entry_id, fields, rid))
 
     def _settled(self, run_id: str) -> bool:
         """A completed or cancelled run whose terminal event was read changes no more."""

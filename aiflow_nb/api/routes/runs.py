@@ -9,11 +9,13 @@ from fastapi.concurrency import run_in_threadpool
 
 from ... import defaults
 from ...events.status import TERMINAL
+from ...ops.retention import delete
 from ...ops.submit import cancel
 from .. import records
 from ..auth import api_config, require_key, require_run_reader
+from ..errors import ErrorBody
 from ..responses import JSONBody
-from ..schemas import CancelOut, RunPage, RunResult, RunView, TokenOut
+from ..schemas import CancelOut, DeletedOut, RunPage, RunResult, RunView, TokenOut
 from ..tokens import issue_token
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "READER",
     "RUN_ID",
     "cancel_run",
+    "delete_run",
     "get_output",
     "get_run",
     "list_runs",
@@ -87,6 +90,20 @@ async def get_output(
 )
 async def cancel_run(run_id: str = RUN_ID) -> dict[str, Any]:
     return {"run_id": run_id, "status": await run_in_threadpool(cancel, run_id)}
+
+
+@router.delete(
+    "/runs/{run_id}",
+    response_model=DeletedOut,
+    dependencies=KEY,
+    summary="Delete a finished run now (its record, events, journal and index entries)",
+    description="API key only (a scoped run token gets 403). 404 for an unknown, expired "
+    "or already deleted run; 409 for a run not finished (cancel it first).",
+    responses={409: {"model": ErrorBody, "description": "The run has not finished"}},
+)
+async def delete_run(run_id: str = RUN_ID) -> dict[str, Any]:
+    await run_in_threadpool(delete, run_id)
+    return {"run_id": run_id, "deleted": True}
 
 
 @router.post(

@@ -81,6 +81,7 @@ async def _submit(request: Request, name: str, key: str | None) -> str:
             idempotency_key=f"{name}:{key}" if key else None,
             secret_args=entry.secret_args,
             code=entry.code_bundle,
+            retention=entry.retention,
         )
     )
     return run_id

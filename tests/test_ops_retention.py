@@ -1,0 +1,267 @@
+"""Retention on real runs through real worker processes: every key of a finished run
+expires with its index entries (memory and key count back to the baseline), waiting runs
+never do, a resumed run's keys are kept again; delete and prune remove runs now."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import aiflow_nb
+from aiflow_nb import keys, workflow
+from aiflow_nb.access.handle import RunHandle, attach
+from aiflow_nb.cli import cli
+from aiflow_nb.config import Settings, parse_duration
+from aiflow_nb.errors import ConfigError, RunNotFound, RunStateError
+from aiflow_nb.notebook.cells import WorkflowOptions, build_source
+from aiflow_nb.ops.retention import prune
+from aiflow_nb.ops.submit import cancel, submit
+from aiflow_nb.store import sync_redis
+
+from support.ops import fleet, wait_for
+
+SHORT = {"AIFLOW_RETENTION": "2s"}
+
+
+def _ns_keys(namespace: str) -> set[str]:
+    return {k.decode() for k in sync_redis().scan_iter(match=f"{namespace}:*", count=1000)}
+
+
+def _run_keys(namespace: str) -> set[str]:
+    return {k for k in _ns_keys(namespace) if k.startswith(f"{namespace}:run:")}
+
+
+def _used_memory() -> int:
+    """INFO's ``used_memory`` less the clients' buffers (connections, not stored data)."""
+    info = sync_redis().info("memory")
+    return int(info["used_memory"]) - int(info["mem_clients_normal"])
+
+
+def _short_retention(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIFLOW_RETENTION", "2s")
+    aiflow_nb.configure()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("3600", 3600.0), ("90s", 90.0), ("12h", 43200.0), ("7d", 604800.0), ("1.5m", 90.0)],
+)
+def test_retention_parses_durations(
+    text: str, seconds: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIFLOW_RETENTION", text)
+    assert Settings.from_env().retention == seconds
+    assert workflow(retention=text)(lambda: None).retention == seconds
+
+
+def test_retention_default_is_seven_days_and_bad_values_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("AIFLOW_RETENTION", raising=False)
+    assert Settings.from_env().retention == 7 * 86400
+    for bad in ("abc", "0", "-5s", "7x", "1e400", "inf"):
+        monkeypatch.setenv("AIFLOW_RETENTION", bad)
+        with pytest.raises(ConfigError, match="AIFLOW_RETENTION must be a positive duration"):
+            Settings.from_env()
+    with pytest.raises(ConfigError, match="retention must be a positive duration"):
+        workflow(retention="soon")
+    with pytest.raises(ConfigError, match="retention"):
+        parse_duration(True, "retention")  # type: ignore[arg-type]
+
+
+def test_workflow_cell_retention_goes_into_its_registered_source() -> None:
+    cell = build_source("workflow", "wf", "def wf():\n    return 1\n", WorkflowOptions(7200.0))
+    assert cell.source.endswith("wf = __aiflow_workflow__(wf, name='wf', retention=7200.0)\n")
+    namespace: dict[str, Any] = {}
+    exec(compile(cell.source, "cell", "exec"), namespace)
+    assert namespace["wf"].retention == 7200.0
+
+
+def test_finished_runs_expire_with_every_key_and_index_entry(
+    tmp_path: Path, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _short_retention(monkeypatch)  # the test process's own writes (cancel) too
+    r = sync_redis()
+    with fleet(tmp_path) as start:
+        start(env=SHORT).ready()
+        warm = [RunHandle(submit("one_step", {"x": i})) for i in range(5)]
+        for h in warm:
+            h.result(timeout=30)
+        wait_for(lambda: r.zcard(keys.runs()) == 0, 30, "the warm-up runs to expire")
+        base_keys, base_memory = _ns_keys(namespace), _used_memory()
+        waiting = RunHandle(submit("nobody_serves_this", {}))
+        handles = [RunHandle(submit("one_step", {"x": i})) for i in range(300)]
+        for h in handles:
+            h.result(timeout=60)
+        grown = _used_memory() - base_memory
+        assert grown > 100 * 1000  # the finished runs are there at first
+        last = RunHandle(submit("steps", {"n": 2, "delay": 0.0}))  # a journal, side effects
+        assert last.result(timeout=30) == [0, 1]
+        cancelled = RunHandle(submit("nobody_serves_this", {}))
+        assert cancel(cancelled.run_id) == "cancelled"
+        for key in keys.run_keys(last.run_id)[:3] + [keys.side_effects(last.run_id)]:
+            assert 0 < r.pttl(key) <= 2000, key
+        assert 0 < r.pttl(keys.run(cancelled.run_id)) <= 2000
+        assert 0 < r.pttl(keys.run_events(cancelled.run_id)) <= 2000
+        assert r.zscore(keys.expiry(), f"{last.run_id} steps") is not None
+        wait_for(lambda: r.zcard(keys.runs()) == 1, 30, "every finished run to expire")
+        time.sleep(2.5)  # longer than the retention: the waiting run stays
+        assert waiting.status == "queued"
+        assert r.pttl(keys.run(waiting.run_id)) == -1
+        assert _run_keys(namespace) == {keys.run(waiting.run_id), keys.run_events(waiting.run_id)}
+        assert _ns_keys(namespace) - base_keys == set(_run_keys(namespace)) | {
+            keys.workflow_runs("nobody_serves_this"),
+            keys.runs(),
+            keys.queue("default", "nobody_serves_this"),
+        }
+        assert r.zrange(keys.runs(), 0, -1) == [waiting.run_id.encode()]
+        assert not r.exists(keys.workflow_runs("one_step"), keys.workflow_runs("steps"))
+        assert r.zcard(keys.expiry()) == 0 and r.scard(keys.running()) == 0
+        assert _used_memory() - base_memory < max(grown // 10, 64 * 1024)
+    for gone in (handles[0], last, cancelled):
+        with pytest.raises(RunNotFound):
+            attach(gone.run_id)
+        with pytest.raises(RunNotFound):
+            gone.result(timeout=1)
+    assert aiflow_nb.runs()["run_id"].tolist() == [waiting.run_id]
+
+
+def test_a_workflows_retention_overrides_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    _short_retention(monkeypatch)
+
+    @workflow(retention="90s")
+    def kept_long(x: int) -> int:
+        return x
+
+    handle = kept_long.start(x=1)
+    assert handle.result(timeout=30) == 1
+    assert 2000 < sync_redis().pttl(keys.run(handle.run_id)) <= 90_000
+    assert 2000 < sync_redis().pttl(keys.run_events(handle.run_id)) <= 90_000
+
+
+def test_a_failed_run_resumed_stops_expiring_until_it_ends_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _short_retention(monkeypatch)
+    go_on = threading.Event()
+    attempts: list[int] = []
+
+    @workflow
+    def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("first attempt fails")
+        go_on.wait(30)
+        return "ok"
+
+    handle = flaky.start()
+    assert handle.wait(timeout=30) == "failed"
+    r = sync_redis()
+    assert 0 < r.pttl(keys.run(handle.run_id)) <= 2000
+    handle.resume()
+    wait_for(lambda: handle.status == "running", 10, "the resumed run to start")
+    assert r.pttl(keys.run(handle.run_id)) == -1 and r.pttl(keys.run_events(handle.run_id)) == -1
+    assert r.zcard(keys.expiry()) == 0
+    time.sleep(2.5)  # past the failed run's retention: kept, it runs
+    go_on.set()
+    assert handle.result(timeout=30) == "ok"
+    assert 0 < r.pttl(keys.run(handle.run_id)) <= 2000
+    assert r.zcard(keys.expiry()) == 1
+
+
+def test_delete_removes_a_finished_run_now(tmp_path: Path, namespace: str) -> None:
+    r = sync_redis()
+    with fleet(tmp_path) as start:
+        start().ready()
+        done = RunHandle(submit("steps", {"n": 2, "delay": 0.0}, idempotency_key="k1"))
+        going = RunHandle(submit("sleeper", {"seconds": 30}))
+        assert done.result(timeout=30) == [0, 1]
+        wait_for(lambda: going.status == "running", 15, "the sleeper to start")
+        aiflow_nb.delete(done.run_id)
+        assert not any(done.run_id in k for k in _ns_keys(namespace))
+        assert r.zscore(keys.runs(), done.run_id) is None
+        assert r.zscore(keys.workflow_runs("steps"), done.run_id) is None
+        assert r.zcard(keys.expiry()) == 0
+        assert not r.exists(keys.idempotency("k1"))
+        with pytest.raises(RunNotFound):
+            attach(done.run_id)
+        with pytest.raises(RunNotFound):
+            aiflow_nb.delete(done.run_id)
+        with pytest.raises(RunNotFound):
+            aiflow_nb.show(done.run_id, follow=False)  # the dashboard's run page
+        with pytest.raises(RunStateError, match="is running; only finished runs"):
+            aiflow_nb.delete(going.run_id)
+        assert going.status == "running"  # nothing of it was touched
+        again = submit("steps", {"n": 1, "delay": 0.0}, idempotency_key="k1")
+        assert again != done.run_id  # the key's run is gone: a new run is made
+        going.cancel()
+        going.wait(timeout=10)
+        result = CliRunner().invoke(cli, ["delete", going.run_id, "no-such-run"])
+    assert result.exit_code == 1
+    assert f"deleted {going.run_id}" in result.output
+    assert "no run with id 'no-such-run'" in result.output
+    assert "1 deleted, 1 not" in result.output
+
+
+def test_prune_deletes_finished_runs_older_than_by_workflow_and_status(tmp_path: Path) -> None:
+    with fleet(tmp_path) as start:
+        start().ready()
+        ones = [RunHandle(submit("one_step", {"x": i})) for i in range(7)]
+        steps = [RunHandle(submit("steps", {"n": 1, "delay": 0.0})) for _ in range(3)]
+        for h in ones + steps:
+            h.result(timeout=30)
+        cancelled = RunHandle(submit("nobody_serves_this", {}))
+        cancel(cancelled.run_id)
+        waiting = RunHandle(submit("nobody_serves_this", {}))
+        time.sleep(1.5)
+        fresh = RunHandle(submit("one_step", {"x": 99}))
+        fresh.result(timeout=30)
+        assert prune(1.0, status="cancelled") == 1
+        assert prune(1.0, workflow="steps") == 3
+        seen: list[tuple[int, int]] = []
+        assert prune(1.0, progress=lambda s, d: seen.append((s, d)), page=3) == 7
+        assert seen[-1][1] == 7 and len(seen) >= 3  # page by page
+        with pytest.raises(RunStateError, match="only finished runs are pruned"):
+            prune(1.0, status="queued")
+    left = set(aiflow_nb.runs()["run_id"])
+    assert left == {fresh.run_id, waiting.run_id}
+    for gone in ones + steps + [cancelled]:
+        with pytest.raises(RunNotFound):
+            gone.record()
+    time.sleep(0.6)
+    result = CliRunner().invoke(cli, ["prune", "--older-than", "0.5s"])
+    assert result.exit_code == 0, result.output
+    assert "pruned 1 runs" in result.output  # fresh; the waiting run is kept
+    assert CliRunner().invoke(cli, ["prune", "--older-than", "soon"]).exit_code == 1
+
+
+def test_memory_stays_flat_in_a_soak_longer_than_the_retention(tmp_path: Path) -> None:
+    """Runs keep finishing for 16 s with a 1 s retention: after the first seconds, Redis
+    holds about one retention's worth of runs, however many have finished."""
+    r = sync_redis()
+    samples: list[tuple[float, int, int, int]] = []  # (t, finished, memory, indexed)
+    finished = 0
+    with fleet(tmp_path) as start:
+        start(env={"AIFLOW_RETENTION": "1s"}).ready()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 16:
+            batch = [RunHandle(submit("one_step", {"x": i})) for i in range(20)]
+            for h in batch:
+                h.wait(timeout=30)
+            finished += len(batch)
+            time.sleep(0.1)  # a steady flow, not a flood of the shared cores
+            samples.append((time.monotonic() - t0, finished, _used_memory(), r.zcard(keys.runs())))
+    steady = [s for s in samples if s[0] >= 5]
+    first, last = steady[0], steady[-1]
+    window = last[1] - first[1]
+    assert window >= 200, samples  # enough runs finished meanwhile to show a growth
+    peak = max(s[2] for s in steady)
+    # kept, the window's runs would add ~2.4 KB each: a quarter of that is a backlog
+    assert last[2] - first[2] < window * 600, (first, last)
+    assert peak - first[2] < window * 600, (first, peak)
+    assert max(s[3] for s in steady) < window / 3, samples  # the index does not grow
