@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,9 +47,17 @@ def api_process(
     """``aiflow api`` in a process of its own, without AIFLOW_SECRET and without --app;
     cells leave their marks in ``tmp_path``."""
     monkeypatch.setenv("AIFLOW_TEST_MARKS", str(tmp_path))
+    with _api_process() as found:
+        yield found
+
+
+@contextmanager
+def _api_process(secret: str | None = None) -> Iterator[tuple[str, int]]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": PYTHONPATH, "AIFLOW_API_KEYS": KEY}
     env.pop("AIFLOW_SECRET", None)
+    if secret is not None:
+        env["AIFLOW_SECRET"] = secret
     env["AIFLOW_LOCAL_WORKER"] = "0"
     code = "import sys; from aiflow_nb.cli import main; sys.argv[0] = 'aiflow'; main()"
     proc = subprocess.Popen(
@@ -226,3 +235,36 @@ def test_a_bad_code_index_entry_hides_only_that_workflow(
     for name in ["nb_missing", "nb_bad_json", "nb_old"]:
         assert sum(f"{name!r}" in m for m in logged) == 1, (name, logged)
     assert sum("garbage bytes" in m for m in logged) == 2, logged  # two entries, once each
+
+
+def test_with_a_secret_a_tampered_interface_is_refused(
+    namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aiflow_nb
+    from aiflow_nb.serialization import loads
+
+    monkeypatch.setenv("AIFLOW_SECRET", "s3cret")
+    aiflow_nb.configure()
+    try:
+        cell = "from aiflow_nb import workflow\n@workflow\ndef nb_signed(x: int) -> int:\n"
+        bundle = register_bundle("nb_signed", [register_source(cell + "    return x\n", "c")])
+        with (
+            _api_process(secret="s3cret") as (url, _),
+            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as c,
+        ):
+            assert c.post("/workflows/nb_signed/start", json={"x": "no"}).status_code == 422
+            r = sync_redis()
+            doc = loads(r.get(keys.code(bundle)))
+            doc["interface"]["input_schema"]["properties"]["x"] = {}  # accept anything
+            r.set(keys.code(bundle), dumps(doc))
+        with (
+            _api_process(secret="s3cret") as (url, _),
+            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as c,
+        ):  # a fresh API process: nothing cached
+            answer = c.get("/workflows/nb_signed")
+            assert answer.status_code == 409 and "bad signature" in answer.json()["message"]
+            assert "nb_signed" not in {w["name"] for w in c.get("/workflows").json()["workflows"]}
+            assert c.post("/workflows/nb_signed/start", json={"x": "no"}).status_code == 409
+    finally:
+        monkeypatch.delenv("AIFLOW_SECRET")
+        aiflow_nb.configure()

@@ -203,3 +203,25 @@ def test_tokens_are_masked_in_the_access_log(namespace: str) -> None:
     assert f"/runs/{run_id}?token=*** HTTP/1.1" in log, log[-2000:]
     assert f"/runs/{run_id}/output?x=1&%74oken=***&TOKEN=*** HTTP/1.1" in log
     assert token not in log and token.split(".")[-1] not in log
+
+
+def test_an_unexpected_error_answers_the_error_document(
+    namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aiflow_nb.api import ServerThread, create_app
+
+    from support.api import client
+
+    app = create_app(api_keys=(KEY,))
+
+    def boom() -> None:
+        raise RuntimeError("a bug in a route")
+
+    app.add_api_route("/boom", boom)  # a route with a bug (the API's own have none known)
+    with ServerThread(app) as server, client(server) as c:
+        r = c.get("/boom")
+        doc = _refused(r, 500, "internal_error")
+        assert "RuntimeError" in doc["message"] and "a bug" not in doc["message"]
+        _still_up(c)  # on the same connection: it was not dropped
+    failed = [rec for rec in caplog.records if rec.getMessage() == "GET /boom failed"]
+    assert len(failed) == 1 and failed[0].exc_info is not None  # logged, with its traceback

@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..version import __version__
 from .accesslog import install_token_masking
 from .config import ApiConfig
-from .errors import COMMON_RESPONSES, install_error_handlers
+from .errors import COMMON_RESPONSES, CatchAll, install_error_handlers
 from .feeds import FeedHub
 from .limits import BodyLimit
 from .openapi import install_openapi
@@ -60,6 +60,7 @@ def create_app(
     install_token_masking()  # ?token= never reaches the access log
     for module in (workflows, runs, events, health):
         app.include_router(module.router)
+    app.add_middleware(CatchAll)  # innermost: a route's unexpected error -> 500 document
     app.add_middleware(BodyLimit, max_body=config.max_body)
     if config.cors_origins:
         app.add_middleware(

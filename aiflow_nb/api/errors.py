@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import defaults
 from ..errors import (
@@ -34,6 +35,7 @@ from .responses import JSONBody
 __all__ = [
     "COMMON_RESPONSES",
     "ApiError",
+    "CatchAll",
     "ErrorBody",
     "FieldError",
     "error_response",
@@ -211,13 +213,42 @@ def _on_redis_reply(_: Request, exc: Exception) -> JSONBody:
     )
 
 
-def _on_unexpected(_: Request, exc: Exception) -> JSONBody:
-    """Anything else: the error document, not a bare 500 (uvicorn logs the traceback)."""
+def _on_unexpected(_: Request | None, exc: Exception) -> JSONBody:
+    """Anything else: the error document, not a bare 500."""
     return error_response(
         500,
         "internal_error",
         f"the server failed on this request ({type(exc).__name__}); it is logged there",
     )
+
+
+class CatchAll:
+    """ASGI middleware: an exception no handler took becomes the 500 error document,
+    logged with its traceback, and the connection stays usable (past starlette's
+    ``ServerErrorMiddleware`` uvicorn would close it). Once a response has started (a
+    stream), the exception goes on up."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            if started:
+                raise
+            log.error("%s %s failed", scope.get("method"), scope.get("path"), exc_info=exc)
+            await _on_unexpected(None, exc)(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -229,4 +260,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(redis.ConnectionError, _on_redis)
     app.add_exception_handler(redis.TimeoutError, _on_redis)
     app.add_exception_handler(redis.RedisError, _on_redis_reply)
-    app.add_exception_handler(Exception, _on_unexpected)
+    app.add_exception_handler(Exception, _on_unexpected)  # outside CatchAll (middleware)
