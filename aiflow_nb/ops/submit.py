@@ -163,6 +163,13 @@ def requeue(pipe: Any, run_id: str, version: str, workflow: str, code: str | Non
     pipe.sadd(keys.queues(version), queue)
 
 
+_FLAG_IF_KEPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'cancel_requested', 1)
+return 1
+"""
+
+
 def cancel(run_id: str, client: redis.Redis | None = None) -> str:
     """Cancel a run: at once when queued, through its worker when running. Returns the status."""
     r = client or sync_redis()
@@ -182,6 +189,7 @@ def cancel(run_id: str, client: redis.Redis | None = None) -> str:
         )
         pipe.execute()
         return RunStatus.CANCELLED
-    r.hset(keys.run(run_id), "cancel_requested", 1)
+    if not r.eval(_FLAG_IF_KEPT, 1, keys.run(run_id)):  # never a husk of an expired run
+        raise RunNotFound(run_id)
     r.publish(keys.cancel_channel(), run_id)
     return RunStatus.CANCELLING
