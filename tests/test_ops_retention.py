@@ -265,3 +265,56 @@ def test_memory_stays_flat_in_a_soak_longer_than_the_retention(tmp_path: Path) -
     assert last[2] - first[2] < window * 600, (first, last)
     assert peak - first[2] < window * 600, (first, peak)
     assert max(s[3] for s in steady) < window / 3, samples  # the index does not grow
+
+
+def _dead_workers_run(restarts: int) -> RunHandle:
+    """A run a worker took from the queue and started, and then the worker vanished."""
+    handle = RunHandle(submit("steps", {"n": 1}, version="default"))
+    r = sync_redis()
+    queue = keys.queue("default", "steps")
+    r.xgroup_create(queue, keys.queue_group, id="0", mkstream=True)
+    r.xreadgroup(keys.queue_group, "ghost-worker", {queue: ">"}, count=1)
+    r.hset(
+        keys.run(handle.run_id),
+        mapping={"status": "running", "restarts": restarts, "worker": "ghost-worker"},
+    )
+    r.sadd(keys.running(), handle.run_id)
+    r.hset(keys.run_journal(handle.run_id), "steps/step#0", b"{}")
+    return handle
+
+
+def test_a_run_failed_by_a_crash_or_by_fail_run_expires_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiflow_nb.ops.monitor import Monitor
+    from aiflow_nb.ops.recovery import fail_run
+    from aiflow_nb.store import async_redis, run_in_new_loop
+
+    _short_retention(monkeypatch)
+    crashed = _dead_workers_run(restarts=3)
+    broken = RunHandle(submit("steps", {"n": 1}, version="default"))
+    kept = RunHandle(submit("steps", {"n": 1}, version="default", retention=600))
+    for handle in (broken, kept):
+        sync_redis().hset(keys.run(handle.run_id), "status", "running")
+    sync_redis().hset(keys.run_journal(broken.run_id), "steps/step#0", b"{}")
+
+    async def go() -> tuple[list[Any], bool, bool]:
+        client = async_redis()
+        monitor = Monitor(client, max_restarts=3)
+        crashes = await monitor.sweep()
+        await monitor.release()
+        ended = await fail_run(client, broken.run_id, RuntimeError("executor bug"))
+        ended_kept = await fail_run(client, kept.run_id, RuntimeError("executor bug"))
+        return crashes, ended, ended_kept
+
+    crashes, ended, ended_kept = run_in_new_loop(go())
+    assert [c.outcome for c in crashes if c.run_id == crashed.run_id] == ["crashed"]
+    assert ended and ended_kept
+    r = sync_redis()
+    for handle in (crashed, broken):
+        assert handle.status == "failed"
+        for key in keys.run_keys(handle.run_id)[:3]:  # record, events, journal
+            assert 0 < r.pttl(key) <= 2000, key
+    assert 2000 < r.pttl(keys.run(kept.run_id)) <= 600_000  # the run's own retention
+    due = {m.decode().split()[0] for m in r.zrange(keys.expiry(), 0, -1)}
+    assert due == {crashed.run_id, broken.run_id, kept.run_id}
