@@ -312,3 +312,13 @@ def test_a_huge_error_message_is_cut_in_events_and_kept_whole_once_in_the_record
     assert "ValueError: EEEE" in record_error["traceback"]
     doc = http.get(f"/runs/{handle.run_id}", timeout=60).json()
     assert "E" * n in doc["error"]["message"]
+
+
+def test_too_large_inputs_over_rest_are_413_and_nothing_is_written(
+    redis_client: redis.Redis, http: httpx.Client, small_limit: int
+) -> None:
+    r = http.post("/workflows/echo_value/start", json={"value": "x" * 20_000})
+    assert r.status_code == 413, r.text
+    body = r.json()
+    assert body["error"] == "value_too_large" and "AIFLOW_MAX_VALUE_BYTES" in body["message"]
+    assert not redis_client.keys(f"{af.settings().namespace}:*")
