@@ -68,7 +68,7 @@ def echo_value(value: object) -> object:
 
 
 @workflow(secret_args=["api_key"])
-def big_secret(text: str, api_key: str) -> int:
+def big_secret(api_key: str, text: str) -> int:
     return len(text) + len(api_key)
 
 
@@ -207,10 +207,11 @@ def test_a_referenced_input_keeps_its_secret_arguments_masked(
 ) -> None:
     ensure_local_worker(force=True)
     text = "t" * (2 * defaults.EVENT_VALUE_INLINE_BYTES)
-    handle = big_secret.start(text=text, api_key="sk-very-secret")
+    handle = big_secret.start(api_key="sk-very-secret", text=text)
     assert handle.result(timeout=30) == len(text) + 14
-    queued = raw_events(redis_client, handle.run_id)[0]
-    assert queued["data"]["inputs_ref"]["mask"] == ["api_key"]
+    events = raw_events(redis_client, handle.run_id)
+    assert events[0]["data"]["inputs_ref"]["mask"] == ["api_key"]
+    assert "sk-very-secret" not in orjson.dumps(events).decode()  # not in any preview
     (root,) = handle.spans()
     assert root.inputs == {"text": text, "api_key": "***"}
 

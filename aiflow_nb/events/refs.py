@@ -43,8 +43,9 @@ def value_fields(
     mask: Iterable[str] = (),
 ) -> dict[str, Any]:
     """``{name: value}``, or ``{name + "_ref": ...}`` when ``value``'s JSON (``encoded``,
-    if known) is over the inline size; ``at``/``field`` say where it is stored (none:
-    nowhere else, the reference only previews it)."""
+    if known: the preview is cut from it, so never pass one holding more than ``value``)
+    is over the inline size; ``at``/``field`` say where it is stored (none: nowhere
+    else, the reference only previews it)."""
     data = encoded if encoded is not None else dumps(value, f"event value {name!r}")
     if len(data) <= defaults.EVENT_VALUE_INLINE_BYTES:
         return {name: value}

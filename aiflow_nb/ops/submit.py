@@ -101,7 +101,14 @@ def submit(
             "workflow": workflow,
             "version": version,
             # large inputs stay in the record only (events/refs.py)
-            **value_fields("inputs", public, doc, at=RECORD, field="inputs", mask=secret),
+            **value_fields(
+                "inputs",
+                public,
+                None if secret else doc,  # a preview of the public inputs only
+                at=RECORD,
+                field="inputs",
+                mask=secret,
+            ),
         },
     )
     pipe.xadd(keys.run_events(run_id), {FIELD: payload})
