@@ -41,11 +41,15 @@ def value_fields(
     at: str | None = None,
     field: str | None = None,
     mask: Iterable[str] = (),
+    size: int | None = None,
 ) -> dict[str, Any]:
     """``{name: value}``, or ``{name + "_ref": ...}`` when ``value``'s JSON (``encoded``,
     if known: the preview is cut from it, so never pass one holding more than ``value``)
     is over the inline size; ``at``/``field`` say where it is stored (none: nowhere
-    else, the reference only previews it)."""
+    else, the reference only previews it). ``size``: about the JSON's length, when known
+    (a value under the inline size is then not encoded again here)."""
+    if encoded is None and size is not None and size <= defaults.EVENT_VALUE_INLINE_BYTES:
+        return {name: value}
     data = encoded if encoded is not None else dumps(value, f"event value {name!r}")
     if len(data) <= defaults.EVENT_VALUE_INLINE_BYTES:
         return {name: value}

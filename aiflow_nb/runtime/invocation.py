@@ -65,6 +65,8 @@ class Call:
         """Wall-clock time of ``span.started`` (the journal keeps it with the result)."""
         self.inputs = component.bind(args, kwargs) if ctx is not None else {}
         self._hash = ""
+        self._size = 0
+        """Bytes of the arguments' canonical JSON (what ``span.started`` would show)."""
         self._cache_key: str | None = None
         self.view: Callable[[Any], Any] | None = None
         """What ``span.completed`` shows of the output (all of it when None)."""
@@ -94,7 +96,8 @@ class Call:
     def args_hash(self) -> str:
         if not self._hash:
             what = f"arguments of component {self.component.name!r}"
-            self._hash = digest(canonical(self.inputs, what))
+            data = canonical(self.inputs, what)
+            self._hash, self._size = digest(data), len(data)
         return self._hash
 
     # --- journal ------------------------------------------------------------
@@ -128,9 +131,11 @@ class Call:
         public = self._public_inputs()
         if self.root:  # the run's inputs: stored once, in the record (events/refs.py)
             secret = self.component.secret_args
-            shown = value_fields("inputs", public, at=RECORD, field="inputs", mask=secret)
+            shown = value_fields(
+                "inputs", public, at=RECORD, field="inputs", mask=secret, size=self._size
+            )
         else:  # a step's arguments are stored nowhere: a large one is only previewed
-            shown = value_fields("inputs", public)
+            shown = value_fields("inputs", public, size=self._size)
         data: dict[str, Any] = {**shown, "key": key}
         self._add_attributes(data)  # what the call knew of itself before it started
         self.started_at = time.time()
