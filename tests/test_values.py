@@ -323,3 +323,30 @@ def test_too_large_inputs_over_rest_are_413_and_nothing_is_written(
     body = r.json()
     assert body["error"] == "value_too_large" and "AIFLOW_MAX_VALUE_BYTES" in body["message"]
     assert not redis_client.keys(f"{af.settings().namespace}:*")
+
+
+_failed_once: list[str] = []
+
+
+@workflow
+def big_then_fail(n: int) -> int:
+    part = make(n)
+    if not _failed_once:
+        _failed_once.append("x")
+        raise RuntimeError("fails once, after its large step")
+    return len(part)
+
+
+def test_a_resumed_run_replays_a_large_step_by_reference(redis_client: redis.Redis) -> None:
+    ensure_local_worker(force=True)
+    n = 4 * MB
+    handle = big_then_fail.start(n=n)
+    with pytest.raises(af.RunFailed):
+        handle.result(timeout=30)
+    assert af.resume(handle.run_id).result(timeout=30) == n
+    replayed = [e for e in raw_events(redis_client, handle.run_id) if e["type"] == "span.replayed"]
+    assert len(replayed) == 1 and "output" not in replayed[0]["data"]
+    assert replayed[0]["data"]["output_ref"]["field"] == "big_then_fail/make#0"
+    step = next(s for s in handle.spans() if s.name == "make")
+    assert step.replayed and step.output == "s" * n
+    assert run_bytes(redis_client, handle.run_id) < 1.3 * n
