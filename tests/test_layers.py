@@ -15,7 +15,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-FOUNDATION = {"errors", "defaults", "keys", "serialization", "config", "version", "serving"}
+FOUNDATION = {
+    "errors",
+    "defaults",
+    "keys",
+    "serialization",
+    "redaction",
+    "config",
+    "version",
+    "serving",
+}
 """Modules at the root of the package that everything may use (and use each other)."""
 
 TIERS: list[set[str]] = [

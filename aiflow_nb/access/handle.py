@@ -16,6 +16,7 @@ from ..events.reader import aread_events, read_events
 from ..events.status import RunStatus
 from ..ops import submit as _submit
 from ..ops.routing import waiting_reason
+from ..redaction import masked_inputs
 from ..serialization import loads
 from ..store import sync_redis
 from ..store.outage import Outage
@@ -29,7 +30,7 @@ __all__ = ["RunHandle", "attach", "decode_record"]
 def decode_record(raw: Mapping[bytes, bytes]) -> dict[str, Any]:
     """A raw run hash as Python values (JSON fields parsed, numbers converted)."""
     rec: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
-    for name in ("inputs", "output", "error"):
+    for name in ("inputs", "output", "error", "secret_args"):
         if name in rec:
             rec[name] = loads(rec[name])
     for name in ("created_at", "started_at", "ended_at"):
@@ -65,11 +66,16 @@ class RunHandle:
 
     # --- state --------------------------------------------------------------
     def record(self) -> dict[str, Any]:
-        """The run record: workflow, version, status, inputs, output, error, timestamps, ..."""
+        """The run record: workflow, version, status, inputs, output, error, timestamps, ...
+        (secret inputs masked: the record holds them only while the run may need them)."""
         raw = cast(RawHash, self.client.hgetall(keys.run(self.run_id)))
         if not raw:
             raise RunNotFound(self.run_id)
-        return decode_record(raw)
+        rec = decode_record(raw)
+        if "inputs" in rec:
+            public = masked_inputs(rec["inputs"], rec.get("secret_args") or ())
+            rec["inputs"] = rec["inputs"] if public is None else public
+        return rec
 
     @property
     def status(self) -> str:

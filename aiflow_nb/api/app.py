@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from ..errors import ConfigError
+from ..redaction import Redactor, environment_secrets
 from ..version import __version__
 from .accesslog import install_token_masking
 from .config import ApiConfig
@@ -28,7 +29,6 @@ from .errors import COMMON_RESPONSES, CatchAll, install_error_handlers
 from .feeds import FeedHub
 from .limits import BodyLimit
 from .openapi import install_openapi
-from .redact import Redactor, environment_secrets
 from .routes import events, health, runs, workflows
 
 __all__ = ["CORS_EXPOSE", "create_app", "import_apps"]

@@ -16,11 +16,11 @@ from ..authoring import registry
 from ..errors import AiflowError, RunNotFound
 from ..events.follow import Follow
 from ..ops.routing import with_waiting
+from ..redaction import Redactor
 from ..store import sync_redis
 from ..store.replies import RawHash
 from .errors import ApiError
 from .pool import api_redis
-from .redact import Redactor
 
 __all__ = [
     "afetch",
@@ -58,7 +58,9 @@ def redactor_for(
     caller already looked up those of the run's workflow."""
     if secret_args is None:
         secret_args = secret_args_of(rec.get("workflow"))
-    return base.for_inputs(secret_args, rec.get("inputs"))
+    recorded = rec.get("secret_args")  # what submit recorded (any workflow, even unknown here)
+    names = secret_args | frozenset(recorded if isinstance(recorded, list) else ())
+    return base.for_inputs(names, rec.get("inputs"))
 
 
 def view(

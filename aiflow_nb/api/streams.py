@@ -26,11 +26,11 @@ from typing import Any
 
 from .. import defaults
 from ..errors import RedisUnavailable
+from ..redaction import Redactor
 from ..serialization import dumps
 from ..store.outage import CONNECTION_ERRORS
 from .errors import ApiError
 from .feeds import Shared
-from .redact import Redactor
 
 __all__ = ["MEDIA", "SSE_HEADERS", "event_stream", "negotiate", "parse_event_id"]
 

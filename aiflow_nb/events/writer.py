@@ -18,6 +18,12 @@ re-sends them with jittered backoff (``defaults.WRITER_RETRY_*``) until Redis an
 script re-checks the token then. At most ``defaults.WRITER_MAX_UNSENT`` writes are kept
 while Redis is unreachable: past that the writer calls ``on_overflow`` (the executor ends
 the run ``failed``); nothing is ever dropped silently.
+
+Secrets are masked here, before anything is written: each event's data goes through the
+writer's ``redaction.Redactor`` (credential-named keys, the run's secret names, the literal
+values of its secrets, which ``add_secrets`` extends as calls bind credential-named
+arguments), so no reader of the stream can show them. Journal entries and cache writes
+are kept as the code returned them (a replay must return what the step returned).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import redis.asyncio as aredis
 
 from .. import defaults, keys
 from ..errors import AiflowError
+from ..redaction import Redactor
 from .fence import CURRENT_LUA, ENDED, LOST, Fence
 from .model import FIELD, make_payload
 
@@ -97,9 +104,12 @@ class EventWriter:
         client: aredis.Redis,
         loop: asyncio.AbstractEventLoop,
         fence: Fence | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.run_id = run_id
         self.fence = fence
+        self.redactor = redactor if redactor is not None else Redactor.from_environment()
+        """What every event's data is masked with (``add_secrets`` extends it)."""
         self._client = client
         self._loop = loop
         self._keys = [
@@ -133,8 +143,26 @@ class EventWriter:
         return self.fence is not None and self.fence.lost
 
     def emit(self, type: str, **fields: Any) -> None:
-        """Append an event (see ``make_payload`` for the fields)."""
-        self._push(("xadd", (make_payload(type, self.run_id, **fields),), {}))
+        """Append an event (see ``make_payload`` for the fields), its secrets masked."""
+        payload = make_payload(type, self.run_id, **fields)
+        redactor = self.redactor
+        if redactor.may_hold(payload):  # rare: most events are written as first encoded
+            fields["data"] = redactor.apply(fields.get("data"))
+            if isinstance(fields.get("name"), str):
+                fields["name"] = redactor.apply(fields["name"])
+            payload = make_payload(type, self.run_id, **fields)
+        self._push(("xadd", (payload,), {}))
+
+    def mask(self, value: Any) -> Any:
+        """``value`` with the run's secrets masked (for record fields written as JSON)."""
+        return self.redactor.apply(value)
+
+    def add_secrets(self, literals: list[str]) -> None:
+        """Mask ``literals`` too, in every event written from now on (safe from any thread)."""
+        new = [s for s in literals if not self.redactor.knows(s)]
+        if new:
+            with self._lock:
+                self.redactor = self.redactor.with_literals(new)
 
     def journal(self, step_key: str, document: bytes) -> None:
         """Record a finished step's result."""

@@ -21,6 +21,7 @@ from ..events.fence import OK, Fence, new_token
 from ..events.refs import RECORD, value_fields
 from ..events.status import TERMINAL, RunStatus
 from ..events.writer import EventWriter
+from ..redaction import masked_inputs
 from ..runtime.context import Frame, RunContext, run_var
 from ..runtime.invocation import Call, run_async, run_sync
 from ..serialization import dumps, loads
@@ -95,6 +96,9 @@ class RunWriter(EventWriter):
         """The run's workflow (names its index in ``{ns}:expiry``)."""
         self.retention = settings().retention
         """Seconds the run's keys live once it ends (``ops/retention.py``)."""
+        self.inputs: str | None = None
+        """The run's inputs (JSON) as its record holds them; their secrets are masked in
+        the terminal write: the record keeps them only while the run may still need them."""
         self.stopped = False
         self._loop_thread = threading.get_ident()
 
@@ -141,10 +145,19 @@ def _finish(
     writer: EventWriter, status: RunStatus, data: dict[str, Any], record: dict[str, Any]
 ) -> None:
     """The run's terminal write: record, running set, lease and the ``run.<status>`` event,
-    in one fenced batch, so whoever sees the end may resume the run at once."""
+    in one fenced batch, so whoever sees the end may resume the run at once. The record's
+    inputs lose their secrets here (``secrets_dropped``); ``record``'s values (encoded,
+    masked by the caller) are written as they are."""
     if writer.fence is not None:
         writer.fence.final = True  # the heartbeat leaves the run alone from here on
-    writer.record(status=status, ended_at=time.time(), **record)
+    fields = dict(record)
+    raw = writer.inputs if isinstance(writer, RunWriter) else None
+    if raw and writer.redactor.may_hold(raw.encode()):
+        # parsed again: the workflow may have changed its own copy
+        public = masked_inputs(loads(raw), (), writer.redactor)
+        if public is not None:
+            fields.update(inputs=dumps(public), secrets_dropped=1)
+    writer.record(status=status, ended_at=time.time(), **fields)
     writer.raw("srem", keys.running(), writer.run_id)
     writer.release()
     writer.emit(f"run.{status}", data=data)
@@ -154,8 +167,9 @@ def _finish(
 
 def _fail(writer: EventWriter, exc: BaseException) -> None:
     """End the run ``failed`` with ``exc``: the record keeps its full error document, the
-    ``run.failed`` event a copy cut to the event sizes (``errors.event_error``)."""
-    doc = error_document(exc)
+    ``run.failed`` event a copy cut to the event sizes (``errors.event_error``), both
+    masked (before the cut, so no part of a secret is left at its edge)."""
+    doc = writer.mask(error_document(exc))
     _finish(writer, RunStatus.FAILED, {"error": event_error(doc)}, {"error": dumps(doc)})
 
 
@@ -203,6 +217,7 @@ async def execute(
         rec["workflow"],
         retention.retention_of(rec.get("retention")),
     )
+    writer.inputs = rec.get("inputs") or "{}"
     _stop_on_loss(writer, fence, control, loop)
     try:
         return await _execute(run_id, worker_id, client, rec, raw_journal, writer, control)
@@ -262,6 +277,9 @@ async def _execute(
     # counted in the same flush as run.started/run.resumed: an attempt killed before its
     # start reached Redis left no trace, so it is not counted (or reported resumed)
     attempt = int(rec.get("attempt") or 0) + 1
+    inputs = loads(writer.inputs or "{}")
+    secret_args = loads(rec["secret_args"]) if rec.get("secret_args") else ()
+    writer.redactor = writer.redactor.for_inputs(secret_args, inputs)  # before any event
     journal = {k.decode(): v for k, v in raw_journal.items()}
     started_at = rec.get("started_at") or time.time()
     writer.record(
@@ -294,6 +312,7 @@ async def _execute(
         return RunStatus.FAILED
     if not rec.get("retention") and wf.retention is not None:  # submitted without it
         writer.retention = wf.retention
+    writer.redactor = writer.redactor.for_inputs(wf.secret_args, inputs)
     ctx = RunContext(
         run_id=run_id,
         workflow=wf.name,
@@ -305,7 +324,7 @@ async def _execute(
         attempt=attempt,
         secrets=wf.secret_args,
     )
-    status = await _run_root(ctx, wf, loads(rec.get("inputs") or "{}"), control)
+    status = await _run_root(ctx, wf, inputs, control)
     await writer.flush()
     return status
 
@@ -343,6 +362,9 @@ async def _run_root(
     finally:
         run_var.reset(token)
     encoded = call.encoded if call.encoded is not None else dumps(output)
+    if ctx.writer.redactor.may_hold(encoded):  # the record keeps the output masked
+        output = ctx.writer.mask(output)
+        encoded = dumps(output)
     shown = value_fields("output", output, encoded, at=RECORD, field="output")
     _finish(  # the output is stored once, in the record; the event refers to it if large
         ctx.writer,

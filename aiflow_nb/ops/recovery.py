@@ -24,7 +24,8 @@ from ..errors import error_document, event_error
 from ..events.fence import CURRENT_LUA, holder_of
 from ..events.model import FIELD, make_payload
 from ..events.status import TERMINAL, RunStatus
-from ..serialization import dumps
+from ..redaction import Redactor, masked_inputs
+from ..serialization import dumps, loads
 from . import retention
 from .submit import requeue
 
@@ -32,6 +33,9 @@ __all__ = ["QueueEntry", "Recovery", "fail_run", "hand_back", "recover"]
 
 _ROUTE = ("version", "workflow", "code")
 """The record fields that choose a run's queue (``ops/routing.run_queue``)."""
+
+_SECRETS = ("inputs", "secret_args")
+"""The record fields a run ending here masks (its secrets are dropped when it ends)."""
 
 QueueEntry = tuple[str, str]
 """(queue stream key, entry id) of the request that brought the run to a worker."""
@@ -52,6 +56,17 @@ def _text(raw: bytes | str | None, default: str = "") -> str:
     if raw is None:
         return default
     return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _secrets_of(inputs: str, secret_args: str) -> tuple[Redactor, bytes | None]:
+    """The run's redactor (from its record's inputs and ``secret_args``) and its inputs
+    with their secrets masked (None when they hold none): a run ending here drops them,
+    as the executor's terminal write does."""
+    value = loads(inputs) if inputs else {}
+    names = loads(secret_args) if secret_args else ()
+    public = masked_inputs(value, names)
+    red = Redactor.from_environment().for_inputs(names, value)
+    return red, None if public is None else dumps(public)
 
 
 def _log_event(run_id: str, level: str, message: str, **data: Any) -> dict[bytes, bytes]:
@@ -124,7 +139,7 @@ async def recover(
                 if await pipe.exists(lease_key):
                     return Recovery(run_id, "held")
                 fields = await pipe.hmget(
-                    run_key, "status", "restarts", "worker", "retention", *_ROUTE
+                    run_key, "status", "restarts", "worker", "retention", *_ROUTE, *_SECRETS
                 )
                 result = _plan(pipe, run_id, [_text(f) for f in fields], max_restarts, entry)
                 await pipe.execute()
@@ -136,7 +151,8 @@ async def recover(
 def _plan(
     pipe: Any, run_id: str, fields: list[str], max_restarts: int, entry: QueueEntry | None
 ) -> Recovery:
-    status, restarts_raw, worker, kept, *route = fields
+    status, restarts_raw, worker, kept, *rest = fields
+    route, secrets = rest[: len(_ROUTE)], rest[len(_ROUTE) :]
     workflow = route[1]
     pipe.multi()
     _ack(pipe, entry)
@@ -146,6 +162,9 @@ def _plan(
         return Recovery(run_id, "ended")
     restarts = int(restarts_raw or 0) + (1 if status == RunStatus.RUNNING else 0)
     if restarts > max_restarts:
+        public = _secrets_of(*secrets)[1]
+        if public is not None:
+            pipe.hset(keys.run(run_id), mapping={"inputs": public, "secrets_dropped": 1})
         crashed = _crash(pipe, run_id, workflow, worker, restarts - 1, max_restarts)
         retention.expire(pipe, run_id, workflow, retention.retention_of(kept))
         return crashed
@@ -168,7 +187,7 @@ _FAIL = (
     + """
 -- KEYS: lease, record, events, running set, expiry set, then the run's other keys;
 -- ARGV: token ('' = no attempt), ended_at, error document, run.failed payload, run id,
--- retention seconds when the record has none
+-- retention seconds when the record has none, inputs without their secrets ('' = same)
 local status = redis.call('HGET', KEYS[2], 'status')
 if not status or is_ended(status) then return 0 end
 if ARGV[1] ~= '' then
@@ -176,6 +195,7 @@ if ARGV[1] ~= '' then
   redis.call('DEL', KEYS[1])
 end
 redis.call('HSET', KEYS[2], 'status', 'failed', 'ended_at', ARGV[2], 'error', ARGV[3])
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[2], 'inputs', ARGV[7], 'secrets_dropped', 1) end
 redis.call('SREM', KEYS[4], ARGV[5])
 redis.call('XADD', KEYS[3], '*', '@FIELD@', ARGV[4])
 local keep = tonumber(redis.call('HGET', KEYS[2], 'retention') or ARGV[6])
@@ -197,7 +217,9 @@ async def fail_run(
     neither left ``running`` nor recovered again and again. Atomic and conditional: never
     over a terminal status, and with ``token`` only while that attempt is current (its
     lease is released too). True when the run was ended here."""
-    error = error_document(exc)
+    raw = await client.hmget(keys.run(run_id), *_SECRETS)  # never change during a run
+    redactor, public = _secrets_of(*(_text(f) for f in raw))
+    error = redactor.apply(error_document(exc))  # masked before it is cut for the event
     payload = make_payload("run.failed", run_id, data={"error": event_error(error)})
     fixed = [keys.run_lease(run_id), keys.run(run_id), keys.run_events(run_id)]
     others = [k for k in keys.run_keys(run_id) if k not in fixed]
@@ -214,6 +236,7 @@ async def fail_run(
         payload,
         run_id,
         settings().retention,
+        public or "",
     )
     return bool(done)
 

@@ -15,7 +15,8 @@ from ..errors import RunNotFound, RunStateError
 from ..events.model import FIELD, make_payload
 from ..events.refs import RECORD, value_fields
 from ..events.status import TERMINAL, RunStatus
-from ..serialization import encode_value
+from ..redaction import Redactor
+from ..serialization import dumps, encode_value
 from ..store import sync_redis
 from . import retention
 from .deployments import active_version
@@ -69,8 +70,8 @@ def submit(
         if existing is not None:
             return existing
     version = version or resolve_version(r)
-    secret = set(secret_args)
-    public = {k: ("***" if k in secret else v) for k, v in inputs.items()}
+    secret = sorted(set(secret_args))
+    public = Redactor.from_environment().for_inputs(secret, inputs).apply(inputs)
     now = time.time()
     pipe = r.pipeline(transaction=True)
     record: dict[FieldT, EncodableT] = {
@@ -89,6 +90,8 @@ def submit(
         record["retention"] = retention
     if idempotency_key is not None:
         record["idem"] = idempotency_key  # delete() drops the key with the run
+    if secret:  # so the worker and the monitor mask them without the workflow
+        record["secret_args"] = dumps(secret)
     pipe.hset(keys.run(run_id), mapping=record)
     pipe.zadd(keys.runs(), {run_id: now})
     pipe.zadd(keys.workflow_runs(workflow), {run_id: now})
@@ -100,11 +103,11 @@ def submit(
         data={
             "workflow": workflow,
             "version": version,
-            # large inputs stay in the record only (events/refs.py)
+            # large inputs stay in the record only (events/refs.py); previewed masked
             **value_fields(
                 "inputs",
                 public,
-                None if secret else doc,  # a preview of the public inputs only
+                doc if public == inputs else None,
                 at=RECORD,
                 field="inputs",
                 mask=secret,
@@ -132,7 +135,7 @@ def _claim_idempotency(r: redis.Redis, key: str, run_id: str) -> str | None:
 
 
 def _status(r: redis.Redis, run_id: str) -> dict[str, str]:
-    fields = ("status", "version", "workflow", "code", "retention")
+    fields = ("status", "version", "workflow", "code", "retention", "secrets_dropped")
     raw = cast("list[bytes | None]", r.hmget(keys.run(run_id), *fields))
     if raw[0] is None:
         raise RunNotFound(run_id)
@@ -151,6 +154,11 @@ def resume(run_id: str, client: redis.Redis | None = None) -> str:
         raise RunStateError(
             f"run {run_id} is still held by worker {holder.decode()}; it resumes by itself "
             "if that worker dies (its lease expires)"
+        )
+    if state["secrets_dropped"]:
+        raise RunStateError(
+            f"run {run_id} ended with secret inputs, which are dropped when a run ends "
+            "(they are never kept past it); start a new run with them instead"
         )
     pipe = r.pipeline(transaction=True)
     requeue(pipe, run_id, state["version"], state["workflow"], state["code"])

@@ -21,6 +21,7 @@ from .. import defaults
 from ..config import settings
 from ..errors import ComponentFailed, ComponentTimeout, error_document, event_error, safe_str
 from ..events.refs import JOURNAL, RECORD, value_fields
+from ..redaction import MASK, secret_literals
 from ..serialization import canonical, digest, dumps, encode_value, loads
 from .context import Frame, RunContext, frame_var
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["REDACTED", "Call", "run_async", "run_sync"]
 
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
-REDACTED = "***"
+REDACTED = MASK
 
 
 def _threads() -> concurrent.futures.ThreadPoolExecutor:
@@ -64,6 +65,8 @@ class Call:
         self.started_at: float | None = None
         """Wall-clock time of ``span.started`` (the journal keeps it with the result)."""
         self.inputs = component.bind(args, kwargs) if ctx is not None else {}
+        if ctx is not None:  # from here on no event of the run shows their values
+            ctx.writer.add_secrets(secret_literals(component.secret_args, self.inputs))
         self._hash = ""
         self._size = 0
         """Bytes of the arguments' canonical JSON (what ``span.started`` would show)."""

@@ -1,0 +1,195 @@
+"""Masking of secrets, applied where events and records are written (and again, as a
+defence in depth, in every REST response).
+
+Three things are masked as ``***``:
+- values under a workflow's (or component's) ``secret_args`` names;
+- values under keys that name a credential (``api_key``, ``password``, ``token``,
+  ``authorization``, ``*_key``, ``*_secret``, ``*_token``, ...), wherever they appear;
+- the literal text of known secrets anywhere in a string: the values those names hold,
+  the provider keys in the environment (``*_API_KEY``), ``AIFLOW_SECRET``, the API keys;
+  so one echoed in another argument, an output, an error message, a traceback or a log
+  line does not leak either.
+
+Example::
+
+    red = Redactor.from_environment().for_inputs(["token"], {"token": "hunter2-long"})
+    red.apply({"message": "auth failed for hunter2-long"})  # {"message": "auth failed for ***"}
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "MASK",
+    "MIN_LITERAL",
+    "Redactor",
+    "environment_secrets",
+    "is_sensitive_key",
+    "masked_inputs",
+    "secret_literals",
+]
+
+MASK = "***"
+_SENSITIVE = frozenset(
+    {
+        "api_key",
+        "apikey",
+        "authorization",
+        "password",
+        "passwd",
+        "passphrase",
+        "secret",
+        "token",
+        "credentials",
+        "client_secret",
+        "access_token",
+        "refresh_token",
+        "x_api_key",
+        "private_key",
+    }
+)
+_SUFFIXES = ("_key", "_password", "_passwd", "_secret", "_token", "_credentials")
+_ENDS = tuple(
+    f'{end}":'.encode()
+    for end in ("_key", "-key", "apikey", "authorization", "password", "passwd", "passphrase")
+    + ("secret", "token", "credentials")
+)
+"""How every credential-like key ends in lower-cased compact JSON (orjson's): a payload
+holding none of these (nor a secret name as a key) has no key to mask."""
+MIN_LITERAL = 4
+"""Characters; shorter secret values are masked by key only (masking "ab" everywhere would
+garble text)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def is_sensitive_key(key: str) -> bool:
+    """Whether ``key`` names a credential (case and ``-``/``_`` insensitive)."""
+    norm = key.lower().replace("-", "_")
+    return norm in _SENSITIVE or norm.endswith(_SUFFIXES)
+
+
+def environment_secrets(extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """Provider keys (``*_API_KEY``) and ``AIFLOW_SECRET`` from the environment, plus extra."""
+    found = [
+        v for k, v in os.environ.items() if (k.endswith("_API_KEY") or k == "AIFLOW_SECRET") and v
+    ]
+    found.extend(extra)
+    return _longest_first(found)
+
+
+def _longest_first(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted({s for s in values if len(s) >= MIN_LITERAL}, key=len, reverse=True))
+
+
+def _leaves(value: Any) -> Iterable[str]:
+    """The text of every string and integer inside ``value``."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        yield str(value)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _leaves(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _leaves(v)
+
+
+def secret_literals(names: Iterable[str], inputs: Any) -> list[str]:
+    """The secret text ``inputs`` holds: every string (or integer) under one of ``names``
+    at its top level, or under a credential-named key at any depth."""
+    top = frozenset(names)
+    found: list[str] = []
+
+    def walk(value: Any, level: int) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(k, str) and ((level == 0 and k in top) or is_sensitive_key(k)):
+                    found.extend(_leaves(v))
+                else:
+                    walk(v, level + 1)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                walk(v, level + 1)
+
+    walk(inputs, 0)
+    return [s for s in found if len(s) >= MIN_LITERAL]
+
+
+class Redactor:
+    """Masks secret names and values in JSON-like documents. Immutable: ``for_inputs``
+    and ``with_literals`` return new ones."""
+
+    def __init__(self, names: Iterable[str] = (), literals: Iterable[str] = ()) -> None:
+        self.names = frozenset(names)
+        self.literals = _longest_first(literals)
+        self._known = frozenset(self.literals)
+        self._needles = tuple(orjson.dumps(s)[1:-1] for s in self.literals)
+        self._names = tuple(orjson.dumps(n) + b":" for n in sorted(self.names))
+
+    @classmethod
+    def from_environment(cls, extra: Iterable[str] = ()) -> Redactor:
+        """Credential-named keys, plus the environment's secrets (``environment_secrets``)."""
+        return cls(literals=environment_secrets(extra))
+
+    def knows(self, literal: str) -> bool:
+        return literal in self._known or len(literal) < MIN_LITERAL
+
+    def with_literals(self, literals: Iterable[str]) -> Redactor:
+        """A copy that also masks ``literals`` wherever they appear in text."""
+        return Redactor(self.names, (*self.literals, *literals))
+
+    def for_inputs(self, secret_args: Iterable[str], inputs: Any) -> Redactor:
+        """A copy that also masks ``secret_args`` and the text held by them and by
+        credential-named keys in ``inputs`` (``secret_literals``)."""
+        names = frozenset(secret_args)
+        return Redactor(self.names | names, (*self.literals, *secret_literals(names, inputs)))
+
+    def may_hold(self, payload: bytes) -> bool:
+        """Whether the JSON document ``payload`` may hold something to mask (a literal,
+        a masked key); False is certain, so ``apply`` can be skipped."""
+        for needle in self._needles:
+            if needle in payload:
+                return True
+        for name in self._names:
+            if name in payload:
+                return True
+        low = payload.lower()
+        for end in _ENDS:
+            if end in low:
+                return True
+        return False
+
+    def _masked(self, key: Any) -> bool:
+        return isinstance(key, str) and (key in self.names or is_sensitive_key(key))
+
+    def apply(self, value: Any) -> Any:
+        """``value`` with secrets masked (a new object; the input is not changed)."""
+        if isinstance(value, dict):
+            return {
+                (self.apply(k) if isinstance(k, str) else k): (
+                    MASK if v is not None and self._masked(k) else self.apply(v)
+                )
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self.apply(v) for v in value]
+        if isinstance(value, str) and self.literals:
+            for secret in self.literals:
+                if secret in value:
+                    value = value.replace(secret, MASK)
+        return value
+
+
+def masked_inputs(inputs: Any, secret_args: Iterable[str], redactor: Redactor | None = None) -> Any:
+    """``inputs`` with their secrets masked (``redactor`` plus ``secret_args`` and the text
+    they hold), or None when they hold no secret: what a run's record keeps once it ended."""
+    red = (redactor or Redactor.from_environment()).for_inputs(secret_args, inputs)
+    public = red.apply(inputs)
+    return None if public == inputs else public

@@ -1,0 +1,184 @@
+"""Secrets never written: a workflow's secret input, a component's credential-named
+arguments and their literal values anywhere else are masked before any event is
+written, so no reader shows them; the worker still gets the real values, and the
+record drops them when the run ends. Real worker (in process, and real processes
+killed with SIGKILL), real Redis, real uvicorn, real OTLP receiver, real Chromium."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from aiflow_nb import keys
+from aiflow_nb.access.handle import RunHandle
+from aiflow_nb.errors import RunFailed, RunStateError
+from aiflow_nb.export.otlp import OtlpExporter
+from aiflow_nb.notebook.display import snapshot_html, snapshot_text
+from aiflow_nb.ops.submit import resume, submit
+from aiflow_nb.redaction import MASK
+from aiflow_nb.store import sync_redis
+
+from support import PYTHONPATH
+from support.api import KEY, client, serve
+from support.browser import chromium, screenshot, viewer_server
+from support.ops import fleet, journal_keys, record, running_on, wait_for
+from support.otlp_receiver import Receiver
+from support.secret_flows import (
+    PASSWORD,
+    TOKEN,
+    digest,
+    secret_fail,
+    secret_flow,
+    seen,
+)
+from support.trace import open_gate
+
+SECRETS = (TOKEN.encode(), PASSWORD.encode())
+CLI = "from aiflow_nb.cli import main; main()"
+
+
+def _leaks(blob: bytes | str) -> list[bytes]:
+    data = blob.encode() if isinstance(blob, str) else blob
+    return [s for s in SECRETS if s in data]
+
+
+def _stream_bytes(run_id: str) -> bytes:
+    """Every entry of the run's stream, raw (ids, fields and values)."""
+    entries = sync_redis().xrange(keys.run_events(run_id))
+    return b"\n".join(eid + b"".join(k + v for k, v in f.items()) for eid, f in entries)
+
+
+def _cli(*args: str) -> str:
+    """``aiflow ARGS`` in a real process (this test's Redis and namespace)."""
+    env = {**os.environ, "PYTHONPATH": PYTHONPATH, "AIFLOW_LOCAL_WORKER": "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", CLI, *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout + done.stderr
+
+
+def test_secrets_reach_the_worker_and_no_reader_shows_them() -> None:
+    handle = secret_flow.start(user="bob", token=TOKEN)
+    out = handle.result(timeout=30)
+    run_id = handle.run_id
+
+    # the components received the real values
+    assert seen(run_id) == {
+        "login.api_key": digest(TOKEN),
+        "login.password": digest(PASSWORD),
+        "check.api_key": digest(TOKEN),
+    }
+    # ... and no event holds them: the whole stream, raw
+    raw = _stream_bytes(run_id)
+    assert _leaks(raw) == [] and MASK.encode() in raw
+    events = list(handle.events(follow=False))
+    started = {e.name: e.data for e in events if e.type == "span.started"}
+    assert started["secret_flow"]["inputs"] == {"user": "bob", "token": MASK}
+    assert started["login"]["inputs"] == {
+        "api_key": MASK,
+        "password": MASK,
+        "note": f"bob uses {MASK}",
+    }
+    failed = next(e for e in events if e.type == "span.failed")
+    assert f"bad credentials: {MASK} / {MASK}" in failed.data["error"]["traceback"]
+    log = next(e for e in events if e.type == "log")
+    assert log.data["message"] == f"token={MASK} pw={MASK}"
+    assert out == {
+        "session": f"session for {MASK} / {MASK} (bob uses {MASK})",
+        "echo": f"my key is {MASK} and my password {MASK}",
+        "token": MASK,
+        "check": "ok",
+    }
+
+    # the record dropped the secret inputs when the run ended (raw HGET)
+    r = sync_redis()
+    assert _leaks(r.hget(keys.run(run_id), "inputs")) == []
+    assert _leaks(b"".join(r.hgetall(keys.run(run_id)).values())) == []
+    assert record(run_id)["secrets_dropped"] == "1"
+    assert handle.record()["inputs"] == {"user": "bob", "token": MASK}
+
+    # readers: to_pandas, the widget's HTML and text, OTLP, CLI, REST
+    spans = handle.to_pandas()
+    assert _leaks(spans.to_json(date_format="iso", default_handler=str)) == []
+    assert set(spans["name"]) >= {"secret_flow", "login", "echo", "explode", "check"}
+    assert _leaks(snapshot_html(handle)) == [] and _leaks(snapshot_text(handle)) == []
+    with Receiver() as rx:
+        assert OtlpExporter(rx.endpoint).export_run(run_id) == 5
+    assert _leaks(rx.requests[0].SerializeToString()) == []
+    assert _leaks(_cli("runs")) == [] and run_id in _cli("runs")
+    attached = _cli("attach", run_id)
+    assert _leaks(attached) == [] and "completed" in attached
+    with serve(api_keys=(KEY,)) as server, client(server) as http:
+        for path in (f"/runs/{run_id}", f"/runs/{run_id}/events", "/runs"):
+            answer = http.get(path)
+            assert answer.status_code == 200 and _leaks(answer.content) == [], path
+
+
+def test_a_credential_named_input_is_masked_without_secret_args_and_its_run_ends_for_good() -> None:
+    handle = secret_fail.start(api_key=TOKEN)
+    with pytest.raises(RunFailed) as failed:
+        handle.result(timeout=30)
+    assert _leaks(str(failed.value)) == [] and f"auth failed for {MASK}" in str(failed.value)
+    r = sync_redis()
+    assert _leaks(_stream_bytes(handle.run_id)) == []
+    assert _leaks(b"".join(r.hgetall(keys.run(handle.run_id)).values())) == []
+    queued = next(e for e in handle.events(follow=False) if e.type == "run.queued")
+    assert queued.data["inputs"] == {"api_key": MASK}
+    # its secret is gone: resuming it would run it without one, so it is refused (clearly)
+    with pytest.raises(RunStateError, match="secret inputs"):
+        resume(handle.run_id)
+    assert record(handle.run_id)["status"] == "failed"
+
+
+@pytest.mark.browser
+def test_the_dashboards_span_detail_shows_no_secret() -> None:
+    handle = secret_flow.start(user="eve", token=TOKEN)
+    handle.result(timeout=30)
+    with viewer_server() as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(f"{url}?run={handle.run_id}")
+        rows = page.locator(".tabulator-row")
+        expect(rows).to_have_count(5, timeout=45_000)
+        detail = page.locator(".aiflow-detail")
+        for name, shown in [
+            ("login", "note"),
+            ("echo", "my key is ***"),
+            ("explode", "bad credentials: *** / ***"),
+            ("secret_flow", "eve"),
+        ]:
+            rows.filter(has_text=name).first.click()
+            expect(detail).to_contain_text(shown)
+            assert _leaks(detail.inner_html()) == [], name
+        screenshot(page, "viewer-secret-detail")
+        assert _leaks(page.content()) == []
+
+
+def test_a_run_resumed_after_its_worker_died_still_gets_the_real_secret(
+    tmp_path: Path,
+) -> None:
+    gate = f"secret{time.time_ns()}"
+    with fleet(tmp_path) as start:
+        workers = [start("--app", "support.secret_flows") for _ in range(2)]
+        for w in workers:
+            w.ready()
+        run_id = submit(
+            "secret_flow", {"user": "kim", "token": TOKEN, "gate": gate}, secret_args=["token"]
+        )
+        wait_for(lambda: len(journal_keys(run_id)) >= 2, 20, "login and echo journaled")
+        holder = running_on(run_id)
+        assert record(run_id)["inputs"].count(TOKEN) == 1  # real while the run may need it
+        next(w for w in workers if w.id == holder).kill()
+        wait_for(lambda: record(run_id).get("attempt") == "2", 20, "the run resumed")
+        open_gate(gate)
+        out = RunHandle(run_id).result(timeout=30)
+    assert out["check"] == "ok" and out["token"] == MASK
+    assert seen(run_id)["check.api_key"] == digest(TOKEN)  # after the resume: the real value
+    assert _leaks(_stream_bytes(run_id)) == []
+    assert _leaks(b"".join(sync_redis().hgetall(keys.run(run_id)).values())) == []
