@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from aiflow_nb import keys
+from aiflow_nb import keys, progress, workflow
 from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.errors import RunFailed, RunStateError
 from aiflow_nb.export.otlp import OtlpExporter
+from aiflow_nb.llm import AsyncOpenAI
 from aiflow_nb.notebook.display import snapshot_html, snapshot_text
 from aiflow_nb.ops.submit import resume, submit
 from aiflow_nb.redaction import MASK
@@ -27,6 +28,7 @@ from aiflow_nb.store import sync_redis
 from support import PYTHONPATH
 from support.api import KEY, client, serve
 from support.browser import chromium, screenshot, viewer_server
+from support.llm import fake_llm
 from support.ops import fleet, journal_keys, record, running_on, wait_for
 from support.otlp_receiver import Receiver
 from support.secret_flows import (
@@ -182,3 +184,23 @@ def test_a_run_resumed_after_its_worker_died_still_gets_the_real_secret(
     assert seen(run_id)["check.api_key"] == digest(TOKEN)  # after the resume: the real value
     assert _leaks(_stream_bytes(run_id)) == []
     assert _leaks(b"".join(sync_redis().hgetall(keys.run(run_id)).values())) == []
+
+
+def test_an_llm_clients_api_key_given_in_code_is_masked_too() -> None:
+    key = "sk-given-in-code-0123456789abcdef"
+    with fake_llm() as server:
+        llm = AsyncOpenAI(base_url=server.base_url, api_key=key, provider_name="fake")
+
+        @workflow
+        async def ask_with_key(question: str) -> str:
+            reply = await llm.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
+            )
+            progress(1, 1, f"asked with {llm.api_key}")  # e.g. a debugging line
+            return f"{reply.choices[0].message.content} (key {llm.api_key})"
+
+        handle = ask_with_key.start(question="what is durable execution?")
+        out = handle.result(timeout=30)
+    assert out.endswith(f"(key {MASK})")
+    raw = _stream_bytes(handle.run_id)
+    assert key.encode() not in raw and b"gpt-4o-mini" in raw

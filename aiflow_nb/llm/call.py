@@ -9,6 +9,7 @@ limits apply, with no events.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import openai
@@ -32,7 +33,7 @@ from .targets import Target
 if TYPE_CHECKING:
     from .client import TracedBase
 
-__all__ = ["NO_LEASE", "OPTION_NAMES", "LLMCall", "rebuild"]
+__all__ = ["CLIENT_KEY_MIN", "NO_LEASE", "OPTION_NAMES", "LLMCall", "client_keys", "rebuild"]
 
 OPTION_NAMES = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
 NO_LEASE = limits.Lease((), "", 0)
@@ -52,6 +53,18 @@ def _given(value: Any) -> bool:
     return not isinstance(value, openai.NotGiven | openai.Omit)
 
 
+CLIENT_KEY_MIN = 16
+"""Characters: a client's ``api_key`` at least this long is masked as text in the run's
+events; shorter ones (a local server's placeholder like ``"unused"``) are not keys, and
+masking them would garble text that happens to contain them."""
+
+
+def client_keys(targets: Sequence[Target]) -> list[str]:
+    """The API keys of ``targets``' clients that look like keys (``CLIENT_KEY_MIN``)."""
+    found = (getattr(t.raw, "api_key", None) for t in targets)
+    return [k for k in found if isinstance(k, str) and len(k) >= CLIENT_KEY_MIN]
+
+
 class LLMCall:
     """The bookkeeping of one ``create`` call; ``execute.run_sync``/``run_async`` drive it."""
 
@@ -68,6 +81,8 @@ class LLMCall:
         frame = ctx.child(parent, self.name) if ctx is not None and parent is not None else None
         component = owner.component_for(self.name, cached=not self.stream)
         self.call = Call(component, (self.body,), {}, ctx, frame, journaled=not self.stream)
+        if ctx is not None:  # a key given to the client in code, not in the environment
+            ctx.writer.add_secrets(client_keys(owner.targets))
         if not self.stream:
             self.call.view = functools.partial(shown_output, ep)
         self.tries: list[dict[str, Any]] = []
