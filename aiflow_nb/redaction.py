@@ -32,6 +32,7 @@ __all__ = [
     "environment_secrets",
     "is_sensitive_key",
     "masked_inputs",
+    "may_name_credentials",
     "secret_literals",
 ]
 
@@ -65,6 +66,16 @@ holding none of these (nor a secret name as a key) has no key to mask."""
 MIN_LITERAL = 4
 """Characters; shorter secret values are masked by key only (masking "ab" everywhere would
 garble text)."""
+
+
+def may_name_credentials(doc: bytes) -> bool:
+    """Whether the compact JSON ``doc`` (orjson's) may hold a credential-named key; False
+    is certain (a few substring searches, no parsing)."""
+    low = doc.lower()
+    for end in _ENDS:
+        if end in low:
+            return True
+    return False
 
 
 @functools.lru_cache(maxsize=4096)
@@ -160,11 +171,7 @@ class Redactor:
         for name in self._names:
             if name in payload:
                 return True
-        low = payload.lower()
-        for end in _ENDS:
-            if end in low:
-                return True
-        return False
+        return may_name_credentials(payload)
 
     def _masked(self, key: Any) -> bool:
         return isinstance(key, str) and (key in self.names or is_sensitive_key(key))

@@ -9,6 +9,7 @@ from aiflow_nb.redaction import (
     Redactor,
     environment_secrets,
     is_sensitive_key,
+    may_name_credentials,
     secret_literals,
 )
 from aiflow_nb.serialization import dumps
@@ -92,3 +93,9 @@ def test_may_hold_is_false_only_when_applying_would_change_nothing(doc: dict) ->
     if red.apply(doc) != doc:
         assert red.may_hold(payload)
     assert not red.may_hold(dumps(DOCS[0]))
+
+
+def test_may_name_credentials_is_a_pre_check_on_json_bytes() -> None:
+    assert may_name_credentials(dumps({"a": [{"DB-Password": 1}]}))
+    assert may_name_credentials(dumps({"x": {"github_token": "t"}}))
+    assert not may_name_credentials(dumps({"key": "wf/a#0", "max_tokens": 3, "text": "key"}))

@@ -21,7 +21,7 @@ from .. import defaults
 from ..config import settings
 from ..errors import ComponentFailed, ComponentTimeout, error_document, event_error, safe_str
 from ..events.refs import JOURNAL, RECORD, value_fields
-from ..redaction import MASK, secret_literals
+from ..redaction import MASK, may_name_credentials, secret_literals
 from ..serialization import canonical, digest, dumps, encode_value, loads
 from .context import Frame, RunContext, frame_var
 
@@ -65,8 +65,6 @@ class Call:
         self.started_at: float | None = None
         """Wall-clock time of ``span.started`` (the journal keeps it with the result)."""
         self.inputs = component.bind(args, kwargs) if ctx is not None else {}
-        if ctx is not None:  # from here on no event of the run shows their values
-            ctx.writer.add_secrets(secret_literals(component.secret_args, self.inputs))
         self._hash = ""
         self._size = 0
         """Bytes of the arguments' canonical JSON (what ``span.started`` would show)."""
@@ -97,11 +95,20 @@ class Call:
         return {k: (REDACTED if k in secret else v) for k, v in self.inputs.items()}
 
     def args_hash(self) -> str:
+        """The arguments' digest (computed once, before the call's first event)."""
         if not self._hash:
             what = f"arguments of component {self.component.name!r}"
             data = canonical(self.inputs, what)
+            self._note_secrets(data)
             self._hash, self._size = digest(data), len(data)
         return self._hash
+
+    def _note_secrets(self, doc: bytes) -> None:
+        """From here on no event of the run shows the values of this call's secret and
+        credential-named arguments (``doc``: the arguments' JSON, a cheap pre-check)."""
+        names = self.component.secret_args
+        if self.ctx is not None and (names or may_name_credentials(doc)):
+            self.ctx.writer.add_secrets(secret_literals(names, self.inputs))
 
     # --- journal ------------------------------------------------------------
     def replay(self) -> tuple[bool, Any]:
