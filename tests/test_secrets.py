@@ -204,3 +204,31 @@ def test_an_llm_clients_api_key_given_in_code_is_masked_too() -> None:
     assert out.endswith(f"(key {MASK})")
     raw = _stream_bytes(handle.run_id)
     assert key.encode() not in raw and b"gpt-4o-mini" in raw
+
+
+def _running_without_worker(inputs: dict[str, str]) -> str:
+    """A run recorded as running, with no lease: what the monitor finds after a crash."""
+    run_id = submit("secret_flow", inputs, secret_args=["token"])
+    sync_redis().hset(keys.run(run_id), mapping={"status": "running", "restarts": 1})
+    return run_id
+
+
+def test_runs_the_monitor_or_a_broken_executor_ends_drop_their_secrets_too() -> None:
+    from aiflow_nb.ops.recovery import fail_run, recover
+    from aiflow_nb.store import async_redis, run_in_new_loop
+
+    crashed = _running_without_worker({"user": "ann", "token": TOKEN})
+    broken = _running_without_worker({"user": "ann", "token": TOKEN})
+
+    async def end_both() -> None:
+        client = async_redis()
+        assert (await recover(client, crashed, max_restarts=1)).outcome == "crashed"
+        assert await fail_run(client, broken, RuntimeError(f"executor bug near {TOKEN}"))
+
+    run_in_new_loop(end_both())
+    for run_id in (crashed, broken):
+        rec = record(run_id)
+        assert rec["status"] == "failed" and rec["secrets_dropped"] == "1"
+        assert _leaks(b"".join(sync_redis().hgetall(keys.run(run_id)).values())) == []
+        assert _leaks(_stream_bytes(run_id)) == []
+    assert f"executor bug near {MASK}" in record(broken)["error"]
