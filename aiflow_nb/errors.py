@@ -38,6 +38,7 @@ carry (``defaults.EVENT_MESSAGE_CHARS`` / ``EVENT_TRACEBACK_CHARS``). ``safe_str
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from . import defaults
@@ -275,19 +276,21 @@ def safe_str(exc: BaseException) -> str:
     return text if isinstance(text, str) else repr(text)
 
 
-def error_document(exc: BaseException) -> dict[str, Any]:
+def error_document(exc: BaseException, mask: Callable[[str], str] | None = None) -> dict[str, Any]:
     """Type, message and traceback of an exception, as a run's record keeps it.
 
     ``cause`` names the original error a ``ComponentFailed`` wraps (else None). The
     message is kept in full; in the traceback, each exception's own message line is cut
-    to ``defaults.EVENT_MESSAGE_CHARS`` (the message is not stored twice).
+    to ``defaults.EVENT_MESSAGE_CHARS`` (the message is not stored twice). ``mask``
+    (``redaction``: a run's secrets) is applied to the texts before anything is cut.
     """
     root = exc.error if isinstance(exc, ComponentFailed) else exc
+    message = safe_str(exc)
     return {
         "type": type(exc).__name__,
-        "message": safe_str(exc),
+        "message": mask(message) if mask is not None else message,
         "cause": type(root).__name__ if root is not exc else None,
-        "traceback": _format(exc),
+        "traceback": _format(exc, mask),
     }
 
 
@@ -320,9 +323,10 @@ def _cut(text: str, limit: int, keep_end: bool = False) -> str:
     return text[:head] + note + text[len(text) - (limit - head) :]
 
 
-def _format(exc: BaseException) -> str:
-    """``traceback.format_exception(exc)`` with each exception's message cut to
-    ``defaults.EVENT_MESSAGE_CHARS`` (causes, contexts and exception groups alike)."""
+def _format(exc: BaseException, mask: Callable[[str], str] | None = None) -> str:
+    """``traceback.format_exception(exc)`` with each exception's message (``mask``ed
+    first) cut to ``defaults.EVENT_MESSAGE_CHARS`` (causes, contexts and exception
+    groups alike)."""
     te = traceback.TracebackException(type(exc), exc, exc.__traceback__, compact=True)
     stack, seen = [te], set()
     while stack:
@@ -331,9 +335,12 @@ def _format(exc: BaseException) -> str:
             continue
         seen.add(id(item))
         text = getattr(item, "_str", None)  # the message as the stdlib formats it
+        if isinstance(text, str) and mask is not None:
+            text = item._str = mask(text)  # type: ignore[attr-defined]
         if isinstance(text, str) and len(text) > defaults.EVENT_MESSAGE_CHARS:
             cut = _cut(text, defaults.EVENT_MESSAGE_CHARS)
             item._str = cut  # type: ignore[attr-defined]
         stack += [e for e in (item.__cause__, item.__context__) if e is not None]
         stack += getattr(item, "exceptions", None) or []
-    return "".join(te.format())
+    formatted = "".join(te.format())
+    return mask(formatted) if mask is not None else formatted  # source lines, too

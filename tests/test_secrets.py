@@ -35,6 +35,7 @@ from support.secret_flows import (
     PASSWORD,
     TOKEN,
     digest,
+    secret_big,
     secret_fail,
     secret_flow,
     seen,
@@ -232,3 +233,25 @@ def test_runs_the_monitor_or_a_broken_executor_ends_drop_their_secrets_too() -> 
         assert _leaks(b"".join(sync_redis().hgetall(keys.run(run_id)).values())) == []
         assert _leaks(_stream_bytes(run_id)) == []
     assert f"executor bug near {MASK}" in record(broken)["error"]
+
+
+def test_no_part_of_a_secret_is_left_where_events_cut_or_preview_a_value() -> None:
+    handle = secret_big.start(token=TOKEN)
+    out = handle.result(timeout=30)
+    assert out == "x" * 486 + MASK + "z" * 20_000  # the record's output is masked
+    part = TOKEN[:10].encode()  # what a cut through the secret would leave
+    assert part not in _stream_bytes(handle.run_id)
+    events = list(handle.events(follow=False))
+    completed = next(e for e in events if e.type == "span.completed" and e.name == "shout")
+    assert "at" not in completed.data["output_ref"]  # not a reference to the real journal
+    failed = [e for e in events if e.type == "span.failed"]
+    assert len(failed) == 2 and all(e.data["error"].get("truncated") for e in failed)
+    assert part not in handle.to_pandas().to_json(date_format="iso", default_handler=str).encode()
+    assert part not in snapshot_html(handle).encode()
+    with serve(api_keys=(KEY,)) as server, client(server) as http:
+        for path in (f"/runs/{handle.run_id}", f"/runs/{handle.run_id}/events"):
+            assert part not in http.get(path).content, path
+    # the journal keeps the step's result as returned: a replay must return it
+    assert TOKEN.encode() in sync_redis().hget(
+        keys.run_journal(handle.run_id), "secret_big/shout#0"
+    )

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 from .. import defaults, keys
+from ..redaction import Redactor
 from ..serialization import dumps, loads
 
 __all__ = ["JOURNAL", "RECORD", "REF", "aresolve", "ref_of", "resolve", "resolved", "value_fields"]
@@ -30,7 +31,6 @@ REF = "_ref"
 """Suffix of the data key that holds a reference (``output`` -> ``output_ref``)."""
 
 RECORD, JOURNAL = "record", "journal"
-_MASK = "***"
 
 
 def value_fields(
@@ -88,10 +88,17 @@ def _value(ref: dict[str, Any], raw: bytes | None) -> tuple[bool, Any]:
     value = loads(raw)
     if ref.get("at") == JOURNAL:
         value = value.get("r") if isinstance(value, dict) else None
+    # masked as the writer masks events: the record's inputs hold real secrets while the
+    # run may need them; secret_args ride the reference as ``mask``
     mask = ref.get("mask")
+    redactor = Redactor.from_environment()
     if mask and isinstance(value, dict):
-        value = {k: (_MASK if k in mask else v) for k, v in value.items()}
-    return True, value
+        redactor = redactor.for_inputs(mask, value)
+    elif redactor.may_hold(raw):
+        redactor = redactor.for_inputs((), value)
+    else:
+        return True, value
+    return True, redactor.apply(value)
 
 
 def _wanted(

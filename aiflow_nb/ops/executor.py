@@ -169,7 +169,7 @@ def _fail(writer: EventWriter, exc: BaseException) -> None:
     """End the run ``failed`` with ``exc``: the record keeps its full error document, the
     ``run.failed`` event a copy cut to the event sizes (``errors.event_error``), both
     masked (before the cut, so no part of a secret is left at its edge)."""
-    doc = writer.mask(error_document(exc))
+    doc = error_document(exc, writer.mask)
     _finish(writer, RunStatus.FAILED, {"error": event_error(doc)}, {"error": dumps(doc)})
 
 

@@ -219,7 +219,7 @@ async def fail_run(
     lease is released too). True when the run was ended here."""
     raw = await client.hmget(keys.run(run_id), *_SECRETS)  # never change during a run
     redactor, public = _secrets_of(*(_text(f) for f in raw))
-    error = redactor.apply(error_document(exc))  # masked before it is cut for the event
+    error = error_document(exc, redactor.apply)  # masked before anything is cut
     payload = make_payload("run.failed", run_id, data={"error": event_error(error)})
     fixed = [keys.run_lease(run_id), keys.run(run_id), keys.run_events(run_id)]
     others = [k for k in keys.run_keys(run_id) if k not in fixed]

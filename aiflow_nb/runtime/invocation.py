@@ -68,6 +68,8 @@ class Call:
         self._hash = ""
         self._size = 0
         """Bytes of the arguments' canonical JSON (what ``span.started`` would show)."""
+        self._secret_inputs = False
+        """The arguments may hold a secret (``args_hash`` knows): masked before shown."""
         self._cache_key: str | None = None
         self.view: Callable[[Any], Any] | None = None
         """What ``span.completed`` shows of the output (all of it when None)."""
@@ -106,9 +108,20 @@ class Call:
     def _note_secrets(self, doc: bytes) -> None:
         """From here on no event of the run shows the values of this call's secret and
         credential-named arguments (``doc``: the arguments' JSON, a cheap pre-check)."""
+        if self.ctx is None:
+            return
         names = self.component.secret_args
-        if self.ctx is not None and (names or may_name_credentials(doc)):
+        if names or may_name_credentials(doc):
             self.ctx.writer.add_secrets(secret_literals(names, self.inputs))
+        self._secret_inputs = self.ctx.writer.redactor.may_hold(doc)
+
+    def _mask(self, value: Any) -> Any:
+        """``value`` with the run's secrets masked: done before a value is cut or
+        previewed for an event, so no part of a secret is left at the cut."""
+        return self.ctx.writer.mask(value) if self.ctx is not None else value
+
+    def _holds_secret(self, encoded: bytes) -> bool:
+        return self.ctx is not None and self.ctx.writer.redactor.may_hold(encoded)
 
     # --- journal ------------------------------------------------------------
     def replay(self) -> tuple[bool, Any]:
@@ -131,7 +144,9 @@ class Call:
                 },
             )
             return False, None
-        self.emit("span.replayed", _replayed(doc, self.frame.key, len(raw)))
+        secret = self._holds_secret(raw if isinstance(raw, bytes) else raw.encode())
+        shown = _replayed(doc, self.frame.key, len(raw), self._mask if secret else None)
+        self.emit("span.replayed", shown)
         return True, doc.get("r")
 
     def start(self) -> None:
@@ -139,6 +154,8 @@ class Call:
         self.args_hash()
         key = self.frame.key if self.frame else None
         public = self._public_inputs()
+        if self._secret_inputs:
+            public = self._mask(public)
         if self.root:  # the run's inputs: stored once, in the record (events/refs.py)
             secret = self.component.secret_args
             shown = value_fields(
@@ -192,7 +209,7 @@ class Call:
         self.emit(
             "span.retrying",
             {
-                "error": event_error({"type": type(exc).__name__, "message": message}),
+                "error": event_error(self._mask({"type": type(exc).__name__, "message": message})),
                 "wait": wait,
             },
         )
@@ -230,7 +247,7 @@ class Call:
         }
         if fallback_from is not None:
             data["fallback"] = True
-            data["error"] = event_error(error_document(fallback_from))
+            data["error"] = event_error(error_document(fallback_from, self._mask))
         self._add_attributes(data)
         self.emit("span.completed", data, ts=end)
         return value
@@ -238,12 +255,18 @@ class Call:
     def _shown(self, value: Any, encoded: bytes) -> dict[str, Any]:
         """The ``output`` an event shows (``events/refs.py``): the value, or a reference
         to where it is stored once (the record for the workflow, the journal for a step);
-        a ``view`` of it is shown as is, or previewed when large."""
+        a ``view`` of it is shown as is, or previewed when large. A value holding a secret
+        is masked first and never referred to in the journal (which keeps it as returned:
+        a reader resolving the reference would show it); the record's output is masked."""
+        secret = self._holds_secret(encoded)
+        if secret:
+            value = self._mask(value)
+            encoded = dumps(value)
         if self.view is not None:
             return value_fields("output", self.view(value))
         if self.root:
             return value_fields("output", value, encoded, at=RECORD, field="output")
-        if self.journaled and self.frame is not None:
+        if self.journaled and self.frame is not None and not secret:
             return value_fields("output", value, encoded, at=JOURNAL, field=self.frame.key)
         return value_fields("output", value, encoded)
 
@@ -280,7 +303,7 @@ class Call:
         if wrap and isinstance(exc, Exception) and not isinstance(exc, ComponentFailed):
             err = ComponentFailed(self.component.name, self.attempts, exc)
         data = {
-            "error": event_error(error_document(err)),
+            "error": event_error(error_document(err, self._mask)),
             "attempts": self.attempts,
             "duration": self.elapsed(),
         }
@@ -294,14 +317,18 @@ class Call:
         return time.perf_counter() - self.t0
 
 
-def _replayed(doc: dict[str, Any], key: str, size: int) -> dict[str, Any]:
+def _replayed(
+    doc: dict[str, Any], key: str, size: int, mask: Callable[[Any], Any] | None = None
+) -> dict[str, Any]:
     """``span.replayed`` data: the recorded output (a reference to the journal entry
-    when large: ``size`` is the entry's) and, when the journal entry has them (older
-    entries lack them: the replay then shows its own time), the original attempt's
-    start and end."""
+    when large: ``size`` is the entry's; ``mask``ed, and never by reference, when it
+    holds a secret) and, when the journal entry has them (older entries lack them: the
+    replay then shows its own time), the original attempt's start and end."""
     value = doc.get("r")
-    if size <= defaults.EVENT_VALUE_INLINE_BYTES:
-        shown: dict[str, Any] = {"output": value}
+    if mask is not None:
+        shown: dict[str, Any] = value_fields("output", mask(value))
+    elif size <= defaults.EVENT_VALUE_INLINE_BYTES:
+        shown = {"output": value}
     else:
         shown = value_fields("output", value, at=JOURNAL, field=key)
     data: dict[str, Any] = {**shown, "key": key}

@@ -92,3 +92,22 @@ def secret_flow(user: str, token: str, gate: str = "") -> dict[str, Any]:
 def secret_fail(api_key: str) -> None:
     """No secret_args: a credential-named input is a secret all the same."""
     raise RuntimeError(f"auth failed for {api_key}")
+
+
+@component
+def shout(text: str) -> str:
+    return text
+
+
+@workflow(secret_args=["token"])
+def secret_big(token: str) -> str:
+    """Values large enough to be cut or previewed in events, with the secret across
+    each cut: a step's argument and result (previewed at 500 characters), error messages
+    and tracebacks (cut), the run's output (previewed)."""
+    out = shout("x" * 486 + token + "z" * 20_000)
+    for k in (0, 15):  # two alignments: the cut falls inside one of the repeated tokens
+        try:
+            explode("y" * k + token * 200 + "w" * 5000)
+        except ComponentFailed:
+            pass
+    return out
