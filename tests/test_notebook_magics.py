@@ -313,3 +313,19 @@ def test_run_inputs_are_python_literals_with_spaces_else_strings(shell: Any) -> 
     )
     handle = shell.run_line_magic("aiflow", "run echo items=['a b', {'c': 1}] n=2")
     assert handle.result(timeout=20) == ["a b", {"c": 1}, "a b", {"c": 1}]
+
+
+def test_workflow_cell_retention_keeps_its_finished_runs_that_long(
+    shell: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIFLOW_RETENTION", "2s")
+    aiflow_nb.configure()
+    cell = "%%workflow kept --retention 90s\ndef kept(x: int) -> int:\n    return x\n"
+    assert run_cell(shell, cell).error_in_exec is None
+    assert shell.user_ns["kept"].retention == 90.0
+    handle = shell.run_line_magic("aiflow", "run kept x=3")
+    assert handle.result(timeout=20) == 3
+    assert 2000 < sync_redis().pttl(keys.run(handle.run_id)) <= 90_000
+    bad = run_cell(shell, "%%workflow soon --retention soon\ndef soon() -> None:\n    pass\n")
+    assert isinstance(bad.error_in_exec, CellError), bad.error_in_exec
+    assert "--retention must be a positive duration" in str(bad.error_in_exec)
