@@ -255,3 +255,27 @@ def test_no_part_of_a_secret_is_left_where_events_cut_or_preview_a_value() -> No
     assert TOKEN.encode() in sync_redis().hget(
         keys.run_journal(handle.run_id), "secret_big/shout#0"
     )
+
+
+def test_large_inputs_read_back_while_the_run_holds_them_real_are_masked() -> None:
+    gate = f"big-inputs{time.time_ns()}"
+    user = "u" * 20_000 + f" (token {TOKEN})"  # over the inline size: events refer to it
+    handle = secret_flow.start(user=user, token=TOKEN, gate=gate)
+    wait_for(lambda: len(journal_keys(handle.run_id)) >= 2, 20, "login and echo journaled")
+    assert TOKEN in record(handle.run_id)["inputs"]  # real, for the worker, while it runs
+    queued = next(e for e in handle.events(follow=False) if e.type == "run.queued")
+    assert queued.data["inputs_ref"]["at"] == "record"
+    root = next(s for s in handle.spans() if s.name == "secret_flow")  # resolves the ref
+    assert root.inputs == {"user": "u" * 20_000 + f" (token {MASK})", "token": MASK, "gate": gate}
+    with serve(api_keys=(KEY,)) as server, client(server) as http:  # the live feed
+        path = f"/runs/{handle.run_id}/events"
+        with http.stream("GET", path, params={"format": "ndjson"}) as feed:
+            lines = []
+            for line in feed.iter_lines():
+                lines.append(line)
+                if '"log"' in line:  # written after the root's span.started and login's
+                    break
+        assert any('"inputs"' in line and "u" * 100 in line for line in lines)
+        assert _leaks("\n".join(lines)) == []
+    open_gate(gate)
+    handle.result(timeout=30)
