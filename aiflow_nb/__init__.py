@@ -21,6 +21,7 @@ from aiflow_viewer.show import show  # imports nothing at module level: no cycle
 
 from . import limits  # aiflow_nb.limits.set(...) with no import of its own
 from .access.archive import Archive, load_archive
+from .access.answer import respond, send
 from .access.handle import RunHandle, attach
 from .access.runs import runs
 from .access.spans import Span, build_spans, spans_dataframe
@@ -31,12 +32,14 @@ from .authoring.workflow import Workflow, workflow
 from .config import Settings, configure, settings
 from .errors import (
     AiflowError,
+    AlreadyAnswered,
     CellError,
     CodeRejected,
     ComponentFailed,
     ComponentTimeout,
     ConfigError,
     ExportError,
+    InputTimeout,
     InvalidInputs,
     LLMUnavailable,
     RedisUnavailable,
@@ -49,12 +52,14 @@ from .errors import (
     SerializationError,
     Unavailable,
     ValueTooLarge,
+    WaitNotFound,
     WorkerShutdown,
     WorkflowNotFound,
 )
 from .events.model import Event
 from .ops.retention import delete
 from .runtime.emit import progress, publish, set_attributes
+from .runtime.waits import sleep, wait_for_event, wait_for_input
 from .version import __version__ as __version__
 
 
@@ -73,6 +78,7 @@ def unload_ipython_extension(ipython: object) -> None:
 
 __all__ = [
     "AiflowError",
+    "AlreadyAnswered",
     "Archive",
     "CachePolicy",
     "CellError",
@@ -84,6 +90,7 @@ __all__ = [
     "Event",
     "ExportError",
     "FallbackPolicy",
+    "InputTimeout",
     "InvalidInputs",
     "LLMUnavailable",
     "Policies",
@@ -102,6 +109,7 @@ __all__ = [
     "TimeoutPolicy",
     "Unavailable",
     "ValueTooLarge",
+    "WaitNotFound",
     "WorkerShutdown",
     "Workflow",
     "WorkflowNotFound",
@@ -114,11 +122,16 @@ __all__ = [
     "load_archive",
     "progress",
     "publish",
+    "respond",
     "resume",
     "runs",
+    "send",
     "set_attributes",
     "settings",
     "show",
+    "sleep",
     "spans_dataframe",
+    "wait_for_event",
+    "wait_for_input",
     "workflow",
 ]

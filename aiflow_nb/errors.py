@@ -8,7 +8,10 @@
     ├── ComponentFailed       a component exhausted its retries; ``__cause__`` is the original
     ├── ComponentTimeout      one attempt ran past its timeout (also TimeoutError)
     ├── ConfigError           bad settings or environment
-    ├── InvalidInputs         inputs that do not fit the workflow's signature (also TypeError)
+    ├── InputTimeout          a wait_for_input / wait_for_event ran past its timeout
+    │                         (raised into the workflow; also TimeoutError)
+    ├── InvalidInputs         inputs that do not fit the workflow's signature, or an answer
+    │                         that does not fit its wait's schema (also TypeError)
     ├── SerializationError    a value is not JSON-serialisable (also TypeError)
     ├── ValueTooLarge         an input, output or step result over AIFLOW_MAX_VALUE_BYTES
     ├── WorkflowNotFound      unknown workflow name (also LookupError)
@@ -17,13 +20,16 @@
     │   ├── RunFailed         the run ended ``failed``; ``error`` is its error document
     │   ├── RunNotFound       unknown run id (also LookupError)
     │   ├── RunStateError     the run's state forbids the operation (e.g. resuming it)
-    │   └── RunTimeout        the run had not ended when the wait ran out (also TimeoutError)
+    │   │   └── AlreadyAnswered   the wait was answered already (exactly one answer counts)
+    │   ├── RunTimeout        the run had not ended when the wait ran out (also TimeoutError)
+    │   └── WaitNotFound      the run has no open wait of that name (also LookupError)
     └── Unavailable           a service the call needs is down or refusing: try again later
         ├── ExportError       a trace export the receiving endpoint refused or never got
         ├── LLMUnavailable    an LLM call failed on every provider after its retries
         └── RedisUnavailable  Redis cannot be reached (names the URL)
 
     WorkerShutdown (BaseException)  stops a worker; no ``except Exception`` swallows it
+    Parked (BaseException)          unwinds a run that parks at a wait (runtime/waits.py)
 
 ``CellError`` and ``ValueTooLarge`` are also ValueErrors. The REST layer's refusals,
 ``aiflow_nb.api.errors.ApiError``, derive from ``AiflowError`` too; they live with the
@@ -45,14 +51,17 @@ from . import defaults
 
 __all__ = [
     "AiflowError",
+    "AlreadyAnswered",
     "CellError",
     "CodeRejected",
     "ComponentFailed",
     "ComponentTimeout",
     "ConfigError",
     "ExportError",
+    "InputTimeout",
     "InvalidInputs",
     "LLMUnavailable",
+    "Parked",
     "RedisUnavailable",
     "RunCancelled",
     "RunError",
@@ -63,6 +72,7 @@ __all__ = [
     "SerializationError",
     "Unavailable",
     "ValueTooLarge",
+    "WaitNotFound",
     "WorkerShutdown",
     "WorkflowNotFound",
     "error_document",
@@ -99,7 +109,23 @@ class ConfigError(AiflowError):
 
 
 class InvalidInputs(AiflowError, TypeError):
-    """Inputs that do not fit the workflow's signature."""
+    """Inputs that do not fit the workflow's signature, or an answer that does not fit its
+    wait's schema; ``fields`` names each field that failed (``{"field", "message"}``)."""
+
+    def __init__(self, message: str, fields: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+class InputTimeout(AiflowError, TimeoutError):
+    """Nobody answered a ``wait_for_input`` / ``wait_for_event`` before its deadline; raised
+    into the workflow where it waited (catch it like any error)."""
+
+    def __init__(self, name: str, seconds: float | None = None) -> None:
+        after = f" within {seconds:g} s" if seconds is not None else ""
+        super().__init__(f"no answer to wait {name!r}{after}")
+        self.name = name
+        self.seconds = seconds
 
 
 class SerializationError(AiflowError, TypeError):
@@ -204,6 +230,25 @@ class RunStateError(RunError):
     """The run's state forbids the operation (e.g. resuming a completed run)."""
 
 
+class AlreadyAnswered(RunStateError):
+    """The wait was answered already: exactly one answer is recorded, the first."""
+
+    def __init__(self, run_id: str, name: str) -> None:
+        super().__init__(f"run {run_id}: wait {name!r} was answered already")
+        self.run_id = run_id
+        self.name = name
+
+
+class WaitNotFound(RunError, LookupError):
+    """The run has no open wait of that name (it is not waiting, or for something else)."""
+
+    def __init__(self, run_id: str, name: str, open_waits: list[str]) -> None:
+        now = f"; it waits for: {', '.join(open_waits)}" if open_waits else "; it waits for nothing"
+        super().__init__(f"run {run_id} has no open wait named {name!r}{now}")
+        self.run_id = run_id
+        self.name = name
+
+
 class RunTimeout(RunError, TimeoutError):
     """The run had not ended when a wait for it ran out (it goes on running)."""
 
@@ -274,6 +319,16 @@ def safe_str(exc: BaseException) -> str:
     except Exception as inner:  # a hostile __str__: the error must still be recorded
         return f"<{type(exc).__name__}.__str__ raised {type(inner).__name__}>"
     return text if isinstance(text, str) else repr(text)
+
+
+class Parked(BaseException):
+    """Raised by a wait reached for the first time: unwinds the attempt, which parks the
+    run (status ``waiting``) instead of failing it. ``wait`` is the wait's description
+    (name, kind, prompt, schema, deadline). Never swallowed by ``except Exception``."""
+
+    def __init__(self, wait: dict[str, Any]) -> None:
+        super().__init__(f"run parked at wait {wait.get('name')!r}")
+        self.wait = wait
 
 
 def error_document(exc: BaseException, mask: Callable[[str], str] | None = None) -> dict[str, Any]:

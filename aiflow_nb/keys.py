@@ -34,6 +34,7 @@ __all__ = [
     "running",
     "runs",
     "side_effects",
+    "timers",
     "worker",
     "workers",
     "workflow_runs",
@@ -65,6 +66,12 @@ def run_journal(run_id: str) -> str:
 def run_lease(run_id: str) -> str:
     """String with TTL: the id of the worker executing the run."""
     return f"{_ns()}:run:{{{run_id}}}:lease"
+
+
+def timers() -> str:
+    """Sorted set: parked run id -> due time (epoch s) of its earliest timed wait (the
+    monitor's timer index: ``sleep`` and the deadlines of ``wait_for_*``)."""
+    return f"{_ns()}:timers"
 
 
 def runs() -> str:

@@ -11,6 +11,9 @@ import aiflow_nb.api
 from aiflow_nb import errors
 from aiflow_nb.api.errors import ApiError
 
+SIGNALS = frozenset({"WorkerShutdown", "Parked"})
+"""BaseExceptions that unwind a run or a worker: no ``except Exception`` may swallow them."""
+
 CLASSES = {
     name: value
     for name in errors.__all__
@@ -38,17 +41,18 @@ def _drawn_tree() -> dict[str, str]:
 
 def test_the_docstring_draws_every_class_under_its_real_base() -> None:
     drawn = _drawn_tree()
-    exceptions = set(CLASSES) - {"AiflowError", "WorkerShutdown"}
+    exceptions = set(CLASSES) - {"AiflowError", *SIGNALS}
     assert set(drawn) == exceptions
     for name, parent in drawn.items():
         assert CLASSES[name].__bases__[0] is CLASSES[parent], (name, parent)
 
 
-def test_every_error_is_an_aiflow_error_but_the_shutdown_signal() -> None:
+def test_every_error_is_an_aiflow_error_but_the_signals() -> None:
     for name, cls in CLASSES.items():
-        assert issubclass(cls, errors.AiflowError) == (name != "WorkerShutdown"), name
-    assert issubclass(errors.WorkerShutdown, BaseException)
-    assert not issubclass(errors.WorkerShutdown, Exception)  # no `except Exception` eats it
+        assert issubclass(cls, errors.AiflowError) == (name not in SIGNALS), name
+    for name in SIGNALS:
+        assert issubclass(CLASSES[name], BaseException)
+        assert not issubclass(CLASSES[name], Exception)  # no `except Exception` eats it
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from ..events.follow import Follow
 from ..events.model import Event
 from ..events.reader import aread_events, read_events
 from ..events.status import RunStatus
+from ..ops import answer as _answer
 from ..ops import submit as _submit
 from ..ops.routing import waiting_reason
 from ..redaction import masked_inputs
@@ -24,13 +25,26 @@ from ..store.replies import RawHash
 from .gaps import build_gaps
 from .spans import Span, build_spans, resolve_values, spans_dataframe
 
-__all__ = ["RunHandle", "attach", "decode_record"]
+__all__ = ["RunHandle", "answered_by", "attach", "decode_record"]
+
+
+def answered_by() -> str:
+    """Who answers from this process, as ``input.received`` records it: ``notebook`` in a
+    Jupyter kernel, else ``python``."""
+    import sys
+
+    if "ipykernel" in sys.modules:
+        from IPython import get_ipython
+
+        if getattr(get_ipython(), "kernel", None) is not None:
+            return "notebook"
+    return "python"
 
 
 def decode_record(raw: Mapping[bytes, bytes]) -> dict[str, Any]:
     """A raw run hash as Python values (JSON fields parsed, numbers converted)."""
     rec: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
-    for name in ("inputs", "output", "error", "secret_args"):
+    for name in ("inputs", "output", "error", "secret_args", "waits"):
         if name in rec:
             rec[name] = loads(rec[name])
     for name in ("created_at", "started_at", "ended_at"):
@@ -79,7 +93,7 @@ class RunHandle:
 
     @property
     def status(self) -> str:
-        """queued, running, completed, failed or cancelled."""
+        """queued, running, waiting, completed, failed or cancelled."""
         raw = cast("bytes | None", self.client.hget(keys.run(self.run_id), "status"))
         if raw is None:
             raise RunNotFound(self.run_id)
@@ -94,6 +108,20 @@ class RunHandle:
         """While the run is queued and no live worker can execute it: why, and what to do
         (``no live worker serves workflow 'x' (version v): ...``); else None."""
         return waiting_reason(self.record(), self.client)
+
+    @property
+    def waits(self) -> list[dict[str, Any]]:
+        """The run's open waits while it is ``waiting``: name, kind (input, event, sleep),
+        prompt, JSON schema, since and deadline (epoch s); else ``[]``."""
+        return list(_answer.open_waits(self.record()).values())
+
+    def respond(self, name: str, value: Any) -> None:
+        """Answer the run's ``wait_for_input(name)`` (see ``aiflow_nb.respond``)."""
+        _answer.respond(self.run_id, name, value, by=answered_by(), client=self.client)
+
+    def send(self, name: str, value: Any = None) -> None:
+        """Send the signal ``name`` to the run's ``wait_for_event(name)``."""
+        _answer.send(self.run_id, name, value, by=answered_by(), client=self.client)
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the end of the run; its output, or ``RunFailed`` / ``RunCancelled``.

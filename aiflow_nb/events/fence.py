@@ -10,7 +10,8 @@ writes, the terminal write, a lease renewal — is one Lua script that applies i
 the attempt is current (``CURRENT_LUA``), checked and applied in the same script:
 
 - the run has not ended (its status is not terminal: an ended run is never written
-  again by an attempt, so a terminal status is never overwritten), and
+  again by an attempt, so a terminal status is never overwritten) and is not parked
+  (``waiting``: the attempt that parked it is over; the next attempt takes a new lease), and
 - the lease holds the token, or it expired with nobody taking it since and the record's
   ``fence`` still names the attempt (no recovery or other attempt came between: the
   monitor's re-queue and a hand-back clear it). The script then takes the lease again with
@@ -49,7 +50,9 @@ end
 -- 1: attempt `token` is current (its lease, re-taken for `ttl` ms if it had expired with
 -- nobody taking it since); 0: another attempt took the run or it was recovered; 3: ended
 local function current(lease, record, token, ttl, seq)
-  if is_ended(redis.call('HGET', record, 'status')) then return 3 end
+  local status = redis.call('HGET', record, 'status')
+  if is_ended(status) then return 3 end
+  if status == 'waiting' then return 0 end  -- parked: no attempt is current
   local holder = redis.call('GET', lease)
   if holder == token then return 1 end
   if holder or not seq then return 0 end

@@ -22,6 +22,10 @@ class RunStatus(StrEnum):
     """Recorded and on its version's queue (new, resumed, recovered or handed back)."""
     RUNNING = "running"
     """A worker holds its lease and executes it."""
+    WAITING = "waiting"
+    """Parked at a wait (``wait_for_input``, ``wait_for_event``, ``sleep``): no worker, no
+    lease, no slot; an answer, a signal or its timer puts it back on the queue. Not
+    terminal, and it never expires."""
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -42,6 +46,7 @@ STATUS_OF_EVENT: dict[str, RunStatus] = {
     "run.queued": RunStatus.QUEUED,
     "run.started": RunStatus.RUNNING,
     "run.resumed": RunStatus.RUNNING,
+    "run.waiting": RunStatus.WAITING,
     **{f"run.{status}": RunStatus(status) for status in TERMINAL},
 }
 """The run status each ``run.*`` event announces."""

@@ -18,19 +18,26 @@ import redis
 from .. import keys
 from ..authoring.component import component
 from ..authoring.workflow import workflow
+from ..errors import InputTimeout
 from ..runtime.context import current_frame, current_run
+from ..runtime.waits import sleep, wait_for_event, wait_for_input
 from ..store import sync_redis
 from ..store.outage import CONNECTION_ERRORS, Outage
 
 __all__ = [
     "JOURNALED_TWICE",
+    "approval",
     "echo",
     "nap",
+    "napper",
     "one_step",
     "side_effects",
+    "signalled",
     "sleeper",
+    "stamp",
     "step",
     "steps",
+    "sync_approval",
     "sync_step",
     "sync_steps",
 ]
@@ -128,6 +135,53 @@ async def echo(x: int) -> int:
 async def one_step(x: int = 0) -> int:
     """A trivial one-step run (the throughput benchmark)."""
     return await echo(x)
+
+
+@workflow
+async def approval(timeout: float | None = None) -> dict[str, Any]:
+    """A counted step, a wait for a yes/no answer (``InputTimeout`` after ``timeout``: the
+    answer is then None), another counted step."""
+    await step(0, 0.0)
+    try:
+        answer = wait_for_input("approve", bool, prompt="Approve?", timeout=timeout)
+    except InputTimeout:
+        answer = None
+    await step(1, 0.0)
+    return {"answer": answer}
+
+
+@workflow
+def sync_approval(timeout: float | None = None) -> dict[str, Any]:
+    """The sync twin of ``approval`` (runs in a worker thread)."""
+    sync_step(0, 0.0)
+    try:
+        answer = wait_for_input("approve", bool, prompt="Approve?", timeout=timeout)
+    except InputTimeout:
+        answer = None
+    sync_step(1, 0.0)
+    return {"answer": answer}
+
+
+@component
+def stamp(i: int) -> float:
+    """The time it ran (journaled: a replay returns the first run's time)."""
+    return time.time()
+
+
+@workflow
+async def napper(seconds: float = 2.0) -> float:
+    """A durable ``sleep(seconds)`` between two stamps; returns the seconds between them."""
+    before = stamp(0)
+    await step(0, 0.0)
+    sleep(seconds)
+    return stamp(1) - before
+
+
+@workflow
+async def signalled(timeout: float | None = None) -> Any:
+    """A counted step, then the value of the signal ``go``."""
+    await step(0, 0.0)
+    return wait_for_event("go", timeout=timeout)
 
 
 def side_effects(run_id: str, client: redis.Redis | None = None) -> dict[str, int]:

@@ -1,5 +1,6 @@
 """Execute one run: load its record and journal, run the workflow as the root span,
-and write the terminal event and record. Used by every worker, in or out of process."""
+and write the terminal event and record (or, when it reaches a wait, park it: status
+``waiting``, ``runtime/waits.py``). Used by every worker, in or out of process."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from .. import keys
 from ..authoring import registry
 from ..authoring.workflow import Workflow
 from ..config import settings
-from ..errors import AiflowError, WorkerShutdown, error_document, event_error
+from ..errors import AiflowError, Parked, WorkerShutdown, error_document, event_error
 from ..events.fence import OK, Fence, new_token
 from ..events.refs import RECORD, value_fields
 from ..events.status import TERMINAL, RunStatus
@@ -24,6 +25,7 @@ from ..events.writer import EventWriter
 from ..redaction import masked_inputs
 from ..runtime.context import Frame, RunContext, run_var
 from ..runtime.invocation import Call, run_async, run_sync
+from ..runtime.waits import journal_key
 from ..serialization import dumps, loads
 from ..store import sync_redis
 from ..store.replies import RawHash
@@ -173,6 +175,33 @@ def _fail(writer: EventWriter, exc: BaseException) -> None:
     _finish(writer, RunStatus.FAILED, {"error": event_error(doc)}, {"error": dumps(doc)})
 
 
+def _park(writer: EventWriter, wait: dict[str, Any]) -> None:
+    """The attempt's last write when the run parks at ``wait`` (``runtime/waits.py``): the
+    wait opened in the journal, status ``waiting`` with the open wait, out of the running
+    set, into the timer index when it has a deadline, the lease released and
+    ``run.waiting``, in one fenced batch. The run holds nothing any more."""
+    if writer.fence is not None:
+        writer.fence.final = True  # the heartbeat leaves the run alone from here on
+    name, deadline = wait["name"], wait.get("deadline")
+    writer.journal(journal_key(name), dumps({"s": wait["since"], "d": deadline}))
+    writer.record(status=RunStatus.WAITING, waits=dumps({name: wait}))
+    writer.raw("srem", keys.running(), writer.run_id)
+    if deadline is not None:
+        writer.raw("zadd", keys.timers(), deadline, writer.run_id)
+    writer.release()
+    writer.emit("run.waiting", name=name, data=wait)
+
+
+def _retire(writer: RunWriter) -> None:
+    """After the park: nothing more of this attempt is written (a sibling branch of an
+    ``asyncio.gather`` still running gets ``WorkerShutdown`` at its next write)."""
+    writer.stopped = True
+    fence = writer.fence
+    if fence is not None:
+        fence.on_lost = None
+        fence.lose()
+
+
 def lookup(workflow: str, code: str | None = None) -> Workflow[Any, Any]:
     """The workflow a worker executes for a run: the registered code bundle the run was
     started with, else this process's workflow of that name."""
@@ -209,8 +238,9 @@ async def execute(
     if not rec:
         log.warning("run %s has no record; skipped", run_id)
         return "missing"
-    if rec.get("status") in TERMINAL:  # a stale queue entry (resume() re-queues first)
-        return rec["status"]
+    if rec.get("status") in TERMINAL or rec.get("status") == RunStatus.WAITING:
+        return rec["status"]  # a stale queue entry (resume() re-queues first; a parked
+        # run is re-queued by its answer or timer)
     loop = asyncio.get_running_loop()
     writer = RunWriter(run_id, client, loop, owner=worker_id, fence=fence)
     writer.workflow, writer.retention = (
@@ -326,6 +356,8 @@ async def _execute(
     )
     status = await _run_root(ctx, wf, inputs, control)
     await writer.flush()
+    if status == RunStatus.WAITING:
+        _retire(writer)
     return status
 
 
@@ -356,6 +388,9 @@ async def _run_root(
             raise
         _finish(ctx.writer, RunStatus.CANCELLED, {}, {})
         return RunStatus.CANCELLED
+    except Parked as parked:
+        _park(ctx.writer, parked.wait)
+        return RunStatus.WAITING
     except Exception as exc:
         _fail(ctx.writer, exc)
         return RunStatus.FAILED

@@ -14,6 +14,11 @@ at a time. Each sweep:
 3. ``{ns}:expiry``: finished runs whose retention ran out (their keys expired) leave the
    run indexes (``ops/retention.py``).
 
+Every pass of ``run()`` also wakes the parked runs whose timed wait is due
+(``keys.timers``, ``ops/answer.wake_due``): without the lock, since each wake is its own
+transaction on one run, so a monitor that just started wakes them even while a dead
+monitor's lock has yet to expire.
+
 Example::
 
     monitor = Monitor(max_restarts=3, notifier=Notifier(url))
@@ -36,6 +41,7 @@ from ..events.status import RunStatus
 from ..store import async_redis
 from ..store.outage import CONNECTION_ERRORS, Outage
 from . import leases
+from .answer import wake_due
 from .notify import Notifier
 from .recovery import Recovery, recover
 from .retention import sweep_expired
@@ -196,6 +202,13 @@ class Monitor:
             await recover(self.client, run_id, max_restarts=self.max_restarts) for run_id in lost
         ]
 
+    async def wake(self) -> list[str]:
+        """Wake the parked runs whose timed wait is due (``sleep``, a ``timeout``)."""
+        woken = await wake_due(self.client)
+        for run_id in woken:
+            log.info("run %s: timed wait due, re-queued", run_id)
+        return woken
+
     # --- the loop -----------------------------------------------------------------
     async def run(self, stopping: asyncio.Event | None = None) -> None:
         """Sweep every ``interval`` seconds until ``stopping`` is set; then release the lock
@@ -206,6 +219,7 @@ class Monitor:
             while not stopping.is_set():
                 try:
                     await self.sweep()
+                    await self.wake()
                     outage.ok()
                 except CONNECTION_ERRORS as exc:
                     outage.failed(exc)

@@ -44,7 +44,8 @@ QueueEntry = tuple[str, str]
 @dataclass
 class Recovery:
     """What ``recover`` did: ``requeued``, ``crashed`` (failed for good), ``held`` (a
-    worker holds its lease: nothing to do), ``ended`` or ``missing``."""
+    worker holds its lease: nothing to do), ``ended``, ``parked`` (waiting: nothing to
+    do) or ``missing``."""
 
     run_id: str
     outcome: str
@@ -160,6 +161,8 @@ def _plan(
         return Recovery(run_id, "missing")
     if status in TERMINAL:
         return Recovery(run_id, "ended")
+    if status == RunStatus.WAITING:  # parked: its answer or timer re-queues it
+        return Recovery(run_id, "parked")
     restarts = int(restarts_raw or 0) + (1 if status == RunStatus.RUNNING else 0)
     if restarts > max_restarts:
         public = _secrets_of(*secrets)[1]

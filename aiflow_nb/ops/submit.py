@@ -149,6 +149,11 @@ def resume(run_id: str, client: redis.Redis | None = None) -> str:
     state = _status(r, run_id)
     if state["status"] in (RunStatus.COMPLETED, RunStatus.CANCELLED):
         raise RunStateError(f"run {run_id} is {state['status']}; only unfinished runs resume")
+    if state["status"] == RunStatus.WAITING:
+        raise RunStateError(
+            f"run {run_id} is waiting (parked at a wait): answering it (respond, send) or "
+            "its timer resumes it"
+        )
     holder = cast("bytes | None", r.get(keys.run_lease(run_id)))
     if holder is not None:
         raise RunStateError(
@@ -186,18 +191,21 @@ return 1
 
 
 def cancel(run_id: str, client: redis.Redis | None = None) -> str:
-    """Cancel a run: at once when queued, through its worker when running. Returns the status."""
+    """Cancel a run: at once when queued or waiting, through its worker when running.
+    Returns the status."""
     r = client or sync_redis()
     state = _status(r, run_id)
     if state["status"] in TERMINAL:
         return state["status"]
-    if state["status"] == RunStatus.QUEUED:
+    if state["status"] in (RunStatus.QUEUED, RunStatus.WAITING):  # no worker holds it
         pipe = r.pipeline(transaction=True)
         pipe.hset(
             keys.run(run_id),
             mapping={"status": RunStatus.CANCELLED, "ended_at": time.time(), "cancel_requested": 1},
         )
+        pipe.hdel(keys.run(run_id), "waits")
         pipe.srem(keys.running(), run_id)
+        pipe.zrem(keys.timers(), run_id)
         pipe.xadd(keys.run_events(run_id), {FIELD: make_payload("run.cancelled", run_id)})
         retention.expire(
             pipe, run_id, state["workflow"], retention.retention_of(state["retention"])

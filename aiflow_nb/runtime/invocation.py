@@ -19,7 +19,14 @@ import tenacity
 
 from .. import defaults
 from ..config import settings
-from ..errors import ComponentFailed, ComponentTimeout, error_document, event_error, safe_str
+from ..errors import (
+    ComponentFailed,
+    ComponentTimeout,
+    Parked,
+    error_document,
+    event_error,
+    safe_str,
+)
 from ..events.refs import JOURNAL, RECORD, value_fields
 from ..redaction import MASK, may_name_credentials, secret_literals
 from ..serialization import canonical, digest, dumps, encode_value, loads
@@ -374,6 +381,8 @@ def run_sync(call: Call) -> Any:
             value = retrying(_attempt_sync, call)
     except Exception as exc:
         return call.complete(call.recover(exc), fallback_from=exc)
+    except Parked:  # the run parks at a wait inside: the span stays open, not failed
+        raise
     except BaseException as exc:
         call.fail(exc)
         raise
@@ -443,6 +452,8 @@ async def run_async(call: Call) -> Any:
         if inspect.isawaitable(result):
             result = await result
         return call.complete(result, fallback_from=exc)
+    except Parked:  # the run parks at a wait inside: the span stays open, not failed
+        raise
     except BaseException as exc:
         call.fail(exc)
         raise
