@@ -329,3 +329,27 @@ def test_workflow_cell_retention_keeps_its_finished_runs_that_long(
     bad = run_cell(shell, "%%workflow soon --retention soon\ndef soon() -> None:\n    pass\n")
     assert isinstance(bad.error_in_exec, CellError), bad.error_in_exec
     assert "--retention must be a positive duration" in str(bad.error_in_exec)
+
+
+def test_respond_magic_answers_a_parked_run(shell: Any) -> None:
+    """A notebook workflow parks at ``wait_for_input``; ``%aiflow respond`` answers it
+    (refusals are usage errors saying why) and the run resumes from its code bundle."""
+    from IPython.core.error import UsageError
+
+    from support.ops import wait_for
+
+    run_cell(
+        shell,
+        "%%workflow asker\ndef asker() -> bool:\n"
+        "    import aiflow_nb\n    return aiflow_nb.wait_for_input('ok', bool)\n",
+    )
+    handle = shell.run_line_magic("aiflow", "run asker")
+    wait_for(lambda: handle.status == "waiting", 20, "the run to park")
+    with pytest.raises(UsageError, match="not of type 'boolean'"):
+        shell.run_line_magic("aiflow", f"respond {handle.run_id} ok '\"no\"'")
+    with pytest.raises(UsageError, match="must be JSON"):
+        shell.run_line_magic("aiflow", f"respond {handle.run_id} ok nope")
+    shell.run_line_magic("aiflow", f"respond {handle.run_id} ok true")
+    assert handle.result(timeout=20) is True
+    received = [e.data for e in handle.events(follow=False) if e.type == "input.received"]
+    assert [d["by"] for d in received] == ["python"]  # an InteractiveShell is no kernel

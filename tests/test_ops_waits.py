@@ -42,10 +42,10 @@ def _ran_once(handle: RunHandle, *steps: str) -> None:
 
 
 def test_parked_runs_hold_no_slot_and_survive_a_sigkilled_worker(tmp_path: Path) -> None:
-    """20 runs on one worker with --concurrency 4 all reach ``waiting`` (parked runs hold
+    """40 runs on one worker with --concurrency 4 all reach ``waiting`` (parked runs hold
     no slot); the worker is SIGKILLed; another worker resumes each answered run, and the
     step before the wait ran exactly once."""
-    handles = [RunHandle(submit("approval", {})) for _ in range(20)]
+    handles = [RunHandle(submit("approval", {})) for _ in range(40)]
     with fleet(tmp_path) as start:
         first = start("--concurrency", "4").ready()
         for handle in handles:

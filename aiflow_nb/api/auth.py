@@ -5,11 +5,13 @@
 - With no key configured: every call is allowed, from loopback clients only.
 - A scoped run token (``POST /runs/{id}/token``) may be sent as ``Bearer`` or, because a
   browser ``EventSource`` cannot set headers, as ``?token=``. It reads that one run's
-  status, events and output, nothing else.
+  status, events and output, nothing else; one with the ``respond`` scope also answers
+  that run's waits (``require_run_responder``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from typing import Annotated
 
@@ -18,9 +20,17 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .config import ApiConfig, is_loopback
 from .errors import ApiError
-from .tokens import looks_like_token, verify_token
+from .tokens import RESPOND, looks_like_token, verify_token
 
-__all__ = ["Bearer", "api_config", "bearer", "require_key", "require_run_reader"]
+__all__ = [
+    "Bearer",
+    "api_config",
+    "bearer",
+    "key_id",
+    "require_key",
+    "require_run_reader",
+    "require_run_responder",
+]
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -91,3 +101,28 @@ def require_run_reader(
         verify_token(api_config(request).signing_key, credential, run_id)
         return
     _check_key(request, _header_credential(creds))  # API keys only in the header, never a URL
+
+
+def key_id(key: str) -> str:
+    """A name for an API key that gives nothing of it away (``key:`` + 8 hex digits of
+    its SHA-256): who answered a wait, as ``input.received`` records it."""
+    return "key:" + hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def require_run_responder(
+    request: Request,
+    run_id: str,
+    creds: Bearer,
+    token: str | None = Query(
+        None, description="A run token with the respond scope.", max_length=1000
+    ),
+) -> str:
+    """Dependency: an API key, or a run token for ``run_id`` with the ``respond`` scope;
+    returns who answers (``key:<id>``, ``token``, or ``loopback`` on an open server)."""
+    credential = _header_credential(creds) or token
+    if credential and looks_like_token(credential):
+        verify_token(api_config(request).signing_key, credential, run_id, scope=RESPOND)
+        return "token"
+    header = _header_credential(creds)
+    _check_key(request, header)
+    return key_id(header) if header and not api_config(request).open else "loopback"

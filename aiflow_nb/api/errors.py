@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import defaults
 from ..errors import (
     AiflowError,
+    AlreadyAnswered,
     CodeRejected,
     InvalidInputs,
     RedisUnavailable,
@@ -28,6 +29,7 @@ from ..errors import (
     RunStateError,
     SerializationError,
     ValueTooLarge,
+    WaitNotFound,
     WorkflowNotFound,
 )
 from .responses import JSONBody
@@ -177,15 +179,18 @@ def _on_aiflow(_: Request, exc: Exception) -> JSONBody:
     mapping: list[tuple[type[Exception], int, str]] = [
         (WorkflowNotFound, 404, "workflow_not_found"),
         (RunNotFound, 404, "run_not_found"),
+        (WaitNotFound, 404, "wait_not_found"),
         (InvalidInputs, 422, "invalid_input"),
         (SerializationError, 422, "not_serialisable"),
         (ValueTooLarge, 413, "value_too_large"),
+        (AlreadyAnswered, 409, "already_answered"),
         (RunStateError, 409, "conflict"),
         (CodeRejected, 409, "code_rejected"),
     ]
     for kind, status, code in mapping:
         if isinstance(exc, kind):
-            return error_response(status, code, str(exc))
+            fields = exc.fields if isinstance(exc, InvalidInputs) else None
+            return error_response(status, code, str(exc), fields)
     log.error("unexpected aiflow error: %s", exc)
     return error_response(500, "internal_error", str(exc))
 

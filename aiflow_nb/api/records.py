@@ -15,6 +15,7 @@ from ..access.handle import decode_record
 from ..authoring import registry
 from ..errors import AiflowError, RunNotFound
 from ..events.follow import Follow
+from ..ops.answer import open_waits
 from ..ops.routing import with_waiting
 from ..redaction import Redactor
 from ..store import sync_redis
@@ -91,6 +92,7 @@ def view(
     }
     doc["cancel_requested"] = bool(rec.get("cancel_requested"))
     doc["waiting"] = rec.get("waiting")
+    doc["waits"] = list(open_waits(rec).values())
     doc["error"] = error if isinstance(error, dict) else None
     return redactor_for(redactor, rec, secret_args).apply(doc)  # type: ignore[no-any-return]
 

@@ -11,20 +11,22 @@ __all__ = [
     "CancelOut",
     "DeletedOut",
     "Health",
+    "InputAccepted",
     "RunAccepted",
     "RunError",
     "RunPage",
     "RunResult",
     "RunView",
     "TokenOut",
+    "WaitView",
     "WorkflowDetail",
     "WorkflowList",
     "WorkflowSummary",
 ]
 
 STATUS = (
-    "queued, running, completed, failed or cancelled (``cancelling`` while a "
-    "running run is being stopped)"
+    "queued, running, waiting (parked at a wait: see `waits`), completed, failed or "
+    "cancelled (``cancelling`` while a running run is being stopped)"
 )
 
 
@@ -65,6 +67,25 @@ class RunResult(BaseModel):
     error: RunError | None = None
 
 
+class WaitView(BaseModel):
+    """One open wait of a parked run."""
+
+    name: str
+    kind: str = Field(description="input (answer: POST /runs/{id}/input/{name}), event, sleep")
+    prompt: str | None = None
+    schema_: dict[str, Any] | None = Field(
+        None, alias="schema", description="JSON Schema the answer must fit (null: any JSON)"
+    )
+    since: float | None = Field(None, description="unix seconds it was first reached")
+    deadline: float | None = Field(None, description="unix seconds it times out (null: never)")
+
+
+class InputAccepted(BaseModel):
+    run_id: str
+    name: str
+    status: str = Field(description="queued: the answer is recorded and the run resumes")
+
+
 class RunView(BaseModel):
     run_id: str
     workflow: str | None = None
@@ -81,6 +102,9 @@ class RunView(BaseModel):
     cancel_requested: bool = False
     waiting: str | None = Field(
         None, description="while queued: why no live worker takes the run, and what to do"
+    )
+    waits: list[WaitView] = Field(
+        default_factory=list, description="while waiting: its open waits (prompt, schema)"
     )
 
 

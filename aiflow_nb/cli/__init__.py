@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "aiflow_nb.cli.llm",
     "aiflow_nb.cli.retention",
     "aiflow_nb.cli.viewer",
+    "aiflow_nb.cli.waits",
     "aiflow_nb.cli.worker",
 ]
 

@@ -11,6 +11,7 @@
     %aiflow attach 3f2a...                  # history, then the live tail
     %aiflow resume 3f2a...                  # continue a stalled or failed run
     %aiflow cancel 3f2a...
+    %aiflow respond 3f2a... approve true
     %aiflow runs --workflow pipeline --status failed --limit 10
     %aiflow worker start|stop|status
     %aiflow viewer
@@ -25,6 +26,7 @@ import tokenize
 from collections.abc import Callable
 from typing import Any, cast
 
+import orjson
 from IPython.core import magic, magic_arguments
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class
@@ -35,7 +37,7 @@ from ..access.runs import runs
 from ..access.start import resume
 from ..authoring import registry
 from ..authoring.workflow import Workflow
-from ..errors import InvalidInputs, RunStateError, WorkflowNotFound
+from ..errors import AiflowError, InvalidInputs, RunStateError, WorkflowNotFound
 from ..events.status import RECORDED, RunStatus
 from ..ops.code import load_workflow, notebook_workflows
 from ..ops.local import ensure_local_worker, stop_local_worker
@@ -105,6 +107,10 @@ def _parser() -> MagicArgumentParser:
     sub.add_parser("attach", help="show a run: history, then live").add_argument("run_id")
     sub.add_parser("resume", help="continue a run from its journal").add_argument("run_id")
     sub.add_parser("cancel", help="cancel a run").add_argument("run_id")
+    answer = sub.add_parser("respond", help="answer a run's wait_for_input (JSON value)")
+    answer.add_argument("run_id")
+    answer.add_argument("name")
+    answer.add_argument("value", help="JSON, e.g. true or '{\"pages\": [1, 2]}'")
     ls = sub.add_parser("runs", help="recent runs as a DataFrame")
     ls.add_argument("--workflow", "-w")
     ls.add_argument("--status", "-s", choices=list(RECORDED))
@@ -168,7 +174,7 @@ class AiflowMagics(Magics):
     # --- %aiflow -----------------------------------------------------------------
     @line_magic
     def aiflow(self, line: str) -> Any:
-        """``%aiflow run|attach|resume|cancel|runs|worker|status|viewer ...``
+        """``%aiflow run|attach|resume|cancel|respond|runs|worker|status|viewer ...``
         (``%aiflow?`` for help)."""
         command, _, rest = line.strip().partition(" ")
         if command == "run":  # its inputs are Python literals: not shell words
@@ -221,6 +227,17 @@ class AiflowMagics(Magics):
 
     def _cancel(self, args: Any) -> None:
         print(f"run {args.run_id}: {attach(args.run_id).cancel()}")
+
+    def _respond(self, args: Any) -> None:
+        try:
+            value = orjson.loads(args.value)
+        except orjson.JSONDecodeError as exc:
+            raise UsageError(f"the answer must be JSON ({exc}), e.g. true or '\"yes\"'") from None
+        try:
+            attach(args.run_id).respond(args.name, value)
+        except AiflowError as exc:  # refused (invalid, answered, no such wait): say why
+            raise UsageError(str(exc)) from None
+        print(f"run {args.run_id}: answered {args.name!r}; it resumes")
 
     def _runs(self, args: Any) -> Any:
         return runs(workflow=args.workflow, status=args.status, limit=args.limit)

@@ -24,11 +24,12 @@ import redis
 import redis.asyncio as aredis
 
 from .. import keys
+from ..config import settings
 from ..errors import AlreadyAnswered, InvalidInputs, RunNotFound, RunStateError, WaitNotFound
 from ..events.model import FIELD, make_payload
 from ..events.status import RunStatus
 from ..runtime.waits import WaitKind, journal_key
-from ..serialization import dumps, loads
+from ..serialization import dumps, encode_value, loads
 from ..store import sync_redis
 from .submit import requeue
 
@@ -99,7 +100,8 @@ def _close(
 
 
 def _answer(r: redis.Redis, run_id: str, name: str, value: Any, kind: WaitKind, by: str) -> None:
-    document = dumps({"value": value}, f"answer to wait {name!r}")  # JSON or a clear error
+    limit = settings().max_value_bytes  # JSON within the limits, or a clear error
+    value = loads(encode_value(value, f"answer to wait {name!r}", limit))
     with r.pipeline(transaction=True) as pipe:
         while True:
             try:
@@ -125,7 +127,6 @@ def _answer(r: redis.Redis, run_id: str, name: str, value: Any, kind: WaitKind, 
                     )
                 if kind == WaitKind.INPUT:
                     validate(wait.get("schema"), value, name)
-                value = loads(document)["value"]
                 now = time.time()
                 pipe.multi()
                 outcome = {"r": value, "by": by, "t": now, "s": wait.get("since")}

@@ -112,7 +112,8 @@ async def delete_run(run_id: str = RUN_ID) -> dict[str, Any]:
     dependencies=KEY,
     summary="A signed, expiring token that reads only this run",
     description="For handing to a browser: it reads this run's status, events and "
-    "output (`Authorization: Bearer` or `?token=`), nothing else.",
+    "output (`Authorization: Bearer` or `?token=`), nothing else; with `respond=true` it "
+    "also answers the run's waits (`POST /runs/{id}/input/{name}`).",
 )
 def run_token(
     request: Request,
@@ -123,7 +124,11 @@ def run_token(
         le=defaults.API_TOKEN_MAX_TTL,
         description="seconds the token lives",
     ),
+    respond: bool = Query(
+        False, description="the token may also answer the run's waits (the respond scope)"
+    ),
 ) -> dict[str, Any]:
     records.fetch(run_id)  # 404 for an unknown run
-    token, expires = issue_token(api_config(request).signing_key, run_id, ttl)
+    key = api_config(request).signing_key
+    token, expires = issue_token(key, run_id, ttl, respond=respond)
     return {"run_id": run_id, "token": token, "expires_at": expires}
