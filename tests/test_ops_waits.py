@@ -20,10 +20,11 @@ from aiflow_nb import (
     WaitNotFound,
     keys,
 )
-from aiflow_nb.events.status import RunStatus
+from aiflow_nb.events.status import RunStatus, SpanStatus
 from aiflow_nb.examples.chaos import JOURNALED_TWICE, side_effects
 from aiflow_nb.ops.submit import submit
 from aiflow_nb.store import sync_redis
+from aiflow_nb.trace.tree import SpanTree
 
 from support.ops import fleet, wait_for
 
@@ -93,6 +94,13 @@ def test_answers_are_validated_and_recorded_once(tmp_path: Path) -> None:
     assert len(received) == 1
     assert received[0].data == {"name": "approve", "kind": "input", "by": "python", "value": False}
     _ran_once(handle, STEP0)
+    # the trace: the time parked is a gap of its own, and it cut no span off
+    tree = SpanTree.from_events(handle.events(follow=False))
+    rows = [(r.label.strip(), r.status) for r in tree.rows()]
+    assert ("waiting for input 'approve'", SpanStatus.WAITING) in rows
+    assert ("waiting for a worker", SpanStatus.WAITING) not in rows
+    assert not tree.interruptions
+    assert tree.totals.waiting(time.time()) < tree.totals.gaps.parked(time.time())
 
 
 def test_a_sync_workflow_parks_and_resumes_too(tmp_path: Path) -> None:

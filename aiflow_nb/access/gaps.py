@@ -3,8 +3,10 @@
 An attempt whose worker died (or handed the run back) ends at its last sign of life in
 the stream (the crash itself writes nothing); the run then *waits for a worker* until
 ``run.resumed``. A run that failed and was resumed later *sat failed* from ``run.failed``
-until ``run.resumed``. Waiting counts in a run's duration (and as its ``waiting``
-seconds); time sat failed does not (``idle``). ``Gaps`` folds events one at a time.
+until ``run.resumed``. A run parked at a wait (``run.waiting``) *waits for* its input,
+event or time until ``run.resumed`` (``parked``). Waiting and parked time count in a run's
+duration (waiting for a worker also as its ``waiting`` seconds); time sat failed does not
+(``idle``). ``Gaps`` folds events one at a time.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ WAITING_LABEL = "waiting for a worker"
 FAILED_LABEL = "failed, until resumed"
 
 _ENDS = frozenset({"run.completed", "run.failed", "run.cancelled"})
-_NOT_THE_ATTEMPT = frozenset({"run.queued", "notification"})
+_NOT_THE_ATTEMPT = frozenset({"run.queued", "notification", "input.received"})
 """Events written by others than the attempt (submit, the monitor): no sign of its life."""
 
 
@@ -35,6 +37,8 @@ class Gap:
     """The attempt before it ended ``failed`` (time sat failed, not part of the duration)."""
     attempt: int | None = None
     """The attempt that ended the gap (``run.resumed``'s)."""
+    parked: str | None = None
+    """What the run was parked for (``input 'approve'``, ``event 'go'``, ``time``), or None."""
 
     @property
     def key(self) -> str:
@@ -43,6 +47,8 @@ class Gap:
 
     @property
     def label(self) -> str:
+        if self.parked is not None:
+            return "sleeping" if self.parked == "time" else f"waiting for {self.parked}"
         return FAILED_LABEL if self.failed else WAITING_LABEL
 
     def duration(self, now: float) -> float:
@@ -68,6 +74,8 @@ class Gaps:
         if e.type in _NOT_THE_ATTEMPT:
             return None
         self.alive = e.ts
+        if e.type == "run.waiting":
+            return self._parked(e)
         if e.type == "log" and e.data.get("handback"):
             return self._lost()
         if e.type in _ENDS:
@@ -78,6 +86,14 @@ class Gaps:
         if self._open is not None or self.alive is None:
             return None
         self._open = Gap(len(self.items), self.alive)
+        self.items.append(self._open)
+        return self._open
+
+    def _parked(self, e: Event) -> Gap | None:
+        kind, name = e.data.get("kind"), e.data.get("name")
+        self._open = Gap(
+            len(self.items), e.ts, parked="time" if kind == "sleep" else f"{kind} {name!r}"
+        )
         self.items.append(self._open)
         return self._open
 
@@ -108,7 +124,11 @@ class Gaps:
     # --- totals ---------------------------------------------------------------
     def waiting(self, now: float) -> float:
         """Seconds the run waited for a worker (part of its duration)."""
-        return sum(g.duration(now) for g in self.items if not g.failed)
+        return sum(g.duration(now) for g in self.items if not g.failed and g.parked is None)
+
+    def parked(self, now: float) -> float:
+        """Seconds the run was parked at its waits (part of its duration)."""
+        return sum(g.duration(now) for g in self.items if g.parked is not None)
 
     def idle(self, now: float) -> float:
         """Seconds the run sat failed before a resume (not part of its duration)."""

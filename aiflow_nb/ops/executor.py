@@ -175,7 +175,7 @@ def _fail(writer: EventWriter, exc: BaseException) -> None:
     _finish(writer, RunStatus.FAILED, {"error": event_error(doc)}, {"error": dumps(doc)})
 
 
-def _park(writer: EventWriter, wait: dict[str, Any]) -> None:
+def _park(writer: EventWriter, wait: dict[str, Any], workflow: str) -> None:
     """The attempt's last write when the run parks at ``wait`` (``runtime/waits.py``): the
     wait opened in the journal, status ``waiting`` with the open wait, out of the running
     set, into the timer index when it has a deadline, the lease released and
@@ -189,7 +189,7 @@ def _park(writer: EventWriter, wait: dict[str, Any]) -> None:
     if deadline is not None:
         writer.raw("zadd", keys.timers(), deadline, writer.run_id)
     writer.release()
-    writer.emit("run.waiting", name=name, data=wait)
+    writer.emit("run.waiting", name=workflow, data=wait)
 
 
 def _retire(writer: RunWriter) -> None:
@@ -389,7 +389,7 @@ async def _run_root(
         _finish(ctx.writer, RunStatus.CANCELLED, {}, {})
         return RunStatus.CANCELLED
     except Parked as parked:
-        _park(ctx.writer, parked.wait)
+        _park(ctx.writer, parked.wait, ctx.workflow)
         return RunStatus.WAITING
     except Exception as exc:
         _fail(ctx.writer, exc)

@@ -93,7 +93,9 @@ class RunIndex:
         t = self.totals.get(rec["run_id"]) or RunTotals()
         started = rec["started_at"] or t.started
         end = rec["ended_at"] or (
-            None if rec["status"] in (RunStatus.RUNNING, RunStatus.QUEUED) else t.ended
+            None
+            if rec["status"] in (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.WAITING)
+            else t.ended
         )
         until = end if end is not None else now
         duration = None if started is None else until - started - t.gaps.idle(until)

@@ -94,8 +94,8 @@ class RunTotals:
             self.started = self.started if self.started is not None else e.ts
             self.ended = None
             self.resumes += e.type == "run.resumed"
-        elif e.type != "run.queued":
-            self.ended = e.ts
+        elif e.type not in ("run.queued", "run.waiting"):  # parked time counts in the
+            self.ended = e.ts  # duration, like waiting for a worker
 
     def row(self, now: float) -> dict[str, Any]:
         return {

@@ -119,7 +119,9 @@ class SpanTree:
         self.version += 1
         self.run_id = self.run_id or e.run_id
         gap = self.totals.apply(e)
-        if e.type in _ENDING:  # a crash cut its spans off at the attempt's last sign of life
+        parked = gap is not None and gap.parked is not None and e.type == "run.resumed"
+        if e.type in _ENDING and not parked:  # a crash cut its spans off at the attempt's
+            # last sign of life; a parked run's spans were not cut off: they wait
             self._interrupt(gap.start if gap is not None and e.type == "run.resumed" else e.ts)
         if e.type == "log":
             self.log.append({"ts": e.ts, "span_id": e.span_id, **e.data})
