@@ -20,8 +20,8 @@ from __future__ import annotations
 from aiflow_viewer.show import show  # imports nothing at module level: no cycle
 
 from . import limits  # aiflow_nb.limits.set(...) with no import of its own
-from .access.archive import Archive, load_archive
 from .access.answer import respond, send
+from .access.archive import Archive, load_archive
 from .access.handle import RunHandle, attach
 from .access.runs import runs
 from .access.spans import Span, build_spans, spans_dataframe
