@@ -135,9 +135,13 @@ def test_signals_wake_wait_for_event(tmp_path: Path) -> None:
     with fleet(tmp_path) as start:
         start().ready()
         _status(handle, RunStatus.WAITING)
-        handle.send("go", {"n": 3})
-        assert handle.result(timeout=20) == {"n": 3}
+        handle.send("go", {"n": 3, "password": "hunter2-long"})
+        assert handle.result(timeout=20) == {"n": 3, "password": "***"}  # masked when stored
     _ran_once(handle, "signalled/step#0")
+    [received] = [e.data for e in handle.events(follow=False) if e.type == "input.received"]
+    assert received["value"] == {"n": 3, "password": "***"}  # the event masks secrets
+    journal = sync_redis().hget(keys.run_journal(handle.run_id), "@wait/go")
+    assert b"hunter2-long" in journal  # the workflow got the answer itself
 
 
 def test_durable_sleep_wakes_on_time_across_a_worker_restart(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from ..config import settings
 from ..errors import AlreadyAnswered, InvalidInputs, RunNotFound, RunStateError, WaitNotFound
 from ..events.model import FIELD, make_payload
 from ..events.status import RunStatus
+from ..redaction import Redactor
 from ..runtime.waits import WaitKind, journal_key
 from ..serialization import dumps, encode_value, loads
 from ..store import sync_redis
@@ -94,7 +95,8 @@ def _close(
     pipe.hset(keys.run_journal(run_id), journal_key(wait["name"]), dumps(outcome))
     pipe.hdel(keys.run(run_id), "waits")
     pipe.zrem(keys.timers(), run_id)
-    payload = make_payload("input.received", run_id, name=wait["name"], data=event)
+    masked = Redactor.from_environment().apply(event)  # the journal keeps the answer itself
+    payload = make_payload("input.received", run_id, name=wait["name"], data=masked)
     pipe.xadd(keys.run_events(run_id), {FIELD: payload})
     requeue(pipe, run_id, version, workflow, code or None)
 
