@@ -270,3 +270,56 @@ def test_fallbacks_of_an_unknown_run_say_so() -> None:
     out: list[str] = []
     handle._repr_pretty_(type("P", (), {"text": lambda self, s: out.append(s)})(), False)
     assert out == [f"run {'0' * 24}: not found"]
+
+
+@workflow
+def asks() -> dict[str, Any]:
+    """Three waits in a row: a yes/no, a choice, free JSON."""
+    ok = af.wait_for_input("ok", bool, prompt="Ship it?")
+    pick = af.wait_for_input("pick", {"enum": ["a", "b"]}, prompt="Which one?")
+    note = af.wait_for_input("note")
+    return {"ok": ok, "pick": pick, "note": note}
+
+
+def _from_frontend(widget: Any, data: dict[str, Any]) -> None:
+    """A message from the frontend over the widget's comm (a click, a changed value)."""
+    widget._handle_msg({"content": {"data": data}, "buffers": []})
+
+
+def _form(w: RunWidget, name: str) -> Any:
+    from support.ops import wait_for
+
+    return wait_for(
+        lambda: w.form if w.form is not None and w.form.name == name else None,
+        20,
+        f"the form of wait {name!r}",
+    )
+
+
+def test_the_widget_answers_the_open_wait_with_a_form_built_from_its_schema(
+    comms: list[RecordingComm],
+) -> None:
+    handle = asks.start()
+    w = RunWidget(handle)
+    form = _form(w, "ok")
+    assert "Ship it?" in form.children[0].value
+    assert "waits for input &#x27;ok&#x27;" in w.title_html.value
+    assert [b.description for b in form.buttons] == ["Approve", "Reject"]
+    assert by_widget(comms, w.form_box).updates("children")  # the frontend was sent it
+    _from_frontend(form.buttons[0], {"method": "custom", "content": {"event": "click"}})
+    assert "answered" in form.status_html.value
+    pick = _form(w, "pick")
+    assert pick.field.options == ("a", "b")
+    _from_frontend(pick.field, {"method": "update", "state": {"index": 1}})
+    _from_frontend(pick.buttons[0], {"method": "custom", "content": {"event": "click"}})
+    note = _form(w, "note")
+    _from_frontend(note.field, {"method": "update", "state": {"value": "nope"}})
+    _from_frontend(note.buttons[0], {"method": "custom", "content": {"event": "click"}})
+    assert "not JSON" in note.status_html.value  # refused here; the wait stays open
+    assert handle.status == "waiting"
+    _from_frontend(note.field, {"method": "update", "state": {"value": '{"x": [1, 2]}'}})
+    _from_frontend(note.buttons[0], {"method": "custom", "content": {"event": "click"}})
+    state = w.wait(30)
+    assert state.status == "completed"
+    assert handle.result() == {"ok": True, "pick": "b", "note": {"x": [1, 2]}}
+    assert w.form is None and w.form_box.children == ()

@@ -32,6 +32,7 @@ __all__ = [
     "stream_name",
     "streams_html",
     "tree_html",
+    "wait_label",
 ]
 
 COLORS = {
@@ -118,11 +119,20 @@ def _title(state: RunState) -> str:
     return f"run {state.run_id} · {state.workflow or '?'} · {state.status}{when}{resumed}"
 
 
+def wait_label(wait: dict[str, Any]) -> str:
+    """``waits for input 'approve': Approve?`` (a parked run's open wait)."""
+    what = "time" if wait.get("kind") == "sleep" else f"{wait.get('kind')} {wait.get('name')!r}"
+    prompt = f": {wait['prompt']}" if wait.get("prompt") else ""
+    return f"{ICONS['waiting']} waits for {what}{prompt}"
+
+
 def render_text(state: RunState) -> str:
     """The whole run as plain text (the ``text/plain`` fallback)."""
     lines = [_title(state)]
     if state.waiting:
         lines.append(f"  waiting: {state.waiting}")
+    if state.open_wait:
+        lines.append(f"  {wait_label(state.open_wait)}")
     rows = state.tree()
     lines += [
         "  " * (depth + 1) + row_label(item) for depth, item in rows[: defaults.WIDGET_MAX_SPANS]
@@ -164,6 +174,8 @@ def header_html(state: RunState) -> str:
     note = ""
     if state.waiting:
         note = f'<div class="aiflow-run-waiting">⏸ {html.escape(state.waiting)}</div>'
+    if state.open_wait:
+        note += f'<div class="aiflow-run-waiting">{html.escape(wait_label(state.open_wait))}</div>'
     return '<div class="aiflow-run-header">' + " &nbsp; ".join(bits) + note + "</div>"
 
 

@@ -16,9 +16,12 @@ from ..access.gaps import Gap
 from ..access.spans import Span
 from ..events.model import Event
 from ..events.refs import ref_of, resolve
+from ..events.status import TERMINAL_EVENTS
 from ..trace.tree import SpanTree
 
 __all__ = ["ProgressStream", "RunState"]
+
+_CLOSES_WAIT = frozenset({"input.received", "run.started", "run.resumed", *TERMINAL_EVENTS})
 
 
 @dataclass
@@ -53,6 +56,9 @@ class RunState:
     preview is ``output`` until ``resolve_output`` reads it from the record)."""
     waiting: str | None = None
     """While queued with no live worker able to take it: why (``ops/routing.py``)."""
+    open_wait: dict[str, Any] | None = None
+    """While parked: the wait it waits at (``run.waiting``'s data: name, kind, prompt,
+    schema, deadline); None once answered, resumed or ended."""
     trace: SpanTree = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -109,6 +115,10 @@ class RunState:
         """Fold one event in."""
         self.events += 1
         span = self.trace.apply(e)
+        if e.type == "run.waiting":
+            self.open_wait = dict(e.data)
+        elif e.type in _CLOSES_WAIT:
+            self.open_wait = None
         if e.type in ("run.started", "run.resumed"):
             self.error = None
         elif e.type == "run.completed":

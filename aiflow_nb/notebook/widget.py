@@ -29,14 +29,16 @@ from ..events.follow import Follow
 from ..events.model import Event
 from ..events.status import TERMINAL
 from . import render
+from .form import WaitForm
 from .state import ProgressStream, RunState
 
 __all__ = ["RunWidget"]
 
 
 class RunWidget(widgets.VBox):  # type: ignore[misc]
-    """Header (id, workflow, status badge, elapsed), span tree, progress bars, streamed
-    text, error with traceback, final output; updated live from the run's stream."""
+    """Header (id, workflow, status badge, elapsed), the form of a parked run's open wait
+    (``form.WaitForm``: submitting it answers), span tree, progress bars, streamed text,
+    error with traceback, final output; updated live from the run's stream."""
 
     def __init__(
         self,
@@ -57,6 +59,8 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
         self.error_html = widgets.HTML()
         self.output_html = widgets.HTML()
         self.bars: dict[str, widgets.FloatProgress] = {}
+        self.form_box = widgets.VBox()
+        self.form: WaitForm | None = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._finished = threading.Event()
@@ -67,6 +71,7 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
         super().__init__(
             children=[
                 self.title_html,
+                self.form_box,
                 self.tree_html,
                 self.bar_box,
                 self.stream_html,
@@ -105,6 +110,8 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
 
     def close(self) -> None:
         self.stop()
+        if self.form is not None:
+            self.form.close()
         for child in [*self.children, *self.bars.values()]:
             child.close()
         super().close()
@@ -177,6 +184,7 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
         with self._lock:
             state = self.run_state
             self._set(self.title_html, render.header_html(state))
+            self._draw_form(state.open_wait)
             self._set(self.tree_html, render.tree_html(state))
             self._draw_bars(list(state.progress.values())[-defaults.WIDGET_MAX_PROGRESS :])
             self._set(self.stream_html, render.streams_html(state))
@@ -188,6 +196,22 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
             self._set(self.error_html, error)
             self._set(self.output_html, render.output_html(state))
             self.redraws += 1
+
+    def _draw_form(self, wait: dict[str, Any] | None) -> None:
+        """The open wait's form (a new one for a new wait); none once it closed."""
+        if self.form is not None and (wait is None or wait.get("name") != self.form.name):
+            self.form.close()
+            self.form, self.form_box.children = None, ()
+        if wait is None or self.form is not None or wait.get("kind") == "sleep":
+            return
+        self.form = WaitForm(wait, submit=self._answerer(wait))
+        self.form_box.children = (self.form,)
+
+    def _answerer(self, wait: dict[str, Any]) -> Callable[[Any], None]:
+        name = str(wait.get("name"))
+        if wait.get("kind") == "event":
+            return lambda value: self.handle.send(name, value)
+        return lambda value: self.handle.respond(name, value)
 
     @staticmethod
     def _set(widget: widgets.HTML, value: str) -> None:
