@@ -7,6 +7,7 @@ step bodies in Redis, outside the worker)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from aiflow_nb.store import sync_redis
 from aiflow_nb.trace.tree import SpanTree
 
 from support.ops import fleet, wait_for
+from support.outage import PrivateRedis
 
 STEP0 = "approval/step#0"
 
@@ -189,3 +191,47 @@ def test_wait_for_input_outside_a_run_is_refused() -> None:
     t0 = time.monotonic()
     aiflow_nb.sleep(0.01)  # outside a run: time.sleep
     assert time.monotonic() - t0 >= 0.01
+
+
+@pytest.fixture
+def private_redis(
+    tmp_path: Path, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[PrivateRedis]:
+    from aiflow_nb.store.connection import reset
+
+    server = PrivateRedis(tmp_path / "redis")
+    monkeypatch.setenv("REDIS_URL", server.url)
+    aiflow_nb.configure()
+    try:
+        yield server
+    finally:
+        server.stop()
+        reset()  # close the clients of this server
+
+
+def test_a_redis_restart_while_runs_are_parked_loses_none(
+    private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    """Runs parked at an answer and at a sleep; Redis is SIGKILLed and restarted on its
+    AOF (the worker lives through it); every parked run is still waiting, its answer and
+    its timer still wake it, and the step before each wait ran once."""
+    with fleet(tmp_path) as start:
+        worker = start().ready()
+        asking = [RunHandle(submit("approval", {})) for _ in range(10)]
+        sleeping = [RunHandle(submit("napper", {"seconds": 4.0})) for _ in range(5)]
+        for handle in [*asking, *sleeping]:
+            _status(handle, RunStatus.WAITING)
+        time.sleep(1.5)  # past the AOF's fsync (everysec)
+        private_redis.kill()
+        time.sleep(1.0)
+        private_redis.restart()
+        assert all(h.status == RunStatus.WAITING for h in asking)
+        for handle in asking:
+            handle.respond("approve", True)
+        for handle in asking:
+            assert handle.result(timeout=60) == {"answer": True}
+            _ran_once(handle, STEP0, "approval/step#1")
+        for handle in sleeping:
+            assert handle.result(timeout=60) >= 4.0
+            _ran_once(handle, "napper/step#0")
+        assert worker.proc.poll() is None

@@ -34,7 +34,7 @@ from ..serialization import dumps, encode_value, loads
 from ..store import sync_redis
 from .submit import requeue
 
-__all__ = ["DUE_BATCH", "open_waits", "respond", "send", "validate", "wake_due"]
+__all__ = ["DUE_BATCH", "next_due", "open_waits", "respond", "send", "validate", "wake_due"]
 
 DUE_BATCH = 100
 """Parked runs one timer sweep wakes at most (the rest on the next pass)."""
@@ -166,15 +166,24 @@ def send(
 
 async def wake_due(client: aredis.Redis, now: float | None = None) -> list[str]:
     """Wake the parked runs whose timed wait is due: a ``sleep`` returns, a
-    ``wait_for_*`` raises ``InputTimeout``. Returns the run ids woken."""
+    ``wait_for_*`` raises ``InputTimeout``. Returns the run ids woken (all that are due,
+    ``DUE_BATCH`` read at a time)."""
     now = time.time() if now is None else now
-    due = await client.zrangebyscore(keys.timers(), "-inf", now, start=0, num=DUE_BATCH)
-    woken = []
-    for raw in due:
-        run_id = raw.decode() if isinstance(raw, bytes) else str(raw)
-        if await _wake(client, run_id, now):
-            woken.append(run_id)
-    return woken
+    woken: list[str] = []
+    while True:
+        due = await client.zrangebyscore(keys.timers(), "-inf", now, start=0, num=DUE_BATCH)
+        for raw in due:
+            run_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+            if await _wake(client, run_id, now):
+                woken.append(run_id)
+        if len(due) < DUE_BATCH:
+            return woken
+
+
+async def next_due(client: aredis.Redis) -> float | None:
+    """The due time (epoch s) of the earliest timed wait, or None when none is set."""
+    first = await client.zrange(keys.timers(), 0, 0, withscores=True)
+    return float(first[0][1]) if first else None
 
 
 async def _wake(client: aredis.Redis, run_id: str, now: float) -> bool:

@@ -17,7 +17,8 @@ at a time. Each sweep:
 Every pass of ``run()`` also wakes the parked runs whose timed wait is due
 (``keys.timers``, ``ops/answer.wake_due``): without the lock, since each wake is its own
 transaction on one run, so a monitor that just started wakes them even while a dead
-monitor's lock has yet to expire.
+monitor's lock has yet to expire. The next pass comes sooner than ``interval`` when a
+timer falls due before it.
 
 Example::
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from typing import Any
 
 import redis
@@ -41,7 +43,7 @@ from ..events.status import RunStatus
 from ..store import async_redis
 from ..store.outage import CONNECTION_ERRORS, Outage
 from . import leases
-from .answer import wake_due
+from .answer import next_due, wake_due
 from .notify import Notifier
 from .recovery import Recovery, recover
 from .retention import sweep_expired
@@ -49,6 +51,9 @@ from .retention import sweep_expired
 __all__ = ["Monitor"]
 
 log = logging.getLogger("aiflow_nb.monitor")
+
+_TIMER_SLACK = 0.005
+"""Seconds past a timer's due time the monitor wakes for it (so it is due when read)."""
 
 
 def _str(value: Any) -> str:
@@ -209,6 +214,14 @@ class Monitor:
             log.info("run %s: timed wait due, re-queued", run_id)
         return woken
 
+    async def _pause(self) -> float:
+        """Seconds until the next pass: ``interval``, or less when a timer falls due sooner
+        (so a sleep wakes on time, not up to an interval late)."""
+        due = await next_due(self.client)
+        if due is None:
+            return self.interval
+        return min(self.interval, max(0.0, due - time.time()) + _TIMER_SLACK)
+
     # --- the loop -----------------------------------------------------------------
     async def run(self, stopping: asyncio.Event | None = None) -> None:
         """Sweep every ``interval`` seconds until ``stopping`` is set; then release the lock
@@ -217,15 +230,17 @@ class Monitor:
         outage = Outage("monitor")  # one log line when Redis goes away, one when it is back
         try:
             while not stopping.is_set():
+                pause = self.interval
                 try:
                     await self.sweep()
                     await self.wake()
+                    pause = await self._pause()
                     outage.ok()
                 except CONNECTION_ERRORS as exc:
                     outage.failed(exc)
                 except redis.RedisError as exc:
                     log.warning("monitor sweep failed: %s", exc)
-                await _sleep_unless(stopping, self.interval)
+                await _sleep_unless(stopping, pause)
         finally:
             await self.release()
             await self.notifier.aclose()
