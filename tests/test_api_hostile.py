@@ -154,6 +154,29 @@ def test_integers_beyond_64_bits_are_422_not_floats(http: httpx.Client, number: 
     assert stored == value and isinstance(stored[0], int)
 
 
+LONG = "1234567890123456789"  # a 19-digit run: the body goes to the exact (stdlib) parser
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f'{{"value": [1e400, {LONG}]}}',  # read as inf by the stdlib parser, stored as null
+        f'{{"value": [-1e400, "{LONG}"]}}',
+        f'{{"value": {{"\\udfff": {LONG}}}}}',  # a lone surrogate as a key: was a 500
+        f'{{"value": ["\\ud800", {LONG}]}}',
+        '{"value": 1e400}',  # the same without a long digit run (orjson's parser)
+        '{"value": {"\\udfff": 1}}',
+    ],
+)
+def test_infinite_numbers_and_lone_surrogates_are_400_on_either_parser(
+    http: httpx.Client, body: str
+) -> None:
+    r = http.post("/workflows/hostile_echo/start", content=body)
+    _refused(r, 400, "malformed_json")
+    assert sync_redis().zcard(keys.runs()) == 0  # nothing written
+    _still_up(http)
+
+
 def test_redis_error_replies_get_an_error_document(http: httpx.Client) -> None:
     sync_redis().set(keys.run("wrong-type"), "a string, not a hash")
     doc = _refused(http.get("/runs/wrong-type"), 502, "redis_error")

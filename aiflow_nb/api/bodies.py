@@ -7,7 +7,10 @@
   ``too_deep`` (orjson writes at most 255 levels; validating and storing a deeper value
   would fail further in, or recurse past Python's limit);
 - an integer outside ``API_INT_MIN`` .. ``API_INT_MAX`` (signed / unsigned 64 bits): 422
-  ``integer_out_of_range``; orjson would read it as a float and lose its digits.
+  ``integer_out_of_range``; orjson would read it as a float and lose its digits;
+- a number past a double (``1e400``) or a lone surrogate escape (``"\\ud800"``, in a value
+  or a key): 400 ``malformed_json``, on either parser (the stdlib one would read them as
+  ``inf``, stored as ``null``, and as text no UTF-8 encoder can write).
 
 Example::
 
@@ -17,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -58,6 +62,13 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is infinity when parsed as double")
+    return value
+
+
 def _int(text: str) -> int:
     digits = len(text.lstrip("-"))
     if digits > 20:  # refused before converting: int() of 5,000 digits is slow, or refused
@@ -68,24 +79,29 @@ def _int(text: str) -> int:
 def _exact(body: bytes) -> Any:
     """The stdlib parser: slower, but integers stay exact (orjson makes long ones floats)."""
     try:
-        return json.loads(body, parse_constant=_no_constant, parse_int=_int)
+        value = json.loads(body, parse_constant=_no_constant, parse_int=_int, parse_float=_float)
     except RecursionError:
         raise _too_deep() from None
     except ValueError as exc:
         raise _malformed(exc) from None
+    check_value(value)
+    try:  # what orjson refuses to read (a lone surrogate) it refuses to write too
+        orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        raise _malformed(exc) from None
+    return value
 
 
 def parse_body(body: bytes) -> Any:
     """The JSON value of ``body``, checked by ``check_value``; ``ApiError`` otherwise."""
     if _LONG_DIGITS.search(body):  # maybe an integer orjson would round: read it exactly
-        value = _exact(body)
-    else:
-        try:
-            value = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            if "depth" in str(exc) or "recursion" in str(exc):
-                raise _too_deep() from None
-            raise _malformed(exc) from None
+        return _exact(body)
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc) or "recursion" in str(exc):
+            raise _too_deep() from None
+        raise _malformed(exc) from None
     check_value(value)
     return value
 
