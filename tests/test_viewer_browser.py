@@ -114,3 +114,43 @@ def test_failed_run_detail_big_run_labels_and_unknown_run() -> None:
         expect(row).to_be_visible(timeout=45_000)
         page.locator("select").nth(1).select_option("completed")
         expect(row).to_have_count(0, timeout=45_000)
+
+
+def test_the_run_page_answers_a_parked_run_with_its_form(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A worker process parks runs; their pages in Chromium show the open wait's form
+    (Approve / Reject for a bool; a JSON editor for a signal); clicking answers and the
+    runs resume (answered by ``dashboard``)."""
+    from aiflow_nb import RunHandle
+    from aiflow_nb.ops.submit import submit
+
+    from support.ops import fleet
+
+    with fleet(tmp_path) as start, viewer_server() as url, chromium() as browser:
+        start().ready()
+        asking = RunHandle(submit("approval", {}))
+        signalled = RunHandle(submit("signalled", {}))
+        for handle in (asking, signalled):
+            wait_for(lambda h=handle: h.status == "waiting", what="the run to park")
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(f"{url}?run={asking.run_id}")
+        expect(page.locator(".aiflow-wait-prompt")).to_contain_text("Approve?", timeout=45_000)
+        screenshot(page, "viewer-wait-form")
+        page.get_by_role("button", name="Reject").click()
+        expect(page.locator(".aiflow-wait-status")).to_contain_text("answered", timeout=30_000)
+        assert asking.result(timeout=30) == {"answer": False}
+        expect(page.locator(".aiflow-wait-prompt")).to_have_count(0, timeout=30_000)
+
+        page.goto(f"{url}?run={signalled.run_id}")
+        editor = page.locator("textarea")
+        expect(editor).to_be_visible(timeout=45_000)
+        editor.fill("not json")
+        editor.blur()
+        page.get_by_role("button", name="Submit").click()
+        expect(page.locator(".aiflow-wait-status")).to_contain_text("not JSON", timeout=30_000)
+        editor.fill('{"n": 2}')
+        editor.blur()
+        page.get_by_role("button", name="Submit").click()
+        assert signalled.result(timeout=30) == {"n": 2}
+    for handle in (asking, signalled):
+        received = [e.data for e in handle.events(follow=False) if e.type == "input.received"]
+        assert [d["by"] for d in received] == ["dashboard"]

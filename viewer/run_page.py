@@ -22,11 +22,14 @@ from aiflow_nb.access.spans import Span, resolve_values
 from aiflow_nb.errors import AiflowError
 from aiflow_nb.events.reader import read_events
 from aiflow_nb.events.status import TERMINAL, SpanStatus
+from aiflow_nb.ops.answer import open_waits
+from aiflow_nb.ops.routing import waiting_reason
 from aiflow_nb.store import sync_redis
 from aiflow_nb.trace import TREE_COLUMNS, Follower, SpanTree, TreeRow, timeline_rows
 
 from .detail import gap_html, group_html, span_html
 from .style import CSS, badge, esc, seconds
+from .wait_form import WaitForm
 from .waterfall import Waterfall
 
 __all__ = ["GROW_INTERVAL", "PAGE_SIZE", "WAITING_CHECK_INTERVAL", "RunPage", "not_found"]
@@ -69,6 +72,8 @@ class RunPage:
         self.waiting: str | None = None
         """Why the run waits, if queued with no live worker able to take it."""
         self._waiting_at = 0.0
+        self.form: WaitForm | None = None
+        """The open wait's form while the run is parked (the record's ``waits``)."""
         self._build()
         self.redraw()
 
@@ -105,8 +110,10 @@ class RunPage:
         self.live = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["aiflow-live"])
         self.progress = pn.Column(sizing_mode="stretch_width")
         self._bars: dict[str, pn.indicators.Progress] = {}
+        self.wait_box = pn.Column(sizing_mode="stretch_width", css_classes=["aiflow-wait"])
         self.layout = pn.Column(
             self.header,
+            self.wait_box,
             pn.Row(
                 pn.Column("### Spans", self.table, sizing_mode="stretch_width"),
                 pn.Column("### Detail", self.detail, width=460),
@@ -164,14 +171,25 @@ class RunPage:
         if now - self._waiting_at < WAITING_CHECK_INTERVAL:
             return False
         self._waiting_at = now
-        waiting = None
+        waiting, waits = None, {}
         if self.tree.totals.status not in TERMINAL:
             try:
-                waiting = attach(self.run_id).waiting
+                rec = attach(self.run_id).record()
+                waiting, waits = waiting_reason(rec, sync_redis()), open_waits(rec)
             except (AiflowError, RedisError, OSError):
                 return False
+        self._show_form(waits)
         changed, self.waiting = waiting != self.waiting, waiting
         return changed
+
+    def _show_form(self, waits: dict[str, dict[str, Any]]) -> None:
+        """The form of the run's open wait (a new one for a new wait; none once closed)."""
+        wait = next((w for w in waits.values() if w.get("kind") != "sleep"), None)
+        if self.form is not None and (wait is None or wait.get("name") != self.form.name):
+            self.form, self.wait_box.objects = None, []
+        if wait is not None and self.form is None:
+            self.form = WaitForm(self.run_id, wait)
+            self.wait_box.objects = [self.form.layout]
 
     def redraw(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
