@@ -193,6 +193,22 @@ class Redactor:
                     value = value.replace(secret, MASK)
         return value
 
+    def split_stream(self, text: str) -> tuple[str, str]:
+        """``text`` (a stream's text not yet written) masked, and cut where a secret may
+        begin that the next chunk would complete: (what may be written now, what to hold
+        back until then). A secret split across two ``output.delta`` chunks is masked too.
+
+        Example: with the literal ``"hunter2-long"``, ``split_stream("pw: hunt")`` is
+        ``("pw: ", "hunt")``; ``split_stream("hunt" + "er2-long!")`` is ``("***!", "")``."""
+        masked = self.apply(text)
+        hold = 0
+        for secret in self.literals:
+            for n in range(min(len(secret) - 1, len(masked)), hold, -1):
+                if masked.endswith(secret[:n]):
+                    hold = n
+                    break
+        return masked[: len(masked) - hold], masked[len(masked) - hold :]
+
 
 def masked_inputs(inputs: Any, secret_args: Iterable[str], redactor: Redactor | None = None) -> Any:
     """``inputs`` with their secrets masked (``redactor`` plus ``secret_args`` and the text

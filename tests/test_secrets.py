@@ -10,12 +10,13 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from aiflow_nb import keys, progress, workflow
+from aiflow_nb import component, keys, progress, workflow
 from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.errors import RunFailed, RunStateError
 from aiflow_nb.export.otlp import OtlpExporter
@@ -205,6 +206,31 @@ def test_an_llm_clients_api_key_given_in_code_is_masked_too() -> None:
     assert out.endswith(f"(key {MASK})")
     raw = _stream_bytes(handle.run_id)
     assert key.encode() not in raw and b"gpt-4o-mini" in raw
+
+
+@component
+async def stream_back(text: str) -> AsyncIterator[str]:
+    """Streams ``text`` in chunks of 5 characters, as an LLM streams tokens."""
+    for i in range(0, len(text), 5):
+        yield text[i : i + 5]
+
+
+@workflow(secret_args=["token"])
+async def streamed_secret(token: str) -> str:
+    text: str = await stream_back(f"my key is {token}; bye s")  # type: ignore[misc]
+    return text
+
+
+def test_a_secret_split_across_streamed_chunks_is_masked_in_the_deltas() -> None:
+    handle = streamed_secret.start(token=TOKEN)
+    assert handle.result(timeout=30) == f"my key is {MASK}; bye s"
+    raw = _stream_bytes(handle.run_id)
+    for n in (4, 5, 6):  # no chunk of it either: each delta is 5 characters
+        assert all(TOKEN[i : i + n].encode() not in raw for i in range(0, len(TOKEN) - n))
+    deltas = [e for e in handle.events(follow=False) if e.type == "output.delta"]
+    # what readers join is the masked text, whole (the held-back end is written at the end)
+    assert "".join(e.data["text"] for e in deltas) == f"my key is {MASK}; bye s"
+    assert all(e.name == "stream_back" and e.span_id == deltas[0].span_id for e in deltas)
 
 
 def _running_without_worker(inputs: dict[str, str]) -> str:

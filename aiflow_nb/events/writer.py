@@ -57,6 +57,7 @@ RETRYABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
 the sequence number makes the re-send harmless)."""
 
 _RECORD, _RELEASE = "record", "release"
+_DELTA, _SPAN_ENDS = "output.delta", ("span.completed", "span.failed")
 _FIXED = 5
 """KEYS[1..5] of a batch: lease, record, events, journal, running set; others follow."""
 
@@ -128,6 +129,8 @@ class EventWriter:
         self._idle.set()
         self.error: BaseException | None = None
         self._lock = threading.Lock()
+        self._held: dict[str, dict[str, Any]] = {}
+        """Span id -> the fields of its streamed text held back (``_stream_text``)."""
         self._foreign: list[Op] = []
         self._wakeup_pending = False
         self._unreachable_since: float | None = None
@@ -144,6 +147,28 @@ class EventWriter:
 
     def emit(self, type: str, **fields: Any) -> None:
         """Append an event (see ``make_payload`` for the fields), its secrets masked."""
+        span_id = fields.get("span_id")
+        if type == _DELTA and span_id is not None and self.redactor.literals:
+            text = self._stream_text(span_id, fields)
+            if not text:
+                return  # all held back: it may be the start of a secret
+            fields["data"] = {**fields["data"], "text": text}
+        elif type in _SPAN_ENDS and span_id in self._held:
+            held = self._held.pop(span_id)
+            self._emit(_DELTA, **{**held, "data": {"text": held["data"]["text"]}})
+        self._emit(type, **fields)
+
+    def _stream_text(self, span_id: str, fields: dict[str, Any]) -> str:
+        """The text of a span's ``output.delta`` that may be written now (masked); its end
+        that a secret may begin with is held back until the next delta or the span's end."""
+        held = self._held.pop(span_id, None)
+        text = str((fields.get("data") or {}).get("text", ""))
+        ready, rest = self.redactor.split_stream((held["data"]["text"] if held else "") + text)
+        if rest:
+            self._held[span_id] = {**fields, "data": {"text": rest}}
+        return ready
+
+    def _emit(self, type: str, **fields: Any) -> None:
         payload = make_payload(type, self.run_id, **fields)
         redactor = self.redactor
         if redactor.may_hold(payload):  # rare: most events are written as first encoded
