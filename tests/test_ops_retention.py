@@ -319,3 +319,37 @@ def test_a_run_failed_by_a_crash_or_by_fail_run_expires_too(
     assert 2000 < r.pttl(keys.run(kept.run_id)) <= 600_000  # the run's own retention
     due = {m.decode().split()[0] for m in r.zrange(keys.expiry(), 0, -1)}
     assert due == {crashed.run_id, broken.run_id, kept.run_id}
+
+
+def test_resume_of_a_run_deleted_while_it_is_read_recreates_nothing(
+    monkeypatch: pytest.MonkeyPatch, namespace: str
+) -> None:
+    """resume() read the failed run, then it was deleted (or expired) before the re-queue
+    was sent: that re-queue wrote a record of one field (status queued) with no TTL and no
+    index entry, and a queue entry a worker crashed on. Now it answers RunNotFound."""
+    from aiflow_nb.ops import submit as submit_module
+    from aiflow_nb.ops.recovery import fail_run
+    from aiflow_nb.store import async_redis, run_in_new_loop
+
+    handle = RunHandle(submit("nobody_serves_this", {"a": 1}))
+
+    async def fail() -> bool:
+        return await fail_run(async_redis(), handle.run_id, RuntimeError("bug"))
+
+    assert run_in_new_loop(fail())
+    assert handle.status == "failed"
+    read = submit_module._status
+
+    def read_then_deleted(r: Any, run_id: str) -> dict[str, str]:
+        state = read(r, run_id)
+        if sync_redis().exists(keys.run(run_id)):
+            aiflow_nb.delete(run_id)  # from another client, right after the read
+        return state
+
+    monkeypatch.setattr(submit_module, "_status", read_then_deleted)
+    with pytest.raises(RunNotFound):
+        aiflow_nb.resume(handle.run_id)
+    assert _run_keys(namespace) == set()
+    queues = [k for k in _ns_keys(namespace) if ":queue:" in k]
+    entries = [f for k in queues for _, f in sync_redis().xrange(k)]
+    assert not [f for f in entries if f.get(b"resume")], entries  # nothing re-queued

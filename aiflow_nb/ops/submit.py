@@ -134,7 +134,7 @@ def _claim_idempotency(r: redis.Redis, key: str, run_id: str) -> str | None:
     return existing.decode()
 
 
-def _status(r: redis.Redis, run_id: str) -> dict[str, str]:
+def _status(r: Any, run_id: str) -> dict[str, str]:
     fields = ("status", "version", "workflow", "code", "retention", "secrets_dropped")
     raw = cast("list[bytes | None]", r.hmget(keys.run(run_id), *fields))
     if raw[0] is None:
@@ -146,7 +146,22 @@ def resume(run_id: str, client: redis.Redis | None = None) -> str:
     """Queue an interrupted or failed run again (journaled steps will replay, not re-run);
     return its run id."""
     r = client or sync_redis()
-    state = _status(r, run_id)
+    with r.pipeline(transaction=True) as pipe:
+        while True:  # watched: a run deleted or expired meanwhile is not recreated
+            try:
+                pipe.watch(keys.run(run_id), keys.run_lease(run_id))  # type: ignore[no-untyped-call]
+                state = _status(pipe, run_id)
+                _resumable(pipe, run_id, state)
+                pipe.multi()
+                requeue(pipe, run_id, state["version"], state["workflow"], state["code"])
+                pipe.execute()
+                return run_id
+            except redis.WatchError:
+                continue
+
+
+def _resumable(r: Any, run_id: str, state: dict[str, str]) -> None:
+    """``RunStateError`` unless the run (``state``, its record's fields) may resume now."""
     if state["status"] in (RunStatus.COMPLETED, RunStatus.CANCELLED):
         raise RunStateError(f"run {run_id} is {state['status']}; only unfinished runs resume")
     if state["status"] == RunStatus.WAITING:
@@ -165,10 +180,6 @@ def resume(run_id: str, client: redis.Redis | None = None) -> str:
             f"run {run_id} ended with secret inputs, which are dropped when a run ends "
             "(they are never kept past it); start a new run with them instead"
         )
-    pipe = r.pipeline(transaction=True)
-    requeue(pipe, run_id, state["version"], state["workflow"], state["code"])
-    pipe.execute()
-    return run_id
 
 
 def requeue(pipe: Any, run_id: str, version: str, workflow: str, code: str | None) -> None:
