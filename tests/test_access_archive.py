@@ -12,11 +12,14 @@ import pytest
 from click.testing import CliRunner
 
 import aiflow_nb
+from aiflow_nb import component, workflow
 from aiflow_nb.access.archive import archive
 from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.access.spans import SPAN_COLUMNS
 from aiflow_nb.cli import cli
+from aiflow_nb.ops.local import ensure_local_worker
 from aiflow_nb.ops.submit import cancel, submit
+from aiflow_nb.serialization import loads
 
 from support.ops import fleet
 
@@ -77,3 +80,35 @@ def test_archive_since_and_archiving_again_keeps_one_copy(tmp_path: Path) -> Non
     assert result.exit_code == 1 and "--since must be a duration" in result.output
     with pytest.raises(FileNotFoundError, match="no archive at"):
         aiflow_nb.load_archive(tmp_path / "nothing")
+
+
+@component
+def archived_make(n: int) -> str:
+    return "s" * n
+
+
+@workflow
+def archived_big_step(n: int) -> int:
+    return len(archived_make(n))
+
+
+def test_an_archived_large_step_result_is_kept_not_a_reference_to_the_journal(
+    tmp_path: Path,
+) -> None:
+    """A step result past the inline size is in the run's journal, which is not archived:
+    the archive held only the event's reference (a 500-character preview)."""
+    ensure_local_worker(force=True)
+    n = 100_000
+    handle = archived_big_step.start(n=n)
+    assert handle.result(timeout=30) == n
+    out = tmp_path / "archive"
+    assert archive(out) == 1
+    aiflow_nb.delete(handle.run_id)
+    events = pd.read_parquet(out / "events")
+    done = [
+        loads(row.data)
+        for row in events.itertuples()
+        if row.type == "span.completed" and row.name == "archived_make"
+    ]
+    assert done == [{**done[0], "output": "s" * n}] and "output_ref" not in done[0]
+    assert len(aiflow_nb.load_archive(out).spans) == 2

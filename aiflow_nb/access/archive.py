@@ -5,7 +5,10 @@
 ``load_archive(dir)`` reads them back as the runs DataFrame and the spans DataFrame (the
 columns of ``RunHandle.to_pandas()``, after a ``run_id`` column), folded by the same code
 (``access/spans.py``). JSON values (inputs, output, error, event data) are kept as JSON
-text. Archiving a run again adds a copy; loading keeps the last one.
+text; a large step result an event refers to in the journal (``events/refs.py``) is
+written in place of the reference (the journal is not archived), a reference to the
+record's inputs or output stays (the runs table holds them). Archiving a run again adds
+a copy; loading keeps the last one.
 
 Example::
 
@@ -27,6 +30,7 @@ import redis
 
 from .. import defaults, keys
 from ..events.model import Event
+from ..events.refs import JOURNAL, REF, resolve
 from ..events.status import TERMINAL
 from ..serialization import dumps, loads
 from ..store import sync_redis
@@ -81,9 +85,33 @@ def _run_row(raw: RawHash) -> dict[str, Any] | None:
     return row
 
 
-def _event_rows(run_id: str, day: str, entries: list[Any]) -> Iterator[dict[str, Any]]:
-    for entry_id, fields in entries:
-        e = Event.from_entry(entry_id, fields, run_id)
+def _journaled_in_place(r: redis.Redis, run_id: str, events: list[Event]) -> None:
+    """Put the journaled step results the events refer to in place of their references
+    (the journal is not archived); references to the record's values stay (the runs
+    table holds them)."""
+    parts = []
+    for e in events:
+        part = {
+            k: v
+            for k, v in e.data.items()
+            if k.endswith(REF) and isinstance(v, dict) and v.get("at") == JOURNAL
+        }
+        if part:
+            parts.append((e.data, part))
+    refs = [set(part) for _, part in parts]
+    resolve(r, run_id, [part for _, part in parts])  # in place: value for reference
+    for (data, part), names in zip(parts, refs, strict=True):
+        for key in names - set(part):
+            del data[key]
+        data.update(part)
+
+
+def _event_rows(
+    r: redis.Redis, run_id: str, day: str, entries: list[Any]
+) -> Iterator[dict[str, Any]]:
+    events = [Event.from_entry(entry_id, fields, run_id) for entry_id, fields in entries]
+    _journaled_in_place(r, run_id, events)
+    for e in events:
         yield {
             "run_id": run_id,
             "id": e.id,
@@ -135,7 +163,7 @@ def archive(
             pipe.xrange(keys.run_events(row["run_id"]))
         for row, entries in zip(chosen, pipe.execute(), strict=True):
             runs.append(row)
-            events.extend(_event_rows(row["run_id"], row["day"], entries))
+            events.extend(_event_rows(r, row["run_id"], row["day"], entries))
         if progress is not None:
             progress(len(runs))
     if runs:
