@@ -340,13 +340,24 @@ def error_document(exc: BaseException, mask: Callable[[str], str] | None = None)
     (``redaction``: a run's secrets) is applied to the texts before anything is cut.
     """
     root = exc.error if isinstance(exc, ComponentFailed) else exc
-    message = safe_str(exc)
+    message = _writable(safe_str(exc))
     return {
         "type": type(exc).__name__,
         "message": mask(message) if mask is not None else message,
         "cause": type(root).__name__ if root is not exc else None,
-        "traceback": _format(exc, mask),
+        "traceback": _writable(_format(exc, mask)),
     }
+
+
+def _writable(text: str) -> str:
+    """``text`` as UTF-8 can hold it: a lone surrogate (bytes decoded with
+    ``surrogateescape``, a file name from a non-UTF-8 file system) shown as its escape
+    (``\\udce9``) instead of making the whole error unwritable."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def event_error(doc: dict[str, Any]) -> dict[str, Any]:

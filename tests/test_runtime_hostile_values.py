@@ -134,6 +134,44 @@ def test_a_hostile_exception_raised_by_the_workflow_itself_fails_the_run_readabl
     assert "<Hostile.__str__ raised RuntimeError>" in info.value.error["message"]
 
 
+NOT_UTF8 = b"caf\xe9.txt".decode("utf-8", "surrogateescape")
+"""A file name read from a non-UTF-8 file system (``os.listdir``): holds a lone surrogate."""
+
+
+@component
+def opens_not_utf8() -> None:
+    raise ValueError(f"cannot parse {NOT_UTF8}")
+
+
+@workflow
+def wf_not_utf8_step() -> None:
+    opens_not_utf8()
+
+
+@workflow
+def wf_not_utf8_direct() -> None:
+    raise ValueError(f"cannot parse {NOT_UTF8}")
+
+
+@pytest.mark.parametrize("wf", [wf_not_utf8_step, wf_not_utf8_direct])
+def test_an_error_message_holding_a_lone_surrogate_fails_the_run_with_that_error(
+    wf: af.Workflow[Any, Any],
+) -> None:
+    """It failed the run with 'SerializationError: span.failed event data is not
+    JSON-serialisable', the real error lost."""
+    ensure_local_worker(force=True)
+    handle = wf.start()
+    with pytest.raises(af.RunFailed) as info:
+        handle.result(timeout=30)
+    _assert_no_open_spans(handle)
+    error = info.value.error
+    assert error["type"] == "ValueError" or error["cause"] == "ValueError"
+    assert "caf\\udce9.txt" in error["message"]  # the byte shown as its escape
+    assert "caf\\udce9.txt" in error["traceback"]
+    failed = [s for s in handle.spans() if s.status == "failed"]
+    assert failed and all("caf\\udce9.txt" in (s.error or {})["message"] for s in failed)
+
+
 # --- lossy JSON round trips: refused at the call site ---------------------------------------
 
 
