@@ -2,9 +2,12 @@
 ``aiflow worker --app aiflow_nb.examples.chaos``, kill workers, and check what happened.
 
 Each ``step`` counts its side effect in Redis, outside the worker
-(``keys.side_effects``), and checks the run's journal as its body starts: a step whose
-result was already journaled must replay, never run again, so finding it there is
-counted as ``journaled_twice``. The crash tests, the soak and the benchmark use them.
+(``keys.side_effects``), and checks the run's journal with it: a step whose result was
+journaled before its body began must replay, never run again, so a journal entry that
+ended earlier is counted as ``journaled_twice``. (An entry that ended later was written
+by an attempt that took the run over while this body, begun first, could not reach
+Redis: a stalled worker, an outage. That is the step in flight, which may run again.)
+The crash tests, the soak and the benchmark use them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from ..authoring.workflow import workflow
 from ..errors import InputTimeout
 from ..runtime.context import current_frame, current_run
 from ..runtime.waits import sleep, wait_for_event, wait_for_input
+from ..serialization import loads
 from ..store import sync_redis
 from ..store.outage import CONNECTION_ERRORS, Outage
 
@@ -50,19 +54,21 @@ def _count_pipeline(pipe: Any) -> bool:
     ctx, frame = current_run(), current_frame()
     if ctx is None or frame is None:
         return False
-    pipe.hexists(keys.run_journal(ctx.run_id), frame.key)
+    pipe.hget(keys.run_journal(ctx.run_id), frame.key)
     pipe.hincrby(keys.side_effects(ctx.run_id), frame.key, 1)
     return True
 
 
-def _flag(journaled: bool, client: Any) -> Any:
+def _flag(journaled: bytes | None, began: float, client: Any) -> Any:
+    """Count ``JOURNALED_TWICE`` when the journal entry ``journaled`` ended before the body
+    began (at ``began``, ``time.time()``: the journal's clock, the same machine's)."""
     ctx = current_run()
-    if journaled and ctx is not None:
+    if journaled is not None and ctx is not None and loads(journaled)["e"] <= began:
         return client.hincrby(keys.side_effects(ctx.run_id), JOURNALED_TWICE, 1)
     return None
 
 
-async def _count(client: Any) -> None:
+async def _count(client: Any, began: float) -> None:
     """Count this step's side effect, through a Redis outage (the count is the test's
     instrument, not the step's work: an outage must not fail the step)."""
     outage = Outage("chaos step count")
@@ -72,7 +78,7 @@ async def _count(client: Any) -> None:
             return
         try:
             journaled, _count = await pipe.execute()
-            flagged = _flag(bool(journaled), client)
+            flagged = _flag(journaled, began, client)
             if flagged is not None:
                 await flagged
             return
@@ -83,9 +89,10 @@ async def _count(client: Any) -> None:
 @component
 async def step(i: int, delay: float) -> int:
     """One step: count the side effect, then take ``delay`` seconds."""
+    began = time.time()
     ctx = current_run()
     if ctx is not None:
-        await _count(ctx.async_client)
+        await _count(ctx.async_client, began)
     await asyncio.sleep(delay)
     return i
 
@@ -99,11 +106,12 @@ async def steps(n: int = 10, delay: float = 0.1) -> list[int]:
 @component
 def sync_step(i: int, delay: float) -> int:
     """The sync twin of ``step`` (runs in a worker thread)."""
+    began = time.time()
     client = sync_redis()
     pipe = client.pipeline(transaction=True)
     if _count_pipeline(pipe):
         journaled, _count = pipe.execute()
-        _flag(bool(journaled), client)
+        _flag(journaled, began, client)
     time.sleep(delay)
     return i
 
