@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -33,7 +33,6 @@ from aiflow_nb.ops.local import LocalWorker
 from aiflow_nb.ops.submit import resolve_version, submit
 from aiflow_nb.ops.worker import Worker
 from aiflow_nb.store import async_redis, run_in_new_loop, sync_redis
-from aiflow_nb.store.connection import reset
 from aiflow_nb.store.outage import CONNECTION_ERRORS, Outage
 from aiflow_nb.trace.follow import Follower
 
@@ -42,25 +41,11 @@ from support.api import KEY
 from support.helpers import wait_for
 from support.notebook import RecordingComm, comms_fixture  # noqa: F401
 from support.ops import CLI, fleet, journal_keys, record
-from support.outage import PrivateRedis, SseFollower
+from support.outage import PrivateRedis, SseFollower, private_redis_fixture  # noqa: F401
 
 RUNS, STEPS, DELAY, OUTAGE = 30, 10, 0.3, 5.0
 WORKER_ENV = {"AIFLOW_HEARTBEAT_INTERVAL": "0.5", "AIFLOW_HEARTBEAT_TTL": "10"}
 """The default lease TTL (10 s) outlives the 5 s outage: the workers keep their runs."""
-
-
-@pytest.fixture
-def private_redis(
-    tmp_path: Path, namespace: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path / "redis")
-    monkeypatch.setenv("REDIS_URL", server.url)
-    aiflow_nb.configure()
-    try:
-        yield server
-    finally:
-        server.stop()
-        reset()  # close the clients of this server
 
 
 def _key(event_id: str) -> tuple[int, int]:

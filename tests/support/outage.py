@@ -1,5 +1,6 @@
 """Helpers of the Redis outage tests: a redis-server of one test that is SIGKILLed and
-restarted on the same AOF, and an SSE client that reconnects with ``Last-Event-ID``."""
+restarted on the same AOF (the ``private_redis`` fixture: import ``private_redis_fixture``
+into the test module), and an SSE client that reconnects with ``Last-Event-ID``."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+import aiflow_nb
 from aiflow_nb.events.status import TERMINAL
+from aiflow_nb.store.connection import reset
 from aiflow_nb.store.embedded import EmbeddedRedis
 
 from .api import KEY
@@ -54,6 +58,22 @@ class PrivateRedis:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+@pytest.fixture(name="private_redis")
+def private_redis_fixture(
+    tmp_path: Path, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[PrivateRedis]:
+    """A ``PrivateRedis`` that this test's clients and worker processes use
+    (``REDIS_URL``)."""
+    server = PrivateRedis(tmp_path / "redis")
+    monkeypatch.setenv("REDIS_URL", server.url)
+    aiflow_nb.configure()
+    try:
+        yield server
+    finally:
+        server.stop()
+        reset()  # close the clients of this server
 
 
 def sse_messages(lines: Iterator[str]) -> Iterator[dict[str, str]]:
