@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -127,3 +128,54 @@ def test_standalone_monitor_process_recovers_runs_of_workers_without_one(
             monitor.terminate()
         assert monitor.wait(10) == 0
     assert record(handle.run_id)["restarts"] == "1"
+
+
+def test_a_queue_entry_reclaimed_while_its_worker_was_stopped_is_skipped_after_sigcont(
+    tmp_path: Path,
+) -> None:
+    """A worker SIGSTOPped in its blocked read gets a run's queue entry; the monitor finds
+    the worker dead and re-queues the run (acking and deleting that entry). SIGCONTed, the
+    worker reads the stale entry from its socket: it must skip it and take the run from
+    the monitor's entry. (Taking it with the stale one goes behind the monitor's back:
+    in the extended soak a woken worker took over a run whose next attempt had just died,
+    with no recovery and no restart counted.)"""
+    from aiflow_nb import keys
+    from aiflow_nb.ops.routing import run_queue
+    from aiflow_nb.ops.submit import resolve_version
+    from aiflow_nb.store import sync_redis
+
+    r = sync_redis()
+    queue = run_queue(resolve_version(), "steps", None)
+    fast = {"AIFLOW_HEARTBEAT_INTERVAL": "0.1", "AIFLOW_HEARTBEAT_TTL": "0.6"}
+
+    def consumers() -> dict[str, int]:
+        return {
+            c["name"].decode(): int(c["pending"])
+            for c in r.xinfo_consumers(queue, keys.queue_group)
+        }
+
+    def reading() -> bool:  # its consumer exists, and it waits in a blocked read
+        blocked = [c["cmd"] for c in r.client_list() if "b" in c["flags"]]
+        return stale.id in consumers() and "xreadgroup" in blocked
+
+    monitor = start_monitor(tmp_path)
+    try:
+        with fleet(tmp_path) as start:
+            stale = start("--no-monitor", env=fast).ready()
+            wait_for(reading, 10, "the worker's blocked read")
+            stale.signal(signal.SIGSTOP)  # the read it waits in gets the entry
+            try:
+                handle = RunHandle(submit("steps", {"n": 2, "delay": 0.1}))
+                wait_for(lambda: consumers().get(stale.id), 5, "the stopped worker's read")
+                wait_for(lambda: not consumers().get(stale.id), 15, "the monitor's re-queue")
+            finally:  # within redis-py's 5 s read timeout: it reads the reply it was sent
+                stale.signal(signal.SIGCONT)
+            assert handle.result(timeout=15) == [0, 1]
+            log = stale.log()
+    finally:
+        monitor.kill()
+        monitor.wait(10)
+
+    types = [e.type for e in handle.events(follow=False)]
+    assert types[:3] == ["run.queued", "log", "run.started"] and "run.resumed" not in types
+    assert "reclaimed" in log and "held by another worker" not in log, log

@@ -230,9 +230,11 @@ class Worker:
                     continue
                 due = time.monotonic() - checked >= defaults.UNANSWERED_CHECK_INTERVAL
                 if outage.down or due:  # before reading new entries, so none is taken twice
+                    read_at = time.monotonic()
                     for queue, (msg_id, fields) in await self._unanswered(queues):
-                        self._spawn(queue, msg_id.decode(), fields[b"run_id"].decode())
+                        self._spawn(queue, msg_id.decode(), fields[b"run_id"].decode(), read_at)
                     checked = time.monotonic()
+                read_at = time.monotonic()
                 reply = cast(
                     "StreamsReply | None",
                     await self.client.xreadgroup(
@@ -257,7 +259,7 @@ class Worker:
                 await self._give_back(entries)
                 return
             for queue, (msg_id, fields) in entries:
-                self._spawn(queue, msg_id.decode(), fields[b"run_id"].decode())
+                self._spawn(queue, msg_id.decode(), fields[b"run_id"].decode(), read_at)
             if self.burst and not entries and not self.tasks:
                 return
 
@@ -286,9 +288,10 @@ class Worker:
             pipe.xdel(queue, msg_id)
             await pipe.execute()
 
-    def _spawn(self, queue: str, msg_id: str, run_id: str) -> None:
+    def _spawn(self, queue: str, msg_id: str, run_id: str, read_at: float) -> None:
+        """Handle one queue entry, read by a command sent at ``read_at`` (monotonic)."""
         control = RunControl()
-        task = asyncio.create_task(self._handle(msg_id, run_id, control, queue))
+        task = asyncio.create_task(self._handle(msg_id, run_id, control, queue, read_at))
         self.tasks[run_id] = task
         self.controls[run_id] = control
         task.add_done_callback(lambda _t: self._forget(run_id))
@@ -298,7 +301,16 @@ class Worker:
         self.controls.pop(run_id, None)
         self.fences.pop(run_id, None)
 
-    async def _handle(self, msg_id: str, run_id: str, control: RunControl, queue: str) -> None:
+    async def _handle(
+        self, msg_id: str, run_id: str, control: RunControl, queue: str, read_at: float
+    ) -> None:
+        if await self._reclaimed(queue, msg_id, read_at):
+            log.warning(
+                "run %s: its queue entry was reclaimed while this worker stalled (the "
+                "monitor found it dead and re-queued the run); skipped",
+                run_id,
+            )
+            return
         fence = Fence(run_id, new_token(self.id), int(settings().heartbeat_ttl * 1000))
         if not await leases.take(self.client, fence):
             await self._drop_entry(queue, msg_id)  # a duplicate request: its run is in hand
@@ -322,6 +334,17 @@ class Worker:
         # terminal write, and a resume() since then may have given it to another worker
         pipe.eval(leases.RELEASE, 1, fence.lease, fence.token)
         await pipe.execute()
+
+    async def _reclaimed(self, queue: str, msg_id: str, read_at: float) -> bool:
+        """True when the entry is gone from the queue although this worker has not answered
+        it: the monitor reclaimed it (and re-queued its run) while this worker was stalled
+        (SIGSTOP, starved) with the entry read or in its socket. Taking the run with it
+        would go behind the monitor's back. Checked (one round trip) only when the entry
+        is older than a read should take: ``QUEUE_BLOCK_MS`` + a heartbeat interval."""
+        stale = defaults.QUEUE_BLOCK_MS / 1000 + settings().heartbeat_interval
+        if time.monotonic() - read_at <= stale:
+            return False
+        return not await self.client.xrange(queue, msg_id, msg_id)
 
     async def _drop_entry(self, queue: str, msg_id: str, fence: Fence | None = None) -> None:
         """Acknowledge and delete a queue entry (a queue holds only unfinished requests);

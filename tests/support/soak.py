@@ -241,30 +241,41 @@ def _attempts(events: list[Event]) -> list[list[Event]]:
     return attempts
 
 
+def _story(run_id: str, n: int, what: str, events: list[Event]) -> str:
+    """A failed check of attempt ``n``, with the run's whole stream, one event a line."""
+    key_of = _key_of(events)
+    lines = [f"{run_id}: attempt {n}: {what}; its stream:"]
+    for e in events:
+        data = {
+            k: v for k, v in e.data.items() if k in ("worker", "attempt", "journaled", "message")
+        }
+        lines.append(f"  {e.id} {e.type} {key_of.get(e.span_id or '', '')} {data or ''}")
+    return "\n".join(lines)
+
+
 def _check_attempts(run_id: str, events: list[Event]) -> int:
     """Each attempt's events are a prefix of what it would write (the last attempt's, all
     of it), from the journal it found, which is exactly what the stream shows completed
     before it: no event of an earlier attempt after a later one started, no step
-    completed twice, none lost. A recovery's ``log`` note may end an attempt. Returns the
-    number of attempts."""
+    completed twice, none lost. A recovery's ``log`` note ends each attempt but the
+    last. Returns the number of attempts."""
     key_of = _key_of(events)
     attempts = _attempts(events)
     done = 0
     for n, attempt in enumerate(attempts, 1):
         start = attempt[0]
-        assert start.data["attempt"] == n, (run_id, start)
-        assert start.data["journaled"] == done, (
-            f"{run_id}: attempt {n} resumed from another journal"
-        )
+        assert start.data["attempt"] == n, _story(run_id, n, "numbered wrong", events)
+        assert start.data["journaled"] == done, _story(run_id, n, "another journal", events)
         notes = [e for e in attempt if _is_note(e)]
         body = attempt[: len(attempt) - len(notes)]
-        assert body + notes == attempt, f"{run_id}: attempt {n} wrote after its recovery note"
+        assert body + notes == attempt, _story(run_id, n, "wrote after its recovery", events)
         shape = [(e.type, key_of.get(e.span_id or "", "")) for e in body]
         script = _script(n, done)
         if n == len(attempts):
-            assert shape == script and not notes, (run_id, n, shape)
+            assert shape == script and not notes, _story(run_id, n, "not all written", events)
         else:
-            assert shape == script[: len(shape)] and notes, (run_id, n, shape)
+            assert shape == script[: len(shape)], _story(run_id, n, "not a prefix", events)
+            assert notes, _story(run_id, n, "ended with no recovery", events)
         done += sum(kind == "span.completed" and key != "steps" for kind, key in shape)
     assert done == STEPS, f"{run_id}: {done} steps completed"
     return len(attempts)
