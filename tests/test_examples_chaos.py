@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any, cast
 
 import pytest
 
@@ -54,3 +55,50 @@ def test_a_body_counts_as_journaled_twice_only_if_the_journal_had_it_before_it_b
     effects = _run_step_with_journal_ending_at(f"chaos-{offset}", offset)
     assert effects[KEY] == 1
     assert (JOURNALED_TWICE in effects) is flagged, effects
+
+
+class _ResentPipeline:
+    """A transaction pipeline whose ``execute`` is sent twice, as redis-py's retry re-sends
+    one whose reply was lost after Redis applied it (a socket timeout after a stall, a
+    restart). A stand-in: a real lost reply cannot be made to happen on cue."""
+
+    def __init__(self, pipe: Any) -> None:
+        self._pipe = pipe
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pipe, name)
+
+    async def execute(self) -> Any:
+        commands = list(self._pipe.command_stack)
+        await self._pipe.execute()  # applied, its reply "lost"
+        self._pipe.command_stack.extend(commands)
+        return await self._pipe.execute()
+
+
+class _ResendingClient:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def pipeline(self, transaction: bool = True) -> _ResentPipeline:
+        return _ResentPipeline(self._client.pipeline(transaction=transaction))
+
+
+def test_a_count_re_sent_after_a_lost_reply_counts_the_body_once() -> None:
+    run_id = "chaos-resent"
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        client = async_redis()
+        resending = cast(Any, _ResendingClient(client))
+        writer = EventWriter(run_id, client, loop)
+        ctx = RunContext(run_id, "steps", writer, loop, sync_redis(), resending)
+        run_var.set(ctx)
+        frame_var.set(Frame.root("steps"))
+        assert await step(0, 0.0) == 0
+        await writer.flush()
+
+    run_in_new_loop(main())
+    assert side_effects(run_id) == {KEY: 1}

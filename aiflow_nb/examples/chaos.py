@@ -7,13 +7,18 @@ journaled before its body began must replay, never run again, so a journal entry
 ended earlier is counted as ``journaled_twice``. (An entry that ended later was written
 by an attempt that took the run over while this body, begun first, could not reach
 Redis: a stalled worker, an outage. That is the step in flight, which may run again.)
+Each execution of a body is counted once: as a field of its own (``<key>@<token>``), so a
+count re-sent after a lost reply (a client's retry, an outage) does not count it twice.
 The crash tests, the soak and the benchmark use them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -47,38 +52,52 @@ __all__ = [
 ]
 
 JOURNALED_TWICE = "!journaled-twice"
-"""Field of ``keys.side_effects`` counting step bodies that ran although journaled."""
+"""Key in ``side_effects`` counting step bodies that ran although journaled."""
+_EXECUTION = "@"
+"""Between a step key and the token of one execution of its body, in a field name."""
 
 
-def _count_pipeline(pipe: Any) -> bool:
+@dataclass(frozen=True)
+class _Body:
+    """One execution of a step's body: when it began (``time.time()``: the journal's
+    clock, the same machine's) and a token naming it."""
+
+    began: float = field(default_factory=time.time)
+    token: str = field(default_factory=lambda: secrets.token_hex(6))
+
+    def mark(self, key: str) -> str:
+        return f"{key}{_EXECUTION}{self.token}"
+
+
+def _count_pipeline(pipe: Any, body: _Body) -> bool:
     ctx, frame = current_run(), current_frame()
     if ctx is None or frame is None:
         return False
     pipe.hget(keys.run_journal(ctx.run_id), frame.key)
-    pipe.hincrby(keys.side_effects(ctx.run_id), frame.key, 1)
+    pipe.hset(keys.side_effects(ctx.run_id), body.mark(frame.key), 1)
     return True
 
 
-def _flag(journaled: bytes | None, began: float, client: Any) -> Any:
+def _flag(journaled: bytes | None, body: _Body, client: Any) -> Any:
     """Count ``JOURNALED_TWICE`` when the journal entry ``journaled`` ended before the body
-    began (at ``began``, ``time.time()``: the journal's clock, the same machine's)."""
+    began."""
     ctx = current_run()
-    if journaled is not None and ctx is not None and loads(journaled)["e"] <= began:
-        return client.hincrby(keys.side_effects(ctx.run_id), JOURNALED_TWICE, 1)
+    if journaled is not None and ctx is not None and loads(journaled)["e"] <= body.began:
+        return client.hset(keys.side_effects(ctx.run_id), body.mark(JOURNALED_TWICE), 1)
     return None
 
 
-async def _count(client: Any, began: float) -> None:
+async def _count(client: Any, body: _Body) -> None:
     """Count this step's side effect, through a Redis outage (the count is the test's
     instrument, not the step's work: an outage must not fail the step)."""
     outage = Outage("chaos step count")
     while True:
         pipe = client.pipeline(transaction=True)
-        if not _count_pipeline(pipe):
+        if not _count_pipeline(pipe, body):
             return
         try:
             journaled, _count = await pipe.execute()
-            flagged = _flag(journaled, began, client)
+            flagged = _flag(journaled, body, client)
             if flagged is not None:
                 await flagged
             return
@@ -89,10 +108,10 @@ async def _count(client: Any, began: float) -> None:
 @component
 async def step(i: int, delay: float) -> int:
     """One step: count the side effect, then take ``delay`` seconds."""
-    began = time.time()
+    body = _Body()
     ctx = current_run()
     if ctx is not None:
-        await _count(ctx.async_client, began)
+        await _count(ctx.async_client, body)
     await asyncio.sleep(delay)
     return i
 
@@ -106,12 +125,12 @@ async def steps(n: int = 10, delay: float = 0.1) -> list[int]:
 @component
 def sync_step(i: int, delay: float) -> int:
     """The sync twin of ``step`` (runs in a worker thread)."""
-    began = time.time()
+    body = _Body()
     client = sync_redis()
     pipe = client.pipeline(transaction=True)
-    if _count_pipeline(pipe):
+    if _count_pipeline(pipe, body):
         journaled, _count = pipe.execute()
-        _flag(journaled, began, client)
+        _flag(journaled, body, client)
     time.sleep(delay)
     return i
 
@@ -193,6 +212,12 @@ async def signalled(timeout: float | None = None) -> Any:
 
 
 def side_effects(run_id: str, client: redis.Redis | None = None) -> dict[str, int]:
-    """Step key -> times its body ran, plus ``JOURNALED_TWICE`` when it happened."""
+    """Step key -> times its body ran, plus ``JOURNALED_TWICE`` when it happened (a field
+    with no execution token, e.g. another app's ``HINCRBY``, counts its value)."""
     raw = (client or sync_redis()).hgetall(keys.side_effects(run_id))
-    return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+    counts: Counter[str] = Counter()
+    for name, value in raw.items():
+        text = name.decode() if isinstance(name, bytes) else name
+        key, execution, _token = text.rpartition(_EXECUTION)
+        counts[key if execution else text] += 1 if execution else int(value)
+    return dict(counts)
