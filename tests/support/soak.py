@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from aiflow_nb import keys
 from aiflow_nb.access.handle import RunHandle
@@ -98,14 +97,17 @@ class Chaos:
         self.next_fault = now + self.rng.uniform(*self.spacing)
         return True
 
-    def _victim(self) -> tuple[WorkerProcess, dict[str, Any]]:
-        """A running (not stopped) worker, with its last heartbeat (``{}`` before the
-        first: ``runs`` lists the runs in hand)."""
+    def _victim(self, busiest: bool = False) -> tuple[WorkerProcess, str]:
+        """A running (not stopped) worker with runs in hand when there is one (``busiest``:
+        the one with most), and its id (``""`` before its first heartbeat)."""
         running = [w for w in self.workers if w.pid not in self.stopped]
         beats = {int(d["pid"]): d for d in live_workers()}
-        busy = [w for w in running if beats.get(w.pid, {}).get("runs")]
-        victim = self.rng.choice(busy or running)
-        return victim, beats.get(victim.pid, {})
+        busy = [w for w in running if int(beats.get(w.pid, {}).get("in_hand", 0))]
+        if busiest and busy:
+            victim = max(busy, key=lambda w: int(beats[w.pid]["in_hand"]))
+        else:
+            victim = self.rng.choice(busy or running)
+        return victim, beats.get(victim.pid, {}).get("id", "")
 
     def kill(self) -> None:
         victim, _ = self._victim()
@@ -115,12 +117,12 @@ class Chaos:
         self.workers.append(self._new())
 
     def stop(self, seconds: float) -> None:
-        victim, beat = self._victim()
+        victim, worker_id = self._victim(busiest=True)
         victim.signal(signal.SIGSTOP)
         self.stops += 1
         self.stopped[victim.pid] = (victim, time.monotonic() + seconds)
-        for run_id in filter(None, beat.get("runs", "").split(",")):
-            self.held.setdefault(run_id, (beat["id"], RunHandle(run_id).record()["attempt"]))
+        for run_id, attempt in _running_on(worker_id).items():  # frozen now: what it held
+            self.held.setdefault(run_id, (worker_id, attempt))
 
     def wake(self, everyone: bool = False) -> None:
         """SIGCONT the stopped workers whose time is up (``everyone``: all of them)."""
@@ -137,6 +139,20 @@ class Chaos:
             ended[run_id]["attempt"] > attempt and ended[run_id]["worker"] != worker
             for run_id, (worker, attempt) in self.held.items()
         )
+
+
+def _running_on(worker_id: str) -> dict[str, int]:
+    """Runs whose record says they run on ``worker_id`` -> their attempt."""
+    r = sync_redis()
+    run_ids = [i.decode() for i in r.smembers(keys.running())]
+    pipe = r.pipeline(transaction=False)
+    for run_id in run_ids:
+        pipe.hmget(keys.run(run_id), "status", "worker", "attempt")
+    return {
+        run_id: int(attempt or 0)
+        for run_id, (status, worker, attempt) in zip(run_ids, pipe.execute(), strict=True)
+        if status == b"running" and worker == worker_id.encode()
+    }
 
 
 @dataclass
