@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import aiflow_nb
 from aiflow_nb import component, workflow
-from aiflow_nb.access.archive import archive
+from aiflow_nb.access.archive import ARCHIVE_RUN_COLUMNS, archive
 from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.access.spans import SPAN_COLUMNS
 from aiflow_nb.cli import cli
@@ -112,3 +112,14 @@ def test_an_archived_large_step_result_is_kept_not_a_reference_to_the_journal(
     ]
     assert done == [{**done[0], "output": "s" * n}] and "output_ref" not in done[0]
     assert len(aiflow_nb.load_archive(out).spans) == 2
+
+
+def test_an_archive_whose_day_partitions_were_all_removed_loads_empty(tmp_path: Path) -> None:
+    """``runs/`` and ``events/`` left without a partition (old days removed by hand, a
+    stray ``.DS_Store``): load_archive raised KeyError 'day'."""
+    for sub in ("runs", "events"):
+        (tmp_path / sub).mkdir()
+    (tmp_path / "runs" / ".DS_Store").write_bytes(b"\0")
+    runs, spans = aiflow_nb.load_archive(tmp_path)
+    assert runs.empty and list(runs.columns) == [*ARCHIVE_RUN_COLUMNS, "day"]
+    assert spans.empty and list(spans.columns) == ["run_id", *SPAN_COLUMNS]

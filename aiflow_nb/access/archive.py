@@ -190,9 +190,12 @@ def _write(root: Path, runs: list[dict[str, Any]], events: list[dict[str, Any]])
 def _read(path: Path, columns: list[str]) -> pd.DataFrame:
     import pyarrow.dataset as ds
 
-    if not path.exists():
+    dataset = (
+        ds.dataset(str(path), format="parquet", partitioning="hive") if path.exists() else None
+    )
+    if dataset is None or not dataset.files:  # none yet, or every partition removed
         return pd.DataFrame(columns=[*columns, "day"])
-    table = ds.dataset(str(path), format="parquet", partitioning="hive").to_table()
+    table = dataset.to_table()
     frame = table.to_pandas()
     frame["day"] = frame["day"].astype(str)
     return frame
