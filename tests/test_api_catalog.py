@@ -268,3 +268,43 @@ def test_with_a_secret_a_tampered_interface_is_refused(
     finally:
         monkeypatch.delenv("AIFLOW_SECRET")
         aiflow_nb.configure()
+
+
+def test_an_interface_pydantic_cannot_build_hides_only_that_workflow(
+    namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A registered input schema whose pattern pydantic's regex engine refuses (a
+    lookahead, fine for Python's re) or that nests past Python's stack: GET /workflows
+    answered 500 for everyone (SchemaError / RecursionError were not a malformed
+    interface)."""
+    from aiflow_nb.authoring.interface import interface
+
+    caplog.set_level(logging.WARNING)
+
+    @workflow
+    def nb_fine(x: str) -> str:
+        return x
+
+    base = interface(nb_fine)
+    source = register_source("def nb_fine(x): return x\n", "cell-fine")
+    register_bundle("nb_fine", [source], interface=base)
+    deep: dict[str, Any] = {"type": "string"}
+    for _ in range(240):  # JSON (orjson) writes at most 255 levels; Python's stack less
+        deep = {"type": "array", "items": deep}
+    for name, prop in (
+        ("nb_lookahead", {"type": "string", "pattern": "^(?=a)a"}),
+        ("nb_deep", deep),
+    ):
+        schema = {**base["input_schema"], "properties": {"x": prop}}
+        register_bundle(name, [source], interface={**base, "input_schema": schema})
+
+    with served_client(api_keys=(KEY,)) as c:
+        answer = c.get("/workflows")
+        assert answer.status_code == 200, answer.text
+        names = {w["name"] for w in answer.json()["workflows"]}
+        assert "nb_fine" in names and not names & {"nb_lookahead", "nb_deep"}
+        for name in ("nb_lookahead", "nb_deep"):
+            answer = c.get(f"/workflows/{name}")
+            assert answer.status_code == 409, answer.text
+            assert answer.json()["error"] == "code_rejected"
+        assert c.get("/healthz").status_code == 200

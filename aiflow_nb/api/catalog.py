@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import SchemaError
 
 from ..authoring import registry
 from ..authoring.interface import input_model, output_schema, schema_of, signature_of
@@ -148,8 +149,13 @@ def _notebook(name: str, bundle: str) -> Entry:
     doc = code.read_interface(bundle)  # reads Redis; executes nothing
     try:
         entry = _from_interface(name, bundle, doc)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CodeRejected(f"code bundle {bundle[:12]} has a malformed interface ({exc})") from None
+    except (KeyError, TypeError, ValueError, SchemaError, RecursionError) as exc:
+        # SchemaError: a constraint pydantic cannot build (a pattern its regex engine
+        # refuses); RecursionError: a schema nested past Python's stack
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CodeRejected(
+            f"code bundle {bundle[:12]} has a malformed interface ({reason})"
+        ) from None
     with _lock:
         _notebook_entries[bundle] = entry
         while len(_notebook_entries) > _CACHE_SIZE:
