@@ -37,6 +37,10 @@ RETENTION = 7 * 86400.0
 key of the run expires and the monitor drops it from the run indexes
 (``AIFLOW_RETENTION``; ``@workflow(retention=...)`` overrides it per workflow)."""
 
+RETENTION_MAX = 100 * 365 * 86400.0
+"""Seconds; a longer retention (``99999999999d`` for "forever") is kept this long: Redis
+refuses a TTL whose expiry time passes 64 bits of milliseconds."""
+
 EXPIRY_SWEEP_BATCH = 1000
 """Expired runs the monitor drops from the run indexes per sweep at most."""
 

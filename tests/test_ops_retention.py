@@ -353,3 +353,36 @@ def test_resume_of_a_run_deleted_while_it_is_read_recreates_nothing(
     queues = [k for k in _ns_keys(namespace) if ":queue:" in k]
     entries = [f for k in queues for _, f in sync_redis().xrange(k)]
     assert not [f for f in entries if f.get(b"resume")], entries  # nothing re-queued
+
+
+@workflow(retention=1e17)  # "forever": past what a Redis TTL can hold
+def kept_forever() -> int:
+    return 1
+
+
+def test_a_retention_past_what_redis_can_hold_is_kept_at_most_retention_max(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PEXPIRE refused the TTL inside the terminal batch: the run ended with no TTL and no
+    expiry entry, never to expire (fail_run's script likewise)."""
+    from aiflow_nb import defaults
+    from aiflow_nb.ops.local import ensure_local_worker
+    from aiflow_nb.ops.recovery import fail_run
+    from aiflow_nb.store import async_redis, run_in_new_loop
+
+    ensure_local_worker(force=True)
+    done = kept_forever.start()
+    assert done.result(timeout=30) == 1
+    broken = RunHandle(submit("steps", {"n": 1}, retention=1e17))
+    sync_redis().hset(keys.run(broken.run_id), "status", "running")
+
+    async def fail() -> bool:
+        return await fail_run(async_redis(), broken.run_id, RuntimeError("executor bug"))
+
+    assert run_in_new_loop(fail())
+    r = sync_redis()
+    longest = defaults.RETENTION_MAX * 1000
+    for handle, workflow_name in ((done, "kept_forever"), (broken, "steps")):
+        assert 0.99 * longest < r.pttl(keys.run(handle.run_id)) <= longest
+        due = r.zscore(keys.expiry(), f"{handle.run_id} {workflow_name}")
+        assert due is not None and due <= time.time() + defaults.RETENTION_MAX

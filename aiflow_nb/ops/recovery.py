@@ -18,7 +18,7 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 
-from .. import keys
+from .. import defaults, keys
 from ..config import settings
 from ..errors import error_document, event_error
 from ..events.fence import CURRENT_LUA, holder_of
@@ -190,7 +190,8 @@ _FAIL = (
     + """
 -- KEYS: lease, record, events, running set, expiry set, then the run's other keys;
 -- ARGV: token ('' = no attempt), ended_at, error document, run.failed payload, run id,
--- retention seconds when the record has none, inputs without their secrets ('' = same)
+-- retention seconds when the record has none, inputs without their secrets ('' = same),
+-- the longest retention (defaults.RETENTION_MAX)
 local status = redis.call('HGET', KEYS[2], 'status')
 if not status or is_ended(status) then return 0 end
 if ARGV[1] ~= '' then
@@ -202,6 +203,7 @@ if ARGV[7] ~= '' then redis.call('HSET', KEYS[2], 'inputs', ARGV[7], 'secrets_dr
 redis.call('SREM', KEYS[4], ARGV[5])
 redis.call('XADD', KEYS[3], '*', '@FIELD@', ARGV[4])
 local keep = tonumber(redis.call('HGET', KEYS[2], 'retention') or ARGV[6])
+keep = math.min(keep, tonumber(ARGV[8]))
 local ms = math.max(1, math.floor(keep * 1000))
 for i, key in ipairs(KEYS) do
   if i <= 3 or i > 5 then redis.call('PEXPIRE', key, ms) end
@@ -240,6 +242,7 @@ async def fail_run(
         run_id,
         settings().retention,
         public or "",
+        defaults.RETENTION_MAX,
     )
     return bool(done)
 

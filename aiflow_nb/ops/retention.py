@@ -69,10 +69,16 @@ def _split(raw: bytes | str) -> tuple[str, str]:
     return run_id, workflow
 
 
+def _ttl(seconds: float) -> tuple[int, float]:
+    """A retention as a TTL (ms, at least 1) and its seconds, at most ``RETENTION_MAX``."""
+    seconds = min(seconds, defaults.RETENTION_MAX)
+    return max(1, int(seconds * 1000)), seconds
+
+
 def expire(pipe: Any, run_id: str, workflow: str, seconds: float) -> None:
     """Queue on ``pipe`` (a transaction, with the run's terminal write) the TTL of every
     key of the run and its ``{ns}:expiry`` entry."""
-    ms = max(1, int(seconds * 1000))
+    ms, seconds = _ttl(seconds)
     for key in keys.run_keys(run_id):
         pipe.pexpire(key, ms)
     pipe.zadd(keys.expiry(), {member(run_id, workflow): time.time() + seconds})
@@ -80,7 +86,7 @@ def expire(pipe: Any, run_id: str, workflow: str, seconds: float) -> None:
 
 def expire_in_batch(writer: EventWriter, workflow: str, seconds: float) -> None:
     """``expire`` as commands of the run's fenced batch (after its terminal write)."""
-    ms = max(1, int(seconds * 1000))
+    ms, seconds = _ttl(seconds)
     for key in keys.run_keys(writer.run_id):
         writer.raw("pexpire", key, ms)
     writer.raw("zadd", keys.expiry(), time.time() + seconds, member(writer.run_id, workflow))
