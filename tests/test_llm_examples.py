@@ -102,6 +102,42 @@ def test_aiflow_demo_runs_the_content_agent_end_to_end() -> None:
     assert "LLM cost: $" in out
 
 
+def test_aiflow_demo_approve_parks_at_the_outline_and_without_a_terminal_approves() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    proc = subprocess.run(
+        [AIFLOW, "demo", "--sections", "2", "--approve"],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "Write this outline?" in out and "approving automatically" in out
+    run_id = out.split("\nrun ", 1)[1].split()[0]
+    handle = af.attach(run_id)
+    assert handle.status == "completed" and str(handle.result()).startswith("# ")
+    types = [e.type for e in handle.events(follow=False)]
+    assert types.index("run.waiting") < types.index("input.received") < types.index("run.resumed")
+
+
+def test_a_rejected_outline_ends_the_demo_without_writing() -> None:
+    import io
+
+    from aiflow_nb.examples.llm_demo import run_content_demo
+
+    asked: list[str] = []
+
+    def reject(prompt: str) -> bool:
+        asked.append(prompt)
+        return False
+
+    post = run_content_demo("durable workflows", 2, out=io.StringIO(), approve=True, ask=reject)
+    assert post == "outline rejected: nothing written"
+    assert len(asked) == 1 and asked[0].startswith("Write this outline?\n  - ")
+
+
 def test_aiflow_fake_llm_serves_the_sdk_with_its_own_rpm_and_runtime_knobs() -> None:
     port = free_port()
     proc = subprocess.Popen(

@@ -12,7 +12,12 @@ import pytest
 
 from support import ROOT
 
-NOTEBOOKS = ["01_quickstart.ipynb", "02_resume_and_reattach.ipynb", "03_llm_workflow.ipynb"]
+NOTEBOOKS = [
+    "01_quickstart.ipynb",
+    "02_resume_and_reattach.ipynb",
+    "03_llm_workflow.ipynb",
+    "04_human_in_the_loop.ipynb",
+]
 
 
 @pytest.mark.slow

@@ -35,13 +35,21 @@ def fail(exc: Exception) -> None:
 @click.command()
 @click.option("--topic", default="durable LLM workflows", show_default=True)
 @click.option("--sections", default=3, show_default=True, help="Sections the post gets.")
-def demo(topic: str, sections: int) -> None:
+@click.option(
+    "--approve",
+    is_flag=True,
+    help="Park the run after its outline until you approve it here (without a terminal, "
+    "the demo approves by itself and says so).",
+)
+def demo(topic: str, sections: int, approve: bool) -> None:
     """Run the content agent (research, outline, streamed sections) on the local LLM server
     (or the real provider when OPENAI_API_KEY is set), printing its live events."""
-    from ..examples.llm_demo import run_content_demo
+    from ..examples.llm_demo import run_content_demo, terminal_approver
 
     try:
-        run_content_demo(topic, sections)
+        run_content_demo(
+            topic, sections, approve=approve, ask=terminal_approver() if approve else None
+        )
     except AiflowError as exc:
         fail(exc)
 

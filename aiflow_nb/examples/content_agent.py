@@ -20,9 +20,10 @@ import re
 from ..authoring.component import component
 from ..authoring.workflow import workflow
 from ..runtime.emit import progress, publish
+from ..runtime.waits import wait_for_input
 from .llm import llm_client, llm_model
 
-__all__ = ["content_agent", "outline", "research", "titles_from", "write_section"]
+__all__ = ["APPROVAL", "content_agent", "outline", "research", "titles_from", "write_section"]
 
 
 def _lines(text: str) -> list[str]:
@@ -99,11 +100,22 @@ async def write_section(topic: str, title: str, notes: list[str]) -> str:
     return "".join(parts)
 
 
+APPROVAL = "approve_outline"
+"""The wait the agent parks at for a person's yes/no on its outline (``approve=True``)."""
+
+
 @workflow
-async def content_agent(topic: str, sections: int = 3) -> str:
-    """Research ``topic``, outline ``sections`` sections, write each, assemble the post."""
+async def content_agent(topic: str, sections: int = 3, approve: bool = False) -> str:
+    """Research ``topic``, outline ``sections`` sections, write each, assemble the post.
+    With ``approve``, the run parks after the outline until a person approves it
+    (``wait_for_input("approve_outline", bool)``); a rejected outline ends the run."""
     notes = await research(topic)
     titles = await outline(topic, notes, sections)
+    if approve:
+        listing = "\n".join(f"  - {t}" for t in titles)
+        if not wait_for_input(APPROVAL, bool, prompt=f"Write this outline?\n{listing}"):
+            publish("status", "outline rejected")
+            return "outline rejected: nothing written"
     progress(0, len(titles), "sections written")
     body = []
     for n, title in enumerate(titles, 1):

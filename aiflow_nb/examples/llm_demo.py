@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 import click
@@ -16,10 +17,10 @@ from ..llm.local_server import FakeLLMServer, serve_fake_llm
 from ..store import redis_url
 from ..trace.totals import span_usage
 from .console import print_event
-from .content_agent import content_agent
+from .content_agent import APPROVAL, content_agent
 from .llm import use_fake_llm
 
-__all__ = ["DEMO_KNOBS", "run_content_demo"]
+__all__ = ["DEMO_KNOBS", "Approver", "run_content_demo", "terminal_approver"]
 
 DEMO_KNOBS = {
     "latency": 0.2,
@@ -53,8 +54,39 @@ def _total_cost(handle: RunHandle) -> float:
     return sum(span_usage(s.attributes)[2] for s in handle.spans())
 
 
-def run_content_demo(topic: str, sections: int = 3, out: TextIO | None = None) -> str:
-    """Run the content agent once, printing its live events; return the post."""
+Approver = Callable[[str], bool]
+"""Asks a person a yes/no question (the outline's prompt); their answer."""
+
+
+def terminal_approver() -> Approver | None:
+    """``click.confirm`` when stdin is a terminal, else None (the demo then approves by
+    itself, saying so)."""
+    if not sys.stdin.isatty():
+        return None
+    return lambda prompt: click.confirm(prompt, default=True)
+
+
+def _answer(handle: RunHandle, event: Event, ask: Approver | None, out: TextIO) -> None:
+    """The run parked at its outline's approval: ask, or approve by ourselves."""
+    prompt = str(event.data.get("prompt") or "Approve?")
+    if ask is None:
+        click.echo(f"{prompt}\nno terminal to ask: approving automatically", file=out)
+        ok = True
+    else:
+        ok = ask(prompt)
+    handle.respond(APPROVAL, ok)
+
+
+def run_content_demo(
+    topic: str,
+    sections: int = 3,
+    out: TextIO | None = None,
+    approve: bool = False,
+    ask: Approver | None = None,
+) -> str:
+    """Run the content agent once, printing its live events; return the post. With
+    ``approve`` the run parks after its outline until ``ask`` (a person; without one, the
+    demo itself) approves or rejects it."""
     out = out or sys.stdout
     server: FakeLLMServer | None = None
     if not os.environ.get("OPENAI_API_KEY"):
@@ -64,12 +96,14 @@ def run_content_demo(topic: str, sections: int = 3, out: TextIO | None = None) -
             f"local LLM server on {server.base_url} (set OPENAI_API_KEY for a real one)", file=out
         )
     try:
-        handle = content_agent.start(topic=topic, sections=sections)
+        handle = content_agent.start(topic=topic, sections=sections, approve=approve)
         click.secho(f"run {handle.run_id}", bold=True, file=out)
         click.echo(f"watch it from elsewhere: aiflow attach {handle.run_id}", file=out)
         printer = _Printer(out)
         for event in handle.events():
             printer(event)
+            if event.type == "run.waiting" and event.data.get("name") == APPROVAL:
+                _answer(handle, event, ask, out)
         post = str(handle.result())
     finally:
         if server is not None:
