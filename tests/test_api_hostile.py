@@ -177,6 +177,15 @@ def test_infinite_numbers_and_lone_surrogates_are_400_on_either_parser(
     _still_up(http)
 
 
+@pytest.mark.parametrize("status", ["bogus", "complete", "cancelling", "\u2603"])
+def test_an_unknown_status_filter_is_422_not_an_empty_list(http: httpx.Client, status: str) -> None:
+    _run_id(http)
+    doc = _refused(http.get("/runs", params={"status": status}), 422, "invalid_input")
+    assert "completed" in doc["message"] and doc["fields"][0]["field"] == "query.status"
+    assert http.get("/runs", params={"status": "queued"}).json()["runs"]  # a real one lists
+    _still_up(http)
+
+
 def test_redis_error_replies_get_an_error_document(http: httpx.Client) -> None:
     sync_redis().set(keys.run("wrong-type"), "a string, not a hash")
     doc = _refused(http.get("/runs/wrong-type"), 502, "redis_error")

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from ... import defaults
-from ...events.status import TERMINAL
+from ...events.status import RECORDED, TERMINAL
 from ...ops.retention import delete
 from ...ops.submit import cancel
 from .. import records
 from ..auth import api_config, require_key, require_run_reader
-from ..errors import ErrorBody
+from ..errors import ApiError, ErrorBody
 from ..responses import JSONBody
 from ..schemas import CancelOut, DeletedOut, RunPage, RunResult, RunView, TokenOut
 from ..tokens import issue_token
@@ -48,6 +48,13 @@ def list_runs(
         None, max_length=200, description="next_cursor of the previous page"
     ),
 ) -> dict[str, Any]:
+    if status is not None and status not in RECORDED:  # a typo would list nothing, silently
+        raise ApiError(
+            422,
+            "invalid_input",
+            f"status must be one of {', '.join(RECORDED)}; got {status!r}",
+            fields=[{"field": "query.status", "message": f"not a run status: {status!r}"}],
+        )
     rows, next_cursor = records.page(workflow, status, limit, cursor)
     return {
         "runs": records.views(rows, request.app.state.redactor, traceback=False),
