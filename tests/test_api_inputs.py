@@ -5,6 +5,7 @@ unknown run or wait, 403 for a token without the respond scope."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -72,6 +73,11 @@ def test_rest_lists_the_open_wait_and_its_answer_resumes_the_run(
         again = http.post(url, json=False)
         assert again.status_code == 409 and again.json()["error"] == "already_answered"
         assert handle.result(timeout=20) == {"answer": True}
+        feed = http.get(f"/runs/{handle.run_id}/events", params={"format": "ndjson"})
+        docs = [json.loads(line) for line in feed.text.splitlines() if line.strip()]
+        parked = next(d for d in docs if d["type"] == "run.waiting")  # a web UI can build
+        assert parked["data"]["schema"] == {"type": "boolean"}  # its form from the stream
+        assert [d["type"] for d in docs].count("input.received") == 1
     assert _received(handle) == [
         {"name": "approve", "kind": "input", "by": f"api {key_id(KEY)}", "value": True}
     ]

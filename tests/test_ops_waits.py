@@ -132,6 +132,29 @@ def test_a_timeout_raises_input_timeout_into_the_workflow(tmp_path: Path) -> Non
     _ran_once(handle, STEP0)
 
 
+def test_waits_in_gather_branches_are_answered_one_park_after_another(tmp_path: Path) -> None:
+    """Two ``asyncio.gather`` branches wait for ``a`` and ``b``: the run parks at the first
+    reached, lists only it, resumes on its answer and parks at the other; the sibling's
+    journaled step never ran twice."""
+    handle = RunHandle(submit("two_asks", {}))
+    with fleet(tmp_path) as start:
+        start().ready()
+        answered = []
+        for _ in range(2):
+            _status(handle, RunStatus.WAITING)
+            [wait] = handle.waits
+            assert wait["name"] in {"a", "b"} and wait["name"] not in answered
+            handle.respond(wait["name"], wait["name"].upper())
+            answered.append(wait["name"])
+        assert handle.result(timeout=20) == ["A", "B"]
+    effects = side_effects(handle.run_id)
+    assert JOURNALED_TWICE not in effects
+    assert set(effects) == {"two_asks/ask#0/step#0", "two_asks/ask#1/step#0"}
+    assert all(1 <= n <= 2 for n in effects.values())  # a step in flight at the park reruns
+    parks = [e for e in handle.events(follow=False) if e.type == "run.waiting"]
+    assert len(parks) == 2
+
+
 def test_signals_wake_wait_for_event(tmp_path: Path) -> None:
     handle = RunHandle(submit("signalled", {}))
     with fleet(tmp_path) as start:

@@ -36,6 +36,7 @@ from ..store.outage import CONNECTION_ERRORS, Outage
 __all__ = [
     "JOURNALED_TWICE",
     "approval",
+    "ask",
     "echo",
     "nap",
     "napper",
@@ -49,6 +50,7 @@ __all__ = [
     "sync_approval",
     "sync_step",
     "sync_steps",
+    "two_asks",
 ]
 
 JOURNALED_TWICE = "!journaled-twice"
@@ -202,6 +204,19 @@ async def napper(seconds: float = 2.0) -> float:
     await step(0, 0.0)
     sleep(seconds)
     return stamp(1) - before
+
+
+@component
+async def ask(name: str) -> Any:
+    """A counted step, then a wait for the answer ``name`` (any JSON)."""
+    await step(0, 0.0)
+    return wait_for_input(name)
+
+
+@workflow
+async def two_asks() -> list[Any]:
+    """Two branches of an ``asyncio.gather``, each waiting for its own answer."""
+    return list(await asyncio.gather(ask("a"), ask("b")))
 
 
 @workflow
