@@ -386,3 +386,27 @@ def test_a_retention_past_what_redis_can_hold_is_kept_at_most_retention_max(
         assert 0.99 * longest < r.pttl(keys.run(handle.run_id)) <= longest
         due = r.zscore(keys.expiry(), f"{handle.run_id} {workflow_name}")
         assert due is not None and due <= time.time() + defaults.RETENTION_MAX
+
+
+def test_two_submits_with_one_idempotency_key_never_both_create_a_run(
+    monkeypatch: pytest.MonkeyPatch, namespace: str
+) -> None:
+    """The first submit claimed the key, then wrote its run; a second arriving between the
+    two saw a key naming no record yet, took it over as if that run had expired, and
+    created a second run (a client's retry of a slow POST does exactly this)."""
+    from aiflow_nb.ops import submit as submit_module
+
+    resolve = submit_module.resolve_version
+    second: list[str] = []
+
+    def resolve_then_a_retry_arrives(r: Any = None) -> str:
+        if not second:  # in the first submit, after its key check: the retry runs now
+            second.append("")
+            second[0] = submit("nobody_serves_this", {"a": 1}, idempotency_key="retried")
+        return resolve(r)
+
+    monkeypatch.setattr(submit_module, "resolve_version", resolve_then_a_retry_arrives)
+    first = submit("nobody_serves_this", {"a": 1}, idempotency_key="retried")
+    assert second[0] == first
+    assert sync_redis().zcard(keys.runs()) == 1
+    assert sync_redis().get(keys.idempotency("retried")) == first.encode()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 import redis
@@ -65,15 +65,10 @@ def submit(
     doc = encode_value(inputs, f"inputs of workflow {workflow!r}", limit)
     r = client or sync_redis()
     run_id = new_run_id()
-    if idempotency_key is not None:
-        existing = _claim_idempotency(r, idempotency_key, run_id)
-        if existing is not None:
-            return existing
     version = version or resolve_version(r)
     secret = sorted(set(secret_args))
     public = Redactor.from_environment().for_inputs(secret, inputs).apply(inputs)
     now = time.time()
-    pipe = r.pipeline(transaction=True)
     record: dict[FieldT, EncodableT] = {
         "run_id": run_id,
         "workflow": workflow,
@@ -92,10 +87,6 @@ def submit(
         record["idem"] = idempotency_key  # delete() drops the key with the run
     if secret:  # so the worker and the monitor mask them without the workflow
         record["secret_args"] = dumps(secret)
-    pipe.hset(keys.run(run_id), mapping=record)
-    pipe.zadd(keys.runs(), {run_id: now})
-    pipe.zadd(keys.workflow_runs(workflow), {run_id: now})
-    pipe.zadd(keys.deployments(), {version: now}, nx=True)
     payload = make_payload(
         "run.queued",
         run_id,
@@ -114,24 +105,45 @@ def submit(
             ),
         },
     )
-    pipe.xadd(keys.run_events(run_id), {FIELD: payload})
     queue = run_queue(version, workflow, code)
-    pipe.xadd(queue, {"run_id": run_id})
-    pipe.sadd(keys.queues(version), queue)
-    pipe.execute()
-    return run_id
+
+    def write(pipe: Any) -> None:
+        pipe.hset(keys.run(run_id), mapping=record)
+        pipe.zadd(keys.runs(), {run_id: now})
+        pipe.zadd(keys.workflow_runs(workflow), {run_id: now})
+        pipe.zadd(keys.deployments(), {version: now}, nx=True)
+        pipe.xadd(keys.run_events(run_id), {FIELD: payload})
+        pipe.xadd(queue, {"run_id": run_id})
+        pipe.sadd(keys.queues(version), queue)
+
+    if idempotency_key is None:
+        pipe = r.pipeline(transaction=True)
+        write(pipe)
+        pipe.execute()
+        return run_id
+    return _submit_once(r, idempotency_key, run_id, write)
 
 
-def _claim_idempotency(r: redis.Redis, key: str, run_id: str) -> str | None:
-    """None when ``run_id`` may be created for ``key``; else the run already created for
-    it (a key whose run expired or was deleted is taken over)."""
-    if r.set(keys.idempotency(key), run_id, nx=True, ex=24 * 3600):
-        return None
-    existing = cast("bytes | None", r.get(keys.idempotency(key)))
-    if existing is None or not r.exists(keys.run(existing.decode())):
-        r.set(keys.idempotency(key), run_id, ex=24 * 3600)
-        return None
-    return existing.decode()
+def _submit_once(r: redis.Redis, key: str, run_id: str, write: Callable[[Any], None]) -> str:
+    """Write the run (``write``) and claim ``key`` for it in one transaction, unless the key
+    names a run that still exists: that run's id. A key whose run expired or was deleted is
+    taken over. Watched, so two submits with one key never both create a run (the key and
+    the record it names appear together)."""
+    idem = keys.idempotency(key)
+    with r.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(idem)  # type: ignore[no-untyped-call]
+                existing = cast("bytes | None", pipe.get(idem))
+                if existing is not None and pipe.exists(keys.run(existing.decode())):
+                    return existing.decode()
+                pipe.multi()
+                pipe.set(idem, run_id, ex=24 * 3600)
+                write(pipe)
+                pipe.execute()
+                return run_id
+            except redis.WatchError:
+                continue
 
 
 def _status(r: Any, run_id: str) -> dict[str, str]:
