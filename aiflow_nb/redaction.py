@@ -201,13 +201,15 @@ class Redactor:
         Example: with the literal ``"hunter2-long"``, ``split_stream("pw: hunt")`` is
         ``("pw: ", "hunt")``; ``split_stream("hunt" + "er2-long!")`` is ``("***!", "")``."""
         masked = self.apply(text)
-        hold = 0
-        for secret in self.literals:
-            for n in range(min(len(secret) - 1, len(masked)), hold, -1):
-                if masked.endswith(secret[:n]):
-                    hold = n
+        cut = len(masked)  # where the held-back end starts
+        for secret in self.literals:  # the earliest start of a proper prefix at the end
+            at = masked.find(secret[0], max(0, len(masked) - len(secret) + 1))
+            while at != -1 and at < cut:
+                if secret.startswith(masked[at:]):
+                    cut = at
                     break
-        return masked[: len(masked) - hold], masked[len(masked) - hold :]
+                at = masked.find(secret[0], at + 1)
+        return masked[:cut], masked[cut:]
 
 
 def masked_inputs(inputs: Any, secret_args: Iterable[str], redactor: Redactor | None = None) -> Any:

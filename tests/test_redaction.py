@@ -99,3 +99,13 @@ def test_may_name_credentials_is_a_pre_check_on_json_bytes() -> None:
     assert may_name_credentials(dumps({"a": [{"DB-Password": 1}]}))
     assert may_name_credentials(dumps({"x": {"github_token": "t"}}))
     assert not may_name_credentials(dumps({"key": "wf/a#0", "max_tokens": 3, "text": "key"}))
+
+
+def test_split_stream_holds_back_only_an_end_a_secret_may_begin_with() -> None:
+    red = Redactor(literals=["hunter2-long", "huh?-other"])
+    assert red.split_stream("pw: hunt") == ("pw: ", "hunt")
+    assert red.split_stream("hunter2-long!") == ("***!", "")
+    assert red.split_stream("hu") == ("", "hu")  # both secrets may begin here
+    assert red.split_stream("a hub") == ("a hub", "")  # neither does
+    assert red.split_stream("x hunter2-lon") == ("x ", "hunter2-lon")
+    assert Redactor().split_stream("anything") == ("anything", "")
