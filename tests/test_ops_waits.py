@@ -258,3 +258,39 @@ def test_a_redis_restart_while_runs_are_parked_loses_none(
             assert handle.result(timeout=60) >= 4.0
             _ran_once(handle, "napper/step#0")
         assert worker.proc.poll() is None
+
+
+def test_a_finished_attempt_leaves_the_bookkeeping_of_a_newer_attempt_of_its_run() -> None:
+    """A parked run answered at once can come back to the same worker while the attempt
+    that parked it is still acking its entry: that attempt's end must not drop the new
+    attempt's task, control and fence (its lease would go unrenewed). ``_handle`` is
+    replaced by a stand-in (the bookkeeping is what is tested, not an execution)."""
+    import asyncio
+
+    from aiflow_nb.ops.worker import Worker
+
+    async def scenario() -> bool:
+        worker = Worker(monitor=False)
+        gates = {"old": asyncio.Event(), "new": asyncio.Event()}
+        order = iter(["old", "new"])
+
+        async def handle(*_args: object) -> None:
+            await gates[next(order)].wait()
+
+        worker._handle = handle  # type: ignore[method-assign]
+        worker._spawn("q", "1-0", "run-1", 0.0)
+        old = worker.tasks["run-1"]
+        await asyncio.sleep(0)
+        worker._spawn("q", "2-0", "run-1", 0.0)
+        new = worker.tasks["run-1"]
+        await asyncio.sleep(0)
+        gates["old"].set()
+        await old
+        await asyncio.sleep(0)
+        kept = worker.tasks.get("run-1") is new and "run-1" in worker.controls
+        gates["new"].set()
+        await new
+        await asyncio.sleep(0)
+        return kept and "run-1" not in worker.tasks
+
+    assert asyncio.run(scenario())

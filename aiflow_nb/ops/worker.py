@@ -294,9 +294,14 @@ class Worker:
         task = asyncio.create_task(self._handle(msg_id, run_id, control, queue, read_at))
         self.tasks[run_id] = task
         self.controls[run_id] = control
-        task.add_done_callback(lambda _t: self._forget(run_id))
+        task.add_done_callback(lambda done: self._forget(run_id, done))
 
-    def _forget(self, run_id: str) -> None:
+    def _forget(self, run_id: str, task: asyncio.Task[None]) -> None:
+        """Drop a finished task's bookkeeping, unless a newer attempt of the same run is in
+        hand already (a parked run answered at once is queued again, and this worker may
+        take it before the attempt that parked it has acked its entry)."""
+        if self.tasks.get(run_id) is not task:
+            return
         self.tasks.pop(run_id, None)
         self.controls.pop(run_id, None)
         self.fences.pop(run_id, None)
