@@ -64,6 +64,10 @@ def test_runs_lists_newest_first_with_filters() -> None:
     assert set(frame.status) == {"completed"}
     assert af.runs(status="failed").empty
     assert len(af.runs(limit=2)) == 2
+    with pytest.raises(ValueError, match="status must be one of queued, .*; got 'complete'"):
+        af.runs(status="complete")  # a typo is refused, not an empty listing
+    typo = CliRunner().invoke(cli, ["runs", "--status", "complete"])
+    assert typo.exit_code == 2 and "'complete' is not one of 'queued'" in typo.output
 
 
 def test_attach_from_another_process_sees_the_full_history() -> None:

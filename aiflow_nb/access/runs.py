@@ -8,6 +8,7 @@ import pandas as pd
 import redis
 
 from .. import keys
+from ..events.status import RECORDED
 from ..serialization import loads
 from ..store import sync_redis
 
@@ -34,9 +35,12 @@ def list_runs(
     offset: int = 0,
     client: redis.Redis | None = None,
 ) -> list[dict[str, Any]]:
-    """Run records, newest first, filtered by workflow and status."""
+    """Run records, newest first, filtered by workflow and status (one of ``RECORDED``:
+    a typo would otherwise list nothing, silently)."""
     if limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
+    if status is not None and status not in RECORDED:
+        raise ValueError(f"status must be one of {', '.join(RECORDED)}; got {status!r}")
     r = client or sync_redis()
     index = keys.workflow_runs(workflow) if workflow else keys.runs()
     found: list[dict[str, Any]] = []

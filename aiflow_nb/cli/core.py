@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import AiflowError
+from ..events.status import RECORDED
 
 if TYPE_CHECKING:
     from ..access.handle import RunHandle
@@ -83,7 +84,7 @@ def stop() -> None:
 
 @click.command("runs")
 @click.option("--workflow", default=None)
-@click.option("--status", "status_", default=None)
+@click.option("--status", "status_", type=click.Choice(RECORDED), default=None)
 @click.option("--limit", default=20, show_default=True)
 def runs_cmd(workflow: str | None, status_: str | None, limit: int) -> None:
     """List recent runs."""
