@@ -13,6 +13,7 @@ import pytest
 
 from aiflow_nb.api import ServerThread
 from aiflow_nb.ops.local import ensure_local_worker
+from aiflow_nb.ops.submit import submit
 
 from support.api import KEY, client, parse_sse, serve, wait_status
 
@@ -31,6 +32,12 @@ def http(server: ServerThread) -> Iterator[httpx.Client]:
 
 def events_of(text: str) -> list[tuple[str, dict[str, object]]]:
     return [(m["id"], json.loads(m["data"])) for m in parse_sse(text) if "data" in m]
+
+
+def idle_run() -> str:
+    """A run no worker takes (a version nobody serves): its feed stays open until the
+    followers leave (a worker left running by an earlier test could otherwise end it)."""
+    return submit("api_add", {"a": 1}, version="nobody-serves-this")
 
 
 def start_ticker(http: httpx.Client, n: int, delay: float) -> str:
@@ -132,7 +139,7 @@ def test_keep_alive_comments_while_idle(http: httpx.Client) -> None:
 def test_a_disconnected_follower_leaves_no_task_behind(
     server: ServerThread, http: httpx.Client
 ) -> None:
-    run_id = http.post("/workflows/api_add/start", json={"a": 1}).json()["run_id"]  # idle run
+    run_id = idle_run()
 
     async def pumps() -> int:
         names = [t.get_name() for t in asyncio.all_tasks()]
@@ -160,7 +167,7 @@ def _server_loop(server: ServerThread) -> asyncio.AbstractEventLoop:
 def test_followers_of_one_run_share_one_redis_reader(
     server: ServerThread, http: httpx.Client
 ) -> None:
-    run_id = http.post("/workflows/api_add/start", json={"a": 1}).json()["run_id"]  # idle run
+    run_id = idle_run()
     hub = server.server.config.app.state.feeds
     streams = [http.stream("GET", f"/runs/{run_id}/events") for _ in range(3)]
     try:

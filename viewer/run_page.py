@@ -186,7 +186,10 @@ class RunPage:
         """The form of the run's open wait (a new one for a new wait; none once closed)."""
         wait = next((w for w in waits.values() if w.get("kind") != "sleep"), None)
         if self.form is not None and (wait is None or wait.get("name") != self.form.name):
-            self.form, self.wait_box.objects = None, []
+            # an answer from this page stays said (the run may end in the same tick)
+            said = self.form.answered
+            note = [pn.pane.HTML(esc(said), css_classes=["aiflow-wait-status"])] if said else []
+            self.form, self.wait_box.objects = None, note
         if wait is not None and self.form is None:
             self.form = WaitForm(self.run_id, wait)
             self.wait_box.objects = [self.form.layout]

@@ -30,6 +30,8 @@ class WaitForm:
         self.status = pn.pane.HTML("", css_classes=["aiflow-wait-status"])
         self.field: Any = None
         self.buttons: list[pn.widgets.Button] = []
+        self.answered: str | None = None
+        """What this form said when it answered the wait (the page keeps it shown)."""
         prompt = wait.get("prompt") or f"The run waits for {wait.get('kind')} {self.name!r}"
         title = pn.pane.HTML(f'<div class="aiflow-wait-prompt">{esc(prompt)}</div>')
         self.layout = pn.Column(
@@ -84,7 +86,8 @@ class WaitForm:
         else:
             for button in self.buttons:
                 button.disabled = True
-            self._say("answered: the run resumes")
+            self.answered = f"answered {self.name!r} from this page: the run resumes"
+            self._say(self.answered)
 
     def _say(self, text: str, error: bool = False) -> None:
         color = "#dc2626" if error else "#16a34a"

@@ -7,6 +7,7 @@ import os
 import queue
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,12 +69,15 @@ def viewer_server() -> Iterator[str]:
     """``aiflow viewer --port 0`` in a subprocess (this test's Redis and namespace); its URL."""
     exe = Path(sys.executable).with_name("aiflow")
     env = {**os.environ, "PYTHONPATH": PYTHONPATH, "AIFLOW_LOCAL_WORKER": "0"}
+    # its log goes to a file: a pipe nobody reads fills up (64 KiB) and the server then
+    # blocks on its next log line, freezing every page
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [str(exe), "viewer", "--port", "0"],
         env=env,
         text=True,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(
@@ -83,7 +87,8 @@ def viewer_server() -> Iterator[str]:
     try:
         line = lines.get(timeout=60)
         if not line.startswith("aiflow viewer at "):
-            raise RuntimeError(f"viewer did not start: {line!r} {proc.stderr.read()}")  # type: ignore[union-attr]
+            log.seek(0)
+            raise RuntimeError(f"viewer did not start: {line!r} {log.read().decode()}")
         yield line.split()[3]
     finally:
         proc.terminate()
@@ -93,7 +98,7 @@ def viewer_server() -> Iterator[str]:
             proc.kill()
             proc.wait(5)
         proc.stdout.close()  # type: ignore[union-attr]
-        proc.stderr.close()  # type: ignore[union-attr]
+        log.close()
 
 
 @contextmanager
