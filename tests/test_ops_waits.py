@@ -7,7 +7,6 @@ step bodies in Redis, outside the worker)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,7 @@ from aiflow_nb.store import sync_redis
 from aiflow_nb.trace.tree import SpanTree
 
 from support.ops import fleet, wait_for
-from support.outage import PrivateRedis
+from support.outage import PrivateRedis, private_redis_fixture  # noqa: F401
 
 STEP0 = "approval/step#0"
 
@@ -214,22 +213,6 @@ def test_wait_for_input_outside_a_run_is_refused() -> None:
     t0 = time.monotonic()
     aiflow_nb.sleep(0.01)  # outside a run: time.sleep
     assert time.monotonic() - t0 >= 0.01
-
-
-@pytest.fixture
-def private_redis(
-    tmp_path: Path, namespace: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[PrivateRedis]:
-    from aiflow_nb.store.connection import reset
-
-    server = PrivateRedis(tmp_path / "redis")
-    monkeypatch.setenv("REDIS_URL", server.url)
-    aiflow_nb.configure()
-    try:
-        yield server
-    finally:
-        server.stop()
-        reset()  # close the clients of this server
 
 
 def test_a_redis_restart_while_runs_are_parked_loses_none(
