@@ -8,28 +8,11 @@ import asyncio
 from typing import Any
 
 from aiflow_nb import keys
-from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.ops.monitor import Monitor
 from aiflow_nb.ops.notify import Notifier
-from aiflow_nb.ops.submit import submit
 from aiflow_nb.store import async_redis, run_in_new_loop, sync_redis
 
-from support.ops import Receiver
-
-
-def _taken_by_dead_worker(status: str = "running", restarts: int = 0) -> RunHandle:
-    """A run a worker read from the queue and started, and then the worker vanished."""
-    handle = RunHandle(submit("steps", {"n": 1}, version="default"))
-    r = sync_redis()
-    queue = keys.queue("default", "steps")
-    r.xgroup_create(queue, keys.queue_group, id="0", mkstream=True)
-    r.xreadgroup(keys.queue_group, "ghost-worker", {queue: ">"}, count=1)
-    r.hset(
-        keys.run(handle.run_id),
-        mapping={"status": status, "restarts": restarts, "worker": "ghost-worker"},
-    )
-    r.sadd(keys.running(), handle.run_id)
-    return handle
+from support.ops import Receiver, taken_by_dead_worker
 
 
 def _sweep(*monitors: Monitor) -> list[list[Any]]:
@@ -50,7 +33,7 @@ def _queue_requests() -> list[dict[bytes, bytes]]:
 
 
 def test_dead_workers_run_is_requeued_once_and_its_pending_entry_dropped() -> None:
-    handle = _taken_by_dead_worker()
+    handle = taken_by_dead_worker()
     first, second = _sweep(Monitor(), Monitor())
     assert [(r.run_id, r.outcome, r.restarts) for r in first] == [(handle.run_id, "requeued", 1)]
     assert second == []  # the lock was held by the first monitor during its sweep
@@ -66,7 +49,7 @@ def test_dead_workers_run_is_requeued_once_and_its_pending_entry_dropped() -> No
 
 
 def test_a_run_whose_lease_is_held_is_left_alone() -> None:
-    handle = _taken_by_dead_worker()
+    handle = taken_by_dead_worker()
     sync_redis().set(keys.run_lease(handle.run_id), "someone-alive", px=5000)
     assert _sweep(Monitor()) == [[]]
     assert handle.status == "running"
@@ -74,7 +57,7 @@ def test_a_run_whose_lease_is_held_is_left_alone() -> None:
 
 
 def test_running_run_without_lease_or_queue_entry_is_recovered() -> None:
-    handle = _taken_by_dead_worker()
+    handle = taken_by_dead_worker()
     r = sync_redis()
     r.xack(
         keys.queue("default", "steps"),
@@ -86,7 +69,7 @@ def test_running_run_without_lease_or_queue_entry_is_recovered() -> None:
 
 
 def test_past_max_restarts_the_run_fails_crashed_and_the_notification_is_retried() -> None:
-    handle = _taken_by_dead_worker(restarts=3)
+    handle = taken_by_dead_worker(restarts=3)
     with Receiver(failures=2) as receiver:
         waits: list[float] = []
 
@@ -135,7 +118,7 @@ def test_monitor_once_command_prints_what_it_recovered() -> None:
 
     from aiflow_nb.cli import cli
 
-    handle = _taken_by_dead_worker()
+    handle = taken_by_dead_worker()
     result = CliRunner().invoke(cli, ["monitor", "--once"])
     assert result.exit_code == 0, result.output
     assert result.output.split() == [handle.run_id, "requeued", "restarts=1"]
@@ -147,7 +130,7 @@ def test_hand_back_of_a_run_another_worker_took_over_only_acks_its_entry() -> No
     of) a run the monitor already gave to another worker."""
     from aiflow_nb.ops.recovery import hand_back
 
-    handle = _taken_by_dead_worker()
+    handle = taken_by_dead_worker()
     r = sync_redis()
     queue = keys.queue("default", "steps")
     entry_id = r.xpending_range(queue, keys.queue_group, "-", "+", 1)[0]["message_id"]

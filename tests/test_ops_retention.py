@@ -23,7 +23,7 @@ from aiflow_nb.ops.retention import prune
 from aiflow_nb.ops.submit import cancel, submit
 from aiflow_nb.store import sync_redis
 
-from support.ops import fleet, wait_for
+from support.ops import fleet, taken_by_dead_worker, wait_for
 
 SHORT = {"AIFLOW_RETENTION": "2s"}
 
@@ -268,22 +268,6 @@ def test_memory_stays_flat_in_a_soak_longer_than_the_retention(tmp_path: Path) -
     assert max(s[3] for s in steady) < window / 3, samples  # the index does not grow
 
 
-def _dead_workers_run(restarts: int) -> RunHandle:
-    """A run a worker took from the queue and started, and then the worker vanished."""
-    handle = RunHandle(submit("steps", {"n": 1}, version="default"))
-    r = sync_redis()
-    queue = keys.queue("default", "steps")
-    r.xgroup_create(queue, keys.queue_group, id="0", mkstream=True)
-    r.xreadgroup(keys.queue_group, "ghost-worker", {queue: ">"}, count=1)
-    r.hset(
-        keys.run(handle.run_id),
-        mapping={"status": "running", "restarts": restarts, "worker": "ghost-worker"},
-    )
-    r.sadd(keys.running(), handle.run_id)
-    r.hset(keys.run_journal(handle.run_id), "steps/step#0", b"{}")
-    return handle
-
-
 def test_a_run_failed_by_a_crash_or_by_fail_run_expires_too(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -292,7 +276,8 @@ def test_a_run_failed_by_a_crash_or_by_fail_run_expires_too(
     from aiflow_nb.store import async_redis, run_in_new_loop
 
     _short_retention(monkeypatch)
-    crashed = _dead_workers_run(restarts=3)
+    crashed = taken_by_dead_worker(restarts=3)
+    sync_redis().hset(keys.run_journal(crashed.run_id), "steps/step#0", b"{}")
     broken = RunHandle(submit("steps", {"n": 1}, version="default"))
     kept = RunHandle(submit("steps", {"n": 1}, version="default", retention=600))
     for handle in (broken, kept):

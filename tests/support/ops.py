@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from aiflow_nb import keys
+from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.ops.presence import live_workers
+from aiflow_nb.ops.submit import submit
 from aiflow_nb.store import sync_redis
 
 from . import PYTHONPATH
@@ -181,3 +183,19 @@ class Follower(threading.Thread):
 
         for event in read_events(self.run_id, block_ms=200):
             self.events.append(event)
+
+
+def taken_by_dead_worker(status: str = "running", restarts: int = 0) -> RunHandle:
+    """A run of ``steps`` a worker read from the queue and started, and then the worker
+    vanished (its pending queue entry, a ``running`` mark, no lease)."""
+    handle = RunHandle(submit("steps", {"n": 1}, version="default"))
+    r = sync_redis()
+    queue = keys.queue("default", "steps")
+    r.xgroup_create(queue, keys.queue_group, id="0", mkstream=True)
+    r.xreadgroup(keys.queue_group, "ghost-worker", {queue: ">"}, count=1)
+    r.hset(
+        keys.run(handle.run_id),
+        mapping={"status": status, "restarts": restarts, "worker": "ghost-worker"},
+    )
+    r.sadd(keys.running(), handle.run_id)
+    return handle
