@@ -13,10 +13,13 @@ from typing import Any
 
 import pytest
 
+from aiflow_nb import keys
 from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.events.status import TERMINAL_EVENTS
 from aiflow_nb.examples.chaos import JOURNALED_TWICE, side_effects
+from aiflow_nb.ops import submit as submit_module
 from aiflow_nb.ops.submit import submit
+from aiflow_nb.store import sync_redis
 
 from support.ops import fleet, journal_keys, record, running_on, wait_for
 
@@ -164,3 +167,26 @@ def test_a_cancellation_swallowed_by_wait_for_is_repeated_until_the_run_sees_it(
     if sys.version_info < (3, 12):
         assert asyncio.run(scenario(use_stop=False)) == "finished"  # the lost cancellation
     assert asyncio.run(scenario(use_stop=True)) == "cancelled"
+
+
+def test_cancel_of_a_queued_run_that_ends_meanwhile_keeps_its_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """cancel() reads a queued run, then a worker ends it before cancel writes: the end
+    stands (a terminal status is never overwritten), cancel reports it."""
+    handle = RunHandle(submit_module.submit("nobody_serves_this", {}))
+    read = submit_module._status
+    raced: list[str] = []
+
+    def read_then_race(r: Any, run_id: str) -> dict[str, str]:
+        state = read(r, run_id)
+        if not raced:  # another process ends the run between the read and the write
+            raced.append(state["status"])
+            sync_redis().hset(keys.run(run_id), "status", "completed")
+        return state
+
+    monkeypatch.setattr(submit_module, "_status", read_then_race)
+    assert submit_module.cancel(handle.run_id) == "completed"
+    assert raced == ["queued"]
+    assert handle.status == "completed"
+    assert [e.type for e in handle.events(follow=False)] == ["run.queued"]

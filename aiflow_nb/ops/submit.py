@@ -213,28 +213,38 @@ return 1
 """
 
 
+def _cancel_now(pipe: Any, run_id: str, state: dict[str, str]) -> None:
+    """Queue the writes that end a queued or waiting run ``cancelled``."""
+    pipe.hset(
+        keys.run(run_id),
+        mapping={"status": RunStatus.CANCELLED, "ended_at": time.time(), "cancel_requested": 1},
+    )
+    pipe.hdel(keys.run(run_id), "waits")
+    pipe.srem(keys.running(), run_id)
+    pipe.zrem(keys.timers(), run_id)
+    pipe.xadd(keys.run_events(run_id), {FIELD: make_payload("run.cancelled", run_id)})
+    retention.expire(pipe, run_id, state["workflow"], retention.retention_of(state["retention"]))
+
+
 def cancel(run_id: str, client: redis.Redis | None = None) -> str:
     """Cancel a run: at once when queued or waiting, through its worker when running.
     Returns the status."""
     r = client or sync_redis()
-    state = _status(r, run_id)
-    if state["status"] in TERMINAL:
-        return state["status"]
-    if state["status"] in (RunStatus.QUEUED, RunStatus.WAITING):  # no worker holds it
-        pipe = r.pipeline(transaction=True)
-        pipe.hset(
-            keys.run(run_id),
-            mapping={"status": RunStatus.CANCELLED, "ended_at": time.time(), "cancel_requested": 1},
-        )
-        pipe.hdel(keys.run(run_id), "waits")
-        pipe.srem(keys.running(), run_id)
-        pipe.zrem(keys.timers(), run_id)
-        pipe.xadd(keys.run_events(run_id), {FIELD: make_payload("run.cancelled", run_id)})
-        retention.expire(
-            pipe, run_id, state["workflow"], retention.retention_of(state["retention"])
-        )
-        pipe.execute()
-        return RunStatus.CANCELLED
+    with r.pipeline(transaction=True) as pipe:
+        while True:  # watched: a worker taking the run (or an answer re-queueing it, or
+            try:  # its end) between the read and the write makes the cancel read again
+                pipe.watch(keys.run(run_id), keys.run_lease(run_id))  # type: ignore[no-untyped-call]
+                state = _status(pipe, run_id)
+                if state["status"] in TERMINAL:
+                    return state["status"]
+                if state["status"] not in (RunStatus.QUEUED, RunStatus.WAITING):
+                    break  # running: through its worker
+                pipe.multi()  # queued or waiting: no worker holds it, it ends now
+                _cancel_now(pipe, run_id, state)
+                pipe.execute()
+                return RunStatus.CANCELLED
+            except redis.WatchError:
+                continue
     if not r.eval(_FLAG_IF_KEPT, 1, keys.run(run_id)):  # never a husk of an expired run
         raise RunNotFound(run_id)
     r.publish(keys.cancel_channel(), run_id)
