@@ -165,13 +165,18 @@ class Redactor:
     def may_hold(self, payload: bytes) -> bool:
         """Whether the JSON document ``payload`` may hold something to mask (a literal,
         a masked key); False is certain, so ``apply`` can be skipped."""
+        return self.may_hold_known(payload) or may_name_credentials(payload)
+
+    def may_hold_known(self, payload: bytes) -> bool:
+        """``may_hold`` without the credential-named keys (for a caller that checked
+        those already): a known secret's text, or a ``secret_args`` name."""
         for needle in self._needles:
             if needle in payload:
                 return True
         for name in self._names:
             if name in payload:
                 return True
-        return may_name_credentials(payload)
+        return False
 
     def _masked(self, key: Any) -> bool:
         return isinstance(key, str) and (key in self.names or is_sensitive_key(key))

@@ -82,7 +82,7 @@ def _target(run_id: str, ref: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _value(ref: dict[str, Any], raw: bytes | None) -> tuple[bool, Any]:
+def _value(ref: dict[str, Any], raw: bytes | None, base: Redactor) -> tuple[bool, Any]:
     if raw is None:
         return False, None
     value = loads(raw)
@@ -91,7 +91,7 @@ def _value(ref: dict[str, Any], raw: bytes | None) -> tuple[bool, Any]:
     # masked as the writer masks events: the record's inputs hold real secrets while the
     # run may need them; secret_args ride the reference as ``mask``
     mask = ref.get("mask")
-    redactor = Redactor.from_environment()
+    redactor = base  # the environment's secrets
     if mask and isinstance(value, dict):
         redactor = redactor.for_inputs(mask, value)
     elif redactor.may_hold(raw):
@@ -121,8 +121,9 @@ def resolved(data: dict[str, Any]) -> bool:
 
 def _apply(wanted: list[Any], targets: list[tuple[str, str]], replies: list[Any]) -> None:
     by_target = dict(zip(targets, replies, strict=True))
+    base = Redactor.from_environment()  # once per read, not per reference
     for data, name, ref, target in wanted:
-        found, value = _value(ref, by_target[target])
+        found, value = _value(ref, by_target[target], base)
         if found:
             data[name] = value
             del data[name + REF]

@@ -78,7 +78,6 @@ def _requeue(pipe: Any, run_id: str, route: list[str], note: dict[bytes, bytes])
     """``route``: the run's version, workflow and code bundle (its queue, ops/routing.py)."""
     version, workflow, code = route
     pipe.xadd(keys.run_events(run_id), note)
-    pipe.hdel(keys.run(run_id), "fence")  # no earlier attempt may take its lease back
     requeue(pipe, run_id, version, workflow, code or None)
 
 

@@ -118,9 +118,10 @@ class Call:
         if self.ctx is None:
             return
         names = self.component.secret_args
-        if names or may_name_credentials(doc):
+        named = may_name_credentials(doc)  # once: the slowest check, on the hot path
+        if names or named:
             self.ctx.writer.add_secrets(secret_literals(names, self.inputs))
-        self._secret_inputs = self.ctx.writer.redactor.may_hold(doc)
+        self._secret_inputs = named or self.ctx.writer.redactor.may_hold_known(doc)
 
     def _mask(self, value: Any) -> Any:
         """``value`` with the run's secrets masked: done before a value is cut or
