@@ -81,7 +81,8 @@ class RunWriter(EventWriter):
     it stops instead of running on beside the worker that resumes the run. Once the
     attempt's token is lost, every thread gets it at its next write. A write after the
     lease went unrenewed for a while (``defaults.FENCE_TRUST``: the worker stalled) first
-    re-checks the token with Redis, so no step starts on an attempt that was taken over."""
+    re-checks the token with Redis, so no step starts on an attempt that was taken over
+    (while that check goes unanswered, writes stay fenced but a step may start: _verify)."""
 
     def __init__(
         self,
@@ -120,8 +121,11 @@ class RunWriter(EventWriter):
     def _verify(self, fence: Fence) -> None:
         """One round trip: is the token still current (renewing the lease)?"""
         state = leases.renew_now(fence)
-        if state is None:  # Redis unreachable: nobody else can take the run meanwhile,
-            fence.valid_until = time.monotonic() + _RECHECK  # and the batches stay fenced
+        if state is None:  # no answer (Redis down, or this check timed out): nothing is
+            # known. The batches stay fenced in Redis, so a taken-over attempt writes
+            # nothing, but its next step's body may start (side effects) until a check
+            # answers; checked again after _RECHECK
+            fence.valid_until = time.monotonic() + _RECHECK
         elif state != OK:
             fence.lose()
             self._check()  # raises
