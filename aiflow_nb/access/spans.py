@@ -122,7 +122,7 @@ def _apply(span: Span, e: Event) -> None:
             span.start = e.ts  # a root or parent started again keeps its first start
         span.status, span.end, span.error = SpanStatus.RUNNING, None, None
         span.inputs, span.key = _value(span, "inputs", d), d.get("key")
-        span.retries = []
+        span.retries, span.text = [], ""  # a span that runs again streams its text anew
         span.attributes.update(d.get("attributes") or {})
     elif e.type == "span.retrying":
         span.attempts = max(span.attempts, e.attempt or 0)
@@ -133,6 +133,7 @@ def _apply(span: Span, e: Event) -> None:
         _times(span, e)
         span.status, span.output = SpanStatus.COMPLETED, _value(span, "output", d)
         span.key = d.get("key", span.key)
+        span.attributes.update(d.get("attributes") or {})
     elif e.type == "span.completed":
         span.status, span.end = SpanStatus.COMPLETED, e.ts
         span.output = _value(span, "output", d)
@@ -146,6 +147,8 @@ def _apply(span: Span, e: Event) -> None:
         span.attempts = d.get("attempts", span.attempts)
         span.attributes.update(d.get("attributes") or {})
     elif e.type == "output.delta":
+        if span.status != SpanStatus.RUNNING:  # a replay streams the recorded text again
+            span.status, span.text = SpanStatus.RUNNING, ""
         span.text += d.get("text", "")
     elif e.type == "progress":
         span.progress = d

@@ -57,7 +57,10 @@ RETRYABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
 the sequence number makes the re-send harmless)."""
 
 _RECORD, _RELEASE = "record", "release"
-_DELTA, _SPAN_ENDS = "output.delta", ("span.completed", "span.failed")
+_DELTA, _SPAN_ENDS = (
+    "output.delta",
+    ("span.completed", "span.failed", "span.replayed", "span.cached"),
+)
 _FIXED = 5
 """KEYS[1..5] of a batch: lease, record, events, journal, running set; others follow."""
 

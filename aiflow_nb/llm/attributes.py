@@ -174,6 +174,13 @@ def estimate_tokens(ep: Endpoint, body: dict[str, Any]) -> int:
     return prompt + int(out)
 
 
+def _beyond_text(choice: Any) -> bool:
+    """A chat chunk's choice carries more than text (or not for choice 0)."""
+    delta = choice.delta
+    extra = delta and (delta.tool_calls or delta.function_call or delta.refusal)
+    return bool(choice.index != 0 or extra or choice.logprobs)
+
+
 @dataclass
 class StreamState:
     """What a stream has delivered so far."""
@@ -188,6 +195,13 @@ class StreamState:
     first_token: float | None = None
     t0: float = field(default_factory=time.perf_counter)
     ended: bool = False
+    head: dict[str, Any] = field(default_factory=dict)
+    """The first chunk's fields but its choices and usage (id, model, created...)."""
+    usage_doc: dict[str, Any] | None = None
+    final: dict[str, Any] | None = None
+    """Responses API: the response of its ``response.completed`` event."""
+    other: bool = False
+    """Something besides text came (tool calls, a refusal, logprobs, non-text output)."""
 
     def feed(self, chunk: Any) -> str:
         """Take one chunk/event; return its text delta ("" when it carries none)."""
@@ -196,13 +210,17 @@ class StreamState:
             return self._feed_event(chunk)
         self.model = getattr(chunk, "model", None) or self.model
         self.response_id = getattr(chunk, "id", None) or self.response_id
+        if not self.head and hasattr(chunk, "model_dump"):
+            self.head = chunk.model_dump(mode="json", exclude={"choices", "usage", "object"})
         usage = getattr(chunk, "usage", None)
         if usage is not None:
             self.usage = (usage.prompt_tokens or 0, usage.completion_tokens or 0)
+            self.usage_doc = usage.model_dump(mode="json")
         text = ""
         for choice in getattr(chunk, "choices", None) or []:
             if choice.finish_reason:
                 self.finish_reasons.append(choice.finish_reason)
+            self.other = self.other or _beyond_text(choice)
             if choice.index == 0 and choice.delta and choice.delta.content:
                 text = choice.delta.content
         return self._text(text)
@@ -221,6 +239,10 @@ class StreamState:
             if kind in ("response.completed", "response.incomplete"):
                 details = getattr(response, "incomplete_details", None)
                 self.finish_reasons = [getattr(details, "reason", None) or response.status]
+                self.final = response.model_dump(mode="json")
+                self.other = self.other or any(
+                    item.get("type") != "message" for item in self.final.get("output") or []
+                )
         return ""
 
     def _text(self, text: str) -> str:

@@ -2,7 +2,8 @@
 
 Inside a run the call is a span of its own (a child of the component that made it),
 journaled like a component step, so a resumed run does not pay twice for a finished call
-(streamed calls are not journaled). Outside a run the same retries, fallbacks and rate
+(a streamed one once consumed to its end: a replay streams the record back,
+``recorded.py``). Outside a run the same retries, fallbacks and rate
 limits apply, with no events.
 """
 
@@ -19,6 +20,8 @@ from .. import limits
 from ..errors import LLMUnavailable
 from ..runtime.context import current_frame, current_run
 from ..runtime.invocation import Call
+from ..serialization import loads
+from . import recorded
 from .attributes import (
     Endpoint,
     estimate_tokens,
@@ -79,12 +82,10 @@ class LLMCall:
         self.name = f"{ep.label} {self.model}"
         ctx, parent = current_run(), current_frame()
         frame = ctx.child(parent, self.name) if ctx is not None and parent is not None else None
-        component = owner.component_for(self.name, cached=not self.stream)
-        self.call = Call(component, (self.body,), {}, ctx, frame, journaled=not self.stream)
+        self.call = Call(owner.component_for(self.name), (self.body,), {}, ctx, frame)
         if ctx is not None:  # a key given to the client in code, not in the environment
             ctx.writer.add_secrets(client_keys(owner.targets))
-        if not self.stream:
-            self.call.view = functools.partial(shown_output, ep)
+        self.call.view = recorded.shown_text if self.stream else functools.partial(shown_output, ep)
         self.tries: list[dict[str, Any]] = []
         self.errors: list[tuple[str, BaseException]] = []
         self.waited = 0.0
@@ -95,25 +96,48 @@ class LLMCall:
         if self.call.frame is not None:
             self.call.frame.attributes.update(attributes)
 
-    def begin(self) -> tuple[bool, Any]:
-        """Replay or start the span: (True, SDK object) when the journal answers."""
-        if not self.stream:
-            done, doc = self.call.replay()
-            if done:
-                return True, rebuild(self.ep, doc)
-        primary = self.owner.targets[0]
-        self.set_attributes(
-            **request_attributes(self.ep, self.body, primary.provider, primary.base_url)
-        )
+    def begin(self, sync: bool) -> tuple[bool, Any]:
+        """Replay or start the span: (True, SDK object) when the journal answers (a
+        stream: ``ReplayedStream``, or ``AsyncReplayedStream`` unless ``sync``)."""
+        done, doc = self.call.replay(self._replaying)
+        if done:
+            return True, self._answer(doc, sync)
+        self.set_attributes(**self._request_attributes())
         self.call.start()  # span.started carries the request attributes
         return False, None
 
-    def cache_key(self) -> str | None:
-        return None if self.stream else self.call.cache_key()
+    def _request_attributes(self) -> dict[str, Any]:
+        primary = self.owner.targets[0]
+        return request_attributes(self.ep, self.body, primary.provider, primary.base_url)
 
-    def from_cache(self, raw: bytes | str | None) -> tuple[bool, Any]:
+    def _replaying(self, doc: Any) -> None:
+        """Before ``span.replayed``: the recorded call's attributes on the span; a
+        stream's recorded text again as ``output.delta`` events, for live readers."""
+        if not recorded.is_record(doc):
+            self.set_attributes(
+                **self._request_attributes(), **response_attributes(self.ep, doc, self.model)
+            )
+            return
+        self.set_attributes(**doc["attributes"])
+        for part in doc["parts"]:
+            self.call.emit("output.delta", {"text": part})
+
+    def _answer(self, doc: Any, sync: bool) -> Any:
+        """What the SDK would give back for a recorded response document."""
+        if not self.stream:
+            return rebuild(self.ep, doc)
+        chunks = recorded.chunks_of(doc)
+        return recorded.ReplayedStream(chunks) if sync else recorded.AsyncReplayedStream(chunks)
+
+    def cache_key(self) -> str | None:
+        return self.call.cache_key()
+
+    def from_cache(self, raw: bytes | str | None, sync: bool) -> tuple[bool, Any]:
+        if raw is not None and self.stream:
+            for part in loads(raw)["r"]["parts"]:
+                self.call.emit("output.delta", {"text": part})
         hit, doc = self.call.cached(raw)
-        return (True, rebuild(self.ep, doc)) if hit else (False, None)
+        return (True, self._answer(doc, sync)) if hit else (False, None)
 
     def outcome_attributes(self, target: Target) -> dict[str, Any]:
         attrs: dict[str, Any] = {

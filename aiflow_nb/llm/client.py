@@ -80,7 +80,7 @@ class TracedBase:
         self.fallback_on = frozenset(fallback_on)
         self.cache = _cache_policy(cache)
         self.use_limits = bool(limits)
-        self._components: dict[tuple[str, bool], Component[Any, Any]] = {}
+        self._components: dict[str, Component[Any, Any]] = {}
         self._lock = threading.Lock()
         self.chat = _Chat(self, self.resource(self, ENDPOINTS["chat.completions"]))
         self.responses = self.resource(self, ENDPOINTS["responses"])
@@ -97,15 +97,14 @@ class TracedBase:
             "limits": self.use_limits,
         }
 
-    def component_for(self, name: str, cached: bool = True) -> Component[Any, Any]:
+    def component_for(self, name: str) -> Component[Any, Any]:
         """The component behind spans named ``name`` (it carries the cache policy)."""
-        key = (name, cached)
         with self._lock:
-            comp = self._components.get(key)
+            comp = self._components.get(name)
             if comp is None:
-                cache = self.cache if cached else None
-                comp = Component(_llm_request, name=name, policies=Policies(cache=cache))
-                self._components[key] = comp
+                policies = Policies(cache=self.cache)
+                comp = Component(_llm_request, name=name, policies=policies)
+                self._components[name] = comp
             return comp
 
     def __getattr__(self, name: str) -> Any:

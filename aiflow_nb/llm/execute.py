@@ -46,12 +46,12 @@ def _attempts_sync(c: LLMCall) -> tuple[Any, Target, limits.Lease]:
 
 def run_sync(c: LLMCall) -> Any:
     """Execute the call in this thread; return what the SDK returns."""
-    done, value = c.begin()
+    done, value = c.begin(sync=True)
     if done:
         return value
     key = c.cache_key()
     if key is not None and c.call.ctx is not None:
-        hit, value = c.from_cache(c.call.ctx.sync_client.get(key))
+        hit, value = c.from_cache(c.call.ctx.sync_client.get(key), sync=True)
         if hit:
             return value
     try:
@@ -103,12 +103,12 @@ async def _attempts_async(c: LLMCall) -> tuple[Any, Target, limits.Lease]:
 
 async def run_async(c: LLMCall) -> Any:
     """Execute the call on the running loop; return what the SDK returns."""
-    done, value = c.begin()
+    done, value = c.begin(sync=False)
     if done:
         return value
     key = c.cache_key()
     if key is not None and c.call.ctx is not None:
-        hit, value = c.from_cache(await c.call.ctx.async_client.get(key))
+        hit, value = c.from_cache(await c.call.ctx.async_client.get(key), sync=False)
         if hit:
             return value
     try:

@@ -1,6 +1,7 @@
 """Streamed LLM calls: the caller gets the SDK's own ``Stream``/``AsyncStream`` back, whose
 iterator also publishes each text delta as an ``output.delta`` event and ends the span
-when the stream ends (completed, failed, or closed early)."""
+when the stream ends (completed, failed, or closed early). A stream consumed to its end
+is journaled (and cached) as a record (``recorded.py``) a replay streams back."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .. import limits
+from . import recorded
 from .attributes import StreamState, estimate_prompt_tokens, response_attributes
 from .targets import Target
 
@@ -37,8 +39,15 @@ def _finish(
     c.set_attributes(**attrs)
     if error is not None:
         c.fail(error)
-    else:
+        return sum(usage)
+    frame = c.call.frame
+    shown = dict(frame.attributes) if frame is not None else attrs
+    record = recorded.record_of(c.ep, c.body, state, shown) if exhausted else None
+    if record is None:  # abandoned before its end (or not replayable): it runs again
+        c.call.journaled = False
         c.call.complete(state.text)
+    else:
+        c.call.complete(record)
     return sum(usage)
 
 

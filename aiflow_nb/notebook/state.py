@@ -141,7 +141,7 @@ class RunState:
                 str(d.get("message", "")),
             )
         elif e.type == "output.delta":
-            text = self.text.get(span.span_id, "") + str(e.data.get("text", ""))
+            text = span.text  # the span's, which a replay streams anew
             self.text[span.span_id] = text[-defaults.WIDGET_MAX_TEXT :]
 
     def resolve_output(self, client: Any) -> None:

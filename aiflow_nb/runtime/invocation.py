@@ -132,8 +132,9 @@ class Call:
         return self.ctx is not None and self.ctx.writer.redactor.may_hold(encoded)
 
     # --- journal ------------------------------------------------------------
-    def replay(self) -> tuple[bool, Any]:
-        """(True, recorded result) when the journal holds this step."""
+    def replay(self, before: Callable[[Any], None] | None = None) -> tuple[bool, Any]:
+        """(True, recorded result) when the journal holds this step; ``before`` is called
+        with it ahead of ``span.replayed`` (which shows the frame's attributes then)."""
         if not self.journaled or self.ctx is None or self.frame is None:
             return False, None
         raw = self.ctx.journal.get(self.frame.key)
@@ -153,7 +154,11 @@ class Call:
             )
             return False, None
         secret = self._holds_secret(raw if isinstance(raw, bytes) else raw.encode())
-        shown = _replayed(doc, self.frame.key, len(raw), self._mask if secret else None)
+        if before is not None:
+            before(doc.get("r"))
+        mask = self._mask if secret else None
+        shown = _replayed(doc, self.frame.key, len(raw), mask, self.view)
+        self._add_attributes(shown)
         self.emit("span.replayed", shown)
         return True, doc.get("r")
 
@@ -244,7 +249,7 @@ class Call:
         value = loads(encoded)
         self.encoded = encoded
         self._record(doc)
-        cache_key = self.cache_key() if fallback_from is None else None
+        cache_key = self.cache_key() if fallback_from is None and self.journaled else None
         if cache_key is not None and self.policies.cache is not None:
             ttl_ms = int(self.policies.cache.ttl * 1000)
             self.ctx.writer.raw("set", cache_key, doc, px=ttl_ms)
@@ -326,15 +331,22 @@ class Call:
 
 
 def _replayed(
-    doc: dict[str, Any], key: str, size: int, mask: Callable[[Any], Any] | None = None
+    doc: dict[str, Any],
+    key: str,
+    size: int,
+    mask: Callable[[Any], Any] | None = None,
+    view: Callable[[Any], Any] | None = None,
 ) -> dict[str, Any]:
     """``span.replayed`` data: the recorded output (a reference to the journal entry
     when large: ``size`` is the entry's; ``mask``ed, and never by reference, when it
-    holds a secret) and, when the journal entry has them (older entries lack them: the
-    replay then shows its own time), the original attempt's start and end."""
+    holds a secret; the ``view`` of it when the call has one, as ``span.completed``)
+    and, when the journal entry has them (older entries lack them: the replay then
+    shows its own time), the original attempt's start and end."""
     value = doc.get("r")
-    if mask is not None:
-        shown: dict[str, Any] = value_fields("output", mask(value))
+    if view is not None:
+        shown: dict[str, Any] = value_fields("output", view(mask(value) if mask else value))
+    elif mask is not None:
+        shown = value_fields("output", mask(value))
     elif size <= defaults.EVENT_VALUE_INLINE_BYTES:
         shown = {"output": value}
     else:
