@@ -299,7 +299,8 @@ class RedisUnavailable(Unavailable):
 
     def __init__(self, url: str, reason: str) -> None:
         super().__init__(
-            f"cannot reach Redis at {url}: {reason}. Start that Redis, fix REDIS_URL, "
+            f"cannot reach Redis at {url}: {reason.strip().rstrip('.')}. Start that Redis, "
+            "fix REDIS_URL, "
             "or unset REDIS_URL to use the embedded Redis (see `aiflow redis status`)."
         )
         self.url = url

@@ -97,4 +97,5 @@ def test_cli_runs_attach_resume_cancel() -> None:
     assert missing.exit_code == 1 and "no run with id 'nope'" in missing.output
     refused = runner.invoke(cli, ["resume", handle.run_id])
     assert refused.exit_code == 1 and "completed" in refused.output
-    assert runner.invoke(cli, ["cancel", handle.run_id]).output.strip() == "completed"
+    finished = runner.invoke(cli, ["cancel", handle.run_id])  # ended already: says so
+    assert finished.exit_code == 1 and "already ended (completed)" in finished.output

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import sys
 
 import click
 
-__all__ = ["COMMAND_MODULES", "cli", "main"]
+from ..version import __version__
+from . import exits
+
+__all__ = ["COMMAND_MODULES", "cli", "main", "not_utf8"]
 
 COMMAND_MODULES = [
     "aiflow_nb.cli.api",
@@ -21,8 +26,9 @@ COMMAND_MODULES = [
 ]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=exits.HELP)
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+@click.version_option(__version__, "-V", "--version", prog_name="aiflow")
 def cli(verbose: bool) -> None:
     """aiflow-nb: resilient, long-running LLM workflows."""
     logging.basicConfig(
@@ -35,6 +41,25 @@ for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(cli)
 
 
+def not_utf8(argv: list[str]) -> str | None:
+    """The first argument that is not valid UTF-8 (Python decodes such bytes to lone
+    surrogates), shown with its bad bytes escaped; None when all are."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return os.fsencode(arg).decode("utf-8", "backslashreplace")
+    return None
+
+
 def main() -> None:
     """Entry point of the ``aiflow`` console script."""
+    bad = not_utf8(sys.argv[1:])
+    if bad is not None:
+        click.secho(
+            "Usage: aiflow [OPTIONS] COMMAND [ARGS]...\nTry 'aiflow --help' for help.\n\n"
+            f"Error: argument '{bad}' is not valid UTF-8; give names and ids as UTF-8 text.",
+            err=True,
+        )
+        sys.exit(exits.USAGE)
     cli(prog_name="aiflow")

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from ..errors import AiflowError
-from ..events.status import RECORDED
+from ..access.runs import RUN_COLUMNS
+from ..errors import AiflowError, RunStateError
+from ..events.status import RECORDED, TERMINAL, RunStatus
+from . import exits
+from .output import json_option, print_json, table
 
 if TYPE_CHECKING:
     from ..access.handle import RunHandle
 
 __all__ = [
+    "RUN_FIELDS",
     "attach",
     "cancel",
     "demo",
@@ -27,10 +32,10 @@ __all__ = [
 ]
 
 
-def fail(exc: Exception) -> None:
-    """Print an error a person understands and exit 1."""
+def fail(exc: Exception) -> NoReturn:
+    """Print an error a person understands and exit 1 (``exits.ERROR``)."""
     click.secho(f"error: {exc}", fg="red", err=True)
-    sys.exit(1)
+    sys.exit(exits.ERROR)
 
 
 @click.command()
@@ -82,12 +87,19 @@ def stop() -> None:
     click.echo("stopped" if EmbeddedRedis.default().stop() else "not running")
 
 
+RUN_FIELDS = (*RUN_COLUMNS, "waiting")
+"""The fields of each run ``aiflow runs --json`` prints (times: epoch seconds, or null)."""
+
+
 @click.command("runs")
-@click.option("--workflow", default=None)
+@click.option("--workflow", default=None, help="Only this workflow's runs.")
 @click.option("--status", "status_", type=click.Choice(RECORDED), default=None)
-@click.option("--limit", default=20, show_default=True)
-def runs_cmd(workflow: str | None, status_: str | None, limit: int) -> None:
-    """List recent runs."""
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(min=1), help="Runs listed."
+)
+@json_option
+def runs_cmd(workflow: str | None, status_: str | None, limit: int, as_json: bool) -> None:
+    """List recent runs, newest first (--json: {"runs": [...]})."""
     from ..access.runs import list_runs
     from ..ops.routing import with_waiting
 
@@ -95,18 +107,46 @@ def runs_cmd(workflow: str | None, status_: str | None, limit: int) -> None:
         rows = with_waiting(list_runs(workflow, status_, limit))
     except AiflowError as exc:
         fail(exc)
+    if as_json:
+        print_json({"runs": [{f: row.get(f) for f in RUN_FIELDS} for row in rows]})
+        return
+    if not rows:
+        click.echo("no runs")
+        return
+    click.echo(
+        table(
+            ("RUN_ID", "WORKFLOW", "STATUS", "CREATED", "DURATION"),
+            [
+                (
+                    row["run_id"],
+                    row["workflow"],
+                    row["status"],
+                    _when(row["created_at"]),
+                    f"{row['duration']:.2f}s" if row["duration"] is not None else "-",
+                )
+                for row in rows
+            ],
+            right=("DURATION",),
+        )
+    )
     for row in rows:
-        dur = f"{row['duration']:.2f}s" if row["duration"] else "-"
-        click.echo(f"{row['run_id']}  {row['workflow']:<20} {row['status']:<10} {dur}")
         if row.get("waiting"):
-            click.secho(f"    waiting: {row['waiting']}", fg="yellow")
+            click.secho(f"{row['run_id']} waiting: {row['waiting']}", fg="yellow")
+
+
+def _when(ts: float | None) -> str:
+    """Epoch seconds as a UTC time to the second (``2026-12-02 11:58:22``)."""
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @click.command()
 @click.argument("run_id")
 def attach(run_id: str) -> None:
     """Print a run's history, then follow it live until it ends (while it waits for a
-    worker that can run it, say why)."""
+    worker that can run it, say why). Exits 0 when the run completed, 3 when it failed,
+    4 when it was cancelled."""
     from ..access.handle import attach as attach_run
     from ..events.follow import Follow
     from ..examples.console import print_event
@@ -122,8 +162,17 @@ def attach(run_id: str) -> None:
                 if waiting and waiting != said:
                     click.secho(f"waiting: {waiting}", fg="yellow")
                 said = waiting or said
+        ended = handle.status
     except AiflowError as exc:
         fail(exc)
+    sys.exit(_ATTACH_EXITS.get(ended, exits.ERROR))
+
+
+_ATTACH_EXITS: dict[str, int] = {
+    RunStatus.COMPLETED: exits.OK,
+    RunStatus.FAILED: exits.RUN_FAILED,
+    RunStatus.CANCELLED: exits.RUN_CANCELLED,
+}
 
 
 def _waiting(handle: RunHandle) -> str | None:
@@ -153,13 +202,17 @@ def resume(run_id: str) -> None:
 @click.command()
 @click.argument("run_id")
 def cancel(run_id: str) -> None:
-    """Cancel a run."""
+    """Cancel a run: a queued or waiting one at once ("cancelled"), a running one through
+    its worker ("cancelling"). A run that already ended is left as it is: says so, exits 1."""
     from ..ops.submit import cancel as cancel_run
 
     try:
-        click.echo(cancel_run(run_id))
+        status = cancel_run(run_id)
     except AiflowError as exc:
         fail(exc)
+    if status in TERMINAL and status != RunStatus.CANCELLED:
+        fail(RunStateError(f"run {run_id} already ended ({status}); nothing to cancel"))
+    click.echo(status)
 
 
 def register(group: click.Group) -> None:

@@ -13,12 +13,15 @@ import click
 from .. import defaults
 from ..errors import AiflowError
 from .core import fail
+from .output import json_option, print_json
 
 if TYPE_CHECKING:
     from ..ops.monitor import Monitor
     from ..ops.recovery import Recovery
 
 __all__ = [
+    "DEPLOYMENT_FIELDS",
+    "WORKER_FIELDS",
     "daemon",
     "deploy",
     "deployments",
@@ -105,6 +108,15 @@ def worker(
     from ..ops.worker import Worker
 
     import_apps(apps)
+
+    def ready(started: Worker) -> None:  # the version is known once Redis answered
+        serves = ", ".join(registry.names()) or "no workflow"
+        click.echo(
+            f"worker {started.id} (pid {os.getpid()}) serving version {started.version}"
+            f": {serves}{'' if no_code else ' and registered notebook code'}",
+            err=True,
+        )
+
     w = Worker(
         concurrency=concurrency,
         version=version,
@@ -113,12 +125,7 @@ def worker(
         max_restarts=max_restarts,
         code=NONE if no_code else ALL,
         wait_for_redis=True,  # started beside its Redis: wait for it, say so once
-    )
-    serves = ", ".join(registry.names()) or "no workflow"
-    click.echo(
-        f"worker {w.id} (pid {os.getpid()}) serving version {version or 'from the deployment'}"
-        f": {serves}{'' if no_code else ' and registered notebook code'}",
-        err=True,
+        on_ready=ready,
     )
     try:
         code = run_worker(w, drain_timeout)
@@ -155,20 +162,54 @@ def daemon(action: str, version: str | None) -> None:
         )
 
 
+WORKER_FIELDS = (
+    "id",
+    "host",
+    "pid",
+    "version",
+    "state",
+    "in_hand",
+    "last_heartbeat",
+    "kind",
+    "serves",
+    "code",
+)
+"""The fields of each worker ``aiflow workers --json`` prints."""
+DEPLOYMENT_FIELDS = ("version", "active", "workers", "draining", "running", "queued")
+"""The fields of each version ``aiflow deployments --json`` prints."""
+
+
+def _worker_json(doc: dict[str, Any]) -> dict[str, Any]:
+    """A heartbeat document with its numbers as numbers (Redis holds text)."""
+    out = {f: doc.get(f) for f in WORKER_FIELDS}
+    for name, kind in (("pid", int), ("in_hand", int), ("last_heartbeat", float)):
+        try:
+            out[name] = kind(str(out[name]))
+        except ValueError:  # absent or malformed
+            out[name] = None
+    out["kind"] = out["kind"] or "worker"
+    return out
+
+
 def _age(ts: str) -> str:
     return f"{max(0.0, time.time() - float(ts)):.1f}s ago"
 
 
 @click.command()
 @click.option("--version", default=None, help="Only workers of this version.")
-def workers(version: str | None) -> None:
-    """List live workers: id, host, pid, version, state, runs in hand, last heartbeat."""
+@json_option
+def workers(version: str | None, as_json: bool) -> None:
+    """List live workers: id, host, pid, version, state, runs in hand, last heartbeat
+    (--json: {"workers": [...]})."""
     from ..ops.presence import live_workers
 
     try:
         rows = live_workers(version=version)
     except AiflowError as exc:
         fail(exc)
+    if as_json:
+        print_json({"workers": [_worker_json(w) for w in rows]})
+        return
     if not rows:
         click.echo("no live workers")
         return
@@ -254,14 +295,19 @@ def deploy(version: str) -> None:
 
 
 @click.command()
-def deployments() -> None:
-    """Versions, their live workers and runs in flight (the active one first)."""
+@json_option
+def deployments(as_json: bool) -> None:
+    """Versions, their live workers and runs in flight (the active one first; --json:
+    {"deployments": [...]})."""
     from ..ops.deployments import deployments as list_deployments
 
     try:
         rows = list_deployments()
     except AiflowError as exc:
         fail(exc)
+    if as_json:
+        print_json({"deployments": [{f: row.get(f) for f in DEPLOYMENT_FIELDS} for row in rows]})
+        return
     if not rows:
         click.echo("no deployments yet")
         return

@@ -76,6 +76,7 @@ class Worker:
         kind: str = "worker",
         workflows: Callable[[], Iterable[str]] = registry.names,
         wait_for_redis: bool = False,
+        on_ready: Callable[[Worker], None] | None = None,
     ) -> None:
         """``code``: which runs of registered notebook code to take (``ops/routing.py``:
         all, resumed, none); ``workflows``: the names this
@@ -83,7 +84,8 @@ class Worker:
         served at once); ``kind`` is advertised (``worker``, ``kernel``, ``daemon``);
         ``wait_for_redis``: when Redis is unreachable at start, back off and wait for it
         (a worker process started beside its Redis) instead of raising
-        ``RedisUnavailable``."""
+        ``RedisUnavailable``; ``on_ready`` is called once it has started (its version
+        resolved), e.g. to say which version it serves."""
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         self.concurrency = concurrency
@@ -94,6 +96,7 @@ class Worker:
         self.kind = kind
         self.workflows = workflows
         self.wait_for_redis = wait_for_redis
+        self.on_ready = on_ready
         self.queues: list[str] = []
         """The queue streams this worker reads (``ops/routing.py``), grown as it learns
         new workflows."""
@@ -162,6 +165,8 @@ class Worker:
                     continue
                 return False
             outage.ok()
+            if self.on_ready is not None:
+                self.on_ready(self)
             return True
 
     def stop(self, drain_timeout: float | None = None) -> None:
