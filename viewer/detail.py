@@ -10,10 +10,12 @@ from aiflow_nb.access.spans import Span
 from aiflow_nb.events.status import SpanStatus
 from aiflow_nb.trace import SpanTree, TreeRow
 from aiflow_nb.trace.totals import COST, INPUT_TOKENS, MODEL, OUTPUT_TOKENS
+from aiflow_nb.trace.tracebacks import fold
+from aiflow_nb.trace.tree import Usage
 
-from .style import badge, esc, pre_json, seconds
+from .style import badge, esc, money, pre_json, seconds
 
-__all__ = ["gap_html", "group_html", "span_html"]
+__all__ = ["gap_html", "group_html", "progress_note", "publish_html", "span_html", "traceback_html"]
 
 
 def span_html(tree: SpanTree, span: Span, now: float | None = None) -> str:
@@ -30,13 +32,9 @@ def span_html(tree: SpanTree, span: Span, now: float | None = None) -> str:
         f" · attempts <b>{span.attempts or (1 if span.start else 0)}</b>"
         f"{' · <b>' + esc(flags) + '</b>' if flags else ''}</div>",
     ]
-    parts.append(_usage(span.attributes))
+    parts.append(_usage(span.attributes, tree.rollup(span.span_id) if span.children else None))
     if span.progress:
-        p = span.progress
-        parts.append(
-            f"<div>progress {esc(p.get('done'))}/{esc(p.get('total'))} "
-            f"{esc(p.get('message', ''))}</div>"
-        )
+        parts.append(f"<div>progress {progress_note(span.progress)}</div>")
     parts.append("<h4>inputs</h4>" + _value(span, "inputs"))
     if span.status == SpanStatus.COMPLETED or span.output is not None or "output" in span.refs:
         parts.append("<h4>output</h4>" + _value(span, "output"))
@@ -53,6 +51,9 @@ def span_html(tree: SpanTree, span: Span, now: float | None = None) -> str:
     }
     if extra:
         parts.append("<h4>attributes</h4>" + pre_json(extra))
+    published = [p for p in tree.publishes if p.get("span_id") == span.span_id]
+    if published:
+        parts.append(publish_html(published, tree.t0))
     logs = [entry for entry in tree.log if entry.get("span_id") == span.span_id]
     if logs:
         parts.append(
@@ -77,17 +78,27 @@ def _value(span: Span, name: str) -> str:
     )
 
 
-def _usage(attributes: dict[str, Any]) -> str:
+def _usage(attributes: dict[str, Any], subtree: Usage | None = None) -> str:
+    """The span's own model, tokens and cost; with ``subtree`` (a parent's roll-up) the
+    totals of everything under it too."""
     model = attributes.get(MODEL)
-    if not model and INPUT_TOKENS not in attributes and COST not in attributes:
+    rolled = subtree is not None and (subtree.tokens or subtree.cost)
+    own = bool(model) or INPUT_TOKENS in attributes or COST in attributes
+    if not own and not rolled:
         return ""
-    bits = [
-        f"model <b>{esc(model)}</b>" if model else "",
-        f"tokens <b>{esc(attributes.get(INPUT_TOKENS, 0))}</b> in / "
-        f"<b>{esc(attributes.get(OUTPUT_TOKENS, 0))}</b> out",
-        f"cost <b>${float(attributes.get(COST) or 0):.6f}</b>",
-    ]
-    return "<div>" + " · ".join(b for b in bits if b) + "</div>"
+    bits = [f"model <b>{esc(model)}</b>" if model else ""]
+    if own:
+        bits += [
+            f"tokens <b>{esc(attributes.get(INPUT_TOKENS, 0))}</b> in / "
+            f"<b>{esc(attributes.get(OUTPUT_TOKENS, 0))}</b> out",
+            f"cost <b>{money(float(attributes.get(COST) or 0))}</b>",
+        ]
+    if rolled and subtree is not None:
+        bits.append(
+            f"with its sub-spans: tokens <b>{subtree.input_tokens}</b> in / "
+            f"<b>{subtree.output_tokens}</b> out · cost <b>{money(subtree.cost)}</b>"
+        )
+    return '<div class="aiflow-usage">' + " · ".join(b for b in bits if b) + "</div>"
 
 
 def _error(err: dict[str, Any], title: str) -> str:
@@ -95,8 +106,33 @@ def _error(err: dict[str, Any], title: str) -> str:
     cause = f" (cause: {err['cause']})" if err.get("cause") else ""
     tb = err.get("traceback")
     return f"<h4>{esc(title)}</h4><div><b>{esc(head)}</b>{esc(cause)}</div>" + (
-        f"<pre>{esc(tb)}</pre>" if tb else ""
+        traceback_html(tb) if tb else ""
     )
+
+
+def traceback_html(text: str) -> str:
+    """The traceback with runs of framework frames folded (a ``<details>`` to expand)."""
+    out = []
+    for seg in fold(text):
+        if seg.folded:
+            n = seg.frames
+            out.append(
+                f'<details class="aiflow-tb-fold"><summary>{n} framework frame'
+                f"{'s' if n != 1 else ''}</summary>{esc(seg.text)}</details>"
+            )
+        else:
+            out.append(esc(seg.text) + "\n")
+    return '<pre class="aiflow-traceback">' + "".join(out) + "</pre>"
+
+
+def publish_html(published: list[dict[str, Any]], t0: float | None) -> str:
+    """``publish()`` events: when (seconds into the run), label, value."""
+    rows = "".join(
+        f"<tr><td>{seconds(p['ts'] - t0) if t0 is not None else ''}</td>"
+        f"<td><b>{esc(p.get('label'))}</b></td><td>{pre_json(p.get('value'), 2000)}</td></tr>"
+        for p in published[-200:]
+    )
+    return f'<h4>published</h4><table class="aiflow-publish">{rows}</table>'
 
 
 def _attempts(retries: list[dict[str, Any]]) -> str:
@@ -113,12 +149,24 @@ def _attempts(retries: list[dict[str, Any]]) -> str:
     )
 
 
+def progress_note(p: dict[str, Any]) -> str:
+    """``done/total`` and the message of a ``progress()`` event, as HTML."""
+    done, total, message = p.get("done"), p.get("total"), p.get("message") or ""
+    count = f"{_num(done)}/{_num(total)}" if total is not None else f"{_num(done)}"
+    return f'<span class="aiflow-progress-note"><b>{esc(count)}</b> {esc(message)}</span>'
+
+
+def _num(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def group_html(row: TreeRow) -> str:
     """A fan-out group: how many calls and in which states."""
     return (
         f'<div class="aiflow-detail"><h3>{esc(row.label)} {badge(row.status)}</h3>'
         f"<div>{esc(row.markers)}</div><div>span of the group: "
-        f"<b>{seconds(row.duration)}</b></div><div>select one call to see its detail</div>"
+        f"<b>{seconds(row.duration)}</b> · tokens <b>{row.tokens}</b> · cost "
+        f"<b>{money(row.cost)}</b></div><div>select one call to see its detail</div>"
         "</div>"
     )
 

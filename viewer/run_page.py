@@ -25,10 +25,17 @@ from aiflow_nb.events.status import TERMINAL, SpanStatus
 from aiflow_nb.ops.answer import open_waits
 from aiflow_nb.ops.routing import waiting_reason
 from aiflow_nb.store import sync_redis
-from aiflow_nb.trace import TREE_COLUMNS, Follower, SpanTree, TreeRow, timeline_rows
+from aiflow_nb.trace import (
+    TREE_COLUMNS,
+    Follower,
+    SpanTree,
+    TreeRow,
+    publish_points,
+    timeline_rows,
+)
 
-from .detail import gap_html, group_html, span_html
-from .style import CSS, badge, esc, seconds
+from .detail import gap_html, group_html, progress_note, span_html
+from .style import CSS, badge, esc, money, seconds
 from .wait_form import WaitForm
 from .waterfall import Waterfall
 
@@ -51,6 +58,10 @@ _LABEL = HTMLTemplateFormatter(
     )
 )
 _STATUS = HTMLTemplateFormatter(template='<span class="st-<%= value %>"><%- value %></span>')
+_COST = HTMLTemplateFormatter(
+    template="<% if (value) { %>$<%= Number(value).toPrecision(4) %><% } else { %>$0<% } %>"
+)
+"""Cost to 4 significant digits (a real cost never shows as $0.0000), as ``style.money``."""
 
 
 class RunPage:
@@ -91,7 +102,7 @@ class RunPage:
                 "status": _STATUS,
                 "start": NumberFormatter(format="0.000"),
                 "duration": NumberFormatter(format="0.000"),
-                "cost": NumberFormatter(format="$0.0000"),
+                "cost": _COST,
             },
             titles={"label": "span", "start": "start (s)", "duration": "duration (s)"},
             widths={"label": 200},
@@ -107,9 +118,14 @@ class RunPage:
         self.detail = pn.pane.HTML(
             "<i>select a span</i>", sizing_mode="stretch_width", css_classes=["aiflow-span-detail"]
         )
+        self.live_choice = pn.widgets.Select(label="streamed by", options={}, width=320)
+        self.live_choice.param.watch(self._on_live_choice, "value")
+        self._live_chosen: str | None = None
+        """The streaming span picked in ``live_choice`` (None: follow the selection)."""
         self.live = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["aiflow-live"])
         self.progress = pn.Column(sizing_mode="stretch_width")
         self._bars: dict[str, pn.indicators.Progress] = {}
+        self._bar_notes: dict[str, pn.pane.HTML] = {}
         self.wait_box = pn.Column(sizing_mode="stretch_width", css_classes=["aiflow-wait"])
         self.layout = pn.Column(
             self.header,
@@ -122,7 +138,9 @@ class RunPage:
             "### Timeline",
             pn.pane.Bokeh(self.waterfall.figure, sizing_mode="stretch_width"),
             pn.Row(
-                pn.Column("### Live output", self.live, sizing_mode="stretch_width"),
+                pn.Column(
+                    "### Live output", self.live_choice, self.live, sizing_mode="stretch_width"
+                ),
                 pn.Column("### Progress", self.progress, width=460),
                 sizing_mode="stretch_width",
             ),
@@ -202,7 +220,9 @@ class RunPage:
         self.table.height = 96 + 26 * min(max(len(frame), 1), 14)
         self.table.value = frame
         self._restore_selection()
-        self.waterfall.update(timeline_rows(self.tree, now, self._rows))
+        bars = timeline_rows(self.tree, now, self._rows)
+        self.waterfall.update(bars)
+        self.waterfall.show_publishes(publish_points(self.tree, bars))
         self.header.object = self._header_html(now)
         self._show_detail(now)
         self._show_live()
@@ -230,7 +250,7 @@ class RunPage:
     def _on_select(self, event: Any) -> None:
         if event.new:
             row = self.table.value.iloc[event.new[0]]
-            self.selected = str(row["key"])
+            self.selected, self._live_chosen = str(row["key"]), None
             self._show_detail(time.time())
             self._show_live()
 
@@ -241,7 +261,7 @@ class RunPage:
 
     def select(self, key: str) -> None:
         """Select the span (or fan-out group) with this row key."""
-        self.selected = key
+        self.selected, self._live_chosen = key, None
         self._restore_selection()
         self._show_detail(time.time())
         self._show_live()
@@ -267,18 +287,43 @@ class RunPage:
             return
         self.detail.object = group_html(row) if row else "<i>select a span</i>"
 
+    def _on_live_choice(self, event: Any) -> None:
+        if event.new and event.new != self._live_span_id():
+            self._live_chosen = str(event.new)
+            self._show_live()
+
     def _show_live(self) -> None:
+        """The streamed text of one span: the one picked in ``live_choice``, else the
+        selected span if it streamed, else the last running (or last) streaming span."""
+        streaming = {
+            s.span_id: f"{s.name} · {s.span_id[-8:]}" for s in self.tree.spans.values() if s.text
+        }
+        options = {label: sid for sid, label in streaming.items()}
+        if self.live_choice.options != options:
+            self.live_choice.options = options
         span = self._live_span()
         if span is None:
-            self.live.object = "<i>no streamed output yet</i>"
+            ended = self.tree.status in TERMINAL
+            self.live.object = (
+                "<i>this run streamed no output</i>" if ended else "<i>no streamed output yet</i>"
+            )
             return
+        if self.live_choice.value != span.span_id:
+            self.live_choice.value = span.span_id
         tail = span.text[-4000:]
         self.live.object = (
             f"<div><b>{esc(span.name)}</b> {badge(span.status)}</div>"
             f'<pre class="aiflow-live-text">{esc(tail)}</pre>'
         )
 
+    def _live_span_id(self) -> str | None:
+        span = self._live_span()
+        return None if span is None else span.span_id
+
     def _live_span(self) -> Span | None:
+        picked = self.tree.spans.get(self._live_chosen or "")
+        if picked is not None and picked.text:
+            return picked
         chosen = self.tree.spans.get(self.selected or "")
         if chosen is not None and chosen.text:
             return chosen
@@ -291,11 +336,17 @@ class RunPage:
         spans = [s for s in self.tree.spans.values() if s.progress][-20:]
         if [s.span_id for s in spans] != list(self._bars):
             self._bars = {
-                s.span_id: pn.indicators.Progress(width=200, height=14, value=0, max=1)
+                s.span_id: pn.indicators.Progress(width=160, height=14, value=0, max=1)
                 for s in spans
             }
+            self._bar_notes = {s.span_id: pn.pane.HTML("", width=150) for s in spans}
             self.progress.objects = [
-                pn.Row(pn.pane.HTML(esc(s.name), width=140), bar, name=s.span_id)
+                pn.Row(
+                    pn.pane.HTML(esc(s.name), width=120),
+                    bar,
+                    self._bar_notes[s.span_id],
+                    name=s.span_id,
+                )
                 for s, bar in zip(spans, self._bars.values(), strict=True)
             ]
         for s in spans:
@@ -304,6 +355,7 @@ class RunPage:
             bar = self._bars[s.span_id]
             bar.max = max(int(total or 0), 1)
             bar.value = min(int(done), bar.max) if total else -1
+            self._bar_notes[s.span_id].object = progress_note(p)
 
     def _header_html(self, now: float) -> str:
         t = self.tree.totals
@@ -318,7 +370,7 @@ class RunPage:
             ("cached", t.cached),
             ("replayed", t.replayed),
             ("tokens", t.tokens),
-            ("cost", f"${t.cost:.4f}"),
+            ("cost", money(t.cost)),
         ]
         if t.resumes:
             items.append(("resumed", f"{t.resumes}×"))

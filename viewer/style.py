@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import html
+import math
 from typing import Any
 
 from aiflow_nb.trace import STATUS_COLORS
 
-__all__ = ["CSS", "badge", "esc", "pre_json", "seconds"]
+__all__ = ["CSS", "badge", "esc", "money", "pre_json", "seconds"]
 
 CSS = """
 .aiflow-error {color: #b91c1c; font-weight: bold;}
@@ -16,7 +17,10 @@ CSS = """
 .aiflow-totals {display: flex; gap: 18px; flex-wrap: wrap; font-size: 14px;}
 .aiflow-totals b {font-size: 16px;}
 .aiflow-detail pre, .aiflow-live pre {background: #f6f8fa; padding: 6px; max-height: 260px;
-  overflow: auto; white-space: pre-wrap; font-size: 12px; margin: 2px 0 8px 0;}
+  overflow: auto; white-space: pre-wrap; overflow-wrap: anywhere; max-width: 100%;
+  box-sizing: border-box; font-size: 12px; margin: 2px 0 8px 0;}
+.aiflow-tb-fold summary {cursor: pointer; color: #6b7280; font-size: 12px;}
+.aiflow-publish td:first-child {white-space: nowrap;}
 .aiflow-detail h4 {margin: 8px 0 2px 0;}
 .aiflow-detail table {border-collapse: collapse; font-size: 12px;}
 .aiflow-detail td, .aiflow-detail th {border: 1px solid #ddd; padding: 2px 6px;}
@@ -34,6 +38,19 @@ def badge(status: str) -> str:
 
 def seconds(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f} s"
+
+
+def money(value: float | None) -> str:
+    """US dollars to 4 significant digits (``$0.002100``, never ``$0.0000`` for a real
+    cost; below a micro-dollar in exponent form); ``$0`` for nothing spent."""
+    if not value:
+        return "$0"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    if abs(value) < 1e-6:
+        return f"${value:.3e}"
+    decimals = 3 - math.floor(math.log10(abs(value)))
+    return f"${value:.{decimals}f}"
 
 
 def pre_json(value: Any, limit: int = 20_000) -> str:

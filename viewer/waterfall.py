@@ -11,7 +11,7 @@ from typing import Any
 from bokeh.models import ColumnDataSource, CustomJS, HoverTool, Range1d
 from bokeh.plotting import figure
 
-from aiflow_nb.trace.timeline import TIMELINE_COLUMNS
+from aiflow_nb.trace.timeline import PUBLISH_COLUMNS, TIMELINE_COLUMNS
 
 __all__ = ["VISIBLE_ROWS", "Waterfall"]
 
@@ -85,6 +85,17 @@ class Waterfall:
         self.y_range.js_on_change("start", follow)
         self.y_range.js_on_change("end", follow)
         self.source.js_on_change("data", follow)
+        self.publishes = ColumnDataSource({c: [] for c in PUBLISH_COLUMNS})
+        marks = self.figure.scatter(
+            x="x",
+            y="y",
+            source=self.publishes,
+            marker="inverted_triangle",
+            size=11,
+            color="#f97316",
+            line_color="#7c2d12",
+            name="publishes",
+        )
         self.figure.yaxis.visible = False
         self.figure.ygrid.grid_line_color = None
         self.figure.add_tools(
@@ -96,6 +107,12 @@ class Waterfall:
                     ("start", "@left{0.000} s"),
                     ("duration", "@duration{0.000} s"),
                 ],
+            )
+        )
+        self.figure.add_tools(
+            HoverTool(
+                renderers=[marks],
+                tooltips=[("published", "@label"), ("at", "@x{0.000} s"), ("value", "@value")],
             )
         )
         self._n = 0
@@ -119,6 +136,11 @@ class Waterfall:
                 self.y_range.start = min(max(n, 1), VISIBLE_ROWS) - 0.5
             self.figure.height = 70 + 30 * min(max(n, 3), VISIBLE_ROWS)
             self._n = n
+
+    def show_publishes(self, cols: dict[str, list[Any]]) -> None:
+        """Replace the ``publish()`` markers (``trace.publish_points``)."""
+        if cols != dict(self.publishes.data):
+            self.publishes.data = cols
 
     def grow(self, running: dict[int, float]) -> None:
         """Move the right ends of running bars (row index -> seconds) without a full redraw."""

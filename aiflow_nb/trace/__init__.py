@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .follow import Follower
 from .runtable import RUN_TABLE_COLUMNS, RunIndex
-from .timeline import STATUS_COLORS, timeline_rows
+from .timeline import STATUS_COLORS, publish_points, timeline_rows
 from .totals import RunTotals
 from .tree import TREE_COLUMNS, SpanTree, TreeRow
 
@@ -18,5 +18,6 @@ __all__ = [
     "RunTotals",
     "SpanTree",
     "TreeRow",
+    "publish_points",
     "timeline_rows",
 ]

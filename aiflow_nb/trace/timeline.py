@@ -8,7 +8,13 @@ from typing import Any
 from ..events.status import SpanStatus
 from .tree import SpanTree, TreeRow
 
-__all__ = ["STATUS_COLORS", "TIMELINE_COLUMNS", "timeline_rows"]
+__all__ = [
+    "PUBLISH_COLUMNS",
+    "STATUS_COLORS",
+    "TIMELINE_COLUMNS",
+    "publish_points",
+    "timeline_rows",
+]
 
 STATUS_COLORS = {
     "running": "#3b82f6",
@@ -76,6 +82,33 @@ def timeline_rows(
         )
         y += 1
     return cols
+
+
+PUBLISH_COLUMNS = ["x", "y", "label", "span_id", "value"]
+
+
+def publish_points(tree: SpanTree, cols: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """One marker per ``publish()`` event, on its span's bar (``cols``: ``timeline_rows``),
+    at seconds from the run's first start; ``value`` a short preview of what was published."""
+    out: dict[str, list[Any]] = {c: [] for c in PUBLISH_COLUMNS}
+    t0 = tree.t0
+    if t0 is None:
+        return out
+    y_of = dict(zip(cols["span_id"], cols["y"], strict=True))
+    for p in tree.publishes:
+        y = y_of.get(p.get("span_id"))
+        if y is None:
+            continue
+        preview = repr(p.get("value"))
+        _append(
+            out,
+            x=p["ts"] - t0,
+            y=y,
+            label=str(p.get("label") or ""),
+            span_id=p.get("span_id"),
+            value=preview if len(preview) <= 80 else preview[:79] + "…",
+        )
+    return out
 
 
 def _gap_bar(row: TreeRow, y: int, running: bool) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from ..events.model import Event
 from ..events.status import SpanStatus
 from .totals import MODEL, RunTotals, span_usage
 
-__all__ = ["TREE_COLUMNS", "SpanTree", "TreeRow", "markers"]
+__all__ = ["TREE_COLUMNS", "SpanTree", "TreeRow", "Usage", "markers"]
 
 TREE_COLUMNS = [
     "key",
@@ -71,6 +71,7 @@ class TreeRow:
     markers: str = ""
     model: str = ""
     tokens: int = 0
+    """Of the span's whole subtree (its own plus its descendants'), as is ``cost``."""
     cost: float = 0.0
     group: bool = False
     gap: bool = False
@@ -106,6 +107,10 @@ class SpanTree:
         self.log: list[dict[str, Any]] = []
         self.interruptions: Counter[str] = Counter()
         """Span id -> how many times a run's end (or a crash) cut that span off."""
+        self.publishes: list[dict[str, Any]] = []
+        """``publish()`` events in order: ts, span_id, label, value."""
+        self._rollup: dict[str, Usage] = {}
+        self._rollup_version = -1
 
     @classmethod
     def from_events(cls, events: Iterable[Event], run_id: str | None = None) -> SpanTree:
@@ -125,6 +130,15 @@ class SpanTree:
             self._interrupt(gap.start if gap is not None and e.type == "run.resumed" else e.ts)
         if e.type == "log":
             self.log.append({"ts": e.ts, "span_id": e.span_id, **e.data})
+        elif e.type == "publish":
+            self.publishes.append(
+                {
+                    "ts": e.ts,
+                    "span_id": e.span_id,
+                    "label": e.data.get("label", e.name or ""),
+                    "value": e.data.get("value"),
+                }
+            )
         return apply_event(self.spans, e)
 
     def extend(self, events: Iterable[Event]) -> int:
@@ -157,6 +171,13 @@ class SpanTree:
     def gaps(self) -> list[Gap]:
         """The gaps between the run's attempts, in order."""
         return self.totals.gaps.items
+
+    def rollup(self, span_id: str) -> Usage:
+        """Tokens and cost of the span and everything under it (its subtree)."""
+        if self._rollup_version != self.version:
+            self._rollup = _rollups(self.spans)
+            self._rollup_version = self.version
+        return self._rollup.get(span_id, Usage())
 
     def roots(self) -> list[Span]:
         return [
@@ -206,7 +227,7 @@ class SpanTree:
     def _span_row(
         self, span: Span, depth: int, t0: float, now: float, index: int | None
     ) -> TreeRow:
-        tin, tout, cost = span_usage(span.attributes)
+        usage = self.rollup(span.span_id)
         end = span.end if span.end is not None else now
         label = span.name if index is None else f"{span.name} [{index}]"
         return TreeRow(
@@ -221,8 +242,8 @@ class SpanTree:
             attempts=len(span.retries) + 1 if span.status == SpanStatus.RUNNING else span.attempts,
             markers=self.span_markers(span),
             model=str(span.attributes.get(MODEL) or ""),
-            tokens=tin + tout,
-            cost=cost,
+            tokens=usage.tokens,
+            cost=usage.cost,
         )
 
     def span_markers(self, span: Span) -> str:
@@ -243,7 +264,7 @@ class SpanTree:
             SpanStatus.COMPLETED,
         )
         summary = ", ".join(f"{n} {st}" for st, n in counts.items())
-        usage = [span_usage(s.attributes) for s in members]
+        usage = [self.rollup(s.span_id) for s in members]
         return TreeRow(
             key=f"{members[0].parent_id}/{name}*",
             span_id=None,
@@ -254,8 +275,8 @@ class SpanTree:
             start=min(starts) - t0 if starts else None,
             duration=max(ends) - min(starts) if starts else None,
             markers=summary,
-            tokens=sum(u[0] + u[1] for u in usage),
-            cost=sum(u[2] for u in usage),
+            tokens=sum(u.tokens for u in usage),
+            cost=sum(u.cost for u in usage),
             group=True,
         )
 
@@ -263,6 +284,37 @@ class SpanTree:
         """The tree view (``rows``, or ``rows(now)``) as a DataFrame of ``TREE_COLUMNS``."""
         rows = self.rows(now) if rows is None else rows
         return pd.DataFrame([vars(r) for r in rows], columns=TREE_COLUMNS)
+
+
+@dataclass
+class Usage:
+    """Tokens and cost (USD) summed over spans."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def add(self, other: Usage) -> None:
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cost += other.cost
+
+
+def _rollups(spans: dict[str, Span]) -> dict[str, Usage]:
+    """Each span's own usage plus its children's roll-ups. A child is always added after
+    its parent, so folding in reverse order of addition visits children first."""
+    out = {sid: Usage(*span_usage(s.attributes)) for sid, s in spans.items()}
+    order = {sid: i for i, sid in enumerate(spans)}
+    for sid in reversed(order):
+        parent = spans[sid].parent_id
+        # a parent seen before the child lists it among its children (``apply_event``)
+        if parent is not None and order.get(parent, order[sid]) < order[sid]:
+            out[parent].add(out[sid])
+    return out
 
 
 def _gap_row(gap: Gap, depth: int, t0: float, now: float) -> TreeRow:
