@@ -22,7 +22,9 @@ from aiflow_viewer.show import show  # imports nothing at module level: no cycle
 from . import limits  # aiflow_nb.limits.set(...) with no import of its own
 from .access.answer import respond, send
 from .access.archive import Archive, load_archive
+from .access.compare import compare, diff_outputs
 from .access.handle import RunHandle, attach
+from .access.rerun import rerun
 from .access.runs import runs
 from .access.spans import Span, build_spans, spans_dataframe
 from .access.start import resume
@@ -115,13 +117,16 @@ __all__ = [
     "WorkflowNotFound",
     "attach",
     "build_spans",
+    "compare",
     "component",
     "configure",
     "delete",
+    "diff_outputs",
     "limits",
     "load_archive",
     "progress",
     "publish",
+    "rerun",
     "respond",
     "resume",
     "runs",

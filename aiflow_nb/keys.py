@@ -31,6 +31,7 @@ __all__ = [
     "run_journal",
     "run_keys",
     "run_lease",
+    "run_seed",
     "running",
     "runs",
     "side_effects",
@@ -61,6 +62,12 @@ def run_events(run_id: str) -> str:
 def run_journal(run_id: str) -> str:
     """Hash: step key -> recorded result."""
     return f"{_ns()}:run:{{{run_id}}}:journal"
+
+
+def run_seed(run_id: str) -> str:
+    """Hash: a rerun's copy of its source run's journal (step key -> recorded result),
+    taken at submit; steps whose code and arguments are unchanged replay from it."""
+    return f"{_ns()}:run:{{{run_id}}}:seed"
 
 
 def run_lease(run_id: str) -> str:
@@ -198,6 +205,7 @@ def run_keys(run_id: str) -> list[str]:
         run(run_id),
         run_events(run_id),
         run_journal(run_id),
+        run_seed(run_id),
         run_lease(run_id),
         side_effects(run_id),
     ]

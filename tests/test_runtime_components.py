@@ -267,6 +267,7 @@ def test_nested_spans_and_fan_out_parentage() -> None:
         "attempts",
         "cached",
         "replayed",
+        "replayed_from",
         "error",
         "model",
         "input_tokens",

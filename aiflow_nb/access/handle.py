@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any, cast
 
 import pandas as pd
@@ -44,7 +44,7 @@ def answered_by() -> str:
 def decode_record(raw: Mapping[bytes, bytes]) -> dict[str, Any]:
     """A raw run hash as Python values (JSON fields parsed, numbers converted)."""
     rec: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
-    for name in ("inputs", "output", "error", "secret_args", "waits"):
+    for name in ("inputs", "output", "error", "secret_args", "waits", "rerun_steps"):
         if name in rec:
             rec[name] = loads(rec[name])
     for name in ("created_at", "started_at", "ended_at"):
@@ -188,6 +188,15 @@ class RunHandle:
         from .start import resume  # start builds on this module
 
         return resume(self.run_id)
+
+    def rerun(
+        self, inputs: dict[str, Any] | None = None, steps: Iterable[str] | None = None
+    ) -> RunHandle:
+        """A new run of this finished run's workflow replaying what is still valid (see
+        ``aiflow_nb.rerun``)."""
+        from .rerun import rerun  # rerun builds on this module
+
+        return rerun(self, inputs=inputs, steps=steps)
 
     # --- display ----------------------------------------------------------------
     def _summary(self) -> str:

@@ -38,6 +38,7 @@ SPAN_COLUMNS = [
     "attempts",
     "cached",
     "replayed",
+    "replayed_from",
     "error",
     "model",
     "input_tokens",
@@ -66,6 +67,8 @@ class Span:
     attempts: int = 0
     cached: bool = False
     replayed: bool = False
+    replayed_from: str | None = None
+    """The run a rerun's replayed span was recorded in (``replayed from <run id>``)."""
     fallback: bool = False
     error: dict[str, Any] | None = None
     inputs: dict[str, Any] | None = None
@@ -97,6 +100,7 @@ class Span:
             "attempts": self.attempts,
             "cached": self.cached,
             "replayed": self.replayed,
+            "replayed_from": self.replayed_from,
             "error": f"{err.get('type')}: {err.get('message')}" if err else None,
             "model": self.attributes.get(MODEL),
             "input_tokens": self.attributes.get(INPUT_TOKENS),
@@ -130,6 +134,7 @@ def _apply(span: Span, e: Event) -> None:
     elif e.type in ("span.cached", "span.replayed"):
         span.cached = span.cached or e.type == "span.cached"
         span.replayed = e.type == "span.replayed"
+        span.replayed_from = d.get("replayed_from") if span.replayed else None
         _times(span, e)
         span.status, span.output = SpanStatus.COMPLETED, _value(span, "output", d)
         span.key = d.get("key", span.key)

@@ -237,7 +237,8 @@ async def execute(
     pipe = client.pipeline(transaction=False)
     pipe.hgetall(keys.run(run_id))
     pipe.hgetall(keys.run_journal(run_id))
-    raw_rec, raw_journal = cast(tuple[RawHash, RawHash], await pipe.execute())
+    pipe.hgetall(keys.run_seed(run_id))  # a rerun's copy of its source's journal
+    raw_rec, raw_journal, raw_seed = cast(tuple[RawHash, RawHash, RawHash], await pipe.execute())
     rec = _decode(raw_rec)
     if not rec:
         log.warning("run %s has no record; skipped", run_id)
@@ -254,7 +255,9 @@ async def execute(
     writer.inputs = rec.get("inputs") or "{}"
     _stop_on_loss(writer, fence, control, loop)
     try:
-        return await _execute(run_id, worker_id, client, rec, raw_journal, writer, control)
+        journal = {k.decode(): v for k, v in raw_journal.items()}
+        seed = {k.decode(): v for k, v in raw_seed.items()}
+        return await _execute(run_id, worker_id, client, rec, (journal, seed), writer, control)
     except WorkerShutdown:
         if not fence.lost:
             raise
@@ -304,7 +307,7 @@ async def _execute(
     worker_id: str,
     client: aredis.Redis,
     rec: dict[str, str],
-    raw_journal: RawHash,
+    journals: tuple[dict[str, bytes], dict[str, bytes]],
     writer: RunWriter,
     control: RunControl,
 ) -> str:
@@ -314,7 +317,7 @@ async def _execute(
     inputs = loads(writer.inputs or "{}")
     secret_args = loads(rec["secret_args"]) if rec.get("secret_args") else ()
     writer.redactor = writer.redactor.for_inputs(secret_args, inputs)  # before any event
-    journal = {k.decode(): v for k, v in raw_journal.items()}
+    journal, seed = journals
     started_at = rec.get("started_at") or time.time()
     writer.record(
         status=RunStatus.RUNNING, worker=worker_id, started_at=started_at, attempt=attempt
@@ -357,6 +360,9 @@ async def _execute(
         journal=journal,
         attempt=attempt,
         secrets=wf.secret_args,
+        seed=seed,
+        forked_from=rec.get("forked_from") or None,
+        rerun_steps=frozenset(loads(rec["rerun_steps"])) if rec.get("rerun_steps") else frozenset(),
     )
     status = await _run_root(ctx, wf, inputs, control)
     await writer.flush()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import redis
@@ -25,7 +26,17 @@ from .routing import run_queue
 if TYPE_CHECKING:
     from redis.typing import EncodableT, FieldT
 
-__all__ = ["cancel", "new_run_id", "requeue", "resolve_version", "resume", "submit"]
+__all__ = ["Seed", "cancel", "new_run_id", "requeue", "resolve_version", "resume", "submit"]
+
+
+@dataclass(frozen=True)
+class Seed:
+    """What a rerun starts from (``ops/fork.py``): its source run, the steps it must
+    execute, and the copy of the source's journal its steps replay from."""
+
+    source: str
+    steps: list[str] | None
+    journal: Mapping[bytes, bytes]
 
 
 def new_run_id() -> str:
@@ -51,6 +62,7 @@ def submit(
     code: str | None = None,
     retention: float | None = None,
     client: redis.Redis | None = None,
+    seed: Seed | None = None,
 ) -> str:
     """Record a run of ``workflow`` and put it on its queue (``ops/routing.py``), atomically; return
     its run id (``aiflow_nb.access`` wraps it in a ``RunHandle``).
@@ -60,6 +72,8 @@ def submit(
     JSON cannot hold faithfully raise ``SerializationError``, inputs over
     ``AIFLOW_MAX_VALUE_BYTES`` ``ValueTooLarge``, before anything is written.
     ``retention``: seconds the run is kept once it ends (None: ``AIFLOW_RETENTION``).
+    ``seed``: the run is a rerun (``forked_from`` in its record and ``run.queued``), its
+    source's journal copied into its seed hash in the same transaction.
     """
     limit = settings().max_value_bytes
     doc = encode_value(inputs, f"inputs of workflow {workflow!r}", limit)
@@ -87,6 +101,11 @@ def submit(
         record["idem"] = idempotency_key  # delete() drops the key with the run
     if secret:  # so the worker and the monitor mask them without the workflow
         record["secret_args"] = dumps(secret)
+    forked: dict[str, Any] = {}
+    if seed is not None:
+        record["forked_from"] = forked["forked_from"] = seed.source
+        if seed.steps is not None:
+            record["rerun_steps"] = dumps(seed.steps)
     payload = make_payload(
         "run.queued",
         run_id,
@@ -94,6 +113,7 @@ def submit(
         data={
             "workflow": workflow,
             "version": version,
+            **forked,
             # large inputs stay in the record only (events/refs.py); previewed masked
             **value_fields(
                 "inputs",
@@ -109,6 +129,8 @@ def submit(
 
     def write(pipe: Any) -> None:
         pipe.hset(keys.run(run_id), mapping=record)
+        if seed is not None and seed.journal:
+            pipe.hset(keys.run_seed(run_id), mapping=dict(seed.journal))
         pipe.zadd(keys.runs(), {run_id: now})
         pipe.zadd(keys.workflow_runs(workflow), {run_id: now})
         pipe.zadd(keys.deployments(), {version: now}, nx=True)

@@ -46,6 +46,15 @@ class RunContext:
     journal: dict[str, Any] = field(default_factory=dict)
     attempt: int = 1
     secrets: frozenset[str] = frozenset()
+    seed: dict[str, Any] = field(default_factory=dict)
+    """A rerun's copy of its source run's journal (``keys.run_seed``); empty otherwise."""
+    forked_from: str | None = None
+    """The source run of a rerun, else None."""
+    rerun_steps: frozenset[str] = frozenset()
+    """Component names and step keys a rerun executes whatever the seed holds."""
+    _named: set[str] = field(default_factory=set)
+    """Keys of the steps executing because ``rerun_steps`` names them: what they call
+    executes too."""
     _children: dict[str, Counter[str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -57,6 +66,16 @@ class RunContext:
             counter[name] = index + 1
         key = f"{parent.key}/{name}#{index}"
         return Frame(key=key, span_id=digest(key), parent_id=parent.span_id)
+
+    def rerun_named(self, key: str, name: str) -> bool:
+        """True when a rerun must execute step ``key`` of component ``name``: it is named
+        in ``rerun_steps`` or nested under a step that is (noted for its own children)."""
+        named = name in self.rerun_steps or key in self.rerun_steps
+        with self._lock:
+            named = named or any(key.startswith(k + "/") for k in self._named)
+            if named:
+                self._named.add(key)
+        return named
 
     def on_loop_thread(self) -> bool:
         try:

@@ -84,6 +84,8 @@ class Call:
         """The workflow's own span: its inputs and output are the run record's."""
         self.encoded: bytes | None = None
         """The JSON of the result (set by ``succeed``; the executor stores it once)."""
+        self.rerun: str | None = None
+        """In a rerun, why this step executes instead of replaying (``span.started``)."""
 
     # --- events -------------------------------------------------------------
     def emit(self, type: str, data: dict[str, Any] | None = None, ts: float | None = None) -> None:
@@ -133,13 +135,15 @@ class Call:
 
     # --- journal ------------------------------------------------------------
     def replay(self, before: Callable[[Any], None] | None = None) -> tuple[bool, Any]:
-        """(True, recorded result) when the journal holds this step; ``before`` is called
-        with it ahead of ``span.replayed`` (which shows the frame's attributes then)."""
+        """(True, recorded result) when the journal holds this step; in a rerun, else
+        when the seed (the source run's journal) holds it with the same code and
+        arguments and ``rerun_steps`` does not name it. ``before`` is called with the
+        result ahead of ``span.replayed`` (which shows the frame's attributes then)."""
         if not self.journaled or self.ctx is None or self.frame is None:
             return False, None
         raw = self.ctx.journal.get(self.frame.key)
         if raw is None:
-            return False, None
+            return self._replay_seed(before) if self.ctx.forked_from else (False, None)
         doc = loads(raw)
         if doc.get("h") != self.args_hash():
             self.emit(
@@ -153,14 +157,55 @@ class Call:
                 },
             )
             return False, None
+        return True, self._replayed(raw, doc, before, doc.get("f"))
+
+    def _replay_seed(self, before: Callable[[Any], None] | None) -> tuple[bool, Any]:
+        """A rerun's step not in its own journal: replayed from the seed (and journaled
+        as its own) unless named, its code changed or its arguments did (``rerun``: why
+        it executes, shown by ``span.started``). A replayed step is journaled as this
+        run's own with ``f``: the source run, so a resume still says where it came from."""
+        assert self.ctx is not None and self.frame is not None
+        key = self.frame.key
+        raw = self.ctx.seed.get(key)
+        doc = loads(raw) if raw is not None else None
+        if self.ctx.rerun_named(key, self.component.name):
+            self.rerun = "named"
+        elif doc is None:
+            self.rerun = "not in source"
+        elif doc.get("c", self.component.source_hash) != self.component.source_hash:
+            self.rerun = "code changed"
+        elif doc.get("h") != self.args_hash():
+            self.rerun = "arguments changed"
+        if self.rerun is not None or raw is None or doc is None:
+            return False, None
+        source = self.ctx.forked_from
+        self.ctx.writer.journal(key, dumps({**doc, "f": source}))  # ``f``: where it came from
+        return True, self._replayed(raw, doc, before, source)
+
+    def _replayed(
+        self,
+        raw: bytes | str,
+        doc: dict[str, Any],
+        before: Callable[[Any], None] | None,
+        source: str | None,
+    ) -> Any:
+        """Emit ``span.replayed`` for the journal document ``doc`` (``raw``: its JSON;
+        ``source``: the run it was recorded in, when not this one) with the recorded
+        span's attributes (``a``: what it spent, not spent now) under the frame's; its
+        result."""
+        assert self.frame is not None
         secret = self._holds_secret(raw if isinstance(raw, bytes) else raw.encode())
         if before is not None:
             before(doc.get("r"))
         mask = self._mask if secret else None
         shown = _replayed(doc, self.frame.key, len(raw), mask, self.view)
-        self._add_attributes(shown)
+        if source is not None:
+            shown["replayed_from"] = source
+        attributes = {**(doc.get("a") or {}), **(self.frame.attributes or {})}
+        if attributes:
+            shown["attributes"] = self._mask(attributes) if secret else attributes
         self.emit("span.replayed", shown)
-        return True, doc.get("r")
+        return doc.get("r")
 
     def start(self) -> None:
         """Emit ``span.started``."""
@@ -177,6 +222,8 @@ class Call:
         else:  # a step's arguments are stored nowhere: a large one is only previewed
             shown = value_fields("inputs", public, size=self._size)
         data: dict[str, Any] = {**shown, "key": key}
+        if self.rerun is not None:
+            data["rerun"] = self.rerun
         self._add_attributes(data)  # what the call knew of itself before it started
         self.started_at = time.time()
         self.emit("span.started", data, ts=self.started_at)
@@ -285,9 +332,19 @@ class Call:
 
     def _document(self, encoded: bytes, end: float) -> bytes:
         """The journal (and cache) document: args hash, result (``encoded``, its JSON),
-        and the span's start and end (``s``/``e``), which a replay shows instead of its
-        own time."""
-        head = dumps({"h": self._hash, "s": self.started_at, "e": end})
+        the span's start and end (``s``/``e``), which a replay shows instead of its own
+        time, the component's source hash (``c``: a rerun replays only unchanged code)
+        and the span's attributes when it has some (``a``: tokens and cost of an LLM
+        call, which a replay reports as not spent)."""
+        head_doc: dict[str, Any] = {
+            "h": self._hash,
+            "s": self.started_at,
+            "e": end,
+            "c": self.component.source_hash,
+        }
+        if self.frame is not None and self.frame.attributes:
+            head_doc["a"] = self.frame.attributes
+        head = dumps(head_doc)
         return head[:-1] + b',"r":' + encoded + b"}"
 
     def _add_attributes(self, data: dict[str, Any]) -> None:

@@ -10,7 +10,18 @@ from ..access.spans import COST, INPUT_TOKENS, MODEL, OUTPUT_TOKENS
 from ..events.model import Event
 from ..events.status import STATUS_OF_EVENT, TERMINAL, RunStatus
 
-__all__ = ["COST", "INPUT_TOKENS", "MODEL", "OUTPUT_TOKENS", "RunTotals", "span_usage"]
+__all__ = [
+    "COST",
+    "INPUT_TOKENS",
+    "LLM_OPERATION",
+    "MODEL",
+    "OUTPUT_TOKENS",
+    "RunTotals",
+    "span_usage",
+]
+
+LLM_OPERATION = "gen_ai.operation.name"
+"""The attribute every LLM span carries (``llm/attributes.py``): what tells one apart."""
 
 
 def span_usage(attributes: dict[str, Any]) -> tuple[int, int, float]:
@@ -39,6 +50,15 @@ class RunTotals:
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
+    llm_replayed: int = 0
+    """LLM calls replayed (from the journal, or a rerun's seed) instead of requested."""
+    tokens_saved: int = 0
+    """Tokens the replayed spans' recorded calls used: not spent by this run."""
+    cost_saved: float = 0.0
+    """USD the replayed spans' recorded calls cost: not spent by this run."""
+    executed_ids: set[str] = field(default_factory=set)
+    """Spans below the root that executed (started and not answered by the cache)."""
+    llm_executed_ids: set[str] = field(default_factory=set)
     span_ids: set[str] = field(default_factory=set)
     gaps: Gaps = field(default_factory=Gaps)
     """The gaps between attempts (waiting for a worker, sat failed until resumed)."""
@@ -46,6 +66,16 @@ class RunTotals:
     @property
     def spans(self) -> int:
         return len(self.span_ids)
+
+    @property
+    def executed(self) -> int:
+        """Steps (spans below the root, LLM calls included) that executed."""
+        return len(self.executed_ids)
+
+    @property
+    def llm_executed(self) -> int:
+        """LLM calls that executed (requested from a provider)."""
+        return len(self.llm_executed_ids)
 
     @property
     def tokens(self) -> int:
@@ -77,6 +107,7 @@ class RunTotals:
             self.span_ids.add(e.span_id)
             self.cached += e.type == "span.cached"
             self.replayed += e.type == "span.replayed"
+            self._step(e)
         elif e.type == "span.retrying":
             self.retries += 1
         elif e.type in ("span.completed", "span.failed"):
@@ -86,6 +117,35 @@ class RunTotals:
             self.output_tokens += tout
             self.cost += cost
         return gap
+
+    def _step(self, e: Event) -> None:
+        """Count a step executed (``span.started`` below the root), answered by the
+        cache after all, or replayed (with what its recorded call spent: saved)."""
+        assert e.span_id is not None
+        attributes = e.data.get("attributes") or {}
+        if e.type == "span.started" and e.parent_id is not None:
+            self.executed_ids.add(e.span_id)
+            if LLM_OPERATION in attributes:
+                self.llm_executed_ids.add(e.span_id)
+        elif e.type == "span.cached":
+            self.executed_ids.discard(e.span_id)
+            self.llm_executed_ids.discard(e.span_id)
+        elif e.type == "span.replayed":
+            self.llm_replayed += LLM_OPERATION in attributes
+            tin, tout, cost = span_usage(attributes)
+            self.tokens_saved += tin + tout
+            self.cost_saved += cost
+
+    def savings(self) -> dict[str, Any]:
+        """Steps and LLM calls replayed vs executed, and the tokens and USD not spent."""
+        return {
+            "steps_replayed": self.replayed,
+            "steps_executed": self.executed,
+            "llm_replayed": self.llm_replayed,
+            "llm_executed": self.llm_executed,
+            "tokens_saved": self.tokens_saved,
+            "cost_saved": round(self.cost_saved, 6),
+        }
 
     def _run_event(self, e: Event) -> None:
         self.status = STATUS_OF_EVENT[e.type]

@@ -1,0 +1,260 @@
+"""Rerun: a new run of a finished run that replays what is still valid from the source's
+journal and executes only what changed (real Redis, the in-process worker)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+import aiflow_nb as af
+from aiflow_nb import component, keys, workflow
+from aiflow_nb.store import sync_redis
+
+from support.helpers import wait_for
+
+
+def _chain(ran: Counter[str], fail_c: bool = False) -> tuple[Any, ...]:
+    """A 3-step chain a -> b -> c counting each body's executions in ``ran``."""
+
+    @component
+    def a(x: int) -> int:
+        ran["a"] += 1
+        return x + 1
+
+    @component
+    def b(y: int) -> int:
+        ran["b"] += 1
+        return y * 10
+
+    @component
+    def c(z: int) -> str:
+        ran["c"] += 1
+        if fail_c:
+            raise RuntimeError("c is broken")
+        return f"c:{z}"
+
+    return a, b, c
+
+
+def _replayed(handle: af.RunHandle) -> dict[str, str | None]:
+    return {s.name: s.replayed_from for s in handle.spans() if s.replayed}
+
+
+def _started_why(handle: af.RunHandle) -> dict[str, str | None]:
+    return {e.name or "": e.data.get("rerun") for e in handle.events() if e.type == "span.started"}
+
+
+def test_rerun_named_step_executes_only_it_and_replays_the_rest() -> None:
+    ran: Counter[str] = Counter()
+    a, b, c = _chain(ran)
+
+    @workflow
+    def chain3(x: int) -> str:
+        return c(b(a(x)))
+
+    first = chain3.start(x=1)
+    assert first.result(timeout=20) == "c:20"
+    assert ran == Counter(a=1, b=1, c=1)
+
+    second = af.rerun(first, steps=["b"])
+    assert second.result(timeout=20) == "c:20"
+    assert ran == Counter(a=1, b=2, c=1)  # b is deterministic: c gets equal input, replays
+    assert _replayed(second) == {"a": first.run_id, "c": first.run_id}
+    assert _started_why(second) == {"chain3": None, "b": "named"}
+    rec = second.record()
+    assert rec["forked_from"] == first.run_id and rec["rerun_steps"] == ["b"]
+    queued = next(e for e in second.events() if e.type == "run.queued")
+    assert queued.data["forked_from"] == first.run_id
+    frame = second.to_pandas()
+    assert set(frame[frame.replayed].replayed_from) == {first.run_id}
+
+    # the rerun is self-contained: its own journal holds every step, seeded ones too
+    journal = sync_redis().hkeys(keys.run_journal(second.run_id))
+    assert {k.decode() for k in journal} == {"chain3/a#0", "chain3/b#0", "chain3/c#0"}
+
+
+def test_rerun_with_new_inputs_executes_all() -> None:
+    ran: Counter[str] = Counter()
+    a, b, c = _chain(ran)
+
+    @workflow
+    def chain_inputs(x: int) -> str:
+        return c(b(a(x)))
+
+    first = chain_inputs.start(x=1)
+    first.result(timeout=20)
+    second = first.rerun(inputs={"x": 2})
+    assert second.result(timeout=20) == "c:30"
+    assert ran == Counter(a=2, b=2, c=2)
+    assert _replayed(second) == {}
+    assert _started_why(second) == {
+        "chain_inputs": None,
+        "a": "arguments changed",
+        "b": "arguments changed",
+        "c": "arguments changed",
+    }
+    logs = [e for e in second.events() if e.type == "log"]
+    assert not logs  # in a rerun other arguments are expected, not a divergence
+    assert second.record()["inputs"] == {"x": 2}
+
+
+def test_rerun_after_redefining_a_component_executes_it_and_what_it_feeds() -> None:
+    ran: Counter[str] = Counter()
+    a, b, c = _chain(ran)
+
+    @workflow
+    def chain_code(x: int) -> str:
+        return c(b(a(x)))
+
+    first = chain_code.start(x=1)
+    assert first.result(timeout=20) == "c:20"
+
+    @component  # b's cell edited: same name, other source (the workflow's closure sees it)
+    def b(y: int) -> int:  # noqa: F811
+        ran["b"] += 1
+        return y * 100
+
+    second = af.rerun(first.run_id)
+    assert second.result(timeout=20) == "c:200"
+    assert ran == Counter(a=1, b=2, c=2)
+    assert _replayed(second) == {"a": first.run_id}
+    assert _started_why(second) == {
+        "chain_code": None,
+        "b": "code changed",
+        "c": "arguments changed",
+    }
+
+    cmp = af.compare(first, second).set_index("name")
+    assert list(af.compare(first, second).columns) == [
+        "step",
+        "name",
+        "status_a",
+        "status_b",
+        "replayed_b",
+        "output_changed",
+        "duration_a",
+        "duration_b",
+        "tokens_a",
+        "tokens_b",
+        "cost_a",
+        "cost_b",
+    ]
+    assert cmp.output_changed.to_dict() == {"chain_code": True, "a": False, "b": True, "c": True}
+    assert cmp.replayed_b.to_dict() == {"chain_code": False, "a": True, "b": False, "c": False}
+    diff = af.diff_outputs(first, second, "b")
+    assert "-20" in diff and "+200" in diff
+    assert af.diff_outputs(first, second, "chain_code/a#0") == ""
+
+
+def test_rerun_of_a_failed_run_after_the_fix_replays_what_succeeded() -> None:
+    ran: Counter[str] = Counter()
+    a, b, c = _chain(ran, fail_c=True)
+
+    @workflow
+    def chain_fix(x: int) -> str:
+        return c(b(a(x)))
+
+    first = chain_fix.start(x=1)
+    with pytest.raises(af.RunFailed):
+        first.result(timeout=20)
+
+    @component  # the fix (the workflow's closure sees it)
+    def c(z: int) -> str:  # noqa: F811
+        ran["c"] += 1
+        return f"fixed:{z}"
+
+    second = af.rerun(first)
+    assert second.result(timeout=20) == "fixed:20"
+    assert ran == Counter(a=1, b=1, c=2)
+    assert _replayed(second) == {"a": first.run_id, "b": first.run_id}
+    cmp = af.compare(first, second).set_index("name")
+    assert cmp.loc["c", "status_a"] == "failed" and cmp.loc["c", "status_b"] == "completed"
+
+
+def test_rerun_of_a_cancelled_run_replays_and_its_waits_ask_again() -> None:
+    ran: Counter[str] = Counter()
+    a, b, c = _chain(ran)
+
+    @workflow
+    def chain_wait(x: int) -> str:
+        y = a(x)
+        ok = af.wait_for_input("go", prompt="go on?")
+        return c(b(y + int(ok)))
+
+    first = chain_wait.start(x=1)
+    wait_for(lambda: first.status == "waiting", what="the wait")
+    first.cancel()
+    assert first.wait(timeout=10) == "cancelled"
+
+    second = af.rerun(first)
+    wait_for(lambda: second.status == "waiting", what="the rerun's wait")
+    assert ran["a"] == 1  # replayed
+    second.respond("go", 1)
+    assert second.result(timeout=20) == "c:30"
+    assert ran == Counter(a=1, b=1, c=1)
+    assert _replayed(second) == {"a": first.run_id}
+
+
+def test_resume_of_a_failed_rerun_replays_its_own_journal() -> None:
+    ran: Counter[str] = Counter()
+    a, b, c = _chain(ran)
+    state = {"broken": False}
+
+    @component
+    def d(s: str) -> str:
+        ran["d"] += 1
+        if state["broken"]:
+            raise RuntimeError("d is down")
+        return s + "!"
+
+    @workflow
+    def chain_resume(x: int) -> str:
+        return d(c(b(a(x))))
+
+    first = chain_resume.start(x=1)
+    assert first.result(timeout=20) == "c:20!"
+    state["broken"] = True
+    second = af.rerun(first, steps=["c", "d"])
+    with pytest.raises(af.RunFailed):
+        second.result(timeout=20)
+    assert ran == Counter(a=1, b=1, c=2, d=2)
+
+    state["broken"] = False
+    assert af.resume(second.run_id).result(timeout=20) == "c:20!"
+    assert ran == Counter(a=1, b=1, c=2, d=3)  # c: from the rerun's own journal
+    events = list(second.events())
+    at = next(i for i, e in enumerate(events) if e.type == "run.resumed")
+    again = {e.name: e.data.get("replayed_from") for e in events[at:] if e.type == "span.replayed"}
+    # the second attempt replays its own journal: seeded steps still say where from
+    assert again == {"a": first.run_id, "b": first.run_id, "c": None}
+    assert _started_why(second)["d"] == "named"  # still named in the second attempt
+
+
+def test_rerun_refuses_unknown_unfinished_and_bad_requests() -> None:
+    ran: Counter[str] = Counter()
+    a, b, c = _chain(ran)
+
+    @workflow
+    def chain_bad(x: int) -> str:
+        return c(b(a(x)))
+
+    with pytest.raises(af.RunNotFound):
+        af.rerun("nosuchrun")
+    first = chain_bad.start(x=1)
+    first.result(timeout=20)
+    with pytest.raises(af.InvalidInputs, match=r"no step 'nope'.*components: a, b, c"):
+        af.rerun(first, steps=["nope"])
+    with pytest.raises(af.InvalidInputs, match="chain_bad"):
+        af.rerun(first, inputs={"unknown": 1})
+
+    @workflow
+    def waits_forever() -> int:
+        return int(af.wait_for_input("never"))
+
+    pending = waits_forever.start()
+    wait_for(lambda: pending.status == "waiting", what="the wait")
+    with pytest.raises(af.RunStateError, match="is waiting; a rerun needs a finished run"):
+        af.rerun(pending)
+    pending.cancel()
