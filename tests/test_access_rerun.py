@@ -12,6 +12,7 @@ import aiflow_nb as af
 from aiflow_nb import component, keys, workflow
 from aiflow_nb.store import sync_redis
 
+from support.api import served_client
 from support.helpers import wait_for
 
 
@@ -258,3 +259,45 @@ def test_rerun_refuses_unknown_unfinished_and_bad_requests() -> None:
     with pytest.raises(af.RunStateError, match="is waiting; a rerun needs a finished run"):
         af.rerun(pending)
     pending.cancel()
+
+
+def test_the_api_run_document_shows_forked_from() -> None:
+    ran: Counter[str] = Counter()
+    a, b, c = _chain(ran)
+
+    @workflow
+    def chain_api(x: int) -> str:
+        return c(b(a(x)))
+
+    first = chain_api.start(x=1)
+    first.result(timeout=20)
+    second = af.rerun(first)
+    second.result(timeout=20)
+    with served_client() as http:  # a real server
+        assert http.get(f"/runs/{second.run_id}").json()["forked_from"] == first.run_id
+        assert http.get(f"/runs/{first.run_id}").json()["forked_from"] is None
+
+
+def test_a_rerun_renders_replayed_from_and_what_it_saved_as_text() -> None:
+    from aiflow_nb.notebook.render import render_text
+    from aiflow_nb.notebook.state import RunState
+    from aiflow_nb.trace.tree import SpanTree
+
+    ran: Counter[str] = Counter()
+    a, b, c = _chain(ran)
+
+    @workflow
+    def chain_text(x: int) -> str:
+        return c(b(a(x)))
+
+    first = chain_text.start(x=1)
+    first.result(timeout=20)
+    second = af.rerun(first, steps=["c"])
+    second.result(timeout=20)
+    events = list(second.events(follow=False))
+    text = render_text(RunState(second.run_id).apply_all(events))
+    assert f"[replayed from {first.run_id}]" in text
+    assert "replayed 2 steps, executed 1" in text
+    rows = {r.name: r for r in SpanTree.from_events(events).rows()}
+    assert rows["b"].replayed_from == first.run_id and rows["c"].replayed_from is None
+    assert rows["b"].markers == f"replayed from {first.run_id}"

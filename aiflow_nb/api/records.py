@@ -88,6 +88,7 @@ def view(
             "ended_at",
             "inputs",
             "output",
+            "forked_from",
         )
     }
     doc["cancel_requested"] = bool(rec.get("cancel_requested"))

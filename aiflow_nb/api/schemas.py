@@ -106,6 +106,9 @@ class RunView(BaseModel):
     waits: list[WaitView] = Field(
         default_factory=list, description="while waiting: its open waits (prompt, schema)"
     )
+    forked_from: str | None = Field(
+        None, description="a rerun's source run id (its unchanged steps replay from it)"
+    )
 
 
 class RunPage(BaseModel):

@@ -28,6 +28,7 @@ __all__ = [
     "render_html",
     "render_text",
     "row_label",
+    "savings_label",
     "span_label",
     "stream_name",
     "streams_html",
@@ -74,13 +75,20 @@ def span_label(span: Span) -> str:
         parts.append(f"{span.attempts} attempts")
     elif span.retries and span.status == SpanStatus.RUNNING:
         parts.append(f"retrying ({len(span.retries)})")
-    parts += [f"[{m}]" for m in ("cached", "replayed", "fallback") if getattr(span, m)]
+    parts += [f"[{_flag(span, m)}]" for m in ("cached", "replayed", "fallback") if getattr(span, m)]
     tokens = span.attributes.get(INPUT_TOKENS), span.attributes.get(OUTPUT_TOKENS)
     if tokens[1] is not None:
         parts.append(f"{tokens[0] or 0} → {tokens[1]} tokens")
     if span.error and span.status == SpanStatus.FAILED:
         parts.append(f"— {span.error.get('type')}: {span.error.get('message')}")
     return "  ".join(parts)
+
+
+def _flag(span: Span, name: str) -> str:
+    """A marker's text: ``replayed from <run id>`` for a rerun's replayed span."""
+    return (
+        f"replayed from {span.replayed_from}" if name == "replayed" and span.replayed_from else name
+    )
 
 
 def gap_label(gap: Gap, now: float | None = None) -> str:
@@ -116,7 +124,21 @@ def _title(state: RunState) -> str:
     if state.trace.gaps and state.waited() > 0:
         when += f" (waited {_seconds(state.waited())} for a worker)"
     resumed = f" · resumed {state.resumes}×" if state.resumes else ""
-    return f"run {state.run_id} · {state.workflow or '?'} · {state.status}{when}{resumed}"
+    saved = f" · {savings_label(state)}" if savings_label(state) else ""
+    return f"run {state.run_id} · {state.workflow or '?'} · {state.status}{when}{resumed}{saved}"
+
+
+def savings_label(state: RunState) -> str:
+    """``replayed 3 steps (2 LLM calls), executed 2 · saved 180 tokens, $0.0001``: what
+    a replay (a resume's or a rerun's) did not pay for; empty when nothing replayed."""
+    t = state.trace.totals
+    if not t.steps_replayed:
+        return ""
+    llm = f" ({t.llm_replayed} LLM calls)" if t.llm_replayed else ""
+    text = f"replayed {t.steps_replayed} steps{llm}, executed {t.executed}"
+    if t.tokens_saved or t.cost_saved:
+        text += f" · saved {t.tokens_saved} tokens, ${t.cost_saved:.4f}"
+    return text
 
 
 def wait_label(wait: dict[str, Any]) -> str:
@@ -171,6 +193,8 @@ def header_html(state: RunState) -> str:
         bits.append(f"<span>waited {_seconds(state.waited())} for a worker</span>")
     if state.resumes:
         bits.append(f"<span>resumed {state.resumes}×</span>")
+    if savings_label(state):
+        bits.append(f"<span>{html.escape(savings_label(state))}</span>")
     note = ""
     if state.waiting:
         note = f'<div class="aiflow-run-waiting">⏸ {html.escape(state.waiting)}</div>'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import threading
 from collections import Counter
 from contextvars import ContextVar
@@ -52,6 +53,8 @@ class RunContext:
     """The source run of a rerun, else None."""
     rerun_steps: frozenset[str] = frozenset()
     """Component names and step keys a rerun executes whatever the seed holds."""
+    _sorted: dict[int, list[str]] = field(default_factory=dict)
+    """Sorted keys of ``journal`` / ``seed`` (by ``id``), for ``nested``."""
     _named: set[str] = field(default_factory=set)
     """Keys of the steps executing because ``rerun_steps`` names them: what they call
     executes too."""
@@ -76,6 +79,21 @@ class RunContext:
             if named:
                 self._named.add(key)
         return named
+
+    def nested(self, source: dict[str, Any], key: str) -> list[Any]:
+        """The entries of ``source`` (this run's journal or its seed, as loaded) of the
+        steps nested under step ``key``: what replaying ``key`` replays with it."""
+        with self._lock:
+            ordered = self._sorted.get(id(source))
+            if ordered is None:
+                ordered = self._sorted[id(source)] = sorted(source)
+        prefix = key + "/"
+        i = bisect.bisect_left(ordered, prefix)
+        found = []
+        while i < len(ordered) and ordered[i].startswith(prefix):
+            found.append(source[ordered[i]])
+            i += 1
+        return found
 
     def on_loop_thread(self) -> bool:
         try:

@@ -157,7 +157,7 @@ class Call:
                 },
             )
             return False, None
-        return True, self._replayed(raw, doc, before, doc.get("f"))
+        return True, self._replayed(raw, doc, before, doc.get("f"), self.ctx.journal)
 
     def _replay_seed(self, before: Callable[[Any], None] | None) -> tuple[bool, Any]:
         """A rerun's step not in its own journal: replayed from the seed (and journaled
@@ -180,7 +180,7 @@ class Call:
             return False, None
         source = self.ctx.forked_from
         self.ctx.writer.journal(key, dumps({**doc, "f": source}))  # ``f``: where it came from
-        return True, self._replayed(raw, doc, before, source)
+        return True, self._replayed(raw, doc, before, source, self.ctx.seed)
 
     def _replayed(
         self,
@@ -188,11 +188,13 @@ class Call:
         doc: dict[str, Any],
         before: Callable[[Any], None] | None,
         source: str | None,
+        entries: dict[str, Any],
     ) -> Any:
         """Emit ``span.replayed`` for the journal document ``doc`` (``raw``: its JSON;
         ``source``: the run it was recorded in, when not this one) with the recorded
-        span's attributes (``a``: what it spent, not spent now) under the frame's; its
-        result."""
+        span's attributes (``a``: what it spent, not spent now) under the frame's, and
+        what the steps nested under it (in ``entries``, where ``doc`` came from) spent,
+        as ``saved``; its result."""
         assert self.frame is not None
         secret = self._holds_secret(raw if isinstance(raw, bytes) else raw.encode())
         if before is not None:
@@ -204,6 +206,10 @@ class Call:
         attributes = {**(doc.get("a") or {}), **(self.frame.attributes or {})}
         if attributes:
             shown["attributes"] = self._mask(attributes) if secret else attributes
+        if self.ctx is not None:
+            nested = self.ctx.nested(entries, self.frame.key)
+            if nested:
+                shown["saved"] = _saved(nested)
         self.emit("span.replayed", shown)
         return doc.get("r")
 
@@ -385,6 +391,31 @@ class Call:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
+
+
+_LLM_OPERATION = "gen_ai.operation.name"
+_USAGE = ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "aiflow.cost_usd")
+"""The attributes an LLM span's usage is in (``llm/attributes.py``, above this layer)."""
+
+
+def _saved(nested: list[Any]) -> dict[str, Any]:
+    """What replaying a step also replays (its nested journal entries): how many steps,
+    how many of them LLM calls, their recorded tokens and cost."""
+    saved: dict[str, Any] = {
+        "steps": 0,
+        "llm_calls": 0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cost": 0.0,
+    }
+    for raw in nested:
+        attrs = loads(raw).get("a") or {}
+        saved["steps"] += 1
+        saved["llm_calls"] += _LLM_OPERATION in attrs
+        saved["input_tokens"] += int(attrs.get(_USAGE[0]) or 0)
+        saved["output_tokens"] += int(attrs.get(_USAGE[1]) or 0)
+        saved["cost"] += float(attrs.get(_USAGE[2]) or 0.0)
+    return saved
 
 
 def _replayed(

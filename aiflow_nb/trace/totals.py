@@ -50,8 +50,11 @@ class RunTotals:
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
+    steps_replayed: int = 0
+    """Steps replayed (from the journal, or a rerun's seed), with those nested under a
+    replayed step (which replaying it skips)."""
     llm_replayed: int = 0
-    """LLM calls replayed (from the journal, or a rerun's seed) instead of requested."""
+    """LLM calls replayed instead of requested (nested under a replayed step too)."""
     tokens_saved: int = 0
     """Tokens the replayed spans' recorded calls used: not spent by this run."""
     cost_saved: float = 0.0
@@ -131,15 +134,19 @@ class RunTotals:
             self.executed_ids.discard(e.span_id)
             self.llm_executed_ids.discard(e.span_id)
         elif e.type == "span.replayed":
-            self.llm_replayed += LLM_OPERATION in attributes
+            saved = e.data.get("saved") or {}
+            self.steps_replayed += 1 + int(saved.get("steps") or 0)
+            self.llm_replayed += (LLM_OPERATION in attributes) + int(saved.get("llm_calls") or 0)
             tin, tout, cost = span_usage(attributes)
             self.tokens_saved += tin + tout
-            self.cost_saved += cost
+            self.tokens_saved += int(saved.get("input_tokens") or 0)
+            self.tokens_saved += int(saved.get("output_tokens") or 0)
+            self.cost_saved += cost + float(saved.get("cost") or 0.0)
 
     def savings(self) -> dict[str, Any]:
         """Steps and LLM calls replayed vs executed, and the tokens and USD not spent."""
         return {
-            "steps_replayed": self.replayed,
+            "steps_replayed": self.steps_replayed,
             "steps_executed": self.executed,
             "llm_replayed": self.llm_replayed,
             "llm_executed": self.llm_executed,

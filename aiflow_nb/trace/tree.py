@@ -76,6 +76,8 @@ class TreeRow:
     group: bool = False
     gap: bool = False
     """A gap between two attempts (``waiting``), not a span."""
+    replayed_from: str | None = None
+    """The run a rerun's replayed span was recorded in (``markers``: ``replayed from``)."""
 
 
 def markers(span: Span) -> str:
@@ -86,7 +88,10 @@ def markers(span: Span) -> str:
         name
         for name, on in (
             ("cached", span.cached),
-            ("replayed", span.replayed),
+            (
+                f"replayed from {span.replayed_from}" if span.replayed_from else "replayed",
+                span.replayed,
+            ),
             ("fallback", span.fallback),
         )
         if on
@@ -244,6 +249,7 @@ class SpanTree:
             model=str(span.attributes.get(MODEL) or ""),
             tokens=usage.tokens,
             cost=usage.cost,
+            replayed_from=span.replayed_from,
         )
 
     def span_markers(self, span: Span) -> str:
@@ -305,9 +311,12 @@ class Usage:
 
 
 def _rollups(spans: dict[str, Span]) -> dict[str, Usage]:
-    """Each span's own usage plus its children's roll-ups. A child is always added after
-    its parent, so folding in reverse order of addition visits children first."""
-    out = {sid: Usage(*span_usage(s.attributes)) for sid, s in spans.items()}
+    """Each span's own usage plus its children's roll-ups (a replayed span spent nothing:
+    its attributes are the recorded call's). A child is always added after its parent,
+    so folding in reverse order of addition visits children first."""
+    out = {
+        sid: Usage() if s.replayed else Usage(*span_usage(s.attributes)) for sid, s in spans.items()
+    }
     order = {sid: i for i, sid in enumerate(spans)}
     for sid in reversed(order):
         parent = spans[sid].parent_id
