@@ -13,6 +13,7 @@ import pytest
 import aiflow_nb as af
 from aiflow_nb.events.model import Event
 from aiflow_nb.llm import AsyncOpenAI, FakeLLMServer, OpenAI
+from aiflow_nb.trace.totals import RunTotals
 
 from support.llm import events_of, fake_llm, llm_spans, served
 
@@ -40,6 +41,16 @@ def fails_the_first_time() -> af.Component[..., str]:
     return flaky_step
 
 
+async def usage_stream(client: AsyncOpenAI) -> Any:
+    """A streamed chat call whose last chunk carries the usage."""
+    return await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+
+
 def fail_then_resume(workflow: af.Workflow[..., Any]) -> tuple[af.RunHandle, Any]:
     handle = workflow.start()
     with pytest.raises(af.RunFailed):
@@ -62,12 +73,7 @@ def test_async_stream_is_replayed_on_resume_without_a_second_request(
 
     @af.workflow
     async def streamed_then_flaky() -> str:
-        stream = await client.chat.completions.create(
-            model="gpt-4o-mini",
-            messages=MESSAGES,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
+        stream = await usage_stream(client)
         assert isinstance(stream, openai.AsyncStream)
         chunks = [c async for c in stream]
         assert all(isinstance(c, openai.types.chat.ChatCompletionChunk) for c in chunks)
@@ -181,3 +187,32 @@ def test_a_replayed_plain_call_shows_its_text_usage_and_cost(server: FakeLLMServ
     logged = served(server)[0]
     assert replayed.data["attributes"]["gen_ai.usage.input_tokens"] == logged["input_tokens"]
     assert all(name in replayed.data["attributes"] for name in USAGE_AND_COST)
+
+
+def test_a_rerun_replays_a_finished_stream_without_requesting_it(server: FakeLLMServer) -> None:
+    client = AsyncOpenAI(base_url=server.base_url, api_key="unused", provider_name="fake")
+    seen: list[list[str]] = []
+
+    @af.workflow
+    async def streamed_answer() -> str:
+        stream = await usage_stream(client)
+        async with stream:
+            seen.append([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        return "".join(seen[-1])
+
+    first = streamed_answer.start()
+    text = first.result(timeout=30)
+    second = af.rerun(first)
+    assert second.result(timeout=30) == text and seen[1] == seen[0]
+    assert len(served(server)) == 1  # the rerun did not request the stream again
+    [span] = llm_spans(second)
+    assert span.replayed and span.replayed_from == first.run_id and span.text == text
+    deltas = [e.data["text"] for e in events_of(second, "output.delta")]
+    assert deltas == [t for t in seen[0] if t]
+    logged = served(server)[0]
+    totals = RunTotals()
+    for e in events_of(second):
+        totals.apply(e)
+    saved = totals.savings()
+    assert saved["llm_replayed"] == 1 and saved["llm_executed"] == 0
+    assert saved["tokens_saved"] == logged["input_tokens"] + logged["output_tokens"]

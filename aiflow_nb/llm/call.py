@@ -102,24 +102,17 @@ class LLMCall:
         done, doc = self.call.replay(self._replaying)
         if done:
             return True, self._answer(doc, sync)
-        self.set_attributes(**self._request_attributes())
+        primary = self.owner.targets[0]
+        self.set_attributes(
+            **request_attributes(self.ep, self.body, primary.provider, primary.base_url)
+        )
         self.call.start()  # span.started carries the request attributes
         return False, None
 
-    def _request_attributes(self) -> dict[str, Any]:
-        primary = self.owner.targets[0]
-        return request_attributes(self.ep, self.body, primary.provider, primary.base_url)
-
     def _replaying(self, doc: Any) -> None:
-        """Before ``span.replayed``: the recorded call's attributes on the span; a
-        stream's recorded text again as ``output.delta`` events, for live readers."""
-        if not recorded.is_record(doc):
-            self.set_attributes(
-                **self._request_attributes(), **response_attributes(self.ep, doc, self.model)
-            )
-            return
-        self.set_attributes(**doc["attributes"])
-        for part in doc["parts"]:
+        """Before ``span.replayed`` (which shows the recorded attributes: usage, cost):
+        a stream's recorded text again as ``output.delta`` events, for live readers."""
+        for part in doc["parts"] if recorded.is_record(doc) else ():
             self.call.emit("output.delta", {"text": part})
 
     def _answer(self, doc: Any, sync: bool) -> Any:

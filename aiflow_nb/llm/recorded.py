@@ -2,10 +2,10 @@
 and the SDK stream a replay returns in its place (no request made).
 
 A record is ``{"stream": endpoint path, "head": chunk fields, "parts": text deltas,
-"finish_reason", "usage", "response" (Responses API: the final response),
-"attributes": the span's}``. Replayed, it yields one chunk (chat) or one
-``response.output_text.delta`` event (Responses) per recorded text delta, between the
-frames the SDK gives around them.
+"finish_reason", "usage", "response" (Responses API: the final response)}``; the
+journal document around it keeps the span's attributes (``a``: tokens, cost).
+Replayed, it yields one chunk (chat) or one ``response.output_text.delta`` event
+(Responses) per recorded text delta, between the frames the SDK gives around them.
 """
 
 from __future__ import annotations
@@ -30,9 +30,7 @@ __all__ = [
 ]
 
 
-def record_of(
-    ep: Endpoint, body: dict[str, Any], state: StreamState, attributes: dict[str, Any]
-) -> dict[str, Any] | None:
+def record_of(ep: Endpoint, body: dict[str, Any], state: StreamState) -> dict[str, Any] | None:
     """The journal record of a stream consumed to its end; None when a replay could not
     give back what it delivered (more than one choice, logprobs, tool calls, refusals,
     non-text output): such a stream runs again on resume."""
@@ -47,7 +45,6 @@ def record_of(
         "finish_reason": state.finish_reasons[0] if state.finish_reasons else None,
         "usage": state.usage_doc,
         "response": state.final,
-        "attributes": attributes,
     }
 
 

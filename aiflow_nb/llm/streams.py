@@ -40,9 +40,7 @@ def _finish(
     if error is not None:
         c.fail(error)
         return sum(usage)
-    frame = c.call.frame
-    shown = dict(frame.attributes) if frame is not None else attrs
-    record = recorded.record_of(c.ep, c.body, state, shown) if exhausted else None
+    record = recorded.record_of(c.ep, c.body, state) if exhausted else None
     if record is None:  # abandoned before its end (or not replayable): it runs again
         c.call.journaled = False
         c.call.complete(state.text)
