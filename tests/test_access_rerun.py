@@ -39,6 +39,20 @@ def _chain(ran: Counter[str], fail_c: bool = False) -> tuple[Any, ...]:
     return a, b, c
 
 
+def _chain_workflow(
+    name: str, ran: Counter[str], fail_c: bool = False
+) -> tuple[af.Workflow[..., str], dict[str, Any]]:
+    """A workflow ``name`` over ``_chain``'s steps, and those steps by name: the
+    workflow calls whatever the dict holds, so a test can redefine one (a cell edited)."""
+    parts = dict(zip("abc", _chain(ran, fail_c), strict=True))
+
+    @workflow(name=name)
+    def chain(x: int) -> str:
+        return str(parts["c"](parts["b"](parts["a"](x))))
+
+    return chain, parts
+
+
 def _replayed(handle: af.RunHandle) -> dict[str, str | None]:
     return {s.name: s.replayed_from for s in handle.spans() if s.replayed}
 
@@ -49,13 +63,8 @@ def _started_why(handle: af.RunHandle) -> dict[str, str | None]:
 
 def test_rerun_named_step_executes_only_it_and_replays_the_rest() -> None:
     ran: Counter[str] = Counter()
-    a, b, c = _chain(ran)
-
-    @workflow
-    def chain3(x: int) -> str:
-        return c(b(a(x)))
-
-    first = chain3.start(x=1)
+    wf, parts = _chain_workflow("chain3", ran)
+    first = wf.start(x=1)
     assert first.result(timeout=20) == "c:20"
     assert ran == Counter(a=1, b=1, c=1)
 
@@ -78,13 +87,8 @@ def test_rerun_named_step_executes_only_it_and_replays_the_rest() -> None:
 
 def test_rerun_with_new_inputs_executes_all() -> None:
     ran: Counter[str] = Counter()
-    a, b, c = _chain(ran)
-
-    @workflow
-    def chain_inputs(x: int) -> str:
-        return c(b(a(x)))
-
-    first = chain_inputs.start(x=1)
+    wf, parts = _chain_workflow("chain_inputs", ran)
+    first = wf.start(x=1)
     first.result(timeout=20)
     second = first.rerun(inputs={"x": 2})
     assert second.result(timeout=20) == "c:30"
@@ -103,19 +107,16 @@ def test_rerun_with_new_inputs_executes_all() -> None:
 
 def test_rerun_after_redefining_a_component_executes_it_and_what_it_feeds() -> None:
     ran: Counter[str] = Counter()
-    a, b, c = _chain(ran)
-
-    @workflow
-    def chain_code(x: int) -> str:
-        return c(b(a(x)))
-
-    first = chain_code.start(x=1)
+    wf, parts = _chain_workflow("chain_code", ran)
+    first = wf.start(x=1)
     assert first.result(timeout=20) == "c:20"
 
-    @component  # b's cell edited: same name, other source (the workflow's closure sees it)
-    def b(y: int) -> int:  # noqa: F811
+    @component  # b's cell edited: same name, other source
+    def b(y: int) -> int:
         ran["b"] += 1
         return y * 100
+
+    parts["b"] = b
 
     second = af.rerun(first.run_id)
     assert second.result(timeout=20) == "c:200"
@@ -128,20 +129,13 @@ def test_rerun_after_redefining_a_component_executes_it_and_what_it_feeds() -> N
     }
 
     cmp = af.compare(first, second).set_index("name")
-    assert list(af.compare(first, second).columns) == [
-        "step",
-        "name",
-        "status_a",
-        "status_b",
-        "replayed_b",
-        "output_changed",
-        "duration_a",
-        "duration_b",
-        "tokens_a",
-        "tokens_b",
-        "cost_a",
-        "cost_b",
-    ]
+    assert (
+        list(af.compare(first, second).columns)
+        == (
+            "step name status_a status_b replayed_b output_changed duration_a duration_b "
+            "tokens_a tokens_b cost_a cost_b"
+        ).split()
+    )
     assert cmp.output_changed.to_dict() == {"chain_code": True, "a": False, "b": True, "c": True}
     assert cmp.replayed_b.to_dict() == {"chain_code": False, "a": True, "b": False, "c": False}
     diff = af.diff_outputs(first, second, "b")
@@ -151,20 +145,17 @@ def test_rerun_after_redefining_a_component_executes_it_and_what_it_feeds() -> N
 
 def test_rerun_of_a_failed_run_after_the_fix_replays_what_succeeded() -> None:
     ran: Counter[str] = Counter()
-    a, b, c = _chain(ran, fail_c=True)
-
-    @workflow
-    def chain_fix(x: int) -> str:
-        return c(b(a(x)))
-
-    first = chain_fix.start(x=1)
+    wf, parts = _chain_workflow("chain_fix", ran, fail_c=True)
+    first = wf.start(x=1)
     with pytest.raises(af.RunFailed):
         first.result(timeout=20)
 
-    @component  # the fix (the workflow's closure sees it)
-    def c(z: int) -> str:  # noqa: F811
+    @component  # the fix
+    def c(z: int) -> str:
         ran["c"] += 1
         return f"fixed:{z}"
+
+    parts["c"] = c
 
     second = af.rerun(first)
     assert second.result(timeout=20) == "fixed:20"
@@ -235,15 +226,10 @@ def test_resume_of_a_failed_rerun_replays_its_own_journal() -> None:
 
 def test_rerun_refuses_unknown_unfinished_and_bad_requests() -> None:
     ran: Counter[str] = Counter()
-    a, b, c = _chain(ran)
-
-    @workflow
-    def chain_bad(x: int) -> str:
-        return c(b(a(x)))
-
+    wf, _ = _chain_workflow("chain_bad", ran)
     with pytest.raises(af.RunNotFound):
         af.rerun("nosuchrun")
-    first = chain_bad.start(x=1)
+    first = wf.start(x=1)
     first.result(timeout=20)
     with pytest.raises(af.InvalidInputs, match=r"no step 'nope'.*components: a, b, c"):
         af.rerun(first, steps=["nope"])
@@ -263,13 +249,8 @@ def test_rerun_refuses_unknown_unfinished_and_bad_requests() -> None:
 
 def test_the_api_run_document_shows_forked_from() -> None:
     ran: Counter[str] = Counter()
-    a, b, c = _chain(ran)
-
-    @workflow
-    def chain_api(x: int) -> str:
-        return c(b(a(x)))
-
-    first = chain_api.start(x=1)
+    wf, parts = _chain_workflow("chain_api", ran)
+    first = wf.start(x=1)
     first.result(timeout=20)
     second = af.rerun(first)
     second.result(timeout=20)
@@ -284,13 +265,8 @@ def test_a_rerun_renders_replayed_from_and_what_it_saved_as_text() -> None:
     from aiflow_nb.trace.tree import SpanTree
 
     ran: Counter[str] = Counter()
-    a, b, c = _chain(ran)
-
-    @workflow
-    def chain_text(x: int) -> str:
-        return c(b(a(x)))
-
-    first = chain_text.start(x=1)
+    wf, parts = _chain_workflow("chain_text", ran)
+    first = wf.start(x=1)
     first.result(timeout=20)
     second = af.rerun(first, steps=["c"])
     second.result(timeout=20)
