@@ -103,8 +103,9 @@ def test_failed_run_detail_big_run_labels_and_unknown_run() -> None:
         page.evaluate(PAN_JS, 60)
         wait_for(lambda: "leaf [60]" in " ".join(page.evaluate(LABELS_JS)), what="labels follow")
         assert "trace_fan_out" not in page.evaluate(LABELS_JS)
-        assert 0 < page.locator(".tabulator-row").count() <= 50  # one page of the 82-row tree
-        expect(page.locator(".tabulator-page[data-page='2']")).to_be_visible()
+        # one scrolling table, no pages: Tabulator draws only the rows near the view
+        assert 0 < page.locator(".tabulator-row").count() < 82
+        assert page.locator(".tabulator-page").count() == 0
         page.goto(f"{url}?run=no-such-run")
         expect(page.get_by_text("not found")).to_be_visible(timeout=45_000)
         page.goto(url)

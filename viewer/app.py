@@ -1,4 +1,5 @@
-"""The aiflow-nb dashboard: ``/`` lists runs, ``/?run=ID`` shows one run, live.
+"""The aiflow-nb dashboard: ``/`` lists runs, ``/?run=ID`` shows one run, live
+(``&span=SPAN``: with that span selected and scrolled to).
 
 Served by ``aiflow viewer`` (``aiflow_viewer.server.make_server``); a reader only.
 """
@@ -24,6 +25,7 @@ def create_app() -> pn.viewable.Viewable:
     if not run_id:
         return RunsPage().start().layout
     try:
-        return RunPage(run_id).start().layout
+        span = (args.get("span") or [b""])[0].decode().strip() or None
+        return RunPage(run_id, span=span).start().layout
     except RunNotFound:
         return not_found(run_id)

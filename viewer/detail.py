@@ -13,7 +13,7 @@ from aiflow_nb.trace.totals import COST, INPUT_TOKENS, MODEL, OUTPUT_TOKENS
 from aiflow_nb.trace.tracebacks import fold
 from aiflow_nb.trace.tree import Usage
 
-from .style import badge, esc, money, pre_json, seconds
+from .style import badge, copy_button, esc, money, pre_json, seconds
 
 __all__ = ["gap_html", "group_html", "progress_note", "publish_html", "span_html", "traceback_html"]
 
@@ -26,7 +26,7 @@ def span_html(tree: SpanTree, span: Span, now: float | None = None) -> str:
     flags = tree.span_markers(span)
     parts = [
         f"<h3>{esc(span.name)} {badge(span.status)}</h3>",
-        f"<div>span <code>{esc(span.span_id)}</code>"
+        f"<div>span <code>{esc(span.span_id)}</code>{copy_button(span.span_id, 'span id')}"
         f"{' · step <code>' + esc(span.key) + '</code>' if span.key else ''}</div>",
         f"<div>duration <b>{seconds(dur)}</b>{' (running)' if span.end is None else ''}"
         f" · attempts <b>{span.attempts or (1 if span.start else 0)}</b>"

@@ -33,16 +33,26 @@ from aiflow_nb.trace import (
     publish_points,
     timeline_rows,
 )
+from aiflow_nb.trace.treeview import fold_marks, fold_rows, match_rows, sort_siblings
 
 from .detail import gap_html, group_html, progress_note, span_html
-from .style import CSS, badge, esc, money, seconds
+from .style import CSS, badge, copy_button, esc, money, seconds
+from .treekeys import TREE_CLASS, TreeKeys
 from .wait_form import WaitForm
 from .waterfall import Waterfall
 
-__all__ = ["GROW_INTERVAL", "PAGE_SIZE", "WAITING_CHECK_INTERVAL", "RunPage", "not_found"]
+__all__ = ["GROW_INTERVAL", "SORTS", "WAITING_CHECK_INTERVAL", "RunPage", "not_found"]
 
-PAGE_SIZE = 50
-"""Rows of the span tree sent to the browser at once (big runs page server-side)."""
+SORTS = {
+    "in order of start": "start",
+    "longest first": "-duration",
+    "most tokens first": "-tokens",
+    "most cost first": "-cost",
+    "most attempts first": "-attempts",
+    "by name": "name",
+    "by status": "status",
+}
+"""How siblings can be ordered (``-``: descending); the hierarchy always stays."""
 
 GROW_INTERVAL = 0.4
 """Seconds between two moves of running bars when no event arrived."""
@@ -67,7 +77,7 @@ _COST = HTMLTemplateFormatter(
 class RunPage:
     """The live view of ``run_id``; ``layout`` is the Panel object to show or serve."""
 
-    def __init__(self, run_id: str, follow: bool = True) -> None:
+    def __init__(self, run_id: str, follow: bool = True, span: str | None = None) -> None:
         pn.config.raw_css = (
             [*pn.config.raw_css, CSS] if CSS not in pn.config.raw_css else pn.config.raw_css
         )
@@ -75,7 +85,10 @@ class RunPage:
         self.tree = SpanTree(run_id)
         self.tree.extend(read_events(run_id, follow=False))
         self.follower = Follower(run_id, after=self.tree.totals.last_id).start() if follow else None
-        self.selected: str | None = None
+        self.selected: str | None = span if span in self.tree.spans else None
+        """The selected row's key; ``span`` (a deep link) when the run has that span."""
+        self.collapsed: set[str] = set()
+        """Keys of the rows whose subtrees are folded away."""
         self._rows: list[TreeRow] = []
         self._drawn_version = -1
         self._drawn_at = 0.0
@@ -87,12 +100,13 @@ class RunPage:
         """The open wait's form while the run is parked (the record's ``waits``)."""
         self._build()
         self.redraw()
+        self._scroll_to_selected()
 
     # --- layout -------------------------------------------------------------
     def _build(self) -> None:
         self.header = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["aiflow-header"])
         self.table = pn.widgets.Tabulator(
-            pd.DataFrame(columns=TREE_COLUMNS),
+            pd.DataFrame(columns=["fold", *TREE_COLUMNS]),
             show_index=False,
             disabled=True,
             selectable=1,
@@ -104,15 +118,32 @@ class RunPage:
                 "duration": NumberFormatter(format="0.000"),
                 "cost": _COST,
             },
-            titles={"label": "span", "start": "start (s)", "duration": "duration (s)"},
-            widths={"label": 200},
+            titles={
+                "fold": "",
+                "label": "span",
+                "start": "start (s)",
+                "duration": "duration (s)",
+            },
+            widths={"fold": 28, "label": 200},
             height=420,
             sizing_mode="stretch_width",
             layout="fit_columns",
-            pagination="remote",
-            page_size=PAGE_SIZE,
+            pagination=None,  # one scrolling table; Tabulator draws only the rows in view
+            sortable=False,  # header sorts would break the hierarchy: see ``sort``
+            css_classes=[TREE_CLASS],
         )
         self.table.param.watch(self._on_select, "selection")
+        self.table.on_click(self._on_fold, column="fold")
+        self.search = pn.widgets.TextInput(
+            placeholder="filter spans: name, status, error, text",
+            width=300,
+            css_classes=["aiflow-span-search"],
+        )
+        self.search.param.watch(lambda _e: self.redraw(), "value_input")
+        self.sort = pn.widgets.Select(options=SORTS, value="start", width=220)
+        self.sort.param.watch(lambda _e: self.redraw(), "value")
+        self.keys = TreeKeys()
+        self.keys.param.watch(self._on_key, "key")
         self.waterfall = Waterfall()
         self.waterfall.source.selected.on_change("indices", self._on_tap)
         self.detail = pn.pane.HTML(
@@ -131,7 +162,12 @@ class RunPage:
             self.header,
             self.wait_box,
             pn.Row(
-                pn.Column("### Spans", self.table, sizing_mode="stretch_width"),
+                pn.Column(
+                    "### Spans",
+                    pn.Row(self.search, self.sort, self.keys),
+                    self.table,
+                    sizing_mode="stretch_width",
+                ),
                 pn.Column("### Detail", self.detail, width=460),
                 sizing_mode="stretch_width",
             ),
@@ -215,8 +251,13 @@ class RunPage:
     def redraw(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
         self._drawn_version, self._drawn_at = self.tree.version, now
-        self._rows = self.tree.rows(now)
+        column = str(self.sort.value)
+        rows = sort_siblings(self.tree.rows(now), column.lstrip("-"), column.startswith("-"))
+        rows = match_rows(rows, self.tree, str(self.search.value_input or ""))
+        marks = fold_marks(rows, self.collapsed)
+        self._rows = fold_rows(rows, self.collapsed)
         frame = self.tree.frame(rows=self._rows)
+        frame.insert(0, "fold", [marks.get(r.key, "") for r in self._rows])
         self.table.height = 96 + 26 * min(max(len(frame), 1), 14)
         self.table.value = frame
         self._restore_selection()
@@ -246,6 +287,53 @@ class RunPage:
             self.table.patch({"duration": durations})
         self.header.object = self._header_html(now)
 
+    # --- tree navigation ------------------------------------------------------------
+    def _on_fold(self, event: Any) -> None:
+        if 0 <= event.row < len(self._rows):
+            self.toggle(self._rows[event.row].key)
+
+    def toggle(self, key: str, open_: bool | None = None) -> None:
+        """Fold (or unfold) the subtree under the row ``key``; ``open_`` forces one way."""
+        folded = key in self.collapsed
+        if open_ is None or open_ == folded:
+            (self.collapsed.discard if folded else self.collapsed.add)(key)
+            self.redraw()
+
+    def _on_key(self, event: Any) -> None:
+        for key in self.keys.new_keys(str(event.new)):
+            self.press(key)
+
+    def press(self, key: str) -> None:
+        """A key on the tree: up/down move the selection, left folds (or goes to the
+        parent), right unfolds, Enter opens the selected row's detail."""
+        keys = [r.key for r in self._rows]
+        if not keys:
+            return
+        i = keys.index(self.selected) if self.selected in keys else -1
+        row = self._rows[i] if i >= 0 else None
+        if key == "down":
+            self.select(keys[min(i + 1, len(keys) - 1)])
+        elif key == "up":
+            self.select(keys[max(i - 1, 0)])
+        elif key == "left" and row is not None:
+            has_kids = i + 1 < len(keys) and self._rows[i + 1].depth > row.depth
+            if has_kids:
+                self.toggle(row.key, open_=False)
+            else:
+                parent = next((r for r in reversed(self._rows[:i]) if r.depth < row.depth), None)
+                if parent is not None:
+                    self.select(parent.key)
+        elif key == "right" and row is not None:
+            self.toggle(row.key, open_=True)
+        elif key == "enter":
+            self.select(keys[i] if i >= 0 else keys[0])
+        self._scroll_to_selected()
+
+    def _scroll_to_selected(self) -> None:
+        keys = [r.key for r in self._rows]
+        if self.selected in keys:
+            self.keys.row = keys.index(self.selected)
+
     # --- selection --------------------------------------------------------------
     def _on_select(self, event: Any) -> None:
         if event.new:
@@ -263,6 +351,7 @@ class RunPage:
         """Select the span (or fan-out group) with this row key."""
         self.selected, self._live_chosen = key, None
         self._restore_selection()
+        self._scroll_to_selected()
         self._show_detail(time.time())
         self._show_live()
 
@@ -301,6 +390,7 @@ class RunPage:
         options = {label: sid for sid, label in streaming.items()}
         if self.live_choice.options != options:
             self.live_choice.options = options
+        self.live_choice.visible = len(options) > 1  # a choice only when there is one
         span = self._live_span()
         if span is None:
             ended = self.tree.status in TERMINAL
@@ -387,7 +477,8 @@ class RunPage:
             warning += f'<div class="aiflow-waiting">waiting: {esc(self.waiting)}</div>'
         return (
             f'<div><a href="?">← all runs</a></div>{warning}'
-            f"<h2>{esc(t.workflow or '')} <code>{esc(self.run_id)}</code></h2>"
+            f"<h2>{esc(t.workflow or '')} <code>{esc(self.run_id)}</code>"
+            f"{copy_button(self.run_id, 'run id')}</h2>"
             f'<div class="aiflow-totals">{cells}</div>'
         )
 

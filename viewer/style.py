@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import html
+import json
 import math
 from typing import Any
 
 from aiflow_nb.trace import STATUS_COLORS
 
-__all__ = ["CSS", "badge", "esc", "money", "pre_json", "seconds"]
+__all__ = ["CSS", "badge", "copy_button", "esc", "money", "pre_json", "seconds"]
 
 CSS = """
 .aiflow-error {color: #b91c1c; font-weight: bold;}
@@ -19,6 +20,7 @@ CSS = """
 .aiflow-detail pre, .aiflow-live pre {background: #f6f8fa; padding: 6px; max-height: 260px;
   overflow: auto; white-space: pre-wrap; overflow-wrap: anywhere; max-width: 100%;
   box-sizing: border-box; font-size: 12px; margin: 2px 0 8px 0;}
+.aiflow-copy {font-size: 11px; padding: 0 6px; margin-left: 4px; cursor: pointer;}
 .aiflow-tb-fold summary {cursor: pointer; color: #6b7280; font-size: 12px;}
 .aiflow-publish td:first-child {white-space: nowrap;}
 .aiflow-detail h4 {margin: 8px 0 2px 0;}
@@ -38,6 +40,16 @@ def badge(status: str) -> str:
 
 def seconds(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f} s"
+
+
+def copy_button(text: str, what: str) -> str:
+    """A small button that copies ``text`` to the clipboard (``what``: its tooltip)."""
+    value = html.escape(json.dumps(text), quote=True)
+    return (
+        f'<button class="aiflow-copy" title="copy the {esc(what)}" data-copy="{esc(text)}" '
+        f'onclick="navigator.clipboard.writeText({value});'
+        "this.textContent='copied';setTimeout(()=>{this.textContent='copy'},1200)\">copy</button>"
+    )
 
 
 def money(value: float | None) -> str:
