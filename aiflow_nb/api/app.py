@@ -29,7 +29,7 @@ from .errors import COMMON_RESPONSES, CatchAll, install_error_handlers
 from .feeds import FeedHub
 from .limits import BodyLimit
 from .openapi import install_openapi
-from .routes import events, health, inputs, runs, workflows
+from .routes import events, health, inputs, rerun, runs, workflows
 
 __all__ = ["CORS_EXPOSE", "create_app", "import_apps"]
 
@@ -58,7 +58,7 @@ def create_app(
     app.state.feeds = FeedHub()
     install_error_handlers(app)
     install_token_masking()  # ?token= never reaches the access log
-    for module in (workflows, runs, inputs, events, health):
+    for module in (workflows, runs, rerun, inputs, events, health):
         app.include_router(module.router)
     app.add_middleware(CatchAll)  # innermost: a route's unexpected error -> 500 document
     app.add_middleware(BodyLimit, max_body=config.max_body)

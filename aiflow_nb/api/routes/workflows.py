@@ -18,7 +18,16 @@ from ..responses import JSONBody
 from ..schemas import RunAccepted, RunResult, WorkflowDetail, WorkflowList
 from ..streams import MEDIA, SSE_HEADERS, event_stream, negotiate
 
-__all__ = ["BODY_DOC", "IDEMPOTENCY", "get_workflow", "list_workflows", "router", "run", "start"]
+__all__ = [
+    "BODY_DOC",
+    "IDEMPOTENCY",
+    "get_workflow",
+    "list_workflows",
+    "location",
+    "router",
+    "run",
+    "start",
+]
 
 router = APIRouter(tags=["workflows"], dependencies=[Depends(require_key)])
 
@@ -59,7 +68,7 @@ def get_workflow(name: str) -> dict[str, Any]:
     return catalog.describe(catalog.get(name))
 
 
-def _location(request: Request, run_id: str) -> str:
+def location(request: Request, run_id: str) -> str:
     """The run's URL path, under the prefix the app is mounted at (if any)."""
     return f"{request.scope.get('root_path', '')}/runs/{run_id}"
 
@@ -101,7 +110,7 @@ async def start(
 ) -> dict[str, Any]:
     run_id = await _submit(request, name, idempotency_key)
     status = (await records.afetch(run_id))["status"]
-    response.headers["Location"] = _location(request, run_id)
+    response.headers["Location"] = location(request, run_id)
     return {"run_id": run_id, "status": status}
 
 
@@ -132,7 +141,7 @@ async def run(
     config = api_config(request)
     fmt = negotiate(request.headers.get("accept"), None, "json")
     run_id = await _submit(request, name, idempotency_key)
-    headers = {"Location": _location(request, run_id), "X-Run-Id": run_id}
+    headers = {"Location": location(request, run_id), "X-Run-Id": run_id}
     redactor = request.app.state.redactor
     if fmt != "json":
 
