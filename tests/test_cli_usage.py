@@ -6,9 +6,6 @@ how a run ended; Redis unreachable is one sentence ending in one full stop."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,26 +16,8 @@ from aiflow_nb.cli.worker import DEPLOYMENT_FIELDS
 from aiflow_nb.events.status import RECORDED
 from aiflow_nb.version import __version__
 
-from support import PYTHONPATH
+from support.cli import aiflow, usage_error
 from support.ops import wait_for
-
-AIFLOW = str(Path(sys.executable).with_name("aiflow"))
-
-
-def aiflow(*args: str | bytes, **env: str) -> subprocess.CompletedProcess[str]:
-    """``aiflow ARGS`` in a process of its own (no in-kernel worker of its own)."""
-    environ = {**os.environ, "PYTHONPATH": PYTHONPATH, "AIFLOW_LOCAL_WORKER": "0", **env}
-    return subprocess.run(
-        [AIFLOW, *args], env=environ, capture_output=True, text=True, timeout=60, errors="replace"
-    )
-
-
-def usage_error(done: subprocess.CompletedProcess[str]) -> str:
-    """The error of a usage error (exit 2, a usage line, no traceback)."""
-    assert done.returncode == 2, (done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr + done.stdout
-    assert done.stderr.startswith("Usage: aiflow")
-    return done.stderr
 
 
 @af.workflow

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "aiflow_nb.cli.api",
     "aiflow_nb.cli.core",
     "aiflow_nb.cli.llm",
+    "aiflow_nb.cli.rerun",
     "aiflow_nb.cli.retention",
     "aiflow_nb.cli.viewer",
     "aiflow_nb.cli.waits",
