@@ -10,6 +10,7 @@
     %aiflow run pipeline topic='redis'      # start a run and show it live
     %aiflow attach 3f2a...                  # history, then the live tail
     %aiflow resume 3f2a...                  # continue a stalled or failed run
+    %aiflow rerun 3f2a... --steps b n=4     # rerun: replay what is valid, execute the rest
     %aiflow cancel 3f2a...
     %aiflow respond 3f2a... approve true
     %aiflow runs --workflow pipeline --status failed --limit 10
@@ -33,6 +34,7 @@ from IPython.core.magic import Magics, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 
 from ..access.handle import RunHandle, attach
+from ..access.rerun import rerun
 from ..access.runs import runs
 from ..access.start import resume
 from ..authoring import registry
@@ -55,6 +57,7 @@ __all__ = [
     "line_magic",
     "parse_argstring",
     "parse_inputs",
+    "parse_rerun",
 ]
 
 # IPython's decorators are untyped; these are the same objects, typed.
@@ -99,6 +102,33 @@ def parse_inputs(text: str) -> dict[str, Any]:
         except (ValueError, SyntaxError):
             inputs[key] = raw
     return inputs
+
+
+RERUN_USAGE = "usage: %aiflow rerun RUN_ID [--steps a,b] [key=value ...]"
+
+
+def parse_rerun(text: str) -> tuple[str, list[str] | None, dict[str, Any]]:
+    """``"3f2a --steps b,c n=4"`` -> the run id, the steps (None: not given) and the
+    inputs (``parse_inputs``); ``UsageError`` for a line that is not that."""
+    run_id, _, rest = text.strip().partition(" ")
+    if not run_id or run_id.startswith("-"):
+        raise UsageError(RERUN_USAGE)
+    steps: list[str] | None = None
+    rest = rest.strip()
+    if rest.startswith("--steps"):
+        flag, _, rest = rest.partition(" ")
+        value = flag.partition("=")[2] if "=" in flag else None
+        if value is None:
+            value, _, rest = rest.strip().partition(" ")
+        steps = [s.strip() for s in value.split(",") if s.strip()]
+        if not steps:
+            raise UsageError(f"--steps names no step; {RERUN_USAGE}")
+    elif rest.startswith("-"):
+        raise UsageError(f"unknown option {rest.split()[0]!r}; {RERUN_USAGE}")
+    try:
+        return run_id, steps, parse_inputs(rest)
+    except InvalidInputs as exc:
+        raise UsageError(f"{exc}; {RERUN_USAGE}") from None
 
 
 def _parser() -> MagicArgumentParser:
@@ -174,7 +204,7 @@ class AiflowMagics(Magics):
     # --- %aiflow -----------------------------------------------------------------
     @line_magic
     def aiflow(self, line: str) -> Any:
-        """``%aiflow run|attach|resume|cancel|respond|runs|worker|status|viewer ...``
+        """``%aiflow run|attach|resume|rerun|cancel|respond|runs|worker|status|viewer ...``
         (``%aiflow?`` for help)."""
         command, _, rest = line.strip().partition(" ")
         if command == "run":  # its inputs are Python literals: not shell words
@@ -182,6 +212,8 @@ class AiflowMagics(Magics):
             if not name:
                 raise UsageError("usage: %aiflow run WORKFLOW [key=value ...]")
             return self._run(name, parse_inputs(inputs))
+        if command == "rerun":  # its inputs are Python literals too
+            return self._rerun(*parse_rerun(rest))
         args = self.parser.parse_args(shlex.split(line))
         return getattr(self, f"_{args.command}")(args)
 
@@ -222,6 +254,16 @@ class AiflowMagics(Magics):
                 handle = resume(args.run_id)
             except RunStateError as exc:
                 raise UsageError(str(exc)) from None
+        display_run(handle)
+        return handle
+
+    def _rerun(self, run_id: str, steps: list[str] | None, inputs: dict[str, Any]) -> RunHandle:
+        """Rerun a finished run with this kernel's current code, and show the new run
+        live (its replayed steps say which run they replay)."""
+        try:
+            handle = rerun(run_id, inputs=inputs or None, steps=steps)
+        except RunStateError as exc:  # as %aiflow resume: not finished is a usage error
+            raise UsageError(str(exc)) from None
         display_run(handle)
         return handle
 
