@@ -41,9 +41,11 @@ def test_rerun_after_redefining_a_component_executes_it_and_what_it_feeds(
     assert second.result(timeout=20) == "V2:2"
     assert second.record()["forked_from"] == first.run_id
     assert _replayed(second) == {"load": first.run_id}  # shape changed, tail gets new input
+    assert capsys.readouterr().out.count(f"run {second.run_id}") == 1  # shown, once
+    shell.run_line_magic("aiflow", f"attach {second.run_id}")  # its tree, now it ended
     out = capsys.readouterr().out
-    assert out.count(f"run {second.run_id}") == 1  # shown by the magic, once
-    assert "load" in out and f"[replayed from {first.run_id}]" in out
+    load_row = next(line for line in out.splitlines() if "load" in line and "✓" in line)
+    assert load_row.endswith(f"[replayed from {first.run_id}]")
     shape_row = next(line for line in out.splitlines() if "shape" in line and "✓" in line)
     assert "replayed" not in shape_row
 

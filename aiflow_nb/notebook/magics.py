@@ -49,6 +49,7 @@ from .session import CodeSession
 from .status import kernel_status
 
 __all__ = [
+    "RERUN_USAGE",
     "AiflowMagics",
     "Decorator",
     "argument",

@@ -2,9 +2,9 @@
 journal. Never executes anything (``aiflow_nb.rerun``, REST and the CLI call it).
 
 The new run is an ordinary submit (one MULTI) of the same workflow with the source's
-inputs updated by ``inputs``, with the workflow's current code: this process's
-registered definition when it has one, else the latest registered bundle of that name
-when the source ran notebook code, else the workflow the workers serve by name. The
+inputs updated by ``inputs``, with the workflow's current code: the latest registered
+bundle of that name when the source ran notebook code, else this process's registered
+definition when it has one, else the workflow the workers serve by name. The
 source's journal is read (before the MULTI) and copied into the new run's seed hash
 (``keys.run_seed``) without its ``@wait/`` entries (a rerun's waits ask again), so the
 rerun does not depend on the source outliving it.
@@ -78,10 +78,13 @@ def fork(
         if not k.startswith(JOURNAL_PREFIX.encode())
     }
     chosen = None if steps is None else _checked_steps(run_id, r, journal, steps)
-    if wf is not None:
-        code = wf.code_bundle
-    elif rec.get("code"):  # notebook code: its latest bundle (the source's if none newer)
+    code: str | None
+    if rec.get("code"):  # notebook code: its latest bundle (the source's if none newer);
+        # the registry's object may be a stale one: a kernel's redefinition of a cell
+        # re-registers the bundle, not the object an earlier exec of the cell registered
         code = notebook_workflows(r).get(name, rec["code"])
+    elif wf is not None:
+        code = wf.code_bundle
     else:
         code = None
     retention = float(rec["retention"]) if rec.get("retention") else None
