@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from ...errors import WorkflowNotFound
 from ...ops.fork import fork
-from .. import records
+from .. import catalog, records
 from ..auth import require_key
 from ..bodies import parse_body
 from ..errors import ApiError, ErrorBody
@@ -80,6 +81,20 @@ def rerun_request(body: bytes) -> tuple[dict[str, Any] | None, list[str] | None]
     return inputs, steps
 
 
+def _checked_inputs(run_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The source's inputs updated by ``inputs``, validated like a start's body when this
+    API serves the workflow (422 naming each bad field); ``RunNotFound`` (404)."""
+    rec = records.fetch(run_id)
+    try:
+        entry = catalog.get(rec.get("workflow") or "")
+    except WorkflowNotFound:  # a workflow only its workers know: they check the inputs
+        return inputs
+    source = rec.get("inputs")
+    return catalog.validate_inputs(
+        entry, {**(source if isinstance(source, dict) else {}), **inputs}
+    )
+
+
 @router.post(
     "/runs/{run_id}/rerun",
     status_code=202,
@@ -96,6 +111,8 @@ def rerun_request(body: bytes) -> tuple[dict[str, Any] | None, list[str] | None]
 )
 async def rerun(request: Request, response: Response, run_id: str = RUN_ID) -> dict[str, Any]:
     inputs, steps = rerun_request(await request.body())
+    if inputs:
+        inputs = await run_in_threadpool(_checked_inputs, run_id, inputs)
     new_id: str = await run_in_threadpool(fork, run_id, inputs, steps)
     response.headers["Location"] = location(request, new_id)
     return records.view(await records.afetch(new_id), request.app.state.redactor)
