@@ -277,3 +277,67 @@ def test_a_rerun_renders_replayed_from_and_what_it_saved_as_text() -> None:
     rows = {r.name: r for r in SpanTree.from_events(events).rows()}
     assert rows["b"].replayed_from == first.run_id and rows["c"].replayed_from is None
     assert rows["b"].markers == f"replayed from {first.run_id}"
+
+
+NOTEBOOK_CELL = """
+from aiflow_nb import component, workflow
+
+@component
+def nb_first(x: int) -> int:
+    return x + 1
+
+@component
+def nb_second(y: int) -> int:
+    return y * {factor}
+
+@workflow
+def nb_chain(x: int) -> int:
+    return nb_second(nb_first(x))
+"""
+
+
+def test_rerun_of_notebook_code_uses_the_latest_bundle_and_replays_unchanged_cells() -> None:
+    from aiflow_nb.ops.code import register_bundle, register_source
+    from aiflow_nb.ops.local import ensure_local_worker
+    from aiflow_nb.ops.submit import submit
+
+    def bundle(factor: int) -> str:
+        source = register_source(NOTEBOOK_CELL.format(factor=factor), f"cell-{factor}")
+        return register_bundle("nb_chain", [source])
+
+    v1 = bundle(10)
+    first = af.attach(submit("nb_chain", {"x": 1}, code=v1))
+    ensure_local_worker(workflow="nb_chain", code=True)
+    assert first.result(timeout=30) == 20
+    v2 = bundle(100)  # the cell edited: a new bundle is the latest for the name
+    second = af.rerun(first)
+    assert second.result(timeout=30) == 200
+    assert second.record()["code"] == v2 != v1
+    assert _replayed(second) == {"nb_first": first.run_id}
+    assert _started_why(second)["nb_second"] == "code changed"
+    with pytest.raises(af.InvalidInputs, match="nb_chain.*unexpected keyword argument 'y'"):
+        af.rerun(first, inputs={"y": 2})  # checked against the bundle's interface
+
+
+def test_rerun_of_a_rerun_replays_from_the_rerun_and_secrets_must_be_given_again() -> None:
+    ran: Counter[str] = Counter()
+    wf, _ = _chain_workflow("chain_twice", ran)
+    first = wf.start(x=1)
+    first.result(timeout=20)
+    second = first.rerun(steps=["a"])
+    second.result(timeout=20)
+    third = second.rerun()
+    assert third.result(timeout=20) == "c:20"
+    assert ran == Counter(a=2, b=1, c=1)
+    assert _replayed(third) == dict.fromkeys("abc", second.run_id)
+    assert third.record()["forked_from"] == second.run_id
+
+    @workflow(secret_args=["token"])
+    def with_secret(token: str) -> int:
+        return len(token)
+
+    secret = with_secret.start(token="s3cret-value")
+    assert secret.result(timeout=20) == 12
+    with pytest.raises(af.RunStateError, match=r"secret inputs \['token'\].*give them again"):
+        af.rerun(secret)
+    assert af.rerun(secret, inputs={"token": "other"}).result(timeout=20) == 5

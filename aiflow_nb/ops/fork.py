@@ -19,14 +19,15 @@ import redis
 
 from .. import keys
 from ..authoring import registry
-from ..errors import InvalidInputs, RunNotFound, RunStateError, WorkflowNotFound
+from ..authoring.interface import signature_of
+from ..errors import AiflowError, InvalidInputs, RunNotFound, RunStateError, WorkflowNotFound
 from ..events.reader import read_events
 from ..events.status import TERMINAL
 from ..runtime.waits import JOURNAL_PREFIX
 from ..serialization import loads
 from ..store import sync_redis
 from ..store.replies import RawHash
-from .code import notebook_workflows
+from .code import notebook_workflows, read_interface
 from .submit import Seed, submit
 
 if TYPE_CHECKING:
@@ -70,14 +71,6 @@ def fork(
             "ends: give them again in inputs to rerun it"
         )
     wf = _registered(name)
-    if wf is not None:
-        merged = wf.bind_inputs(merged)
-    journal = {
-        k: v
-        for k, v in cast(RawHash, r.hgetall(keys.run_journal(run_id))).items()
-        if not k.startswith(JOURNAL_PREFIX.encode())
-    }
-    chosen = None if steps is None else _checked_steps(run_id, r, journal, steps)
     code: str | None
     if rec.get("code"):  # notebook code: its latest bundle (the source's if none newer);
         # the registry's object may be a stale one: a kernel's redefinition of a cell
@@ -87,6 +80,13 @@ def fork(
         code = wf.code_bundle
     else:
         code = None
+    merged = _checked_inputs(name, merged, wf, code, r)
+    journal = {
+        k: v
+        for k, v in cast(RawHash, r.hgetall(keys.run_journal(run_id))).items()
+        if not k.startswith(JOURNAL_PREFIX.encode())
+    }
+    chosen = None if steps is None else _checked_steps(run_id, r, journal, steps)
     retention = float(rec["retention"]) if rec.get("retention") else None
     return submit(
         name,
@@ -104,6 +104,29 @@ def _registered(name: str) -> Workflow[Any, Any] | None:
         return registry.get(name)
     except WorkflowNotFound:
         return None
+
+
+def _checked_inputs(
+    name: str,
+    inputs: dict[str, Any],
+    wf: Workflow[Any, Any] | None,
+    code: str | None,
+    r: redis.Redis,
+) -> dict[str, Any]:
+    """``inputs`` checked against the workflow's signature: the interface its code
+    bundle was registered with, else this process's definition (as is, when neither is
+    known here: the worker's binding refuses them)."""
+    if not code:
+        return wf.bind_inputs(inputs) if wf is not None else inputs
+    try:
+        signature = signature_of(read_interface(code, r))
+    except (AiflowError, KeyError, TypeError, ValueError):
+        return inputs  # an older bundle without an interface: the worker checks
+    try:
+        signature.bind(**inputs)
+    except TypeError as exc:
+        raise InvalidInputs(f"inputs for workflow {name!r}: {exc}") from None
+    return inputs
 
 
 def step_names(run_id: str, client: redis.Redis, journal: dict[bytes, bytes]) -> set[str]:
