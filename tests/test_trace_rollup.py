@@ -14,10 +14,11 @@ import pytest
 import aiflow_nb as af
 from aiflow_nb.events.reader import read_events
 from aiflow_nb.llm import AsyncOpenAI, FakeLLMServer
+from aiflow_nb.notebook.render import row_label
 from aiflow_nb.trace import SpanTree, publish_points, timeline_rows
+from aiflow_nb.trace.totals import money
 from aiflow_nb.trace.tracebacks import fold, framework_frame
 from viewer.detail import progress_note, span_html
-from viewer.style import money
 
 from support.llm import fake_llm, served
 from support.trace import failing
@@ -77,6 +78,10 @@ def test_parents_show_the_sum_of_their_subtree_and_the_root_the_run_total(
         == sum(r["input_tokens"] + r["output_tokens"] for r in served(server))
     )
     assert rows[root.span_id].cost == pytest.approx(t.cost) and t.cost > 0
+    # the notebook widget's tree shows the same roll-up on parent rows
+    assert row_label(root, tree).endswith(f"Σ {t.tokens} tokens · {money(t.cost)}")
+    leaf = next(s for s in tree.spans.values() if not s.children)
+    assert "Σ" not in row_label(leaf, tree)
     [group] = [r for r in rows.values() if r.group and r.name == "section"]  # ×3: the sum
     members = [rows[s.span_id] for s in tree.spans.values() if s.name == "section"]
     assert group.tokens == sum(m.tokens for m in members) == t.tokens

@@ -9,11 +9,11 @@ from aiflow_nb.access.gaps import Gap
 from aiflow_nb.access.spans import Span
 from aiflow_nb.events.status import SpanStatus
 from aiflow_nb.trace import SpanTree, TreeRow
-from aiflow_nb.trace.totals import COST, INPUT_TOKENS, MODEL, OUTPUT_TOKENS
+from aiflow_nb.trace.totals import COST, INPUT_TOKENS, MODEL, OUTPUT_TOKENS, money
 from aiflow_nb.trace.tracebacks import fold
 from aiflow_nb.trace.tree import Usage
 
-from .style import badge, copy_button, esc, money, pre_json, seconds
+from .style import badge, copy_button, esc, pre_json, seconds
 
 __all__ = ["gap_html", "group_html", "progress_note", "publish_html", "span_html", "traceback_html"]
 

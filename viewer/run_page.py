@@ -33,10 +33,11 @@ from aiflow_nb.trace import (
     publish_points,
     timeline_rows,
 )
+from aiflow_nb.trace.totals import money
 from aiflow_nb.trace.treeview import fold_marks, fold_rows, match_rows, sort_siblings
 
 from .detail import gap_html, group_html, progress_note, span_html
-from .style import CSS, badge, copy_button, esc, money, seconds
+from .style import CSS, badge, copy_button, esc, seconds
 from .treekeys import TREE_CLASS, TreeKeys
 from .wait_form import WaitForm
 from .waterfall import Waterfall

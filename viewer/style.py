@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from typing import Any
 
 from aiflow_nb.trace import STATUS_COLORS
 
-__all__ = ["CSS", "badge", "copy_button", "esc", "money", "pre_json", "seconds"]
+__all__ = ["CSS", "badge", "copy_button", "esc", "pre_json", "seconds"]
 
 CSS = """
 .aiflow-error {color: #b91c1c; font-weight: bold;}
@@ -50,19 +49,6 @@ def copy_button(text: str, what: str) -> str:
         f'onclick="navigator.clipboard.writeText({value});'
         "this.textContent='copied';setTimeout(()=>{this.textContent='copy'},1200)\">copy</button>"
     )
-
-
-def money(value: float | None) -> str:
-    """US dollars to 4 significant digits (``$0.002100``, never ``$0.0000`` for a real
-    cost; below a micro-dollar in exponent form); ``$0`` for nothing spent."""
-    if not value:
-        return "$0"
-    if abs(value) >= 1:
-        return f"${value:,.2f}"
-    if abs(value) < 1e-6:
-        return f"${value:.3e}"
-    decimals = 3 - math.floor(math.log10(abs(value)))
-    return f"${value:.{decimals}f}"
 
 
 def pre_json(value: Any, limit: int = 20_000) -> str:

@@ -15,6 +15,8 @@ from .. import defaults
 from ..access.gaps import Gap
 from ..access.spans import INPUT_TOKENS, OUTPUT_TOKENS, Span
 from ..events.status import SpanStatus
+from ..trace.totals import money
+from ..trace.tree import SpanTree
 from .state import ProgressStream, RunState
 
 __all__ = [
@@ -96,9 +98,16 @@ def gap_label(gap: Gap, now: float | None = None) -> str:
     return f"{ICONS['waiting']} {gap.label}  {_seconds(gap.duration(now or time.time()))}"
 
 
-def row_label(item: Span | Gap) -> str:
-    """A row of ``RunState.tree()``: a span's label or a gap's."""
-    return span_label(item) if isinstance(item, Span) else gap_label(item)
+def row_label(item: Span | Gap, tree: SpanTree | None = None) -> str:
+    """A row of ``RunState.tree()``: a span's label or a gap's; with ``tree``, a parent
+    span also shows the tokens and cost of everything under it (``SpanTree.rollup``)."""
+    if not isinstance(item, Span):
+        return gap_label(item)
+    label = span_label(item)
+    usage = tree.rollup(item.span_id) if tree is not None and item.children else None
+    if usage is not None and (usage.tokens or usage.cost):
+        label += f"  Σ {usage.tokens} tokens · {money(usage.cost)}"
+    return label
 
 
 def _color(item: Span | Gap) -> str:
@@ -157,7 +166,8 @@ def render_text(state: RunState) -> str:
         lines.append(f"  {wait_label(state.open_wait)}")
     rows = state.tree()
     lines += [
-        "  " * (depth + 1) + row_label(item) for depth, item in rows[: defaults.WIDGET_MAX_SPANS]
+        "  " * (depth + 1) + row_label(item, state.trace)
+        for depth, item in rows[: defaults.WIDGET_MAX_SPANS]
     ]
     if len(rows) > defaults.WIDGET_MAX_SPANS:
         lines.append(f"  … {len(rows) - defaults.WIDGET_MAX_SPANS} more spans")
@@ -209,7 +219,7 @@ def tree_html(state: RunState) -> str:
     for depth, item in rows[: defaults.WIDGET_MAX_SPANS]:
         out.append(
             f'<div style="padding-left:{depth * 16}px;color:{_color(item)}">'
-            f"{html.escape(row_label(item))}</div>"
+            f"{html.escape(row_label(item, state.trace))}</div>"
         )
     if len(rows) > defaults.WIDGET_MAX_SPANS:
         out.append(f"<div>… {len(rows) - defaults.WIDGET_MAX_SPANS} more spans</div>")

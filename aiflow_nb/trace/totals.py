@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,11 +18,25 @@ __all__ = [
     "MODEL",
     "OUTPUT_TOKENS",
     "RunTotals",
+    "money",
     "span_usage",
 ]
 
 LLM_OPERATION = "gen_ai.operation.name"
 """The attribute every LLM span carries (``llm/attributes.py``): what tells one apart."""
+
+
+def money(value: float | None) -> str:
+    """US dollars to 4 significant digits (``$0.002100``, never ``$0.0000`` for a real
+    cost; below a micro-dollar in exponent form); ``$0`` for nothing spent."""
+    if not value:
+        return "$0"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    if abs(value) < 1e-6:
+        return f"${value:.3e}"
+    decimals = 3 - math.floor(math.log10(abs(value)))
+    return f"${value:.{decimals}f}"
 
 
 def span_usage(attributes: dict[str, Any]) -> tuple[int, int, float]:
