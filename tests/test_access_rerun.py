@@ -341,3 +341,25 @@ def test_rerun_of_a_rerun_replays_from_the_rerun_and_secrets_must_be_given_again
     with pytest.raises(af.RunStateError, match=r"secret inputs \['token'\].*give them again"):
         af.rerun(secret)
     assert af.rerun(secret, inputs={"token": "other"}).result(timeout=20) == 5
+
+
+def test_a_named_step_executes_even_when_its_cache_holds_the_result() -> None:
+    ran: Counter[str] = Counter()
+
+    @component(cache=3600)
+    def cached_step(x: int) -> int:
+        ran["cached_step"] += 1
+        return x * 2
+
+    @workflow
+    def with_cache(x: int) -> int:
+        return cached_step(x)
+
+    first = with_cache.start(x=4)
+    assert first.result(timeout=20) == 8
+    assert with_cache.start(x=4).result(timeout=20) == 8  # another run: a cache hit
+    assert ran["cached_step"] == 1
+    second = af.rerun(first, steps=["cached_step"])
+    assert second.result(timeout=20) == 8
+    assert ran["cached_step"] == 2  # named: executed, not answered by the cache
+    assert not any(e.type == "span.cached" for e in second.events())

@@ -123,7 +123,8 @@ class LLMCall:
         return recorded.ReplayedStream(chunks) if sync else recorded.AsyncReplayedStream(chunks)
 
     def cache_key(self) -> str | None:
-        return self.call.cache_key()
+        """The cache key to look up (none under a step a rerun was told to execute)."""
+        return self.call.lookup_key()
 
     def from_cache(self, raw: bytes | str | None, sync: bool) -> tuple[bool, Any]:
         if raw is not None and self.stream:

@@ -237,7 +237,12 @@ class Call:
     def begin(self) -> str | None:
         """Start the span; return the cache key to look up, if caching applies."""
         self.start()
-        return self.cache_key()
+        return self.lookup_key()
+
+    def lookup_key(self) -> str | None:
+        """The cache key to look up: none for a step a rerun was told to execute (named
+        in ``rerun_steps``, or under one), which then refreshes the cache instead."""
+        return None if self.rerun == "named" else self.cache_key()
 
     # --- cache --------------------------------------------------------------
     def cache_key(self) -> str | None:
