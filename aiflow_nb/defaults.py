@@ -114,6 +114,11 @@ OUTAGE_BACKOFF_CAP = 1.0
 """Seconds, the longest wait between two attempts of a loop to reach Redis again: how
 late, at most, a loop notices that Redis is back."""
 
+CODE_REGISTER_RETRY = 5.0
+"""Seconds a kernel waits, after failing to reach Redis, before it tries again to register
+the cells defined meanwhile (the next magic or cell then tries; earlier ones do not, so a
+kernel without Redis stays quick)."""
+
 API_OUTAGE_PATIENCE = 1.0
 """Seconds an API event stream waits for Redis before it ends with an ``interrupted``
 message (the client resumes with ``Last-Event-ID``; meanwhile requests answer 503)."""

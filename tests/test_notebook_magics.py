@@ -19,6 +19,7 @@ from aiflow_nb.ops.local import local_worker, stop_local_worker
 from aiflow_nb.store import sync_redis
 
 from support.notebook import run_cell, shell_fixture, start_worker, stop_worker  # noqa: F401
+from support.outage import PrivateRedis, private_redis_fixture  # noqa: F401
 
 
 def code_keys() -> set[bytes]:
@@ -353,3 +354,96 @@ def test_respond_magic_answers_a_parked_run(shell: Any) -> None:
     assert handle.result(timeout=20) is True
     received = [e.data for e in handle.events(follow=False) if e.type == "input.received"]
     assert [d["by"] for d in received] == ["python"]  # an InteractiveShell is no kernel
+
+
+def test_aiflow_alone_prints_one_line_per_subcommand(
+    shell: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert run_cell(shell, "%aiflow").error_in_exec is None
+    lines = capsys.readouterr().out.strip().splitlines()
+    subcommands = ["run", "attach", "resume", "cancel", "respond", "runs", "worker"]
+    subcommands += ["status", "viewer"]
+    assert lines[0].startswith("%aiflow SUBCOMMAND")
+    assert [line.split()[1] for line in lines[1:]][: len(subcommands)] == subcommands
+    assert lines[1].split()[:4] == ["%aiflow", "run", "WORKFLOW", "[key=value"]
+    assert "start a run and show it live" in lines[1]
+    assert all(line.startswith("  %aiflow ") for line in lines[1:])
+
+
+def test_an_unknown_subcommand_lists_every_choice(shell: Any) -> None:
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError) as raised:
+        shell.run_line_magic("aiflow", "bogus")
+    message = str(raised.value)
+    assert "invalid choice: 'bogus'" in message
+    for name in ("run", "attach", "resume", "cancel", "respond", "runs", "worker", "viewer"):
+        assert f"'{name}'" in message
+
+
+def test_run_inputs_are_checked_against_the_signature(shell: Any) -> None:
+    run_cell(shell, "%%workflow typed\ndef typed(n: int, tag: str = 'x') -> int:\n    return n\n")
+    before = len(aiflow_nb.runs(workflow="typed"))
+    with pytest.raises(InvalidInputs) as raised:
+        shell.run_line_magic("aiflow", "run typed n=oops")
+    assert str(raised.value) == (
+        "inputs for workflow 'typed': n: Input should be a valid integer, unable to parse "
+        "string as an integer (got 'oops')"
+    )
+    assert raised.value.fields == [
+        {
+            "field": "n",
+            "message": "Input should be a valid integer, unable to parse string as an "
+            "integer (got 'oops')",
+        }
+    ]
+    with pytest.raises(InvalidInputs, match="tag: Input should be a valid string"):
+        shell.run_line_magic("aiflow", "run typed n=1 tag=[1]")
+    with pytest.raises(InvalidInputs, match="n: Field required; m: Extra inputs"):
+        shell.run_line_magic("aiflow", "run typed m=1")
+    assert len(aiflow_nb.runs(workflow="typed")) == before  # nothing was started
+    handle = shell.run_line_magic("aiflow", "run typed n='41'")  # "41" is an int's text
+    assert handle.result(timeout=20) == 41
+    assert handle.record()["inputs"] == {"n": 41}  # the int, not the text
+
+
+def test_component_cell_defines_the_function_while_redis_is_down_and_registers_it_later(
+    private_redis: PrivateRedis,
+    shell: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiflow_nb import defaults
+
+    monkeypatch.setattr(defaults, "CODE_REGISTER_RETRY", 0.0)  # try again at each cell
+    stop_local_worker()
+    private_redis.kill()
+    capsys.readouterr()
+    result = run_cell(shell, SHOUT)
+    assert result.error_in_exec is None, result.error_in_exec
+    assert shell.user_ns["shout"]("redis is down") == "REDIS IS DOWN"  # defined here
+    out = capsys.readouterr().out
+    assert "component shout v1 defined in this kernel; Redis is unreachable" in out
+    assert "registered when Redis is back" in out
+    assert run_cell(shell, "%%workflow yell\ndef yell(t: str) -> str:\n    return shout(t)\n")
+    assert shell.user_ns["yell"].code_bundle is None  # no bundle while Redis is away
+    assert "workflow yell v1 defined in this kernel" in capsys.readouterr().out
+
+    private_redis.restart()
+    assert run_cell(shell, "x = 1").error_in_exec is None  # any cell: post_run_cell
+    assert capsys.readouterr().out.strip() == (
+        "aiflow-nb: Redis is back; registered component shout v1, workflow yell v1"
+    )
+    from aiflow_nb.serialization import loads
+
+    r = sync_redis()
+    docs = [loads(r.get(k)) for k in code_keys() if r.type(k) == b"string"]
+    assert any("def _shout(text: str) -> str:" in d.get("source", "") for d in docs)
+    wf = shell.user_ns["yell"]
+    assert wf.code_bundle is not None
+    handle = shell.run_line_magic("aiflow", "run yell t='back again'")
+    assert handle.result(timeout=30) == "BACK AGAIN"
+    assert handle.record()["code"] == wf.code_bundle
+    assert run_cell(shell, "y = 2").error_in_exec is None
+    assert "Redis is back" not in capsys.readouterr().out  # said once

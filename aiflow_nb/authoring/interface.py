@@ -20,12 +20,21 @@ import inspect
 import typing
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+
+from ..errors import InvalidInputs
 
 if TYPE_CHECKING:
     from .workflow import Workflow
 
-__all__ = ["input_model", "interface", "output_schema", "schema_of", "signature_of"]
+__all__ = [
+    "check_inputs",
+    "input_model",
+    "interface",
+    "output_schema",
+    "schema_of",
+    "signature_of",
+]
 
 _NO_DEFAULT = inspect.Parameter.empty
 _KINDS = {
@@ -122,3 +131,34 @@ def signature_of(doc: dict[str, Any]) -> inspect.Signature:
         default = _FILLED if has_default else _NO_DEFAULT
         params.append(inspect.Parameter(name, _KINDS[kind], default=default))
     return inspect.Signature(params)
+
+
+def check_inputs(wf: Workflow[Any, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    """``inputs`` validated against ``wf``'s input model (its signature and type hints):
+    the values as the model has them (``"3"`` for an ``int`` is ``3``; a field of a
+    pydantic model type is its instance), by parameter name. ``InvalidInputs`` naming each
+    field that does not fit (with ``fields``), e.g. ``n: Input should be a valid integer``
+    for ``n='oops'`` and ``n: int``."""
+    model = input_model(wf)
+    try:
+        valid = model.model_validate(inputs)
+    except ValidationError as exc:
+        fields = [
+            {
+                "field": ".".join(str(p) for p in e["loc"]) or "inputs",
+                "message": f"{e['msg']} (got {e['input']!r})"
+                if e["type"] not in ("missing", "extra_forbidden")
+                else e["msg"],
+            }
+            for e in exc.errors()
+        ]
+        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+        if len(fields) > 5:
+            summary += f" (and {len(fields) - 5} more)"
+        raise InvalidInputs(f"inputs for workflow {wf.name!r}: {summary}", fields) from None
+    values = {
+        info.alias or name: getattr(valid, name)
+        for name, info in type(valid).model_fields.items()
+        if name in valid.model_fields_set
+    }
+    return {**values, **(valid.model_extra or {})}

@@ -62,6 +62,7 @@ def load(shell: Any) -> AiflowMagics:
     except RedisUnavailable:
         pass  # the status line says so
     shell.events.register("post_run_cell", DefinitionWatch())
+    shell.events.register("post_run_cell", magics.register_pending)
     print(kernel_status(started=started, daemon=daemon).line())
     return magics
 

@@ -7,7 +7,8 @@
     def fetch(url: str) -> str:
         return httpx.get(url).text
 
-    %aiflow run pipeline topic='redis'      # start a run and show it live
+    %aiflow                                 # one line per subcommand
+    %aiflow run pipeline topic='redis'      # start a run and show it live (inputs checked)
     %aiflow attach 3f2a...                  # history, then the live tail
     %aiflow resume 3f2a...                  # continue a stalled or failed run
     %aiflow rerun 3f2a... --steps b n=4     # rerun: replay what is valid, execute the rest
@@ -20,6 +21,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import io
 import shlex
@@ -38,6 +40,7 @@ from ..access.rerun import rerun
 from ..access.runs import runs
 from ..access.start import resume
 from ..authoring import registry
+from ..authoring.interface import check_inputs
 from ..authoring.workflow import Workflow
 from ..errors import AiflowError, InvalidInputs, RunStateError, WorkflowNotFound
 from ..events.status import RECORDED, RunStatus
@@ -45,7 +48,7 @@ from ..ops.code import load_workflow, notebook_workflows
 from ..ops.local import ensure_local_worker, stop_local_worker
 from .cells import ComponentOptions, WorkflowOptions, parse_duration
 from .display import display_run
-from .session import CodeSession
+from .session import CodeSession, Definition
 from .status import kernel_status
 
 __all__ = [
@@ -59,6 +62,8 @@ __all__ = [
     "parse_argstring",
     "parse_inputs",
     "parse_rerun",
+    "said",
+    "short_help",
 ]
 
 # IPython's decorators are untyped; these are the same objects, typed.
@@ -135,6 +140,9 @@ def parse_rerun(text: str) -> tuple[str, list[str] | None, dict[str, Any]]:
 def _parser() -> MagicArgumentParser:
     parser: MagicArgumentParser = cast(Any, MagicArgumentParser)(prog="%aiflow", add_help=False)
     sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start a run and show it live")
+    run.add_argument("workflow")  # parsed by %aiflow itself (Python literals); listed here
+    run.add_argument("inputs", nargs="*", metavar="key=value")  # so help and errors name it
     sub.add_parser("attach", help="show a run: history, then live").add_argument("run_id")
     sub.add_parser("resume", help="continue a run from its journal").add_argument("run_id")
     sub.add_parser("cancel", help="cancel a run").add_argument("run_id")
@@ -153,6 +161,42 @@ def _parser() -> MagicArgumentParser:
         "run_id", nargs="?"
     )
     return parser
+
+
+def said(definition: Definition) -> str:
+    """What a ``%%component`` / ``%%workflow`` cell prints about what it defined."""
+    what = f"{definition.kind} {definition.name} v{definition.version}"
+    if definition.registered:
+        return f"{what} registered"
+    return (
+        f"{what} defined in this kernel; Redis is unreachable, so its code is registered "
+        "when Redis is back (workers elsewhere cannot run it until then)"
+    )
+
+
+def short_help(parser: MagicArgumentParser) -> str:
+    """``%aiflow``'s subcommands, one line each (what ``%aiflow`` alone prints)."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    usages = {name: " ".join([name, *_words(p)]) for name, p in sub.choices.items()}
+    width = max(len(u) for u in usages.values())
+    lines = [f"  %aiflow {usages[a.dest]:<{width}}  {a.help}" for a in sub._choices_actions]
+    return "\n".join(["%aiflow SUBCOMMAND ... (%aiflow? for details):", *lines])
+
+
+def _words(parser: argparse.ArgumentParser) -> list[str]:
+    """A subcommand's arguments for its usage line: ``RUN_ID``, ``[RUN_ID]``,
+    ``[key=value ...]``, ``start|stop|status``, ``[options]``."""
+    words, options = [], False
+    for action in parser._actions:
+        if action.option_strings:
+            options = options or not isinstance(action, argparse._HelpAction)
+            continue
+        if action.choices:
+            word = "|".join(str(c) for c in action.choices)
+        else:
+            word = str(action.metavar or action.dest.upper())
+        words.append({"?": f"[{word}]", "*": f"[{word} ...]"}.get(str(action.nargs), word))
+    return [*words, *(["[options]"] if options else [])]
 
 
 @magics_class
@@ -186,8 +230,9 @@ class AiflowMagics(Magics):
             cache=None if args.cache is None else parse_duration(args.cache, "--cache"),
             timeout=None if args.timeout is None else parse_duration(args.timeout, "--timeout"),
         )
+        self.register_pending()
         definition = self.session.define("component", args.name, cell, self.user_ns, options)
-        print(f"component {definition.name} v{definition.version} registered")
+        print(said(definition))
 
     @arguments()
     @argument("name", help="the workflow's name in the notebook and on workers")
@@ -199,15 +244,29 @@ class AiflowMagics(Magics):
         args = parse_argstring(self.workflow, line)
         kept = None if args.retention is None else parse_duration(args.retention, "--retention")
         options = WorkflowOptions(retention=kept)
+        self.register_pending()
         definition = self.session.define("workflow", args.name, cell, self.user_ns, options)
-        print(f"workflow {definition.name} v{definition.version} registered")
+        print(said(definition))
+
+    def register_pending(self, result: Any = None) -> None:
+        """Register the cells defined while Redis was unreachable, saying so in the cell's
+        output when it happens (also the ``post_run_cell`` callback: ``result`` unused)."""
+        if not (self.session.pending or self.session.unbundled):
+            return
+        done = self.session.register_pending()
+        if done:
+            print(f"aiflow-nb: Redis is back; registered {', '.join(done)}")
 
     # --- %aiflow -----------------------------------------------------------------
     @line_magic
     def aiflow(self, line: str) -> Any:
         """``%aiflow run|attach|resume|rerun|cancel|respond|runs|worker|status|viewer ...``
-        (``%aiflow?`` for help)."""
+        (``%aiflow`` alone: one line per subcommand)."""
+        self.register_pending()
         command, _, rest = line.strip().partition(" ")
+        if not command:
+            print(short_help(self.parser))
+            return None
         if command == "run":  # its inputs are Python literals: not shell words
             name, _, inputs = rest.strip().partition(" ")
             if not name:
@@ -236,7 +295,7 @@ class AiflowMagics(Magics):
                     raise WorkflowNotFound(name, [*registry.names(), *bundles]) from None
                 wf = load_workflow(bundles[name])
         assert isinstance(wf, Workflow)
-        return wf.start(**inputs)
+        return wf.start(**check_inputs(wf, inputs))
 
     def _attach(self, args: Any) -> RunHandle:
         handle = attach(args.run_id)

@@ -7,23 +7,33 @@ session holds, then the workflow's own, so a worker that executes the bundle in 
 module defines everything the workflow can call. A run keeps the bundle it started with.
 Each bundle carries its workflow's interface (input/output JSON Schema, ...), computed
 here from the live workflow, so the REST API serves it without executing the cell.
+
+With Redis unreachable a cell is still defined in the kernel: its source waits in
+``pending`` (its digest is computed here) and its workflows have no bundle (a run started
+meanwhile runs the kernel's objects), until ``register_pending()`` reaches Redis — the
+magics call it before their work and after every cell (``post_run_cell``).
 """
 
 from __future__ import annotations
 
 import linecache
+import time
 from typing import Any
 
 import redis
 
+from .. import defaults
 from ..authoring.component import Component
 from ..authoring.interface import interface
 from ..authoring.workflow import Workflow
-from ..errors import CellError
-from ..ops.code import register_bundle, register_source
+from ..errors import CellError, RedisUnavailable
+from ..ops.code import digest_of, register_bundle, register_source
+from ..store.outage import CONNECTION_ERRORS
 from .cells import CellSource, ComponentOptions, WorkflowOptions, build_source
 
 __all__ = ["CodeSession", "Definition"]
+
+_UNREACHABLE: tuple[type[Exception], ...] = (*CONNECTION_ERRORS, RedisUnavailable)
 
 
 class Definition:
@@ -44,6 +54,8 @@ class Definition:
         self.bundle = bundle
         self.version = version
         self.interface = interface(obj) if isinstance(obj, Workflow) else None
+        self.registered = False
+        """Its source is in Redis (False while Redis is unreachable)."""
 
     def __repr__(self) -> str:
         what = f" bundle {self.bundle[:12]}" if self.bundle else ""
@@ -58,6 +70,11 @@ class CodeSession:
         self.digests: dict[str, str] = {}
         self.versions: dict[str, int] = {}
         self.definitions: dict[str, Definition] = {}
+        self.pending: dict[str, tuple[str, str]] = {}
+        """Sources not registered yet (Redis was unreachable): digest -> source, filename."""
+        self.unbundled = False
+        """The workflows' bundles are out of date (Redis was unreachable)."""
+        self._next_try = 0.0
 
     def _execute(self, cell: CellSource, namespace: dict[str, Any], version: int) -> Any:
         filename = f"<%%{cell.kind} {cell.name} v{version}>"
@@ -87,13 +104,42 @@ class CodeSession:
         expected = Workflow if kind == "workflow" else Component
         if not isinstance(obj, expected):  # pragma: no cover - the generated line makes one
             raise CellError(f"%%{kind} {name}: the cell did not produce a {kind}")
-        digest = register_source(cell.source, f"%%{kind} {name} v{version}", self.client)
+        digest = digest_of(cell.source)
+        self.pending[digest] = (cell.source, f"%%{kind} {name} v{version}")
         self.digests[name] = digest
         self.versions[name] = version
         definition = Definition(cell, obj, digest, None, version)
         self.definitions[name] = definition
-        self._rebundle()
+        self.unbundled = True
+        self._next_try = 0.0  # a new cell tries at once
+        definition.registered = self.register_pending() is not None
         return definition
+
+    def register_pending(self) -> list[str] | None:
+        """Register the sources and bundles Redis has not got yet: the names of the cells
+        registered now (``[]``: nothing was pending), None when Redis is still
+        unreachable (kept for the next call; calls within ``CODE_REGISTER_RETRY`` seconds
+        of a failed one do not try again, so a kernel without Redis stays quick)."""
+        if not self.pending and not self.unbundled:
+            return []
+        if time.monotonic() < self._next_try:
+            return None
+        done = [f for _, f in self.pending.values()]
+        try:
+            for digest, (source, filename) in list(self.pending.items()):
+                register_source(source, filename, self.client)
+                del self.pending[digest]
+            self._rebundle()
+        except _UNREACHABLE:
+            self._next_try = time.monotonic() + defaults.CODE_REGISTER_RETRY
+            for d in self.definitions.values():  # meanwhile: the kernel's objects
+                if isinstance(d.obj, Workflow):
+                    d.bundle = d.obj.code_bundle = None
+            return None
+        self.unbundled = False
+        for d in self.definitions.values():
+            d.registered = True
+        return [f.removeprefix("%%") for f in done]
 
     def _rebundle(self) -> None:
         """Give every workflow a bundle of the session's latest code, so its next run

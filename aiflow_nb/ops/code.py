@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from ..authoring.workflow import Workflow
 
 __all__ = [
+    "digest_of",
     "load_workflow",
     "notebook_workflows",
     "read_interface",
@@ -77,10 +78,15 @@ def _verify(what: str, data: bytes, signature: str | None) -> None:
         )
 
 
+def digest_of(source: str) -> str:
+    """The digest a source is registered under (computed without Redis)."""
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
 def register_source(source: str, filename: str, client: redis.Redis | None = None) -> str:
     """Store ``source`` (signed when a secret is set); return its digest."""
     compile(source, filename, "exec")  # a SyntaxError here, not on a worker
-    digest = hashlib.sha256(source.encode()).hexdigest()
+    digest = digest_of(source)
     doc = {"source": source, "filename": filename, "sig": _sign(source.encode())}
     (client or sync_redis()).set(keys.code(digest), dumps(doc))
     return digest
