@@ -362,7 +362,7 @@ def test_aiflow_alone_prints_one_line_per_subcommand(
     capsys.readouterr()
     assert run_cell(shell, "%aiflow").error_in_exec is None
     lines = capsys.readouterr().out.strip().splitlines()
-    subcommands = ["run", "attach", "resume", "cancel", "respond", "runs", "worker"]
+    subcommands = ["run", "attach", "resume", "rerun", "cancel", "respond", "runs", "worker"]
     subcommands += ["status", "viewer"]
     assert lines[0].startswith("%aiflow SUBCOMMAND")
     assert [line.split()[1] for line in lines[1:]][: len(subcommands)] == subcommands
@@ -378,7 +378,8 @@ def test_an_unknown_subcommand_lists_every_choice(shell: Any) -> None:
         shell.run_line_magic("aiflow", "bogus")
     message = str(raised.value)
     assert "invalid choice: 'bogus'" in message
-    for name in ("run", "attach", "resume", "cancel", "respond", "runs", "worker", "viewer"):
+    names = ("run", "attach", "resume", "rerun", "cancel", "respond", "runs", "worker", "viewer")
+    for name in names:
         assert f"'{name}'" in message
 
 

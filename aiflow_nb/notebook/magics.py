@@ -145,6 +145,10 @@ def _parser() -> MagicArgumentParser:
     run.add_argument("inputs", nargs="*", metavar="key=value")  # so help and errors name it
     sub.add_parser("attach", help="show a run: history, then live").add_argument("run_id")
     sub.add_parser("resume", help="continue a run from its journal").add_argument("run_id")
+    again = sub.add_parser("rerun", help="a new run replaying a finished run's valid steps")
+    again.add_argument("run_id")  # parsed by parse_rerun; listed here for help and errors
+    again.add_argument("--steps", metavar="a,b")
+    again.add_argument("inputs", nargs="*", metavar="key=value")
     sub.add_parser("cancel", help="cancel a run").add_argument("run_id")
     answer = sub.add_parser("respond", help="answer a run's wait_for_input (JSON value)")
     answer.add_argument("run_id")
