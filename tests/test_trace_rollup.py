@@ -18,7 +18,7 @@ from aiflow_nb.notebook.render import row_label
 from aiflow_nb.trace import SpanTree, publish_points, timeline_rows
 from aiflow_nb.trace.totals import money
 from aiflow_nb.trace.tracebacks import fold, framework_frame
-from viewer.detail import progress_note, span_html
+from aiflow_viewer.detail import progress_note, span_html
 
 from support.llm import fake_llm, served
 from support.trace import failing

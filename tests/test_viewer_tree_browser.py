@@ -43,6 +43,17 @@ def tree_publish(urls: list[str]) -> int:
     return tree_crawl(urls)
 
 
+@af.component
+async def tree_long(n: int) -> str:
+    yield "y" * n  # one word longer than any screen: it must wrap
+    yield " and the end"
+
+
+@af.workflow(name="tree_long_text")
+async def tree_long_text(n: int) -> str:
+    return await tree_long(n)
+
+
 def test_ten_thousand_span_run_opens_at_a_deep_linked_last_span() -> None:
     handle = tree_big.start(n=BIG)
     assert handle.result(timeout=240) == BIG
@@ -123,3 +134,14 @@ def test_search_fold_keys_copy_and_publish_on_the_run_page() -> None:
         span_id = next(s.span_id for s in pub.spans() if s.name == "tree_crawl")
         detail.locator(".aiflow-copy").click()
         assert page.evaluate("navigator.clipboard.readText()") == span_id
+        # live output of a finished run: kept, and wrapped inside its box
+        long = tree_long_text.start(n=3000)
+        long.result(timeout=30)
+        page.goto(f"{url}?run={long.run_id}", timeout=120_000)
+        text = page.locator(".aiflow-live-text")
+        expect(text).to_contain_text("and the end", timeout=60_000)
+        width = text.evaluate("(el) => [el.scrollWidth, el.clientWidth]")
+        assert width[0] <= width[1] + 1, width
+        box = text.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= VIEWPORT["width"]
+        screenshot(page, "viewer-live-wrapped")

@@ -148,13 +148,18 @@ class RunPage:
         self.waterfall = Waterfall()
         self.waterfall.source.selected.on_change("indices", self._on_tap)
         self.detail = pn.pane.HTML(
-            "<i>select a span</i>", sizing_mode="stretch_width", css_classes=["aiflow-span-detail"]
+            "<i>select a span</i>",
+            sizing_mode="stretch_width",
+            css_classes=["aiflow-span-detail"],
+            stylesheets=[CSS],
         )
         self.live_choice = pn.widgets.Select(label="streamed by", options={}, width=320)
         self.live_choice.param.watch(self._on_live_choice, "value")
         self._live_chosen: str | None = None
         """The streaming span picked in ``live_choice`` (None: follow the selection)."""
-        self.live = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["aiflow-live"])
+        self.live = pn.pane.HTML(  # its own stylesheet: page CSS stops at the shadow root
+            "", sizing_mode="stretch_width", css_classes=["aiflow-live"], stylesheets=[CSS]
+        )
         self.progress = pn.Column(sizing_mode="stretch_width")
         self._bars: dict[str, pn.indicators.Progress] = {}
         self._bar_notes: dict[str, pn.pane.HTML] = {}

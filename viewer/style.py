@@ -16,7 +16,8 @@ CSS = """
 .aiflow-badge {padding: 1px 8px; border-radius: 9px; color: white; font-size: 12px;}
 .aiflow-totals {display: flex; gap: 18px; flex-wrap: wrap; font-size: 14px;}
 .aiflow-totals b {font-size: 16px;}
-.aiflow-detail pre, .aiflow-live pre {background: #f6f8fa; padding: 6px; max-height: 260px;
+.aiflow-detail pre, .aiflow-live pre, pre.aiflow-live-text {background: #f6f8fa; padding: 6px;
+  max-height: 260px;
   overflow: auto; white-space: pre-wrap; overflow-wrap: anywhere; max-width: 100%;
   box-sizing: border-box; font-size: 12px; margin: 2px 0 8px 0;}
 .aiflow-copy {font-size: 11px; padding: 0 6px; margin-left: 4px; cursor: pointer;}
