@@ -17,6 +17,7 @@ NOTEBOOKS = [
     "02_resume_and_reattach.ipynb",
     "03_llm_workflow.ipynb",
     "04_human_in_the_loop.ipynb",
+    "05_iterate.ipynb",
 ]
 
 
