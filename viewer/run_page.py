@@ -37,7 +37,7 @@ from aiflow_nb.trace.totals import money
 from aiflow_nb.trace.treeview import fold_marks, fold_rows, match_rows, sort_siblings
 
 from .detail import gap_html, group_html, progress_note, span_html
-from .style import CSS, badge, copy_button, esc, seconds
+from .style import CSS, TABLE_CONFIG, badge, copy_button, esc, seconds
 from .treekeys import TREE_CLASS, TreeKeys
 from .wait_form import WaitForm
 from .waterfall import Waterfall
@@ -77,6 +77,9 @@ _COST = HTMLTemplateFormatter(
 
 class RunPage:
     """The live view of ``run_id``; ``layout`` is the Panel object to show or serve."""
+
+    back_link = '<div><a href="?">← all runs</a></div>'
+    """The header's way back to the runs page (none inline: the notebook has its own)."""
 
     def __init__(self, run_id: str, follow: bool = True, span: str | None = None) -> None:
         pn.config.raw_css = (
@@ -132,6 +135,7 @@ class RunPage:
             pagination=None,  # one scrolling table; Tabulator draws only the rows in view
             sortable=False,  # header sorts would break the hierarchy: see ``sort``
             css_classes=[TREE_CLASS],
+            configuration=TABLE_CONFIG,
         )
         self.table.param.watch(self._on_select, "selection")
         self.table.on_click(self._on_fold, column="fold")
@@ -197,6 +201,9 @@ class RunPage:
         return self
 
     def stop(self) -> None:
+        callback = getattr(self, "_callback", None)
+        if callback is not None:
+            callback.stop()
         if self.follower is not None:
             self.follower.stop()
 
@@ -482,7 +489,7 @@ class RunPage:
         if self.waiting:
             warning += f'<div class="aiflow-waiting">waiting: {esc(self.waiting)}</div>'
         return (
-            f'<div><a href="?">← all runs</a></div>{warning}'
+            f"{self.back_link}{warning}"
             f"<h2>{esc(t.workflow or '')} <code>{esc(self.run_id)}</code>"
             f"{copy_button(self.run_id, 'run id')}</h2>"
             f'<div class="aiflow-totals">{cells}</div>'

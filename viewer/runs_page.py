@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -13,7 +14,7 @@ from aiflow_nb import defaults
 from aiflow_nb.events.status import RECORDED
 from aiflow_nb.trace import RUN_TABLE_COLUMNS, RunIndex
 
-from .style import CSS
+from .style import CSS, TABLE_CONFIG
 
 __all__ = ["STATUSES", "WINDOWS", "RunsPage"]
 
@@ -30,12 +31,19 @@ WINDOWS = {
 _LINK = HTMLTemplateFormatter(
     template='<a href="?run=<%= value %>" target="_self"><%= value %></a>'
 )
+_INLINE_LINK = HTMLTemplateFormatter(template='<span class="aiflow-run-link"><%= value %></span>')
+"""Inline, a run id is no link (it would navigate the notebook page): a click on the
+cell opens the run in the view (``RunsPage.on_open``)."""
 
 
 class RunsPage:
     """Every run, newest first; new runs and status changes appear without a reload."""
 
-    def __init__(self, index: RunIndex | None = None) -> None:
+    def __init__(
+        self, index: RunIndex | None = None, on_open: Callable[[str], None] | None = None
+    ) -> None:
+        """``on_open``: inline, called with the run id of a run cell clicked (run ids are
+        then no links)."""
         if CSS not in pn.config.raw_css:
             pn.config.raw_css = [*pn.config.raw_css, CSS]
         self.index = index or RunIndex(limit=defaults.VIEWER_RUNS_LIMIT)
@@ -51,12 +59,17 @@ class RunsPage:
             height=600,
             layout="fit_data_stretch",
             formatters={
-                "run_id": _LINK,
+                "run_id": _LINK if on_open is None else _INLINE_LINK,
                 "duration": NumberFormatter(format="0.00"),
                 "cost": NumberFormatter(format="$0.0000"),
             },
             titles={"run_id": "run", "duration": "duration (s)"},
+            configuration=TABLE_CONFIG,
         )
+        if on_open is not None:
+            self.table.on_click(
+                lambda e: on_open(str(e.value)) if e.column == "run_id" and e.value else None
+            )
         for widget in (self.workflow, self.status, self.window):
             widget.param.watch(lambda _e: self.refresh(), "value")
         self.layout = pn.Column(

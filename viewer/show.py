@@ -21,15 +21,13 @@ def show(run: RunHandle | str, follow: bool = True) -> Any:
     In a notebook, display the result (``aiflow_nb.show(handle)`` as the cell's value);
     it follows the run live while the kernel runs. ``RunNotFound`` for an unknown id.
     """
-    import panel as pn
-
     from aiflow_nb.access.handle import RunHandle
 
-    from .run_page import RunPage
+    from .inline import InlineRunPage, load_inline
 
-    pn.extension("tabulator")
+    load_inline()
     run_id = run.run_id if isinstance(run, RunHandle) else str(run)
-    page = RunPage(run_id, follow=follow)
+    page = InlineRunPage(run_id, follow=follow)
     if follow:
         page.start()
     return page.layout

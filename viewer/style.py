@@ -8,7 +8,7 @@ from typing import Any
 
 from aiflow_nb.trace import STATUS_COLORS
 
-__all__ = ["CSS", "badge", "copy_button", "esc", "pre_json", "seconds"]
+__all__ = ["CSS", "TABLE_CONFIG", "badge", "copy_button", "esc", "pre_json", "seconds"]
 
 CSS = """
 .aiflow-error {color: #b91c1c; font-weight: bold;}
@@ -27,6 +27,10 @@ CSS = """
 .aiflow-detail table {border-collapse: collapse; font-size: 12px;}
 .aiflow-detail td, .aiflow-detail th {border: 1px solid #ddd; padding: 2px 6px;}
 """
+
+TABLE_CONFIG = {"columnDefaults": {"minWidth": 72, "headerWordWrap": True}}
+"""Tabulator options of the pages' tables: a narrow output (a notebook's) scrolls the
+table sideways instead of cutting its column headers to one letter."""
 
 
 def esc(value: Any) -> str:

@@ -362,9 +362,7 @@ class AiflowMagics(Magics):
     def _viewer(self, args: Any) -> Any:
         """The Panel dashboard inline: one run's page, or the runs table."""
         try:
-            import panel as pn
-
-            from aiflow_viewer.runs_page import RunsPage
+            from aiflow_viewer.inline import InlineViewer, load_inline
             from aiflow_viewer.show import show
         except ImportError:
             print(
@@ -374,5 +372,5 @@ class AiflowMagics(Magics):
             return None
         if args.run_id:
             return show(args.run_id)
-        pn.extension("tabulator")
-        return RunsPage().start().layout
+        load_inline()
+        return InlineViewer().layout

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import PYTHONPATH, ROOT
+from .processes import terminate
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -91,12 +92,7 @@ def viewer_server() -> Iterator[str]:
             raise RuntimeError(f"viewer did not start: {line!r} {log.read().decode()}")
         yield line.split()[3]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        terminate(proc)
         proc.stdout.close()  # type: ignore[union-attr]
         log.close()
 
@@ -121,3 +117,23 @@ def screenshot(page: Any, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True, timeout=90_000)
     return path
+
+
+def block_network(context: Any) -> list[str]:
+    """Abort every request of ``context`` to a host other than loopback (as on a machine
+    with no internet); the list of those attempted, for the test to assert empty."""
+    from urllib.parse import urlsplit
+
+    attempted: list[str] = []
+
+    def route(r: Any) -> None:
+        url = r.request.url
+        host = urlsplit(url).hostname or ""
+        if url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost", "::1"):
+            r.continue_()
+        else:
+            attempted.append(url)
+            r.abort()
+
+    context.route("**/*", route)
+    return attempted

@@ -41,3 +41,13 @@ def wait_serving(proc: subprocess.Popen[Any], url: str, timeout: float = 30.0) -
                 ) from None
             assert time.monotonic() < deadline, f"{url} did not answer within {timeout} s"
             time.sleep(0.05)
+
+
+def terminate(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """SIGTERM ``proc`` and reap it; SIGKILL if it is still there after ``grace`` s."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)

@@ -1,0 +1,94 @@
+"""The dashboard and the inline views with no internet: Chromium with every request
+to a non-loopback host aborted (and counted: the test fails on one), the runs page, a
+run page, and ``aiflow_nb.show()`` / ``%aiflow viewer`` in a real JupyterLab.
+Screenshots: test-artifacts/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from support.browser import block_network, chromium, screenshot, viewer_server
+from support.jupyter import jupyter_lab, write_notebook
+from support.trace import traced
+
+pytestmark = [pytest.mark.browser]
+
+VIEWPORT = {"width": 1400, "height": 1100}
+KERNEL_READY = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  return !!(w && w.sessionContext && w.sessionContext.session
+            && w.sessionContext.session.kernel);
+}"""
+
+
+def test_show_and_the_viewer_magic_render_offline_in_a_fresh_jupyterlab_kernel(
+    tmp_path: Path,
+) -> None:
+    handle = traced.start(tag="nb", fan=2)
+    handle.result(timeout=30)
+    name = write_notebook(
+        tmp_path,
+        "show.ipynb",
+        [
+            f"import aiflow_nb\naiflow_nb.show({handle.run_id!r}, follow=False)",
+            "%load_ext aiflow_nb",
+            "%aiflow viewer",
+        ],
+    )
+    with jupyter_lab(tmp_path) as lab, chromium() as browser:
+        context = browser.new_context(viewport=VIEWPORT)
+        attempted = block_network(context)
+        page = context.new_page()
+        page.goto(lab.notebook_url(name))
+        page.wait_for_function(KERNEL_READY, timeout=90_000)
+        lab_url = page.url
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        cells = page.locator(".jp-CodeCell")
+        shown, viewer = cells.nth(0), cells.nth(2)
+        # the first display of a fresh kernel renders: span table, totals, Bokeh canvas
+        expect(shown.locator(".tabulator-row", has_text="flaky").first).to_be_visible(
+            timeout=90_000
+        )
+        expect(shown.locator(".aiflow-totals")).to_contain_text("completed")
+        expect(shown.locator("canvas").first).to_be_visible()
+        expect(shown.locator("a", has_text="all runs")).to_have_count(0)
+        # column headers keep their titles (not cut to one letter)
+        status = shown.locator(".tabulator-col", has_text="status").first
+        assert status.bounding_box()["width"] >= 60  # type: ignore[index]
+
+        run_cell = viewer.locator(".tabulator-cell", has_text=handle.run_id).first
+        expect(run_cell).to_be_visible(timeout=60_000)
+        screenshot(page, "offline-jupyterlab-runs")
+        run_cell.click()
+        # the run opens in the same output; the notebook page stays, outputs and all
+        expect(viewer.locator(".aiflow-totals")).to_contain_text("completed", timeout=30_000)
+        expect(viewer.locator(".tabulator-row", has_text="flaky").first).to_be_visible()
+        assert page.url == lab_url
+        expect(shown.locator(".aiflow-totals")).to_contain_text("completed")
+        screenshot(page, "offline-jupyterlab-show")
+        viewer.get_by_role("button", name="← all runs").click()
+        expect(viewer.locator(".tabulator-cell", has_text=handle.run_id).first).to_be_visible()
+        assert attempted == []
+
+
+def test_the_standalone_runs_and_run_pages_render_offline() -> None:
+    handle = traced.start(tag="sa", fan=1)
+    handle.result(timeout=30)
+    with viewer_server() as url, chromium() as browser:
+        context = browser.new_context(viewport=VIEWPORT)
+        attempted = block_network(context)
+        page = context.new_page()
+        page.goto(url)
+        run_link = page.locator(".tabulator-cell a", has_text=handle.run_id)
+        expect(run_link).to_be_visible(timeout=45_000)
+        screenshot(page, "offline-runs-page")
+        run_link.click()
+        expect(page.locator(".aiflow-totals")).to_contain_text("completed", timeout=45_000)
+        expect(page.locator(".tabulator-row", has_text="flaky").first).to_be_visible()
+        expect(page.locator("canvas").first).to_be_visible()
+        assert f"run={handle.run_id}" in page.url
+        screenshot(page, "offline-run-page")
+        assert attempted == []
