@@ -200,6 +200,9 @@ VIEWER_RUNS_POLL_MS = 500
 VIEWER_RUNS_LIMIT = 200
 """Runs the viewer's runs table lists at most (newest first)."""
 
+VIEWER_REDIS_RETRY_MS = 2000
+"""ms between the dashboard's tries to reach Redis while it is unreachable."""
+
 EXPORT_TIMEOUT = 10.0
 """Seconds one OTLP export request may take."""
 

@@ -15,6 +15,7 @@ from aiflow_nb.events.status import RECORDED
 from aiflow_nb.trace import RUN_TABLE_COLUMNS, RunIndex
 
 from .style import CSS, TABLE_CONFIG
+from .unreachable import UNREACHABLE, unreachable_html
 
 __all__ = ["STATUSES", "WINDOWS", "RunsPage"]
 
@@ -72,8 +73,12 @@ class RunsPage:
             )
         for widget in (self.workflow, self.status, self.window):
             widget.param.watch(lambda _e: self.refresh(), "value")
+        self.outage = pn.pane.HTML("", visible=False, sizing_mode="stretch_width")
+        """Shown while Redis is unreachable (the table keeps what it last read)."""
+        self._down_since: float | None = None
         self.layout = pn.Column(
             "## aiflow-nb runs",
+            self.outage,
             pn.Row(self.workflow, self.status, self.window),
             self.table,
             sizing_mode="stretch_width",
@@ -82,8 +87,22 @@ class RunsPage:
 
     def start(self) -> RunsPage:
         """Poll for new runs and status changes (in a served document or a notebook)."""
-        pn.state.add_periodic_callback(self.refresh, period=defaults.VIEWER_RUNS_POLL_MS)
+        pn.state.add_periodic_callback(self.poll, period=defaults.VIEWER_RUNS_POLL_MS)
         return self
+
+    def poll(self) -> None:
+        """``refresh``, living through Redis outages: while Redis is unreachable the page
+        says so above the table (last read), and goes on once Redis answers."""
+        try:
+            self.refresh()
+        except UNREACHABLE as exc:
+            self._down_since = self._down_since or time.time()
+            self.outage.object = unreachable_html(exc, self._down_since)
+            self.outage.visible = True
+            return
+        if self._down_since is not None:
+            self._down_since = None
+            self.outage.visible = False
 
     def filters(self) -> dict[str, Any]:
         back = WINDOWS[self.window.value]

@@ -12,6 +12,9 @@ __all__ = ["CSS", "TABLE_CONFIG", "badge", "copy_button", "esc", "pre_json", "se
 
 CSS = """
 .aiflow-error {color: #b91c1c; font-weight: bold;}
+.aiflow-unreachable {border: 1px solid #f59e0b; background: #fffbeb; color: #78350f;
+  border-radius: 6px; padding: 4px 14px;}
+.aiflow-unreachable .aiflow-reason {font-size: 12px; color: #92400e;}
 .aiflow-waiting {color: #a16207; font-weight: bold;}
 .aiflow-badge {padding: 1px 8px; border-radius: 9px; color: white; font-size: 12px;}
 .aiflow-totals {display: flex; gap: 18px; flex-wrap: wrap; font-size: 14px;}
