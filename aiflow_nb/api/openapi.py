@@ -18,12 +18,23 @@ from fastapi.openapi.utils import get_openapi
 from ..errors import AiflowError
 from . import catalog
 
-__all__ = ["DESCRIPTION", "install_openapi"]
+__all__ = ["DESCRIPTION", "install_openapi", "json_body"]
 
 _URL_SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 DESCRIPTION = """Every workflow as an endpoint: start runs (202) or run them and wait,
 stream their events (SSE or NDJSON, resumable with `Last-Event-ID`), read, cancel, and hand
 out scoped read tokens. Errors are JSON: `{error, message, status[, fields]}`."""
+
+
+def json_body(schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
+    """A route's ``openapi_extra`` declaring a JSON request body of ``schema`` (routes
+    that read their body themselves, so FastAPI cannot derive it)."""
+    return {
+        "requestBody": {
+            "required": required,
+            "content": {"application/json": {"schema": schema}},
+        }
+    }
 
 
 def _refs_into(value: Any, prefix: str) -> Any:

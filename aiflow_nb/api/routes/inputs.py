@@ -12,6 +12,7 @@ from ...runtime.waits import NAME_PATTERN
 from ..auth import require_run_responder
 from ..bodies import parse_body
 from ..errors import ApiError
+from ..openapi import json_body
 from ..schemas import InputAccepted
 from .runs import RUN_ID
 
@@ -21,19 +22,13 @@ router = APIRouter(tags=["runs"])
 
 WAIT_NAME = Path(pattern=NAME_PATTERN, description="the wait's name (wait_for_input's)")
 
-ANSWER_DOC: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "description": "the answer: any JSON value that fits the wait's schema "
-                    "(GET /runs/{id} lists the open waits with their schemas)"
-                }
-            }
-        },
-    }
-}
+ANSWER_DOC = json_body(
+    {
+        "description": "the answer: any JSON value that fits the wait's schema "
+        "(GET /runs/{id} lists the open waits with their schemas)"
+    },
+    required=True,
+)
 
 
 async def _value(request: Request) -> Any:

@@ -13,6 +13,7 @@ from .. import catalog, records
 from ..auth import require_key
 from ..bodies import parse_body
 from ..errors import ApiError, ErrorBody
+from ..openapi import json_body
 from ..schemas import RunView
 from .runs import RUN_ID
 from .workflows import location
@@ -24,32 +25,25 @@ router = APIRouter(tags=["runs"])
 MAX_STEPS = 1000
 """Most step names a rerun request may list."""
 
-RERUN_DOC: dict[str, Any] = {
-    "requestBody": {
-        "required": False,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "inputs": {
-                            "type": "object",
-                            "description": "inputs that replace the source run's (by name)",
-                        },
-                        "steps": {
-                            "type": "array",
-                            "maxItems": MAX_STEPS,
-                            "items": {"type": "string", "minLength": 1, "maxLength": 200},
-                            "description": "component names or step keys that execute "
-                            "even though the source run's journal holds them",
-                        },
-                    },
-                }
-            }
+RERUN_DOC = json_body(
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "inputs": {
+                "type": "object",
+                "description": "inputs that replace the source run's (by name)",
+            },
+            "steps": {
+                "type": "array",
+                "maxItems": MAX_STEPS,
+                "items": {"type": "string", "minLength": 1, "maxLength": 200},
+                "description": "component names or step keys that execute even though "
+                "the source run's journal holds them",
+            },
         },
     }
-}
+)
 
 
 def _invalid(field: str, message: str) -> ApiError:

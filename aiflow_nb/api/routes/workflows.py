@@ -14,6 +14,7 @@ from ...ops.submit import submit
 from .. import catalog, records
 from ..auth import api_config, require_key
 from ..bodies import parse_body
+from ..openapi import json_body
 from ..responses import JSONBody
 from ..schemas import RunAccepted, RunResult, WorkflowDetail, WorkflowList
 from ..streams import MEDIA, SSE_HEADERS, event_stream, negotiate
@@ -31,20 +32,13 @@ __all__ = [
 
 router = APIRouter(tags=["workflows"], dependencies=[Depends(require_key)])
 
-BODY_DOC: dict[str, Any] = {
-    "requestBody": {
-        "required": False,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "additionalProperties": True,
-                    "description": "the workflow's inputs by name (see GET /workflows/{name})",
-                }
-            }
-        },
+BODY_DOC = json_body(
+    {
+        "type": "object",
+        "additionalProperties": True,
+        "description": "the workflow's inputs by name (see GET /workflows/{name})",
     }
-}
+)
 IDEMPOTENCY = Header(
     None,
     alias="Idempotency-Key",
