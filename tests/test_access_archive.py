@@ -77,7 +77,7 @@ def test_archive_since_and_archiving_again_keeps_one_copy(tmp_path: Path) -> Non
     assert list(runs["run_id"]) == [old.run_id, new.run_id]
     assert spans.groupby("run_id").size().to_dict() == {old.run_id: 2, new.run_id: 2}
     result = CliRunner().invoke(cli, ["archive", "--to", str(out), "--since", "next tuesday"])
-    assert result.exit_code == 1 and "--since must be a duration" in result.output
+    assert result.exit_code == 2 and "--since must be a duration" in result.output
     with pytest.raises(FileNotFoundError, match="no archive at"):
         aiflow_nb.load_archive(tmp_path / "nothing")
 

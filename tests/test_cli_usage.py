@@ -51,6 +51,19 @@ def test_bad_options_are_usage_errors_never_tracebacks() -> None:
     assert "No such command 'bogus'" in usage_error(aiflow("bogus"))
     assert "--concurrency" in usage_error(aiflow("worker", "--concurrency", "0"))
     assert "Missing argument 'RUN_ID'" in usage_error(aiflow("attach"))
+    for command in ("viewer", "api", "fake-llm"):
+        assert "99999 is not in the range 0<=x<=65535" in usage_error(
+            aiflow(command, "--port", "99999")
+        )
+    assert "--older-than must be a positive duration" in usage_error(
+        aiflow("prune", "--older-than", "soon")
+    )
+    assert "--since must be a duration" in usage_error(
+        aiflow("archive", "--to", "out", "--since", "next tuesday")
+    )
+    assert "give a RUN_ID, or --follow" in usage_error(
+        aiflow("export", "otlp", "--endpoint", "http://127.0.0.1:9")
+    )
 
 
 def test_non_utf8_arguments_are_a_clear_usage_error() -> None:

@@ -139,4 +139,4 @@ def test_export_errors_are_clear() -> None:
     with pytest.raises(aiflow_nb.RunNotFound):
         OtlpExporter(dead).export_run("no-such-run")
     result = CliRunner().invoke(cli, ["export", "otlp", "--endpoint", dead])
-    assert result.exit_code == 1 and "give a RUN_ID, or --follow" in result.output
+    assert result.exit_code == 2 and "give a RUN_ID, or --follow" in result.output

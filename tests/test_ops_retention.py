@@ -237,7 +237,7 @@ def test_prune_deletes_finished_runs_older_than_by_workflow_and_status(tmp_path:
     result = CliRunner().invoke(cli, ["prune", "--older-than", "0.5s"])
     assert result.exit_code == 0, result.output
     assert "pruned 1 runs" in result.output  # fresh; the waiting run is kept
-    assert CliRunner().invoke(cli, ["prune", "--older-than", "soon"]).exit_code == 1
+    assert CliRunner().invoke(cli, ["prune", "--older-than", "soon"]).exit_code == 2
 
 
 def test_memory_stays_flat_in_a_soak_longer_than_the_retention(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ __all__ = ["api", "register"]
     show_default=True,
     help="Address to bind; anything but loopback needs AIFLOW_API_KEYS.",
 )
-@click.option("--port", default=defaults.API_PORT, show_default=True, type=int)
+@click.option("--port", default=defaults.API_PORT, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
     "--keys-file",
     default=None,

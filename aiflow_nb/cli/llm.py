@@ -11,7 +11,9 @@ __all__ = ["fake_llm", "register"]
 
 @click.command("fake-llm")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=defaults.FAKE_LLM_PORT, show_default=True)
+@click.option(
+    "--port", default=defaults.FAKE_LLM_PORT, show_default=True, type=click.IntRange(0, 65535)
+)
 @click.option("--latency", default=0.0, show_default=True, help="Seconds before the first token.")
 @click.option(
     "--tokens-per-s",

@@ -66,6 +66,9 @@ def prune(older_than: str, workflow: str | None, status_: str | None) -> None:
 
     try:
         seconds = parse_duration(older_than, "--older-than")
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    try:
         deleted = prune_runs(seconds, workflow, status_, progress=progress)
     except AiflowError as exc:
         fail(exc)
@@ -83,9 +86,11 @@ def archive(directory: str, since: str | None) -> None:
         click.echo(f"  {written} runs read", err=True)
 
     try:
-        written = archive_runs(
-            directory, None if since is None else parse_since(since), progress=progress
-        )
+        after = None if since is None else parse_since(since)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    try:
+        written = archive_runs(directory, after, progress=progress)
     except AiflowError as exc:
         fail(exc)
     click.echo(f"archived {written} runs to {directory}")

@@ -13,7 +13,11 @@ __all__ = ["export", "otlp", "register", "viewer"]
 
 @click.command()
 @click.option(
-    "--port", default=defaults.VIEWER_PORT, show_default=True, help="TCP port; 0 picks a free one."
+    "--port",
+    default=defaults.VIEWER_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port; 0 picks a free one.",
 )
 @click.option("--address", default="127.0.0.1", show_default=True)
 @click.option(
@@ -53,7 +57,7 @@ def otlp(endpoint: str, follow: bool, service_name: str, run_id: str | None) -> 
     from ..export.otlp import OtlpExporter
 
     if not run_id and not follow:
-        fail(click.UsageError("give a RUN_ID, or --follow"))
+        raise click.UsageError("give a RUN_ID, or --follow")
     try:
         exporter = OtlpExporter(endpoint, service_name=service_name)
         if run_id:
