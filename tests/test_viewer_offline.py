@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+import aiflow_nb
+from aiflow_nb.access.runs import namespaces
+from aiflow_viewer.runs_page import NAMESPACES_SHOWN
+
 from support.browser import block_network, chromium, screenshot, viewer_server
 from support.jupyter import jupyter_lab, write_notebook
 from support.outage import private_redis_fixture  # noqa: F401  (the private_redis fixture)
@@ -83,9 +87,17 @@ def test_show_and_the_viewer_magic_render_offline_in_a_fresh_jupyterlab_kernel(
         assert attempted == []
 
 
-def test_the_standalone_runs_and_run_pages_render_offline() -> None:
+def test_the_standalone_runs_and_run_pages_render_offline(
+    namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     handle = traced.start(tag="sa", fan=1)
     handle.result(timeout=30)
+    other = f"{namespace}-quickstart"  # a run in another namespace (as the quickstart's)
+    monkeypatch.setenv("AIFLOW_NAMESPACE", other)
+    aiflow_nb.configure()
+    traced.start(tag="elsewhere", fan=1).result(timeout=30)
+    monkeypatch.setenv("AIFLOW_NAMESPACE", namespace)
+    aiflow_nb.configure()
     with viewer_server() as url, chromium() as browser:
         context = browser.new_context(viewport=VIEWPORT)
         attempted = block_network(context)
@@ -93,6 +105,11 @@ def test_the_standalone_runs_and_run_pages_render_offline() -> None:
         page.goto(url)
         run_link = page.locator(".tabulator-cell a", has_text=handle.run_id)
         expect(run_link).to_be_visible(timeout=45_000)
+        shown = page.locator(".aiflow-namespace")
+        expect(shown).to_contain_text(f"namespace {namespace}")
+        assert other in namespaces()
+        if namespaces().index(other) < NAMESPACES_SHOWN:  # the session Redis has many
+            expect(shown).to_contain_text(other)
         screenshot(page, "offline-runs-page")
         run_link.click()
         expect(page.locator(".aiflow-totals")).to_contain_text("completed", timeout=45_000)

@@ -11,13 +11,15 @@ import panel as pn
 from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
 
 from aiflow_nb import defaults
+from aiflow_nb.access.runs import namespaces
+from aiflow_nb.config import settings
 from aiflow_nb.events.status import RECORDED
 from aiflow_nb.trace import RUN_TABLE_COLUMNS, RunIndex
 
-from .style import CSS, TABLE_CONFIG
+from .style import CSS, TABLE_CONFIG, esc
 from .unreachable import UNREACHABLE, unreachable_html
 
-__all__ = ["STATUSES", "WINDOWS", "RunsPage"]
+__all__ = ["NAMESPACES_SHOWN", "STATUSES", "WINDOWS", "RunsPage", "namespace_html"]
 
 STATUSES = ["any", *RECORDED]
 WINDOWS = {
@@ -32,6 +34,9 @@ WINDOWS = {
 _LINK = HTMLTemplateFormatter(
     template='<a href="?run=<%= value %>" target="_self"><%= value %></a>'
 )
+NAMESPACES_SHOWN = 12
+"""Other namespaces the runs page names at most."""
+
 _INLINE_LINK = HTMLTemplateFormatter(template='<span class="aiflow-run-link"><%= value %></span>')
 """Inline, a run id is no link (it would navigate the notebook page): a click on the
 cell opens the run in the view (``RunsPage.on_open``)."""
@@ -76,8 +81,12 @@ class RunsPage:
         self.outage = pn.pane.HTML("", visible=False, sizing_mode="stretch_width")
         """Shown while Redis is unreachable (the table keeps what it last read)."""
         self._down_since: float | None = None
+        self.namespace = pn.pane.HTML(
+            namespace_html(), sizing_mode="stretch_width", css_classes=["aiflow-namespace"]
+        )
         self.layout = pn.Column(
             "## aiflow-nb runs",
+            self.namespace,
             self.outage,
             pn.Row(self.workflow, self.status, self.window),
             self.table,
@@ -127,3 +136,20 @@ class RunsPage:
 
 def _same(a: pd.DataFrame, b: pd.DataFrame | None) -> bool:
     return b is not None and a.shape == b.shape and bool(a.equals(b))
+
+
+def namespace_html() -> str:
+    """Which namespace the page lists, and the others with runs in this Redis (with how
+    to see them: the viewer lists one namespace, ``AIFLOW_NAMESPACE``)."""
+    ns = settings().namespace
+    others = [n for n in namespaces() if n != ns]
+    text = f"namespace <b>{esc(ns)}</b>"
+    if others:
+        names = ", ".join(f"<code>{esc(n)}</code>" for n in others[:NAMESPACES_SHOWN])
+        if len(others) > NAMESPACES_SHOWN:
+            names += f" and {len(others) - NAMESPACES_SHOWN} more"
+        text += (
+            f" · other namespaces with runs: {names} (to see one: "
+            "<code>AIFLOW_NAMESPACE=NAME aiflow viewer</code>)"
+        )
+    return f"<div>{text}</div>"

@@ -12,7 +12,7 @@ from ..events.status import RECORDED
 from ..serialization import loads
 from ..store import sync_redis
 
-__all__ = ["RUN_COLUMNS", "list_runs", "runs"]
+__all__ = ["RUN_COLUMNS", "list_runs", "namespaces", "runs"]
 
 RUN_COLUMNS = [
     "run_id",
@@ -87,3 +87,14 @@ def runs(workflow: str | None = None, status: str | None = None, limit: int = 50
     for col in ("created_at", "started_at", "ended_at"):
         frame[col] = pd.to_datetime(frame[col], unit="s", utc=True)
     return frame
+
+
+def namespaces(client: redis.Redis | None = None) -> list[str]:
+    """The namespaces with runs in this Redis (each one's ``{ns}:runs`` index: one SCAN),
+    sorted."""
+    r = client or sync_redis()
+    found = {
+        key.decode()[: -len(":runs")]
+        for key in r.scan_iter(match="*:runs", count=1000, _type="zset")
+    }
+    return sorted(found)
