@@ -147,3 +147,28 @@ def test_redis_down_shows_a_friendly_page_that_recovers_by_itself(private_redis)
         private_redis.restart()
         expect(page.locator(".aiflow-unreachable")).to_be_hidden(timeout=45_000)
         assert attempted == []
+
+
+def test_dark_mode_follows_the_browser() -> None:
+    handle = traced.start(tag="dark", fan=1)
+    handle.result(timeout=30)
+    with viewer_server() as url, chromium() as browser:
+        dark = browser.new_context(viewport=VIEWPORT, color_scheme="dark")
+        attempted = block_network(dark)
+        page = dark.new_page()
+        page.goto(url)
+        page.wait_for_url("**theme=dark**", timeout=45_000)
+        expect(page.locator(".tabulator-cell a", has_text=handle.run_id)).to_be_visible(
+            timeout=45_000
+        )
+        header_js = "e => getComputedStyle(e).backgroundColor"
+        background = page.locator(".tabulator-header").first.evaluate(header_js)
+        screenshot(page, "viewer-dark-runs")
+        light = browser.new_context(viewport=VIEWPORT, color_scheme="light").new_page()
+        light.goto(url)
+        expect(light.locator(".tabulator-cell a", has_text=handle.run_id)).to_be_visible(
+            timeout=45_000
+        )
+        assert "theme" not in light.url
+        assert background != light.locator(".tabulator-header").first.evaluate(header_js)
+        assert attempted == []

@@ -38,6 +38,7 @@ from aiflow_nb.trace.treeview import fold_marks, fold_rows, match_rows, sort_sib
 
 from .detail import gap_html, group_html, progress_note, span_html
 from .style import CSS, TABLE_CONFIG, badge, copy_button, esc, seconds
+from .theme import table_theme
 from .treekeys import TREE_CLASS, TreeKeys
 from .wait_form import WaitForm
 from .waterfall import Waterfall
@@ -136,6 +137,7 @@ class RunPage:
             sortable=False,  # header sorts would break the hierarchy: see ``sort``
             css_classes=[TREE_CLASS],
             configuration=TABLE_CONFIG,
+            theme=table_theme(),
         )
         self.table.param.watch(self._on_select, "selection")
         self.table.on_click(self._on_fold, column="fold")

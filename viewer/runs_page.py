@@ -17,6 +17,7 @@ from aiflow_nb.events.status import RECORDED
 from aiflow_nb.trace import RUN_TABLE_COLUMNS, RunIndex
 
 from .style import CSS, TABLE_CONFIG, esc
+from .theme import table_theme
 from .unreachable import UNREACHABLE, unreachable_html
 
 __all__ = ["NAMESPACES_SHOWN", "STATUSES", "WINDOWS", "RunsPage", "namespace_html"]
@@ -71,6 +72,7 @@ class RunsPage:
             },
             titles={"run_id": "run", "duration": "duration (s)"},
             configuration=TABLE_CONFIG,
+            theme=table_theme(),
         )
         if on_open is not None:
             self.table.on_click(
