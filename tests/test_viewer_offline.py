@@ -149,26 +149,22 @@ def test_redis_down_shows_a_friendly_page_that_recovers_by_itself(private_redis)
         assert attempted == []
 
 
-def test_dark_mode_follows_the_browser() -> None:
+def test_dark_mode_by_query_argument_darkens_the_tables() -> None:
     handle = traced.start(tag="dark", fan=1)
     handle.result(timeout=30)
+    header_js = "e => getComputedStyle(e).backgroundColor"
     with viewer_server() as url, chromium() as browser:
-        dark = browser.new_context(viewport=VIEWPORT, color_scheme="dark")
-        attempted = block_network(dark)
-        page = dark.new_page()
-        page.goto(url)
-        page.wait_for_url("**theme=dark**", timeout=45_000)
-        expect(page.locator(".tabulator-cell a", has_text=handle.run_id)).to_be_visible(
-            timeout=45_000
-        )
-        header_js = "e => getComputedStyle(e).backgroundColor"
-        background = page.locator(".tabulator-header").first.evaluate(header_js)
-        screenshot(page, "viewer-dark-runs")
-        light = browser.new_context(viewport=VIEWPORT, color_scheme="light").new_page()
-        light.goto(url)
-        expect(light.locator(".tabulator-cell a", has_text=handle.run_id)).to_be_visible(
-            timeout=45_000
-        )
-        assert "theme" not in light.url
-        assert background != light.locator(".tabulator-header").first.evaluate(header_js)
+        context = browser.new_context(viewport=VIEWPORT)
+        attempted = block_network(context)
+        colors = []
+        for query in ("?theme=dark", ""):
+            page = context.new_page()
+            page.goto(f"{url}{query}")
+            expect(page.locator(".tabulator-cell a", has_text=handle.run_id)).to_be_visible(
+                timeout=45_000
+            )
+            colors.append(page.locator(".tabulator-header").first.evaluate(header_js))
+            if query:
+                screenshot(page, "viewer-dark-runs")
+        assert colors[0] != colors[1], colors
         assert attempted == []

@@ -15,7 +15,6 @@ from aiflow_nb.errors import RunNotFound
 from .compare_page import compare_page
 from .run_page import RunPage, not_found
 from .runs_page import RunsPage
-from .theme import follow_browser_theme
 from .unreachable import guarded
 
 __all__ = ["create_app"]
@@ -25,7 +24,6 @@ pn.extension("tabulator")
 
 def create_app() -> pn.viewable.Viewable:
     """One session's page, chosen by the ``compare`` or ``run`` query argument."""
-    follow_browser_theme()
     args = pn.state.session_args or {}
     pair = (args.get("compare") or [b""])[0].decode().strip()
     if pair:
