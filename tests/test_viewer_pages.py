@@ -186,3 +186,37 @@ def test_span_detail_reads_a_large_result_from_the_journal_and_previews_a_large_
     html = page.detail.object
     assert "r" * 19_000 in html  # the result, read from the journal (shown up to 20,000 chars)
     assert "bytes of JSON; the start:" in html and "p" * 400 in html and pad not in html
+
+
+@aiflow_nb.component
+def _page_double(x: int) -> int:
+    return x * 2
+
+
+@aiflow_nb.component
+def _page_label(y: int) -> str:
+    return f"y={y}"
+
+
+@aiflow_nb.workflow(name="page_rerun_chain")
+def _page_rerun_chain(x: int) -> str:
+    return _page_label(_page_double(x))
+
+
+def test_a_reruns_page_names_its_source_links_the_compare_page_and_shows_what_it_saved() -> None:
+    first = _page_rerun_chain.start(x=2)
+    assert first.result(timeout=20) == "y=4"
+    second = aiflow_nb.rerun(first, steps=["_page_label"])
+    second.result(timeout=20)
+    page = RunPage(second.run_id, follow=False)
+    try:
+        header = page.header.object
+        assert f'rerun of <a href="?run={first.run_id}">' in header
+        assert f'href="?compare={first.run_id}%2C{second.run_id}"' in header
+        assert "executed<br><b>1</b>" in header and "saved<br>" in header
+        source = RunPage(first.run_id, follow=False)
+        assert "rerun of" not in source.header.object
+        assert "saved<br>" not in source.header.object
+        source.stop()
+    finally:
+        page.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 import panel as pn
@@ -462,6 +463,21 @@ class RunPage:
             bar.value = min(int(done), bar.max) if total else -1
             self._bar_notes[s.span_id].object = progress_note(p)
 
+    def _forked_html(self) -> str:
+        """``rerun of <source>`` (on the dashboard a link to its page and to the compare
+        page), when the run is a rerun."""
+        source = self.tree.totals.forked_from
+        if source is None:
+            return ""
+        if not self.back_link:  # inline (a notebook output): links would navigate it
+            return f'<div class="aiflow-forked">rerun of <code>{esc(source)}</code></div>'
+        pair = quote(f"{source},{self.run_id}")
+        return (
+            f'<div class="aiflow-forked">rerun of <a href="?run={quote(source)}">'
+            f"<code>{esc(source)}</code></a> · "
+            f'<a href="?compare={pair}">compare with it</a></div>'
+        )
+
     def _header_html(self, now: float) -> str:
         t = self.tree.totals
         running = sum(1 for s in self.tree.spans.values() if s.status == SpanStatus.RUNNING)
@@ -481,6 +497,9 @@ class RunPage:
             items.append(("resumed", f"{t.resumes}×"))
         if t.gaps.items:  # part of the duration; time sat failed before a resume is not
             items.append(("waiting", seconds(t.waiting(now))))
+        if t.steps_replayed:  # what a replay (a rerun's, a resume's) did not pay for
+            items.append(("executed", t.executed))
+            items.append(("saved", f"{t.tokens_saved} tokens · {money(t.cost_saved)}"))
         cells = "".join(f'<div class="tot-{k}">{k}<br><b>{v}</b></div>' for k, v in items)
         error = self.follower.error if self.follower is not None else None
         warning = (
@@ -493,7 +512,7 @@ class RunPage:
         return (
             f"{self.back_link}{warning}"
             f"<h2>{esc(t.workflow or '')} <code>{esc(self.run_id)}</code>"
-            f"{copy_button(self.run_id, 'run id')}</h2>"
+            f"{copy_button(self.run_id, 'run id')}</h2>{self._forked_html()}"
             f'<div class="aiflow-totals">{cells}</div>'
         )
 

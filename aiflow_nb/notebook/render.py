@@ -138,7 +138,7 @@ def _title(state: RunState) -> str:
 
 
 def savings_label(state: RunState) -> str:
-    """``replayed 3 steps (2 LLM calls), executed 2 · saved 180 tokens, $0.0001``: what
+    """``replayed 3 steps (2 LLM calls), executed 2 · saved 180 tokens, $0.0001020``: what
     a replay (a resume's or a rerun's) did not pay for; empty when nothing replayed."""
     t = state.trace.totals
     if not t.steps_replayed:
@@ -146,7 +146,7 @@ def savings_label(state: RunState) -> str:
     llm = f" ({t.llm_replayed} LLM calls)" if t.llm_replayed else ""
     text = f"replayed {t.steps_replayed} steps{llm}, executed {t.executed}"
     if t.tokens_saved or t.cost_saved:
-        text += f" · saved {t.tokens_saved} tokens, ${t.cost_saved:.4f}"
+        text += f" · saved {t.tokens_saved} tokens, {money(t.cost_saved)}"
     return text
 
 

@@ -74,6 +74,8 @@ class RunTotals:
     """Tokens the replayed spans' recorded calls used: not spent by this run."""
     cost_saved: float = 0.0
     """USD the replayed spans' recorded calls cost: not spent by this run."""
+    forked_from: str | None = None
+    """The run this one is a rerun of (its ``run.queued`` says so), else None."""
     executed_ids: set[str] = field(default_factory=set)
     """Spans below the root that executed (started and not answered by the cache)."""
     llm_executed_ids: set[str] = field(default_factory=set)
@@ -172,6 +174,8 @@ class RunTotals:
     def _run_event(self, e: Event) -> None:
         self.status = STATUS_OF_EVENT[e.type]
         self.workflow = e.name or self.workflow
+        if e.type == "run.queued" and e.data.get("forked_from"):
+            self.forked_from = str(e.data["forked_from"])
         if e.type in ("run.started", "run.resumed"):
             self.started = self.started if self.started is not None else e.ts
             self.ended = None
