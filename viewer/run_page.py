@@ -37,6 +37,7 @@ from aiflow_nb.trace import (
 from aiflow_nb.trace.totals import money
 from aiflow_nb.trace.treeview import fold_marks, fold_rows, match_rows, sort_siblings
 
+from .actions import ActionsBar
 from .detail import gap_html, group_html, progress_note, span_html
 from .style import CSS, TABLE_CONFIG, badge, copy_button, esc, seconds
 from .theme import table_theme
@@ -171,8 +172,10 @@ class RunPage:
         self._bars: dict[str, pn.indicators.Progress] = {}
         self._bar_notes: dict[str, pn.pane.HTML] = {}
         self.wait_box = pn.Column(sizing_mode="stretch_width", css_classes=["aiflow-wait"])
+        self.actions = ActionsBar(self.run_id, opened=self._open)
         self.layout = pn.Column(
             self.header,
+            self.actions.layout,
             self.wait_box,
             pn.Row(
                 pn.Column(
@@ -281,6 +284,7 @@ class RunPage:
         self.waterfall.update(bars)
         self.waterfall.show_publishes(publish_points(self.tree, bars))
         self.header.object = self._header_html(now)
+        self.actions.update(self.tree.totals.status)
         self._show_detail(now)
         self._show_live()
         self._show_progress()
@@ -349,6 +353,12 @@ class RunPage:
         keys = [r.key for r in self._rows]
         if self.selected in keys:
             self.keys.row = keys.index(self.selected)
+
+    @staticmethod
+    def _open(run_id: str) -> None:
+        """Navigate the browser to the run ``run_id`` (a rerun's new run)."""
+        if pn.state.location is not None:
+            pn.state.location.search = f"?run={run_id}"
 
     # --- selection --------------------------------------------------------------
     def _on_select(self, event: Any) -> None:
