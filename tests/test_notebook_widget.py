@@ -323,3 +323,67 @@ def test_the_widget_answers_the_open_wait_with_a_form_built_from_its_schema(
     assert state.status == "completed"
     assert handle.result() == {"ok": True, "pick": "b", "note": {"x": [1, 2]}}
     assert w.form is None and w.form_box.children == ()
+
+
+_flaky_once: dict[str, int] = {}
+
+
+@component
+def breaks_once(key: str) -> str:
+    _flaky_once[key] = _flaky_once.get(key, 0) + 1
+    if _flaky_once[key] == 1:
+        raise RuntimeError("broken the first time")
+    return key.upper()
+
+
+@workflow
+def widget_actions(key: str) -> str:
+    return breaks_once(key)
+
+
+@workflow
+def widget_parks() -> str:
+    return str(af.wait_for_input("go"))
+
+
+def _click(button: Any) -> None:
+    _from_frontend(button, {"method": "custom", "content": {"event": "click"}})
+
+
+def test_the_widgets_actions_resume_rerun_and_cancel_as_the_cli_would(
+    comms: list[RecordingComm],
+) -> None:
+    from support.ops import wait_for
+
+    key = f"k{time.time_ns()}"
+    handle = widget_actions.start(key=key)
+    w = RunWidget(handle)
+    assert w.wait(30).status == "failed"
+    bar = w.actions
+    assert bar.status == "failed"
+    assert not bar.resume.disabled and not bar.rerun.disabled and bar.cancel.disabled
+    _click(bar.resume)
+    assert "queued for resumption" in bar.message.value
+    assert handle.result(timeout=30) == key.upper()
+    wait_for(lambda: bar.status == "completed", 20, "the bar to follow the resumed run")
+    assert bar.resume.disabled and bar.cancel.disabled
+    _click(bar.resume)  # disabled in the frontend; a stray click is refused, not raised
+    _click(bar.rerun)
+    (opened,) = w.opened_box.children
+    assert isinstance(opened, RunWidget) and opened.handle.run_id != handle.run_id
+    assert opened.handle.record()["forked_from"] == handle.run_id
+    assert opened.wait(30).status == "completed"
+    assert f"rerun: new run {opened.handle.run_id}" in bar.message.value
+
+    parked = widget_parks.start()
+    p = RunWidget(parked)
+    wait_for(lambda: p.actions.status == "waiting", 20, "the run to park")
+    assert not p.actions.cancel.disabled and p.actions.rerun.disabled
+    _click(p.actions.cancel)  # asks first: nothing changes until confirmed
+    assert p.actions.confirm.layout.display == "inline-flex"
+    assert parked.status == "waiting"
+    _click(p.actions.confirm)
+    assert p.wait(30).status == "cancelled" and parked.status == "cancelled"
+    assert p.actions.confirm.layout.display == "none" and p.actions.cancel.disabled
+    w.close()
+    p.close()

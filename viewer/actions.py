@@ -12,24 +12,17 @@ import panel as pn
 
 from aiflow_nb.access.rerun import rerun
 from aiflow_nb.access.start import resume
-from aiflow_nb.errors import AiflowError
-from aiflow_nb.events.status import TERMINAL, RunStatus
 from aiflow_nb.ops.submit import cancel
+from aiflow_nb.trace.actions import ActionsLogic
 
-from .style import esc
-
-__all__ = ["CANCELLABLE", "RESUMABLE", "ActionsBar"]
-
-CANCELLABLE = {RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING}
-RESUMABLE = {RunStatus.FAILED}
+__all__ = ["ActionsBar"]
 
 
-class ActionsBar:
+class ActionsBar(ActionsLogic):
     """Buttons acting on run ``run_id``; ``opened`` is called with a rerun's new id."""
 
     def __init__(self, run_id: str, opened: Callable[[str], None] | None = None) -> None:
         self.run_id, self.opened = run_id, opened
-        self.status = ""
         self.message = pn.pane.HTML("", css_classes=["aiflow-action-status"])
         self.cancel = pn.widgets.Button(label="Cancel", width=90)
         self.confirm = pn.widgets.Button(label="Yes, cancel the run", visible=False, width=170)
@@ -47,15 +40,6 @@ class ActionsBar:
         )  # fmt: skip
         self.update("")
 
-    def update(self, status: str) -> None:
-        """Enable the buttons whose action applies to ``status``."""
-        self.status = status
-        self.cancel.disabled = status not in CANCELLABLE
-        if status not in CANCELLABLE:
-            self._ask(False)
-        self.resume.disabled = status not in RESUMABLE
-        self.rerun.disabled = status not in TERMINAL
-
     def _ask(self, asking: bool) -> None:
         self.confirm.visible = self.keep.visible = asking
 
@@ -69,11 +53,5 @@ class ActionsBar:
             self.opened(new)
         return f"rerun: new run {new}"
 
-    def _do(self, action: Callable[[], str]) -> None:
-        self._ask(False)
-        try:
-            said = action()
-        except AiflowError as exc:
-            self.message.object = f'<span style="color:#dc2626">{esc(exc)}</span>'
-        else:
-            self.message.object = f'<span style="color:#16a34a">{esc(said)}</span>'
+    def _say(self, html_text: str) -> None:
+        self.message.object = html_text

@@ -6,7 +6,9 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "CANCELLABLE",
     "RECORDED",
+    "RESUMABLE",
     "STATUS_OF_EVENT",
     "TERMINAL",
     "TERMINAL_EVENTS",
@@ -38,6 +40,11 @@ RECORDED: tuple[str, ...] = tuple(s.value for s in RunStatus if s != RunStatus.C
 
 TERMINAL: frozenset[str] = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
 """Statuses a run ends in (a failed one may still be resumed)."""
+
+CANCELLABLE: frozenset[str] = frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING})
+"""Statuses a cancel applies to (what the dashboard's and the widget's Cancel enable on)."""
+RESUMABLE: frozenset[str] = frozenset({RunStatus.FAILED})
+"""Statuses a resume from a person applies to (an interrupted run resumes by itself)."""
 
 TERMINAL_EVENTS: frozenset[str] = frozenset(f"run.{status}" for status in TERMINAL)
 """Event types that end a run's stream for its followers (unless it is resumed later)."""

@@ -29,6 +29,7 @@ from ..events.follow import Follow
 from ..events.model import Event
 from ..events.status import TERMINAL
 from . import render
+from .actions import ActionsBar
 from .form import WaitForm
 from .state import ProgressStream, RunState
 
@@ -36,8 +37,9 @@ __all__ = ["RunWidget"]
 
 
 class RunWidget(widgets.VBox):  # type: ignore[misc]
-    """Header (id, workflow, status badge, elapsed), the form of a parked run's open wait
-    (``form.WaitForm``: submitting it answers), span tree, progress bars, streamed text,
+    """Header (id, workflow, status badge, elapsed), the actions (``actions.ActionsBar``:
+    cancel, resume, rerun; a rerun's widget opens below), the form of a parked run's open
+    wait (``form.WaitForm``: submitting it answers), span tree, progress bars, streamed text,
     error with traceback, final output; updated live from the run's stream."""
 
     def __init__(
@@ -61,6 +63,9 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
         self.bars: dict[str, widgets.FloatProgress] = {}
         self.form_box = widgets.VBox()
         self.form: WaitForm | None = None
+        self.actions = ActionsBar(self.handle, opened=self._open, resumed=self.follow_again)
+        self.opened_box = widgets.VBox()
+        """The widget of the run an action started (a rerun), below this one."""
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._finished = threading.Event()
@@ -71,12 +76,14 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
         super().__init__(
             children=[
                 self.title_html,
+                self.actions,
                 self.form_box,
                 self.tree_html,
                 self.bar_box,
                 self.stream_html,
                 self.error_html,
                 self.output_html,
+                self.opened_box,
             ]
         )
         self.add_class("aiflow-run-widget")
@@ -89,6 +96,25 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
         if not self._thread.is_alive() and not self._finished.is_set():
             self._thread.start()
         return self
+
+    def follow_again(self) -> None:
+        """Follow the run again, from the last event shown, once the last follow ended
+        (the run ended, then was resumed: its new attempt is shown live). Its end is not
+        the end any more: a resume writes no event, so the follow goes on after it."""
+        if self.run_state.status in TERMINAL or self._stop.is_set():
+            self._thread.join(timeout=5)  # a follow that saw the end is ending
+        with self._lock:
+            if self._thread.is_alive():
+                return
+            self._stop.clear()
+            self._finished.clear()
+            self._thread = threading.Thread(
+                target=self._main,
+                args=(self.run_state.last_id,),
+                daemon=True,
+                name=f"aiflow-widget-{self.handle.run_id[:8]}",
+            )
+            self._thread.start()
 
     def wait(self, timeout: float | None = None) -> RunState:
         """Block until the run ended and the widget drew it; ``TimeoutError`` otherwise."""
@@ -112,6 +138,8 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
         self.stop()
         if self.form is not None:
             self.form.close()
+        for opened in self.opened_box.children:
+            opened.close()
         for child in [*self.children, *self.bars.values()]:
             child.close()
         super().close()
@@ -126,9 +154,9 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
         return self
 
     # --- following ------------------------------------------------------------
-    def _main(self) -> None:
+    def _main(self, after: str | None = None) -> None:
         try:
-            self._follow()
+            self._follow(after)
         except Exception as exc:  # a broken connection must not kill the kernel's thread
             self.failure = exc
         finally:
@@ -136,8 +164,8 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
             self._update_display()  # before _finished: wait() means the end was drawn
             self._finished.set()
 
-    def _follow(self) -> None:
-        spec = Follow(self.handle.run_id, block_ms=defaults.WIDGET_POLL_MS)
+    def _follow(self, after: str | None = None) -> None:
+        spec = Follow(self.handle.run_id, after=after, block_ms=defaults.WIDGET_POLL_MS)
         drawn: float | None = None  # None: still replaying
         for batch in spec.batches(self.handle.client):
             with self._lock:
@@ -184,6 +212,7 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
         with self._lock:
             state = self.run_state
             self._set(self.title_html, render.header_html(state))
+            self.actions.update(state.status)
             self._draw_form(state.open_wait)
             self._set(self.tree_html, render.tree_html(state))
             self._draw_bars(list(state.progress.values())[-defaults.WIDGET_MAX_PROGRESS :])
@@ -206,6 +235,12 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]
             return
         self.form = WaitForm(wait, submit=self._answerer(wait))
         self.form_box.children = (self.form,)
+
+    def _open(self, handle: RunHandle) -> None:
+        """Show ``handle``'s run (a rerun this widget started) below this one."""
+        for old in self.opened_box.children:
+            old.close()
+        self.opened_box.children = (RunWidget(handle, refresh=self.refresh),)
 
     def _answerer(self, wait: dict[str, Any]) -> Callable[[Any], None]:
         name = str(wait.get("name"))
