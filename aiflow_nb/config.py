@@ -4,19 +4,26 @@ Example::
 
     import aiflow_nb
     aiflow_nb.configure(namespace="myproject", redis_url="redis://localhost:6379/0")
+
+The namespace can also be overridden for one context (e.g. a dashboard session reading
+another namespace): ``with use_namespace("other"): ...``; ``keys`` builds
+every key in ``namespace()``.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from . import defaults
 from .errors import ConfigError
 
-__all__ = ["Settings", "configure", "parse_duration", "settings"]
+__all__ = ["Settings", "configure", "namespace", "parse_duration", "settings", "use_namespace"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -149,3 +156,27 @@ def configure(**changes: Any) -> Settings:
 
     connection.reset()
     return _current
+
+
+_namespace: ContextVar[str | None] = ContextVar("aiflow_namespace", default=None)
+"""This context's namespace override (``use_namespace``); None: ``settings().namespace``."""
+
+
+def namespace() -> str:
+    """The namespace keys are built in: this context's ``use_namespace``, else
+    ``settings().namespace``."""
+    return _namespace.get() or settings().namespace
+
+
+@contextmanager
+def use_namespace(name: str) -> Iterator[str]:
+    """Build keys in namespace ``name`` inside the block, in this context only (a thread
+    started inside does not inherit it: ``trace.Follower`` takes the namespace in force
+    when it is made). Nests; leaves ``settings()`` as it is."""
+    if not name:
+        raise ConfigError("a namespace must not be empty")
+    token = _namespace.set(name)
+    try:
+        yield name
+    finally:
+        _namespace.reset(token)

@@ -6,7 +6,7 @@ Cluster all of one run's keys live in one slot.
 
 from __future__ import annotations
 
-from .config import settings
+from .config import namespace
 
 __all__ = [
     "cache",
@@ -46,7 +46,7 @@ queue_group = "workers"
 
 
 def _ns() -> str:
-    return settings().namespace
+    return namespace()
 
 
 def run(run_id: str) -> str:

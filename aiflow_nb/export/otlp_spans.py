@@ -168,13 +168,13 @@ def build_request(
 ) -> ExportTraceServiceRequest:
     """The OTLP request carrying every span of one run (running ones end at ``now``),
     then one span per gap between two of its attempts (``gaps``)."""
-    from ..config import settings
+    from ..config import namespace
     from ..version import __version__
 
     now = time.time() if now is None else now
     resource_spans = ResourceSpans()
     resource_spans.resource.attributes.extend(
-        _attrs({"service.name": service_name, "aiflow.namespace": settings().namespace})
+        _attrs({"service.name": service_name, "aiflow.namespace": namespace()})
     )
     scope = resource_spans.scope_spans.add()
     scope.scope.name, scope.scope.version = "aiflow_nb", __version__

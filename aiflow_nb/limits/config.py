@@ -14,7 +14,7 @@ import redis
 import redis.asyncio as aredis
 
 from .. import defaults, keys
-from ..config import settings
+from ..config import namespace
 from ..store import async_redis, sync_redis
 
 __all__ = ["RateLimit", "adeclared", "clear", "declared", "get", "names", "set"]
@@ -68,7 +68,7 @@ def set(  # noqa: A001 - the public name the API promises: limits.set(...)
     pipe.hset(keys.ratelimit(name), mapping={k: v for k, v in values.items() if v is not None})
     pipe.sadd(keys.ratelimits(), name)
     pipe.execute()
-    _known.pop(settings().namespace, None)
+    _known.pop(namespace(), None)
     return limit
 
 
@@ -93,7 +93,7 @@ def clear(name: str, client: redis.Redis | None = None) -> bool:
     pipe = r.pipeline(transaction=True)
     pipe.delete(keys.ratelimit(name), keys.ratelimit_inflight(name))
     pipe.srem(keys.ratelimits(), name)
-    _known.pop(settings().namespace, None)
+    _known.pop(namespace(), None)
     return bool(pipe.execute()[0])
 
 
@@ -111,12 +111,12 @@ def _decode(members: builtins.set[bytes | str]) -> frozenset[str]:
 
 
 def _cached() -> frozenset[str] | None:
-    entry = _known.get(settings().namespace)
+    entry = _known.get(namespace())
     return entry[1] if entry is not None and entry[0] > time.monotonic() else None
 
 
 def _remember(found: frozenset[str]) -> frozenset[str]:
-    _known[settings().namespace] = (time.monotonic() + defaults.RATE_LIMIT_NAMES_TTL, found)
+    _known[namespace()] = (time.monotonic() + defaults.RATE_LIMIT_NAMES_TTL, found)
     return found
 
 

@@ -4,7 +4,9 @@ Readers that render (a Panel session, a notebook) must not block on Redis, so th
 follower drives ``events.follow.Follow`` on an event loop of its own and buffers what
 it reads; the view calls ``drain()`` on its own schedule (which is also the throttle:
 a burst of 10,000 events becomes a few redraws). After a ``run.failed`` it keeps
-listening, since a failed run may be resumed; ``stop()`` ends it at once.
+listening, since a failed run may be resumed; ``stop()`` ends it at once. It reads in
+the namespace in force where it was made (``config.namespace()``), which its thread
+would not inherit.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import collections
 import threading
 
 from .. import defaults
+from ..config import namespace, use_namespace
 from ..events.follow import Follow
 from ..events.model import Event
 from ..events.status import RunStatus
@@ -34,6 +37,8 @@ class Follower:
         self.run_id = run_id
         self.cursor = after
         self.block_ms = block_ms
+        self.namespace = namespace()
+        """The namespace read (the one in force when made)."""
         self.error: BaseException | None = None
         self._buffer: collections.deque[Event] = collections.deque()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -70,7 +75,8 @@ class Follower:
     def _main(self) -> None:
         self._loop = asyncio.new_event_loop()
         try:
-            self._task = self._loop.create_task(self._follow())
+            with use_namespace(self.namespace):  # the task copies this context
+                self._task = self._loop.create_task(self._follow())
             self._ready.set()
             self._loop.run_until_complete(self._task)
         except asyncio.CancelledError:
