@@ -110,10 +110,10 @@ def test_failed_run_detail_big_run_labels_and_unknown_run() -> None:
         expect(page.get_by_text("not found")).to_be_visible(timeout=45_000)
         page.goto(url)
         # the filter round-trips through the Panel server: allow a loaded machine its time
-        page.locator("select").nth(1).select_option("failed")
+        page.locator(".aiflow-status-select select").select_option("failed")
         row = page.locator(".tabulator-row", has_text=handle.run_id)
         expect(row).to_be_visible(timeout=45_000)
-        page.locator("select").nth(1).select_option("completed")
+        page.locator(".aiflow-status-select select").select_option("completed")
         expect(row).to_have_count(0, timeout=45_000)
 
 

@@ -15,6 +15,8 @@ from aiflow_nb.access.start import resume
 from aiflow_nb.ops.submit import cancel
 from aiflow_nb.trace.actions import ActionsLogic
 
+from .namespace import bound
+
 __all__ = ["ActionsBar"]
 
 
@@ -31,9 +33,10 @@ class ActionsBar(ActionsLogic):
         self.rerun = pn.widgets.Button(label="Rerun", width=90)
         self.cancel.on_click(lambda _e: self._ask(True))
         self.keep.on_click(lambda _e: self._ask(False))
-        self.confirm.on_click(lambda _e: self._do(lambda: f"cancel: {cancel(self.run_id)}"))
-        self.resume.on_click(lambda _e: self._do(self._resume))
-        self.rerun.on_click(lambda _e: self._do(self._rerun))
+        # in the namespace in force now (the run's): clicks come later, on the server's loop
+        self.confirm.on_click(bound(lambda _e: self._do(lambda: f"cancel: {cancel(self.run_id)}")))
+        self.resume.on_click(bound(lambda _e: self._do(self._resume)))
+        self.rerun.on_click(bound(lambda _e: self._do(self._rerun)))
         self.layout = pn.Row(
             self.cancel, self.confirm, self.keep, self.resume, self.rerun, self.message,
             name="actions", css_classes=["aiflow-actions"],

@@ -1,7 +1,8 @@
 """The aiflow-nb dashboard: ``/`` lists runs, ``/?run=ID`` shows one run, live
 (``&span=SPAN``: with that span selected and scrolled to), ``/?compare=A,B`` two runs
-side by side; while Redis is unreachable, a page saying so that turns into the page once
-Redis answers.
+side by side; each in the namespace ``&ns=NAME`` (default ``AIFLOW_NAMESPACE``; the runs
+page's selector switches it, links keep it); while Redis is unreachable, a page saying
+so that turns into the page once Redis answers.
 
 Served by ``aiflow viewer`` (``aiflow_viewer.server.make_server``); a reader only.
 """
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import panel as pn
 
+from aiflow_nb.config import settings, use_namespace
 from aiflow_nb.errors import RunNotFound
 
 from .compare_page import compare_page
+from .namespace import unknown_namespace, unknown_namespace_html
 from .run_page import RunPage, not_found
 from .runs_page import RunsPage
 from .unreachable import guarded
@@ -23,20 +26,28 @@ pn.extension("tabulator")
 
 
 def create_app() -> pn.viewable.Viewable:
-    """One session's page, chosen by the ``compare`` or ``run`` query argument."""
+    """One session's page, chosen by the ``compare`` or ``run`` query argument, in the
+    namespace of the ``ns`` one (built in it; the page binds its callbacks to it)."""
     args = pn.state.session_args or {}
-    pair = (args.get("compare") or [b""])[0].decode().strip()
+    ns = _arg(args, "ns") or settings().namespace
+    with use_namespace(ns):
+        return guarded(lambda: _page(args, ns))
+
+
+def _arg(args: dict[str, list[bytes]], name: str) -> str:
+    return (args.get(name) or [b""])[0].decode(errors="replace").strip()
+
+
+def _page(args: dict[str, list[bytes]], ns: str) -> pn.viewable.Viewable:
+    if unknown_namespace(ns):
+        return pn.pane.HTML(unknown_namespace_html(ns), css_classes=["aiflow-unknown-ns"])
+    pair = _arg(args, "compare")
     if pair:
-        return guarded(lambda: compare_page(pair))
-    run_id = (args.get("run") or [b""])[0].decode().strip()
+        return compare_page(pair)
+    run_id = _arg(args, "run")
     if not run_id:
-        return guarded(lambda: RunsPage().start().layout)
-    span = (args.get("span") or [b""])[0].decode().strip() or None
-    return guarded(lambda: _run_page(run_id, span))
-
-
-def _run_page(run_id: str, span: str | None) -> pn.viewable.Viewable:
+        return RunsPage().start().layout
     try:
-        return RunPage(run_id, span=span).start().layout
+        return RunPage(run_id, span=_arg(args, "span") or None).start().layout
     except RunNotFound:
         return not_found(run_id)

@@ -13,6 +13,7 @@ from aiflow_nb.access.compare import compare, diff_outputs
 from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.errors import RunNotFound
 
+from .namespace import bound, href
 from .style import CSS, badge, esc, seconds
 
 __all__ = ["COMPARE_CSS", "ComparePage", "compare_ids", "compare_page", "diff_html", "rows_html"]
@@ -121,13 +122,13 @@ class ComparePage:
             name="diff of step", options=steps, value=_first_change(changed, steps)
         )
         self.diff = pn.pane.HTML(self._diff(self.select.value), sizing_mode="stretch_width")
-        self.select.param.watch(lambda e: setattr(self.diff, "object", self._diff(e.new)), "value")
+        self.select.param.watch(bound(self._on_step), "value")
         n = len(changed)
         title = (
-            f'<h2>compare <a href="?run={esc(run_a)}">{esc(run_a)}</a> → '
-            f'<a href="?run={esc(run_b)}">{esc(run_b)}</a></h2>'
+            f'<h2>compare <a href="{esc(href(run=run_a))}">{esc(run_a)}</a> → '
+            f'<a href="{esc(href(run=run_b))}">{esc(run_b)}</a></h2>'
             f"<p>{len(steps)} steps; {n} output{'s' if n != 1 else ''} changed · "
-            '<a href="?">← all runs</a></p>'
+            f'<a href="{esc(href())}">← all runs</a></p>'
         )
         self.layout = pn.Column(
             pn.pane.HTML(title, sizing_mode="stretch_width"),
@@ -136,6 +137,9 @@ class ComparePage:
             self.diff,
             sizing_mode="stretch_width",
         )
+
+    def _on_step(self, event: Any) -> None:
+        self.diff.object = self._diff(event.new)
 
     def _diff(self, step: str | None) -> str:
         if step is None:
@@ -147,8 +151,12 @@ def compare_page(arg: str) -> pn.viewable.Viewable:
     """The compare page for ``?compare=ARG``, or a message saying why there is none."""
     ids = compare_ids(arg)
     if isinstance(ids, str):
-        return pn.pane.HTML(f'<h2>cannot compare</h2><p>{esc(ids)}</p><a href="?">← all runs</a>')
+        return pn.pane.HTML(
+            f'<h2>cannot compare</h2><p>{esc(ids)}</p><a href="{esc(href())}">← all runs</a>'
+        )
     try:
         return ComparePage(*ids).layout
     except RunNotFound as exc:
-        return pn.pane.HTML(f'<h2>cannot compare</h2><p>{esc(exc)}</p><a href="?">← all runs</a>')
+        return pn.pane.HTML(
+            f'<h2>cannot compare</h2><p>{esc(exc)}</p><a href="{esc(href())}">← all runs</a>'
+        )

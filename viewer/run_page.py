@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import quote
 
 import pandas as pd
 import panel as pn
@@ -39,6 +38,7 @@ from aiflow_nb.trace.treeview import fold_marks, fold_rows, match_rows, sort_sib
 
 from .actions import ActionsBar
 from .detail import gap_html, group_html, progress_note, span_html
+from .namespace import bound, href
 from .style import CSS, TABLE_CONFIG, badge, copy_button, esc, seconds
 from .theme import table_theme
 from .treekeys import TREE_CLASS, TreeKeys
@@ -81,7 +81,7 @@ _COST = HTMLTemplateFormatter(
 class RunPage:
     """The live view of ``run_id``; ``layout`` is the Panel object to show or serve."""
 
-    back_link = '<div><a href="?">← all runs</a></div>'
+    back_link = "← all runs"
     """The header's way back to the runs page (none inline: the notebook has its own)."""
 
     def __init__(self, run_id: str, follow: bool = True, span: str | None = None) -> None:
@@ -89,6 +89,8 @@ class RunPage:
             [*pn.config.raw_css, CSS] if CSS not in pn.config.raw_css else pn.config.raw_css
         )
         self.run_id = run_id
+        if self.back_link:  # to the runs of the namespace in force
+            self.back_link = f'<div><a href="{esc(href())}">{esc(self.back_link)}</a></div>'
         self.tree = SpanTree(run_id)
         self.tree.extend(read_events(run_id, follow=False))
         self.follower = Follower(run_id, after=self.tree.totals.last_id).start() if follow else None
@@ -141,20 +143,21 @@ class RunPage:
             configuration=TABLE_CONFIG,
             theme=table_theme(),
         )
-        self.table.param.watch(self._on_select, "selection")
-        self.table.on_click(self._on_fold, column="fold")
+        # callbacks run later on the server's loop: each bound to this page's namespace
+        self.table.param.watch(bound(self._on_select), "selection")
+        self.table.on_click(bound(self._on_fold), column="fold")
         self.search = pn.widgets.TextInput(
             placeholder="filter spans: name, status, error, text",
             width=300,
             css_classes=["aiflow-span-search"],
         )
-        self.search.param.watch(lambda _e: self.redraw(), "value_input")
+        self.search.param.watch(bound(self._on_view_change), "value_input")
         self.sort = pn.widgets.Select(options=SORTS, value="start", width=220)
-        self.sort.param.watch(lambda _e: self.redraw(), "value")
+        self.sort.param.watch(bound(self._on_view_change), "value")
         self.keys = TreeKeys()
-        self.keys.param.watch(self._on_key, "key")
+        self.keys.param.watch(bound(self._on_key), "key")
         self.waterfall = Waterfall()
-        self.waterfall.source.selected.on_change("indices", self._on_tap)
+        self.waterfall.source.selected.on_change("indices", bound(self._on_tap))
         self.detail = pn.pane.HTML(
             "<i>select a span</i>",
             sizing_mode="stretch_width",
@@ -162,7 +165,7 @@ class RunPage:
             stylesheets=[CSS],
         )
         self.live_choice = pn.widgets.Select(label="streamed by", options={}, width=320)
-        self.live_choice.param.watch(self._on_live_choice, "value")
+        self.live_choice.param.watch(bound(self._on_live_choice), "value")
         self._live_chosen: str | None = None
         """The streaming span picked in ``live_choice`` (None: follow the selection)."""
         self.live = pn.pane.HTML(  # its own stylesheet: page CSS stops at the shadow root
@@ -201,7 +204,9 @@ class RunPage:
 
     def start(self) -> RunPage:
         """Begin following (call once the page is in a served document or a notebook)."""
-        self._callback = pn.state.add_periodic_callback(self.tick, period=defaults.VIEWER_TICK_MS)
+        self._callback = pn.state.add_periodic_callback(
+            bound(self.tick), period=defaults.VIEWER_TICK_MS
+        )
         if pn.state.curdoc is not None:
             pn.state.curdoc.on_session_destroyed(lambda _ctx: self.stop())
         return self
@@ -308,6 +313,10 @@ class RunPage:
         self.header.object = self._header_html(now)
 
     # --- tree navigation ------------------------------------------------------------
+    def _on_view_change(self, _event: Any) -> None:
+        """The search text or the sort changed."""
+        self.redraw()
+
     def _on_fold(self, event: Any) -> None:
         if 0 <= event.row < len(self._rows):
             self.toggle(self._rows[event.row].key)
@@ -358,7 +367,7 @@ class RunPage:
     def _open(run_id: str) -> None:
         """Navigate the browser to the run ``run_id`` (a rerun's new run)."""
         if pn.state.location is not None:
-            pn.state.location.search = f"?run={run_id}"
+            pn.state.location.search = href(run=run_id)
 
     # --- selection --------------------------------------------------------------
     def _on_select(self, event: Any) -> None:
@@ -481,11 +490,11 @@ class RunPage:
             return ""
         if not self.back_link:  # inline (a notebook output): links would navigate it
             return f'<div class="aiflow-forked">rerun of <code>{esc(source)}</code></div>'
-        pair = quote(f"{source},{self.run_id}")
+        pair = f"{source},{self.run_id}"
         return (
-            f'<div class="aiflow-forked">rerun of <a href="?run={quote(source)}">'
+            f'<div class="aiflow-forked">rerun of <a href="{esc(href(run=source))}">'
             f"<code>{esc(source)}</code></a> · "
-            f'<a href="?compare={pair}">compare with it</a></div>'
+            f'<a href="{esc(href(compare=pair))}">compare with it</a></div>'
         )
 
     def _header_html(self, now: float) -> str:
@@ -529,5 +538,5 @@ class RunPage:
 
 def not_found(run_id: str) -> pn.viewable.Viewable:
     return pn.pane.HTML(
-        f'<h2>run <code>{esc(run_id)}</code> not found</h2><a href="?">← all runs</a>'
+        f'<h2>run <code>{esc(run_id)}</code> not found</h2><a href="{esc(href())}">← all runs</a>'
     )

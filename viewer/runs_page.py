@@ -1,4 +1,5 @@
-"""The runs page: a live Tabulator of runs, filterable by workflow, status and time."""
+"""The runs page: a live Tabulator of runs, filterable by workflow, status and time, in
+the namespace chosen in its selector (``?ns=NAME``; switched in place, the URL follows)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
 
 from aiflow_nb import defaults
 from aiflow_nb.access.runs import namespaces
-from aiflow_nb.config import settings
+from aiflow_nb.config import namespace, use_namespace
 from aiflow_nb.events.status import RECORDED
 from aiflow_nb.trace import RUN_TABLE_COLUMNS, RunIndex
 
+from .namespace import bound, href
 from .style import CSS, TABLE_CONFIG, esc
 from .theme import table_theme
 from .unreachable import UNREACHABLE, unreachable_html
@@ -32,9 +34,6 @@ WINDOWS = {
 }
 """Time filter choices: label -> seconds back from now."""
 
-_LINK = HTMLTemplateFormatter(
-    template='<a href="?run=<%= value %>" target="_self"><%= value %></a>'
-)
 NAMESPACES_SHOWN = 12
 """Other namespaces the runs page names at most."""
 
@@ -43,8 +42,17 @@ _INLINE_LINK = HTMLTemplateFormatter(template='<span class="aiflow-run-link"><%=
 cell opens the run in the view (``RunsPage.on_open``)."""
 
 
+def _link() -> HTMLTemplateFormatter:
+    """A run id as a link to its page (in the namespace in force)."""
+    prefix = esc(href(run=""))  # ?run= or ?ns=NAME&amp;run=
+    return HTMLTemplateFormatter(
+        template=f'<a href="{prefix}<%= value %>" target="_self"><%= value %></a>'
+    )
+
+
 class RunsPage:
-    """Every run, newest first; new runs and status changes appear without a reload."""
+    """Every run of one namespace (the one in force when made; ``switch`` to change it),
+    newest first; new runs and status changes appear without a reload."""
 
     def __init__(
         self, index: RunIndex | None = None, on_open: Callable[[str], None] | None = None
@@ -53,9 +61,18 @@ class RunsPage:
         then no links)."""
         if CSS not in pn.config.raw_css:
             pn.config.raw_css = [*pn.config.raw_css, CSS]
+        self.ns = namespace()
+        """The namespace listed (``switch``)."""
+        self.on_open = on_open
         self.index = index or RunIndex(limit=defaults.VIEWER_RUNS_LIMIT)
         self.workflow = pn.widgets.Select(label="workflow", options=["any"], value="any", width=200)
-        self.status = pn.widgets.Select(label="status", options=STATUSES, value="any", width=150)
+        self.status = pn.widgets.Select(
+            label="status",
+            options=STATUSES,
+            value="any",
+            width=150,
+            css_classes=["aiflow-status-select"],
+        )
         self.window = pn.widgets.Select(label="started", options=list(WINDOWS), width=170)
         self.table = pn.widgets.Tabulator(
             pd.DataFrame(columns=RUN_TABLE_COLUMNS),
@@ -66,7 +83,7 @@ class RunsPage:
             height=600,
             layout="fit_data_stretch",
             formatters={
-                "run_id": _LINK if on_open is None else _INLINE_LINK,
+                "run_id": _link() if on_open is None else _INLINE_LINK,
                 "duration": NumberFormatter(format="0.00"),
                 "cost": NumberFormatter(format="$0.0000"),
             },
@@ -75,22 +92,31 @@ class RunsPage:
             theme=table_theme(),
         )
         if on_open is not None:
-            self.table.on_click(
-                lambda e: on_open(str(e.value)) if e.column == "run_id" and e.value else None
-            )
+            self.table.on_click(self._on_click)
         for widget in (self.workflow, self.status, self.window):
             widget.param.watch(lambda _e: self.refresh(), "value")
         self.outage = pn.pane.HTML("", visible=False, sizing_mode="stretch_width")
         """Shown while Redis is unreachable (the table keeps what it last read)."""
         self._down_since: float | None = None
+        known = namespaces()
         self.namespace = pn.pane.HTML(
-            namespace_html(), sizing_mode="stretch_width", css_classes=["aiflow-namespace"]
+            namespace_html(self.ns, known),
+            sizing_mode="stretch_width",
+            css_classes=["aiflow-namespace"],
         )
+        self.ns_select = pn.widgets.Select(
+            label="namespace",
+            options=sorted({self.ns, *known}),
+            value=self.ns,
+            width=200,
+            css_classes=["aiflow-ns-select"],
+        )
+        self.ns_select.param.watch(lambda e: self.switch(str(e.new)), "value")
         self.layout = pn.Column(
             "## aiflow-nb runs",
             self.namespace,
             self.outage,
-            pn.Row(self.workflow, self.status, self.window),
+            pn.Row(self.ns_select, self.workflow, self.status, self.window),
             self.table,
             sizing_mode="stretch_width",
         )
@@ -100,6 +126,21 @@ class RunsPage:
         """Poll for new runs and status changes (in a served document or a notebook)."""
         pn.state.add_periodic_callback(self.poll, period=defaults.VIEWER_RUNS_POLL_MS)
         return self
+
+    def switch(self, name: str) -> None:
+        """List namespace ``name`` instead (in place; the page's URL becomes ``?ns=NAME``
+        on the dashboard)."""
+        if name == self.ns:
+            return
+        self.ns, self.index = name, RunIndex(limit=self.index.limit)
+        with use_namespace(name):
+            self.namespace.object = namespace_html(name, list(self.ns_select.options))
+            if self.on_open is None:
+                self.table.formatters = {**self.table.formatters, "run_id": _link()}
+                if pn.state.location is not None:
+                    pn.state.location.search = href()
+        self.workflow.param.update(options=["any"], value="any")
+        self.refresh()
 
     def poll(self) -> None:
         """``refresh``, living through Redis outages: while Redis is unreachable the page
@@ -124,10 +165,16 @@ class RunsPage:
         }
 
     def refresh(self) -> None:
-        frame = self.index.refresh(**self.filters())
+        with use_namespace(self.ns):
+            frame = self.index.refresh(**self.filters())
         self._remember_workflows(frame)
         if not _same(frame, self.table.value):
             self.table.value = frame
+
+    def _on_click(self, event: Any) -> None:
+        """Inline: open the run whose id was clicked (in this page's namespace)."""
+        if event.column == "run_id" and event.value and self.on_open is not None:
+            bound(self.on_open, self.ns)(str(event.value))
 
     def _remember_workflows(self, frame: pd.DataFrame) -> None:
         known = set(self.workflow.options) | {w for w in frame["workflow"] if w}
@@ -140,18 +187,14 @@ def _same(a: pd.DataFrame, b: pd.DataFrame | None) -> bool:
     return b is not None and a.shape == b.shape and bool(a.equals(b))
 
 
-def namespace_html() -> str:
-    """Which namespace the page lists, and the others with runs in this Redis (with how
-    to see them: the viewer lists one namespace, ``AIFLOW_NAMESPACE``)."""
-    ns = settings().namespace
-    others = [n for n in namespaces() if n != ns]
+def namespace_html(ns: str, known: list[str]) -> str:
+    """Which namespace the page lists, and the others of ``known`` (those with runs in
+    this Redis), with how to see one."""
+    others = [n for n in known if n != ns]
     text = f"namespace <b>{esc(ns)}</b>"
     if others:
         names = ", ".join(f"<code>{esc(n)}</code>" for n in others[:NAMESPACES_SHOWN])
         if len(others) > NAMESPACES_SHOWN:
             names += f" and {len(others) - NAMESPACES_SHOWN} more"
-        text += (
-            f" · other namespaces with runs: {names} (to see one: "
-            "<code>AIFLOW_NAMESPACE=NAME aiflow viewer</code>)"
-        )
+        text += f" · other namespaces with runs: {names} (choose one under namespace)"
     return f"<div>{text}</div>"

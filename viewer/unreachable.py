@@ -13,6 +13,7 @@ from aiflow_nb.errors import RedisUnavailable, Unavailable
 from aiflow_nb.store.connection import redis_url
 from aiflow_nb.store.outage import CONNECTION_ERRORS
 
+from .namespace import bound
 from .style import esc
 
 __all__ = ["UNREACHABLE", "guarded", "unreachable_html"]
@@ -42,7 +43,9 @@ def unreachable_html(exc: BaseException, since: float) -> str:
 
 def guarded(build: Callable[[], pn.viewable.Viewable]) -> pn.viewable.Viewable:
     """``build()``, or while Redis is unreachable the friendly page, which calls
-    ``build()`` again every ``VIEWER_REDIS_RETRY_MS`` and becomes its result."""
+    ``build()`` again every ``VIEWER_REDIS_RETRY_MS`` (in the namespace in force now) and
+    becomes its result."""
+    build = bound(build)
     try:
         return build()
     except UNREACHABLE as exc:

@@ -16,6 +16,7 @@ import panel as pn
 from aiflow_nb.errors import AiflowError
 from aiflow_nb.ops.answer import respond, send
 
+from .namespace import bound
 from .style import esc
 
 __all__ = ["WaitForm"]
@@ -64,7 +65,7 @@ class WaitForm:
 
     def _button(self, label: str, style: str, value: Callable[[], Any]) -> pn.widgets.Button:
         button = pn.widgets.Button(name=label, button_type=style, width=110)
-        button.on_click(lambda _e: self.answer(value))
+        button.on_click(bound(lambda _e: self.answer(value)))  # in the run's namespace
         self.buttons.append(button)
         return button
 
