@@ -100,6 +100,10 @@ REDIS_RETRIES = 3
 """Times a Redis client re-sends a command after a connection error before it raises
 (redis-py's ``Retry``; the long-lived loops then back off on their own, see below)."""
 
+SHARDED_PUBSUB_POLL = 1.0
+"""Seconds a sharded pub/sub subscriber (on a Redis Cluster) waits for a message before
+asking again: redis-py's sharded pub/sub has no blocking iterator (``store.channels``)."""
+
 REDIS_RETRY_BASE = 0.05
 """Seconds, the first wait of a client's retries (doubling, full jitter)."""
 

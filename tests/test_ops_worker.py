@@ -72,6 +72,7 @@ def test_cancel_reaches_the_worker_process_running_the_run(tmp_path: Path) -> No
     assert types[-1] == "run.cancelled" and "run.failed" not in types
 
 
+@pytest.mark.own_redis
 def test_a_worker_started_before_its_redis_waits_for_it_then_serves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

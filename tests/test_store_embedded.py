@@ -14,6 +14,8 @@ import aiflow_nb as af
 from aiflow_nb.cli import cli
 from aiflow_nb.store.embedded import EmbeddedRedis
 
+pytestmark = pytest.mark.own_redis  # starts and stops embedded servers of its own
+
 
 @pytest.fixture
 def embedded_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:

@@ -32,6 +32,7 @@ from ..errors import (
     WaitNotFound,
     WorkflowNotFound,
 )
+from ..store.failures import CLUSTER_ERRORS
 from .responses import JSONBody
 
 __all__ = [
@@ -264,5 +265,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AiflowError, _on_aiflow)
     app.add_exception_handler(redis.ConnectionError, _on_redis)
     app.add_exception_handler(redis.TimeoutError, _on_redis)
+    for kind in CLUSTER_ERRORS:  # a cluster (or a slot's master) down, resharding: 503
+        app.add_exception_handler(kind, _on_redis)
     app.add_exception_handler(redis.RedisError, _on_redis_reply)
     app.add_exception_handler(Exception, _on_unexpected)  # outside CatchAll (middleware)

@@ -43,6 +43,7 @@ import redis.asyncio as aredis
 from .. import defaults, keys
 from ..errors import AiflowError
 from ..redaction import Redactor
+from ..store.failures import CONNECTION_ERRORS
 from .fence import CURRENT_LUA, ENDED, LOST, Fence
 from .model import FIELD, make_payload
 
@@ -52,7 +53,7 @@ log = logging.getLogger("aiflow_nb.writer")
 
 Op = tuple[str, tuple[Any, ...], dict[str, Any]]
 
-RETRYABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
+RETRYABLE = CONNECTION_ERRORS
 """Errors after which a batch is kept and re-sent (it may or may not have been applied:
 the sequence number makes the re-send harmless)."""
 

@@ -27,6 +27,8 @@ from redis.retry import Retry
 
 from ..events.fence import CURRENT_LUA, OK, Fence, holder_of, new_token
 from ..store import redis_url
+from ..store.connection import new_sync_client
+from ..store.failures import CONNECTION_ERRORS
 
 __all__ = [
     "ACQUIRE",
@@ -110,7 +112,7 @@ def _check_client() -> redis.Redis:
     with _check_lock:
         client = _check_clients.get(url)
         if client is None:
-            client = redis.Redis.from_url(
+            client = new_sync_client(
                 url,
                 socket_timeout=CHECK_TIMEOUT,
                 socket_connect_timeout=CHECK_TIMEOUT,
@@ -132,7 +134,7 @@ def renew_now(fence: Fence) -> int | None:
                 RENEW_RUN, 2, fence.lease, fence.record, fence.token, fence.ttl_ms
             ),
         )
-    except (redis.ConnectionError, redis.TimeoutError, OSError):
+    except CONNECTION_ERRORS:
         return None
     if got == OK:
         fence.renewed(sent)

@@ -18,7 +18,7 @@ from ..events.refs import RECORD, value_fields
 from ..events.status import TERMINAL, RunStatus
 from ..redaction import Redactor
 from ..serialization import dumps, encode_value
-from ..store import sync_redis
+from ..store import channels, sync_redis
 from . import retention
 from .deployments import active_version
 from .routing import run_queue
@@ -269,5 +269,5 @@ def cancel(run_id: str, client: redis.Redis | None = None) -> str:
                 continue
     if not r.eval(_FLAG_IF_KEPT, 1, keys.run(run_id)):  # never a husk of an expired run
         raise RunNotFound(run_id)
-    r.publish(keys.cancel_channel(), run_id)
+    channels.publish(r, keys.cancel_channel(), run_id)
     return RunStatus.CANCELLING

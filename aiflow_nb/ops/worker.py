@@ -35,7 +35,7 @@ from ..authoring import registry
 from ..config import settings
 from ..errors import RedisUnavailable
 from ..events.fence import OK, Fence, new_token
-from ..store import async_redis
+from ..store import async_redis, channels
 from ..store.outage import CONNECTION_ERRORS, Outage
 from . import leases
 from .executor import RunControl, execute, stop
@@ -440,17 +440,12 @@ class Worker:
         published meanwhile still arrives: the heartbeat reads ``cancel_requested``)."""
         outage = Outage(f"worker {self.id} cancel listener")
         while True:
-            pubsub = self.client.pubsub()
             try:
-                await pubsub.subscribe(keys.cancel_channel())
-                outage.ok()
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        self.cancel_run(message["data"].decode())
+                messages = channels.listen(self.client, keys.cancel_channel(), outage.ok)
+                async for run_id in messages:
+                    self.cancel_run(run_id.decode())
             except CONNECTION_ERRORS as exc:
                 await asyncio.sleep(outage.failed(exc))
-            finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py: PubSub.aclose unannotated
 
     def cancel_run(self, run_id: str, reason: str = "cancel") -> bool:
         """Cancel a run in hand; True if this worker had it. ``reason``: see ``RunControl``

@@ -1,5 +1,11 @@
 """The Redis in force: ``REDIS_URL`` when set, else the embedded Redis.
 
+``REDIS_URL=redis+cluster://host:port[,host:port...]`` selects redis-py's cluster
+clients (``store.cluster``), with the same retries and timeouts; ``is_cluster()`` tells
+code which it has (the one place to branch on it: PUBLISH or SPUBLISH, say). Every client
+is made by ``new_sync_client`` / ``new_async_client`` (the API's pool and the lease check
+client too), so none can miss the cluster.
+
 ``sync_redis()`` returns one shared client per process; ``async_redis()`` one
 per event loop (redis-py's asyncio clients are bound to the loop that made them). Whoever
 owns a loop awaits ``aclose_async_redis()`` before closing it (``run_in_new_loop`` does):
@@ -13,7 +19,7 @@ import asyncio
 import threading
 import weakref
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 import redis.asyncio as aredis
@@ -24,12 +30,17 @@ from redis.retry import Retry
 from .. import defaults
 from ..config import settings
 from ..errors import RedisUnavailable
+from .cluster import async_cluster, is_cluster_url, sync_cluster
 from .embedded import EmbeddedRedis
+from .failures import unreachable
 
 __all__ = [
     "aclose_async_redis",
     "async_redis",
     "close_with_loop",
+    "is_cluster",
+    "new_async_client",
+    "new_sync_client",
     "ping",
     "redis_url",
     "reset",
@@ -60,6 +71,11 @@ def redis_url() -> str:
     return _url
 
 
+def is_cluster() -> bool:
+    """True when the Redis in force is a Redis Cluster (``redis+cluster://``)."""
+    return is_cluster_url(redis_url())
+
+
 def retry_policy(asynchronous: bool = False) -> Retry | aretry.Retry:
     """Every client's retries: a connection error re-sends the command ``REDIS_RETRIES``
     times, jittered (redis-py's ``Retry``); the long-lived loops back off past that
@@ -78,12 +94,34 @@ def _kwargs(asynchronous: bool = False) -> dict[str, object]:
     }
 
 
+def new_sync_client(url: str, **overrides: Any) -> redis.Redis:
+    """A new synchronous client of ``url``: ``redis.Redis``, or ``redis.RedisCluster`` for a
+    cluster URL (typed as ``redis.Redis``: the command API is the same; what differs is
+    asked of ``is_cluster()``). ``overrides`` replace the default retries and timeouts."""
+    kwargs = {**_kwargs(), **overrides}
+    if is_cluster_url(url):
+        kwargs.pop("health_check_interval", None)  # not a cluster client's option
+        return cast(redis.Redis, sync_cluster(url, **kwargs))
+    return redis.Redis.from_url(url, **kwargs)
+
+
+def new_async_client(url: str, **overrides: Any) -> aredis.Redis:
+    """A new asynchronous client of ``url`` (``redis.asyncio.RedisCluster`` for a cluster
+    URL; see ``new_sync_client``). It connects on first use."""
+    kwargs = {**_kwargs(asynchronous=True), **overrides}
+    if is_cluster_url(url):
+        return cast(aredis.Redis, async_cluster(url, **kwargs))
+    return aredis.Redis.from_url(url, **kwargs)
+
+
 def ping(client: redis.Redis) -> None:
     """Raise ``RedisUnavailable`` naming the URL when ``client`` cannot reach Redis."""
     try:
         client.ping()
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-        raise RedisUnavailable(redis_url(), str(exc)) from exc
+    except Exception as exc:
+        if unreachable(exc):
+            raise RedisUnavailable(redis_url(), str(exc)) from exc
+        raise
 
 
 def sync_redis() -> redis.Redis:
@@ -91,7 +129,13 @@ def sync_redis() -> redis.Redis:
     global _sync
     with _lock:
         if _sync is None:
-            client = redis.Redis.from_url(redis_url(), **_kwargs())
+            url = redis_url()
+            try:
+                client = new_sync_client(url)
+            except Exception as exc:  # a cluster client connects as it is made
+                if unreachable(exc):
+                    raise RedisUnavailable(url, str(exc)) from exc
+                raise
             ping(client)
             _sync = client
         return _sync
@@ -102,7 +146,7 @@ def async_redis() -> aredis.Redis:
     loop = asyncio.get_running_loop()
     client = _async.get(loop)
     if client is None:
-        client = aredis.Redis.from_url(redis_url(), **_kwargs(asynchronous=True))  # type: ignore[arg-type]
+        client = new_async_client(redis_url())
         _async[loop] = close_with_loop(client)
     return client
 

@@ -28,25 +28,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import redis
 from redis.backoff import ExponentialWithJitterBackoff
 
 from .. import defaults
 from ..errors import RedisUnavailable
 from .connection import redis_url
+from .failures import CONNECTION_ERRORS
 
 __all__ = ["CONNECTION_ERRORS", "Outage"]
 
 T = TypeVar("T")
 
 log = logging.getLogger("aiflow_nb.redis")
-
-CONNECTION_ERRORS: tuple[type[Exception], ...] = (
-    redis.ConnectionError,  # also BusyLoadingError: a restarted Redis reading its AOF
-    redis.TimeoutError,
-    OSError,
-)
-"""What a loop treats as Redis being unreachable (any other error is a bug to surface)."""
 
 
 @dataclass

@@ -1,0 +1,199 @@
+"""``REDIS_URL=redis+cluster://...``: redis-py's cluster clients, sharded pub/sub, and a
+cluster's outages as outages (``RedisUnavailable``, 503), against a real 3-master Redis
+Cluster on loopback (``support.cluster``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio as aredis
+from redis.cluster import key_slot
+
+import aiflow_nb
+from aiflow_nb import defaults
+from aiflow_nb.errors import ConfigError, RedisUnavailable
+from aiflow_nb.store import async_redis, channels, is_cluster, run_in_new_loop, sync_redis
+from aiflow_nb.store.cluster import parse
+from aiflow_nb.store.failures import ClusterUnreachable
+from aiflow_nb.store.outage import CONNECTION_ERRORS, Outage
+
+from support.api import KEY, client, serve
+from support.cluster import SLOTS, LoopbackCluster
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluster]:
+    cluster = LoopbackCluster(tmp_path_factory.mktemp("cluster"))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def on_cluster(shared_cluster: LoopbackCluster, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("REDIS_URL", shared_cluster.url)
+    aiflow_nb.configure()
+    return shared_cluster.url
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackCluster]:
+    """A cluster of this test's own, whose nodes it kills."""
+    cluster = LoopbackCluster(tmp_path / "cluster")
+    monkeypatch.setenv("REDIS_URL", cluster.start())
+    aiflow_nb.configure()
+    yield cluster
+    cluster.stop()
+    aiflow_nb.configure()
+
+
+def _owner(cluster: LoopbackCluster, key: str) -> int:
+    """The port of the master holding ``key``'s slot (slots split in three, in order)."""
+    return cluster.ports[min(key_slot(key.encode()) * 3 // SLOTS, 2)]
+
+
+def test_a_cluster_url_selects_the_cluster_clients_which_spread_keys_over_the_masters(
+    on_cluster: str, shared_cluster: LoopbackCluster
+) -> None:
+    r = sync_redis()
+    assert is_cluster() and isinstance(r, redis.RedisCluster)
+    assert r.retry.get_retries() == defaults.REDIS_RETRIES  # the same retry policy
+    names = [f"spread:{i}" for i in range(30)]
+    for name in names:
+        r.set(name, name)
+    held = {p: shared_cluster.node(p).dbsize() for p in shared_cluster.ports}
+    assert all(held.values()), held  # each master holds some: the client routes by slot
+
+    async def read() -> list[bytes | None]:
+        a = async_redis()
+        assert isinstance(a, aredis.RedisCluster)
+        return [await a.get(name) for name in names]
+
+    assert run_in_new_loop(read()) == [n.encode() for n in names]
+
+
+def test_a_single_redis_is_not_a_cluster() -> None:
+    assert not is_cluster() and not isinstance(sync_redis(), redis.RedisCluster)
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis+cluster://", "at least one host:port"),
+        ("redis+cluster://127.0.0.1", "is not host:port"),
+        ("redis+cluster://127.0.0.1:7000,127.0.0.1:x", "'127.0.0.1:x'"),
+        ("redis+cluster://127.0.0.1:70000", "is not host:port"),
+        ("redis://127.0.0.1:7000", "not a Redis Cluster URL"),
+    ],
+)
+def test_a_bad_cluster_url_is_a_config_error_saying_what_is_wrong(url: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=says.replace("(", r"\(")):
+        parse(url)
+
+
+def test_a_cluster_url_carries_credentials_and_tls() -> None:
+    spec = parse("rediss+cluster://app:s%40cret@a.example:6380,[::1]:6381")
+    assert spec.seeds == (("a.example", 6380), ("::1", 6381))
+    assert spec.kwargs() == {"ssl": True, "username": "app", "password": "s@cret"}
+
+
+async def _first_message(
+    channel: str, send: str, probe: Callable[[], object] = lambda: None
+) -> tuple[bytes, object]:
+    """Subscribe with ``channels.listen``, call ``probe()`` while subscribed, publish
+    ``send`` with ``channels.publish``: what arrived and what ``probe`` said."""
+    got: asyncio.Queue[bytes] = asyncio.Queue()
+    ready = asyncio.Event()
+
+    async def consume() -> None:
+        async for data in channels.listen(async_redis(), channel, ready.set):
+            await got.put(data)
+
+    task = asyncio.create_task(consume())
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        seen = await asyncio.to_thread(probe)
+        await asyncio.to_thread(channels.publish, sync_redis(), channel, send)
+        return await asyncio.wait_for(got.get(), 10), seen
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def test_notifications_use_sharded_pub_sub_on_a_cluster(
+    on_cluster: str, shared_cluster: LoopbackCluster
+) -> None:
+    channel = aiflow_nb.keys.cancel_channel()
+
+    def subscribers() -> tuple[list[int], list[int]]:
+        nodes = [shared_cluster.node(p) for p in shared_cluster.ports]
+        sharded = [int(n.execute_command("PUBSUB", "SHARDNUMSUB", channel)[1]) for n in nodes]
+        return sharded, [int(n.pubsub_numsub(channel)[0][1]) for n in nodes]
+
+    data, (sharded, plain) = run_in_new_loop(_first_message(channel, "run-1", subscribers))
+    assert data == b"run-1"
+    owner = shared_cluster.ports.index(_owner(shared_cluster, channel))
+    assert sharded == [1 if i == owner else 0 for i in range(3)]  # SSUBSCRIBE on its master
+    assert plain == [0, 0, 0]  # and no SUBSCRIBE anywhere
+
+
+def test_notifications_use_plain_pub_sub_on_a_single_redis() -> None:
+    channel = aiflow_nb.keys.cancel_channel()
+    numsub = lambda: sync_redis().pubsub_numsub(channel)[0][1]  # noqa: E731
+    assert run_in_new_loop(_first_message(channel, "run-2", numsub)) == (b"run-2", 1)
+
+
+def _wait_cluster_down(cluster: LoopbackCluster, port: int) -> None:
+    """Until ``port``'s node answers CLUSTERDOWN (a master of the others is gone)."""
+    deadline = time.monotonic() + 20
+    while b"cluster_state:fail" not in cluster.node(port).execute_command("CLUSTER", "INFO"):
+        assert time.monotonic() < deadline, "the cluster never noticed its dead master"
+        time.sleep(0.1)
+
+
+def test_a_cluster_with_a_master_down_is_an_outage_and_the_api_answers_503(
+    own_cluster: LoopbackCluster,
+) -> None:
+    r = sync_redis()
+    dead, live = own_cluster.ports[0], own_cluster.ports[1]
+    own_cluster.kill_node(dead)
+    _wait_cluster_down(own_cluster, live)
+    key = next(f"k{i}" for i in range(1000) if _owner(own_cluster, f"k{i}") == live)
+    with pytest.raises(redis.exceptions.ClusterDownError) as down:
+        r.get(key)  # its master is up, and says the cluster is down
+    assert isinstance(down.value, CONNECTION_ERRORS)
+    outage = Outage("test loop", patience=0)
+    with pytest.raises(RedisUnavailable, match=own_cluster.url.replace("+", r"\+")):
+        outage.failed(down.value)  # a long-lived loop backs off, then gives up on it
+
+    with serve(api_keys=(KEY,)) as server, client(server) as http:
+        run_id = next(f"r{i}" for i in range(1000) if _owner(own_cluster, f"{{r{i}}}") == live)
+        got = http.get(f"/runs/{run_id}")
+    assert got.status_code == 503, got.text
+    assert got.json()["error"] == "redis_unavailable" and "Retry-After" in got.headers
+
+
+def test_a_cluster_with_every_node_down_is_redis_unavailable(
+    own_cluster: LoopbackCluster,
+) -> None:
+    r = sync_redis()
+    r.set("before", "1")
+    own_cluster.stop()
+    with pytest.raises(CONNECTION_ERRORS):
+        r.get("before")  # its next command: every node refuses
+    with pytest.raises(ClusterUnreachable):
+        r.get("before")  # learning the slots again finds no node, a ConnectionError
+    aiflow_nb.configure()
+    with pytest.raises(RedisUnavailable, match="cannot be connected"):
+        sync_redis()  # a new client: the URL and why, not redis-py's bare exception
+
+    async def read() -> None:
+        await async_redis().get("before")
+
+    with pytest.raises(ClusterUnreachable):
+        run_in_new_loop(read())
