@@ -6,8 +6,10 @@ or a Redis Cluster: ``redis+cluster://host:port,...``, e.g. ``scripts/cluster st
 each test still has a namespace of its own. Markers (given here, by module and fixture):
 ``redis`` on every test that touches Redis (all but the modules in ``NO_REDIS``), and
 ``own_redis`` on those that start a redis-server of their own to kill or restart (the
-``private_redis`` fixtures, ``EmbeddedRedis`` tests): a run against another Redis selects
-``-m "redis and not own_redis"`` (``scripts/test-cluster``).
+``private_redis`` fixtures, ``EmbeddedRedis`` tests, the cluster tests' own clusters): a
+run against another Redis selects ``-m "redis and not own_redis"``
+(``scripts/test-cluster``; on a cluster only the tests ``tests/cluster_ready.txt`` lists
+run, the others are skipped, saying why).
 """
 
 from __future__ import annotations
@@ -35,11 +37,29 @@ NO_REDIS = frozenset(
 
 OWN_REDIS_FIXTURES = frozenset({"private_redis"})
 
+CLUSTER_READY: tuple[str, ...] = tuple(
+    line.strip()
+    for line in (Path(__file__).parent / "cluster_ready.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+)
+"""Node id prefixes (``tests/cluster_ready.txt``) of the ``redis`` tests that pass on a
+Redis Cluster today; the others are skipped in a cluster run (most of what a run writes
+still spans slots: CROSSSLOT, until the partitioned key layout lands)."""
+
+NOT_YET = "not yet on a Redis Cluster (its commands span slots): see tests/cluster_ready.txt"
+
+
+def _on_cluster() -> bool:
+    return os.environ.get("AIFLOW_TEST_REDIS_URL", "").split("://")[0].endswith("+cluster")
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    cluster = _on_cluster()
     for item in items:
         if Path(str(item.fspath)).stem not in NO_REDIS:
             item.add_marker(pytest.mark.redis)
+            if cluster and not item.nodeid.startswith(CLUSTER_READY):
+                item.add_marker(pytest.mark.skip(reason=NOT_YET))
         if OWN_REDIS_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.own_redis)
 

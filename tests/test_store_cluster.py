@@ -25,6 +25,8 @@ from aiflow_nb.store.outage import CONNECTION_ERRORS, Outage
 from support.api import KEY, client, serve
 from support.cluster import SLOTS, LoopbackCluster
 
+pytestmark = pytest.mark.own_redis  # clusters (and a single Redis) of its own
+
 
 @pytest.fixture(scope="module")
 def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluster]:
