@@ -1,8 +1,9 @@
 """The aiflow-nb dashboard: ``/`` lists runs, ``/?run=ID`` shows one run, live
 (``&span=SPAN``: with that span selected and scrolled to), ``/?compare=A,B`` two runs
 side by side; each in the namespace ``&ns=NAME`` (default ``AIFLOW_NAMESPACE``; the runs
-page's selector switches it, links keep it); while Redis is unreachable, a page saying
-so that turns into the page once Redis answers.
+page's selector switches it, links keep it), dark while the browser prefers dark
+(``?theme=dark|light`` overrides: ``theme.py``); while Redis is unreachable, a page
+saying so that turns into the page once Redis answers.
 
 Served by ``aiflow viewer`` (``aiflow_viewer.server.make_server``); a reader only.
 """
@@ -18,6 +19,7 @@ from .compare_page import compare_page
 from .namespace import unknown_namespace, unknown_namespace_html
 from .run_page import RunPage, not_found
 from .runs_page import RunsPage
+from .theme import apply_theme, follow_browser
 from .unreachable import guarded
 
 __all__ = ["create_app"]
@@ -28,10 +30,13 @@ pn.extension("tabulator")
 def create_app() -> pn.viewable.Viewable:
     """One session's page, chosen by the ``compare`` or ``run`` query argument, in the
     namespace of the ``ns`` one (built in it; the page binds its callbacks to it)."""
+    apply_theme()
     args = pn.state.session_args or {}
     ns = _arg(args, "ns") or settings().namespace
     with use_namespace(ns):
-        return guarded(lambda: _page(args, ns))
+        page = guarded(lambda: _page(args, ns))
+    follow_browser(page)
+    return page
 
 
 def _arg(args: dict[str, list[bytes]], name: str) -> str:

@@ -13,6 +13,8 @@ from bokeh.plotting import figure
 
 from aiflow_nb.trace.timeline import PUBLISH_COLUMNS, TIMELINE_COLUMNS
 
+from .theme import label_color
+
 __all__ = ["VISIBLE_ROWS", "Waterfall"]
 
 VISIBLE_ROWS = 30
@@ -77,7 +79,8 @@ class Waterfall:
             text_align="align",
             text_baseline="middle",
             text_font_size="11px",
-            text_color="#111827",
+            text_color=label_color(),
+            name="labels",
         )
         follow = CustomJS(
             args={"bars": self.source, "labels": self.labels, "yr": self.y_range}, code=_LABELS_JS
