@@ -142,12 +142,6 @@ def test_the_run_page_answers_a_parked_run_with_its_form(tmp_path) -> None:  # t
     assert [d["by"] for d in received] == ["dashboard"]
 
 
-@pytest.mark.skip(
-    reason="known failure, under investigation: since 2026-12-02 13:30 the JSON editor "
-    "of a parked signal's form does not render in Chromium (a textarea is never found), "
-    "also on commits where this test passed at 13:13; the signal's answer path is covered "
-    "through the API (test_api_inputs) and the widget (test_notebook_widget)"
-)
 def test_the_run_page_answers_a_parked_signal_with_its_json_editor(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A parked signal's page shows a JSON editor; bad JSON is refused in the form, good
     JSON answers and the run resumes (answered by ``dashboard``)."""
@@ -162,8 +156,11 @@ def test_the_run_page_answers_a_parked_signal_with_its_json_editor(tmp_path) -> 
         wait_for(lambda: signalled.status == "waiting", what="the run to park")
         page = browser.new_page(viewport=VIEWPORT)
         page.goto(f"{url}?run={signalled.run_id}")
-        editor = page.locator("textarea")
-        expect(editor).to_be_visible(timeout=45_000)
+        prompt = page.locator(".aiflow-wait-prompt")
+        expect(prompt).to_contain_text("waits for event 'go'", timeout=45_000)
+        editor = page.locator(".aiflow-wait textarea")  # the form's own, nothing else's
+        expect(editor).to_be_visible()
+        screenshot(page, "viewer-wait-json-editor")
         editor.fill("not json")
         editor.blur()
         page.get_by_role("button", name="Submit").click()

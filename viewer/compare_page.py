@@ -119,7 +119,7 @@ class ComparePage:
         steps = [str(s) for s in self.frame["step"]]
         changed = [str(s) for s in self.frame[self.frame.output_changed]["step"]]
         self.select = pn.widgets.Select(
-            name="diff of step", options=steps, value=_first_change(changed, steps)
+            label="diff of step", options=steps, value=_first_change(changed, steps)
         )
         self.diff = pn.pane.HTML(self._diff(self.select.value), sizing_mode="stretch_width")
         self.select.param.watch(bound(self._on_step), "value")

@@ -44,7 +44,7 @@ class InlineViewer:
     def __init__(self) -> None:
         self.runs = RunsPage(on_open=self.open).start()
         self.page: RunPage | None = None
-        self.back = pn.widgets.Button(name="← all runs", button_type="light", width=110)
+        self.back = pn.widgets.Button(label="← all runs", color="light", width=110)
         self.back.on_click(lambda _e: self.close())
         self.layout = pn.Column(self.runs.layout, sizing_mode="stretch_width")
 

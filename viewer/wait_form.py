@@ -50,21 +50,21 @@ class WaitForm:
             ]
         if "enum" in schema:
             options = {orjson.dumps(v).decode(): v for v in schema["enum"]}
-            self.field = pn.widgets.Select(name=self.name, options=options)
+            self.field = pn.widgets.Select(label=self.name, options=options)
         elif kind == "integer":
-            self.field = pn.widgets.IntInput(name=self.name, value=0)
+            self.field = pn.widgets.IntInput(label=self.name, value=0)
         elif kind == "number":
-            self.field = pn.widgets.FloatInput(name=self.name, value=0.0)
+            self.field = pn.widgets.FloatInput(label=self.name, value=0.0)
         elif kind == "string":
-            self.field = pn.widgets.TextInput(name=self.name)
+            self.field = pn.widgets.TextInput(label=self.name)
         else:
             self.field = pn.widgets.TextAreaInput(
-                name=f"{self.name} (JSON)", placeholder='e.g. {"pages": [1, 2]}'
+                label=f"{self.name} (JSON)", placeholder='e.g. {"pages": [1, 2]}'
             )
         return [self.field, self._button("Submit", "primary", self._value)]
 
     def _button(self, label: str, style: str, value: Callable[[], Any]) -> pn.widgets.Button:
-        button = pn.widgets.Button(name=label, button_type=style, width=110)
+        button = pn.widgets.Button(label=label, color=style, width=110)
         button.on_click(bound(lambda _e: self.answer(value)))  # in the run's namespace
         self.buttons.append(button)
         return button

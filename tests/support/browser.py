@@ -94,7 +94,18 @@ def viewer_server() -> Iterator[str]:
     finally:
         terminate(proc)
         proc.stdout.close()  # type: ignore[union-attr]
+        _keep_log(log)
         log.close()
+
+
+def _keep_log(log: Any) -> None:
+    """The viewer's log, as test-artifacts/viewer-<test>.log (a page that never showed
+    something leaves the server's side of the story there)."""
+    test = os.environ.get("PYTEST_CURRENT_TEST", "viewer").split(" ")[0]
+    name = "".join(c if c.isalnum() or c in "-_." else "-" for c in test.split("::")[-1])
+    ARTIFACTS.mkdir(exist_ok=True)
+    log.seek(0)
+    (ARTIFACTS / f"viewer-{name}.log").write_bytes(log.read())
 
 
 @contextmanager
