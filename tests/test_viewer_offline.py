@@ -1,11 +1,13 @@
 """The dashboard and the inline views with no internet: Chromium with every request
 to a non-loopback host aborted (and counted: the test fails on one), the runs page, a
-run page, and ``aiflow_nb.show()`` / ``%aiflow viewer`` in a real JupyterLab.
+run page, and ``aiflow_nb.show()`` / ``%aiflow viewer`` in a real JupyterLab and a real
+classic Notebook (7) page.
 Screenshots: test-artifacts/."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import expect
@@ -15,7 +17,7 @@ from aiflow_nb.access.runs import namespaces
 from aiflow_viewer.runs_page import NAMESPACES_SHOWN
 
 from support.browser import block_network, chromium, screenshot, viewer_server
-from support.jupyter import jupyter_lab, write_notebook
+from support.jupyter import jupyter_lab, jupyter_notebook, write_notebook
 from support.outage import private_redis_fixture  # noqa: F401  (the private_redis fixture)
 from support.trace import traced
 
@@ -29,9 +31,14 @@ KERNEL_READY = """() => {
 }"""
 
 
-def test_show_and_the_viewer_magic_render_offline_in_a_fresh_jupyterlab_kernel(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("serve", "where"), [(jupyter_lab, "jupyterlab"), (jupyter_notebook, "notebook")]
+)
+def test_show_and_the_viewer_magic_render_offline_in_a_fresh_kernel(
+    tmp_path: Path, serve: Any, where: str
 ) -> None:
+    """In JupyterLab (``/lab/tree/...``) and in the classic Notebook 7 page
+    (``/notebooks/...``)."""
     handle = traced.start(tag="nb", fan=2)
     handle.result(timeout=30)
     name = write_notebook(
@@ -43,13 +50,14 @@ def test_show_and_the_viewer_magic_render_offline_in_a_fresh_jupyterlab_kernel(
             "%aiflow viewer",
         ],
     )
-    with jupyter_lab(tmp_path) as lab, chromium() as browser:
+    with serve(tmp_path) as lab, chromium() as browser:
         context = browser.new_context(viewport=VIEWPORT)
         attempted = block_network(context)
         page = context.new_page()
         page.goto(lab.notebook_url(name))
         page.wait_for_function(KERNEL_READY, timeout=90_000)
         lab_url = page.url
+        assert ("/notebooks/" if where == "notebook" else "/lab/tree/") in lab_url
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         cells = page.locator(".jp-CodeCell")
         shown, viewer = cells.nth(0), cells.nth(2)
@@ -66,7 +74,7 @@ def test_show_and_the_viewer_magic_render_offline_in_a_fresh_jupyterlab_kernel(
 
         run_cell = viewer.locator(".tabulator-cell", has_text=handle.run_id).first
         expect(run_cell).to_be_visible(timeout=60_000)
-        screenshot(page, "offline-jupyterlab-runs")
+        screenshot(page, f"offline-{where}-runs")
         # the run opens in the same output; the notebook page stays, outputs and all.
         # (A click that lands while Lab activates the cell can be lost; a user clicks again.)
         totals = viewer.locator(".aiflow-totals")
@@ -81,7 +89,7 @@ def test_show_and_the_viewer_magic_render_offline_in_a_fresh_jupyterlab_kernel(
         expect(viewer.locator(".tabulator-row", has_text="flaky").first).to_be_visible()
         assert page.url == lab_url
         expect(shown.locator(".aiflow-totals")).to_contain_text("completed")
-        screenshot(page, "offline-jupyterlab-show")
+        screenshot(page, f"offline-{where}-show")
         viewer.get_by_role("button", name="← all runs").click()
         expect(viewer.locator(".tabulator-cell", has_text=handle.run_id).first).to_be_visible()
         assert attempted == []

@@ -1,9 +1,11 @@
-"""A real JupyterLab server on loopback for browser tests: ``jupyter lab`` in a
-subprocess with a token, a root directory of the test's own, this test's Redis and
-namespace in its kernels' environment; notebooks are written as .ipynb files."""
+"""A real JupyterLab (``jupyter lab``) or classic Notebook 7 (``jupyter notebook``)
+server on loopback for browser tests: in a subprocess with a token, a root directory
+of the test's own, this test's Redis and namespace in its kernels' environment;
+notebooks are written as .ipynb files."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -22,7 +24,7 @@ from aiflow_nb.api.server import free_port
 from . import PYTHONPATH
 from .processes import terminate
 
-__all__ = ["JupyterLab", "jupyter_lab", "write_notebook"]
+__all__ = ["JupyterLab", "jupyter_lab", "jupyter_notebook", "write_notebook"]
 
 
 @dataclass(frozen=True)
@@ -30,8 +32,12 @@ class JupyterLab:
     url: str
     token: str
     root: Path
+    classic: bool = False
+    """A Notebook 7 server: notebooks open at ``/notebooks/NAME``."""
 
     def notebook_url(self, name: str) -> str:
+        if self.classic:
+            return f"{self.url}notebooks/{name}?token={self.token}"
         return f"{self.url}lab/tree/{name}?token={self.token}&reset"
 
 
@@ -48,11 +54,22 @@ def write_notebook(root: Path, name: str, cells: list[str]) -> str:
     return name
 
 
-@contextmanager
-def jupyter_lab(root: Path) -> Iterator[JupyterLab]:
+def jupyter_lab(root: Path) -> contextlib.AbstractContextManager[JupyterLab]:
     """``jupyter lab`` serving ``root`` on 127.0.0.1 (its app exposed as
     ``window.jupyterapp``, so a test runs cells through Lab's own commands)."""
-    exe = Path(sys.executable).with_name("jupyter-lab")
+    return _jupyter(root, classic=False)
+
+
+def jupyter_notebook(root: Path) -> contextlib.AbstractContextManager[JupyterLab]:
+    """``jupyter notebook`` (Notebook 7, the classic notebook's page) serving ``root``
+    on 127.0.0.1, its app exposed as ``window.jupyterapp`` as Lab's is."""
+    return _jupyter(root, classic=True)
+
+
+@contextmanager
+def _jupyter(root: Path, classic: bool) -> Iterator[JupyterLab]:
+    app = "JupyterNotebookApp" if classic else "LabApp"
+    exe = Path(sys.executable).with_name("jupyter-notebook" if classic else "jupyter-lab")
     port, token = free_port(), secrets.token_hex(16)
     home = root / ".jupyter-home"
     home.mkdir(exist_ok=True)
@@ -75,8 +92,8 @@ def jupyter_lab(root: Path) -> Iterator[JupyterLab]:
             f"--port={port}",
             f"--IdentityProvider.token={token}",
             f"--ServerApp.root_dir={root}",
-            "--LabApp.expose_app_in_browser=True",
-            "--LabApp.news_url=",
+            f"--{app}.expose_app_in_browser=True",
+            *([] if classic else ["--LabApp.news_url="]),
             "--LabServerApp.extra_labextensions_path=[]",
         ],
         env=env,
@@ -94,10 +111,10 @@ def jupyter_lab(root: Path) -> Iterator[JupyterLab]:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"jupyter lab did not start: {(root / '.jupyter.log').read_text()}"
+                    f"{exe.name} did not start: {(root / '.jupyter.log').read_text()}"
                 )
             time.sleep(0.3)
-        yield JupyterLab(url, token, root)
+        yield JupyterLab(url, token, root, classic)
     finally:
         terminate(proc, 15)
         log.close()
