@@ -8,6 +8,11 @@ NAMESPACE = "aiflow"
 VERSION = "default"
 """Deployment version used when none is configured and none is deployed."""
 
+DEPLOY_CACHE_TTL = 1.0
+"""Seconds a process keeps the active deployment it read (``submit`` reads it once per
+this long, not once per run); ``deploy()`` in the same process updates it at once, other
+processes follow within this long."""
+
 HEARTBEAT_INTERVAL = 2.0
 """Seconds between two worker heartbeats."""
 

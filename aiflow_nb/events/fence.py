@@ -40,17 +40,18 @@ CURRENT_LUA = """
 local function is_ended(status)
   return status == 'completed' or status == 'failed' or status == 'cancelled'
 end
--- the last batch seq the record says attempt `token` applied, or nil: another attempt's
-local function applied(record, token)
-  local f = redis.call('HGET', record, 'fence')
+-- the last batch seq a record's `fence` field `f` says attempt `token` applied, or nil
+local function seq_of(f, token)
   local mark = token .. ' '
   if f and string.sub(f, 1, #mark) == mark then return tonumber(string.sub(f, #mark + 1)) end
   return nil
 end
--- 1: attempt `token` is current (its lease, re-taken for `ttl` ms if it had expired with
--- nobody taking it since); 0: another attempt took the run or it was recovered; 3: ended
-local function current(lease, record, token, ttl, seq)
-  local status = redis.call('HGET', record, 'status')
+-- the last batch seq the record says attempt `token` applied, or nil: another attempt's
+local function applied(record, token)
+  return seq_of(redis.call('HGET', record, 'fence'), token)
+end
+-- `current` given the record's status (read by the caller)
+local function decide(lease, token, ttl, seq, status)
   if is_ended(status) then return 3 end
   if status == 'waiting' then return 0 end  -- parked: no attempt is current
   local holder = redis.call('GET', lease)
@@ -58,6 +59,11 @@ local function current(lease, record, token, ttl, seq)
   if holder or not seq then return 0 end
   redis.call('SET', lease, token, 'PX', ttl)
   return 1
+end
+-- 1: attempt `token` is current (its lease, re-taken for `ttl` ms if it had expired with
+-- nobody taking it since); 0: another attempt took the run or it was recovered; 3: ended
+local function current(lease, record, token, ttl, seq)
+  return decide(lease, token, ttl, seq, redis.call('HGET', record, 'status'))
 end
 """
 """Lua functions the run-fenced scripts (``events/writer.py``, ``ops/leases.py``) share."""

@@ -34,16 +34,15 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from hashlib import sha1
 from typing import Any
 
-import redis
 import redis.asyncio as aredis
 
 from .. import defaults, keys
 from ..errors import AiflowError
 from ..redaction import Redactor
 from ..store.failures import CONNECTION_ERRORS
+from ..store.scripts import run_script
 from .fence import CURRENT_LUA, ENDED, LOST, Fence
 from .model import FIELD, make_payload
 
@@ -310,22 +309,21 @@ class EventWriter:
             args += ("j", len(journal))
             for step_key, document in journal:
                 args += (step_key, document)
+        record: dict[str, Any] = {}  # one HSET, last (the batch is atomic: order is unseen)
         events: list[bytes] = []
-        for method, op_args, kwargs in batch:
+        for method, op_args, kwargs in _without_undone(batch):
             if method == "xadd":
                 events.append(op_args[0])
                 continue
             if method == "journal":
                 continue
+            if method == _RECORD:
+                record.update(op_args[0])
+                continue
             if events:
                 args += ("e", len(events), *events)
                 events.clear()
-            if method == _RECORD:
-                fields: dict[str, Any] = op_args[0]
-                args += ("h", len(fields))
-                for name, value in fields.items():
-                    args += (name, value)
-            elif method == _RELEASE:
+            if method == _RELEASE:
                 args.append("r")
             else:
                 key, *rest = op_args
@@ -338,13 +336,15 @@ class EventWriter:
                 args += ("c", method, index, len(rest), *rest)
         if events:
             args += ("e", len(events), *events)
+        if record:
+            args += ("h", len(record))
+            for name, value in record.items():
+                args += (name, value)
         return int(await self._script(key_list, args))
 
     async def _script(self, key_list: list[str], args: list[Any]) -> Any:
-        try:
-            return await self._client.evalsha(_BATCH_SHA, len(key_list), *key_list, *args)
-        except redis.exceptions.NoScriptError:  # a restarted Redis forgot it: EVAL loads it
-            return await self._client.eval(BATCH, len(key_list), *key_list, *args)
+        # EVALSHA; a restarted Redis that forgot it gets it by EVAL
+        return await run_script(self._client, BATCH, len(key_list), *key_list, *args)
 
     async def flush(self) -> None:
         """Wait until everything appended so far is written; re-raise a write error."""
@@ -353,6 +353,24 @@ class EventWriter:
         if self.error is not None:
             error, self.error = self.error, None
             raise error
+
+
+def _without_undone(batch: list[Op]) -> list[Op]:
+    """The batch less each ``SADD key member`` that a later ``SREM`` of the same member
+    undoes (a run that starts and ends in one batch never shows in the running set)."""
+    removed = [(args[0], args[1:]) for method, args, _ in batch if method == "srem"]
+    if not removed:
+        return batch
+    kept: list[Op] = []
+    for index, op in enumerate(batch):
+        method, args, _ = op
+        if method == "sadd" and any(
+            later[0] == "srem" and later[1][0] == args[0] and later[1][1:] == args[1:]
+            for later in batch[index + 1 :]
+        ):
+            continue
+        kept.append(op)
+    return kept
 
 
 def _options(kwargs: dict[str, Any]) -> list[Any]:
@@ -375,17 +393,20 @@ BATCH = (
 --   'j' n (field value)*n   journal HSET        'e' n payload*n   XADD events * e <payload>
 --   'h' n (field value)*n   record HSET         'r'               release (DEL) the lease
 --   'c' command key-index n arg*n               any other command on KEYS[key-index]
+-- A batch's record fields come as one 'h', its last op: the fence is written with them.
 """
     + CURRENT_LUA
     + """
 local FIELD = '@FIELD@'  -- model.FIELD
 local token, seq = ARGV[1], tonumber(ARGV[2])
 if token ~= '' then
-  local done = applied(KEYS[2], token)
+  local s = redis.call('HMGET', KEYS[2], 'status', 'fence')
+  local done = seq_of(s[2], token)
   if done and done >= seq then return 2 end
-  local state = current(KEYS[1], KEYS[2], token, ARGV[3], done)
+  local state = decide(KEYS[1], token, ARGV[3], done, s[1])
   if state ~= 1 then return state end
 end
+local fenced = token == ''
 local function hset(key, first, last)
   while first <= last do
     local upto = math.min(last, first + 999)
@@ -402,7 +423,15 @@ while i <= n do
     i = i + 2 + count
   elseif op == 'j' or op == 'h' then
     local last = i + 1 + 2 * tonumber(ARGV[i + 1])
-    hset(op == 'j' and KEYS[4] or KEYS[2], i + 2, last)
+    if op == 'h' and last == n and not fenced then  -- the last op: the fence goes with it
+      local args = {unpack(ARGV, i + 2, last)}
+      args[#args + 1] = 'fence'
+      args[#args + 1] = token .. ' ' .. seq
+      redis.call('HSET', KEYS[2], unpack(args))
+      fenced = true
+    else
+      hset(op == 'j' and KEYS[4] or KEYS[2], i + 2, last)
+    end
     i = last + 1
   elseif op == 'c' then
     local count = tonumber(ARGV[i + 3])
@@ -415,13 +444,11 @@ while i <= n do
     return redis.error_reply('aiflow batch: unknown op ' .. tostring(op))
   end
 end
-if token ~= '' then redis.call('HSET', KEYS[2], 'fence', token .. ' ' .. seq) end
+if not fenced then redis.call('HSET', KEYS[2], 'fence', token .. ' ' .. seq) end
 return 1
 """.replace("@FIELD@", FIELD.decode())
 )
 """The batch script (``EVALSHA``; loaded again by ``EVAL`` after a Redis restart)."""
-
-_BATCH_SHA = sha1(BATCH.encode()).hexdigest()
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:

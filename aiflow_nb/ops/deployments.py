@@ -2,7 +2,10 @@
 goes on that version's queues; a worker only takes runs of its own version.
 
 ``deploy("v2")`` points new runs at v2 (``{ns}:deploy:active``); runs in flight on v1 go
-on with v1 workers, which can be drained once ``deployments()`` shows none left.
+on with v1 workers, which can be drained once ``deployments()`` shows none left. A
+process reads the active version at most once per ``DEPLOY_CACHE_TTL`` seconds
+(``current_version``): its own ``deploy()`` takes effect at once, another process's within
+that long.
 
 Example::
 
@@ -13,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -20,10 +24,15 @@ import redis
 
 from .. import defaults, keys
 from ..events.status import RunStatus
-from ..store import sync_redis
+from ..store import redis_url, sync_redis
+from . import registered
 from .presence import live_workers
 
-__all__ = ["active_version", "deploy", "deployments"]
+__all__ = ["active_version", "current_version", "deploy", "deployments", "register_version"]
+
+_lock = threading.Lock()
+_read: dict[tuple[str, str], tuple[float, str | None]] = {}
+"""(Redis URL, active-version key) -> (monotonic time read, the active version)."""
 
 
 def _text(raw: Any) -> str:
@@ -45,6 +54,30 @@ def active_version(client: redis.Redis | None = None) -> str | None:
     return _text(raw) if raw else None
 
 
+def current_version(client: redis.Redis | None = None) -> str | None:
+    """``active_version``, read from Redis at most once per ``DEPLOY_CACHE_TTL`` seconds
+    in this process (what ``submit`` pins new runs to)."""
+    where = (redis_url(), keys.deploy_active())
+    now = time.monotonic()
+    with _lock:
+        hit = _read.get(where)
+    if hit is not None and now - hit[0] < defaults.DEPLOY_CACHE_TTL:
+        return hit[1]
+    version = active_version(client)
+    with _lock:
+        _read[where] = (now, version)
+    return version
+
+
+def register_version(version: str, client: redis.Redis | None = None) -> None:
+    """Add ``version`` to the known versions (``{ns}:deployments``, what ``deployments()``
+    lists and the monitor sweeps) unless this process did already."""
+    if registered.known(keys.deployments(), version):
+        return
+    (client or sync_redis()).zadd(keys.deployments(), {version: time.time()}, nx=True)
+    registered.remember(keys.deployments(), version)
+
+
 def deploy(version: str, client: redis.Redis | None = None) -> str | None:
     """Point new runs at ``version``; return the version that was active before."""
     r = client or sync_redis()
@@ -53,6 +86,9 @@ def deploy(version: str, client: redis.Redis | None = None) -> str | None:
     pipe.getset(keys.deploy_active(), version)
     pipe.zadd(keys.deployments(), {version: time.time()}, nx=True)
     before, _ = pipe.execute()
+    with _lock:  # this process's next submit goes to the new version at once
+        _read[(redis_url(), keys.deploy_active())] = (time.monotonic(), version)
+    registered.remember(keys.deployments(), version)
     return _text(before) if before else None
 
 

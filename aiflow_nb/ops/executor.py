@@ -30,6 +30,7 @@ from ..serialization import dumps, loads
 from ..store import sync_redis
 from ..store.replies import RawHash
 from . import leases, retention
+from .recovery import QueueEntry
 
 __all__ = ["RECANCEL", "RunControl", "RunWriter", "execute", "lookup", "stop"]
 
@@ -45,6 +46,11 @@ class RunControl:
     reason: str = "cancel"
     acknowledged: bool = False
     """The executor has seen the cancellation (``stop`` cancels again until it has)."""
+    settled: bool = False
+    """The run's last write (ended or parked) was applied with its queue entry acknowledged
+    and deleted and its lease released: nothing is left for the worker to do."""
+    route: tuple[str, str, str] | None = None
+    """The run's version, workflow and code (its queue), once its record was read."""
 
 
 RECANCEL = 0.02
@@ -102,6 +108,10 @@ class RunWriter(EventWriter):
         self.inputs: str | None = None
         """The run's inputs (JSON) as its record holds them; their secrets are masked in
         the terminal write: the record keeps them only while the run may still need them."""
+        self.entry: QueueEntry | None = None
+        """The queue entry that brought the run (acknowledged by the run's last write)."""
+        self.seeded = False
+        """The run has a seed hash (a rerun): its retention expires that key too."""
         self.stopped = False
         self._loop_thread = threading.get_ident()
 
@@ -147,13 +157,29 @@ def _decode(raw: dict[bytes, bytes]) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
+def _settle(writer: EventWriter) -> None:
+    """In the run's last batch: acknowledge and delete its queue entry (so the worker
+    needs no round trip of its own once the run ends or parks)."""
+    entry = writer.entry if isinstance(writer, RunWriter) else None
+    if entry is not None:
+        writer.raw("xack", entry[0], keys.queue_group, entry[1])
+        writer.raw("xdel", entry[0], entry[1])
+
+
+async def _last_flush(writer: RunWriter, control: RunControl) -> None:
+    """Write out the run's last batch; ``control.settled`` when it was applied (its queue
+    entry acknowledged with it)."""
+    await writer.flush()
+    control.settled = writer.entry is not None and not writer.lost
+
+
 def _finish(
     writer: EventWriter, status: RunStatus, data: dict[str, Any], record: dict[str, Any]
 ) -> None:
-    """The run's terminal write: record, running set, lease and the ``run.<status>`` event,
-    in one fenced batch, so whoever sees the end may resume the run at once. The record's
-    inputs lose their secrets here (``secrets_dropped``); ``record``'s values (encoded,
-    masked by the caller) are written as they are."""
+    """The run's terminal write: record, running set, lease, queue entry and the
+    ``run.<status>`` event, in one fenced batch, so whoever sees the end may resume the run
+    at once. The record's inputs lose their secrets here (``secrets_dropped``);
+    ``record``'s values (encoded, masked by the caller) are written as they are."""
     if writer.fence is not None:
         writer.fence.final = True  # the heartbeat leaves the run alone from here on
     fields = dict(record)
@@ -166,9 +192,10 @@ def _finish(
     writer.record(status=status, ended_at=time.time(), **fields)
     writer.raw("srem", keys.running(), writer.run_id)
     writer.release()
+    _settle(writer)
     writer.emit(f"run.{status}", data=data)
     if isinstance(writer, RunWriter):  # every key of the run expires after its retention
-        retention.expire_in_batch(writer, writer.workflow, writer.retention)
+        retention.expire_in_batch(writer, writer.workflow, writer.retention, writer.seeded)
 
 
 def _fail(writer: EventWriter, exc: BaseException) -> None:
@@ -193,6 +220,7 @@ def _park(writer: EventWriter, wait: dict[str, Any], workflow: str) -> None:
     if deadline is not None:
         writer.raw("zadd", keys.timers(), deadline, writer.run_id)
     writer.release()
+    _settle(writer)
     writer.emit("run.waiting", name=workflow, data=wait)
 
 
@@ -222,23 +250,30 @@ async def execute(
     client: aredis.Redis,
     control: RunControl | None = None,
     fence: Fence | None = None,
+    taken: leases.Taken | None = None,
+    entry: QueueEntry | None = None,
 ) -> str:
     """Execute ``run_id`` to its end (or until cancelled); return its final status.
 
-    ``fence`` is the attempt's lease, taken by the caller (the worker); without one the
-    lease is taken here (``held`` is returned when another attempt holds it). Every write
-    is fenced by its token; when it is lost the task ends with ``CancelledError`` and
-    ``control.reason == "lost"``."""
+    ``fence`` is the attempt's lease, taken by the caller (the worker, with ``taken``: what
+    ``leases.take_and_read`` read with it); without one the lease is taken here (``held``
+    is returned when another attempt holds it). Every write is fenced by its token; when
+    it is lost the task ends with ``CancelledError`` and ``control.reason == "lost"``.
+    ``entry``: the run's queue entry, acknowledged and deleted by its last write (then
+    ``control.settled``)."""
     control = control or RunControl()
     if fence is None:
         fence = Fence(run_id, new_token(worker_id), int(settings().heartbeat_ttl * 1000))
-        if not await leases.take(client, fence):
+        taken = await leases.take_and_read(client, fence)
+        if taken is None:
             return "held"
-    pipe = client.pipeline(transaction=False)
-    pipe.hgetall(keys.run(run_id))
-    pipe.hgetall(keys.run_journal(run_id))
-    pipe.hgetall(keys.run_seed(run_id))  # a rerun's copy of its source's journal
-    raw_rec, raw_journal, raw_seed = cast(tuple[RawHash, RawHash, RawHash], await pipe.execute())
+    if taken is None:
+        pipe = client.pipeline(transaction=False)
+        pipe.hgetall(keys.run(run_id))
+        pipe.hgetall(keys.run_journal(run_id))
+        pipe.hgetall(keys.run_seed(run_id))  # a rerun's copy of its source's journal
+        taken = cast(tuple[RawHash, RawHash, RawHash], tuple(await pipe.execute()))
+    raw_rec, raw_journal, raw_seed = taken
     rec = _decode(raw_rec)
     if not rec:
         log.warning("run %s has no record; skipped", run_id)
@@ -253,6 +288,8 @@ async def execute(
         retention.retention_of(rec.get("retention")),
     )
     writer.inputs = rec.get("inputs") or "{}"
+    writer.entry, writer.seeded = entry, bool(raw_seed)
+    control.route = (rec.get("version", ""), rec["workflow"], rec.get("code", ""))
     _stop_on_loss(writer, fence, control, loop)
     try:
         journal = {k.decode(): v for k, v in raw_journal.items()}
@@ -331,7 +368,7 @@ async def _execute(
     )
     if rec.get("cancel_requested"):
         _finish(writer, RunStatus.CANCELLED, {}, {})
-        await writer.flush()
+        await _last_flush(writer, control)
         return RunStatus.CANCELLED
     try:
         code = rec.get("code")  # loading registered code reads Redis: off the loop
@@ -345,7 +382,7 @@ async def _execute(
             "run %s of workflow %s failed before it started: %s", run_id, rec["workflow"], exc
         )
         _fail(writer, exc)
-        await writer.flush()
+        await _last_flush(writer, control)
         return RunStatus.FAILED
     if not rec.get("retention") and wf.retention is not None:  # submitted without it
         writer.retention = wf.retention
@@ -365,7 +402,7 @@ async def _execute(
         rerun_steps=frozenset(loads(rec["rerun_steps"])) if rec.get("rerun_steps") else frozenset(),
     )
     status = await _run_root(ctx, wf, inputs, control)
-    await writer.flush()
+    await _last_flush(writer, control)
     if status == RunStatus.WAITING:
         _retire(writer)
     return status

@@ -25,10 +25,12 @@ import redis.asyncio as aredis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .. import keys
 from ..events.fence import CURRENT_LUA, OK, Fence, holder_of, new_token
 from ..store import redis_url
 from ..store.connection import new_sync_client
 from ..store.failures import CONNECTION_ERRORS
+from ..store.scripts import run_script
 
 __all__ = [
     "ACQUIRE",
@@ -36,12 +38,15 @@ __all__ = [
     "RELEASE",
     "RENEW",
     "RENEW_RUN",
+    "TAKE_AND_READ",
     "TAKE_RUN",
     "Fence",
+    "Taken",
     "holder_of",
     "new_token",
     "renew_now",
     "take",
+    "take_and_read",
 ]
 
 ACQUIRE = """
@@ -77,6 +82,34 @@ return 1
 attempt in the record's ``fence`` (when the run has a record and has not ended): 1; held
 by another attempt: 0."""
 
+TAKE_AND_READ = (
+    CURRENT_LUA
+    + """
+-- KEYS: lease, record, journal, seed; ARGV: token, ttl ms
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+local rec = redis.call('HGETALL', KEYS[2])
+local status, attempt, forked
+for i = 1, #rec, 2 do
+  local name = rec[i]
+  if name == 'status' then status = rec[i + 1]
+  elseif name == 'attempt' then attempt = rec[i + 1]
+  elseif name == 'forked_from' then forked = rec[i + 1] end
+end
+if status and not is_ended(status) then redis.call('HSET', KEYS[2], 'fence', ARGV[1] .. ' 0') end
+local journal, seed = {}, {}
+if attempt and attempt ~= '0' then journal = redis.call('HGETALL', KEYS[3]) end
+if forked then seed = redis.call('HGETALL', KEYS[4]) end
+return {1, rec, journal, seed}
+"""
+)
+"""``TAKE_RUN`` and the reads the attempt starts from, in one round trip: 0 when another
+attempt holds the lease, else ``{1, record, journal, seed}`` (flat field/value arrays). A
+run never started (``attempt`` 0) has no journal yet, and only a rerun (``forked_from``)
+has a seed: those reads are skipped."""
+
+Taken = tuple[dict[bytes, bytes], dict[bytes, bytes], dict[bytes, bytes]]
+"""What an attempt starts from: the run's record, journal and seed (raw hashes)."""
+
 RENEW_RUN = (
     CURRENT_LUA
     + """
@@ -94,6 +127,32 @@ CHECK_TIMEOUT = 0.5
 
 _check_lock = threading.Lock()
 _check_clients: dict[str, redis.Redis] = {}
+
+
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+async def take_and_read(client: aredis.Redis, fence: Fence) -> Taken | None:
+    """Take the run's lease for the attempt ``fence`` and read its record, journal and
+    seed (one script call); None when another attempt holds the lease."""
+    sent = time.monotonic()
+    reply = await run_script(
+        client,
+        TAKE_AND_READ,
+        4,
+        fence.lease,
+        fence.record,
+        keys.run_journal(fence.run_id),
+        keys.run_seed(fence.run_id),
+        fence.token,
+        fence.ttl_ms,
+    )
+    if not reply:
+        return None
+    fence.renewed(sent)
+    _, rec, journal, seed = reply
+    return _pairs(rec), _pairs(journal), _pairs(seed)
 
 
 async def take(client: aredis.Redis, fence: Fence) -> bool:

@@ -84,11 +84,16 @@ def expire(pipe: Any, run_id: str, workflow: str, seconds: float) -> None:
     pipe.zadd(keys.expiry(), {member(run_id, workflow): time.time() + seconds})
 
 
-def expire_in_batch(writer: EventWriter, workflow: str, seconds: float) -> None:
-    """``expire`` as commands of the run's fenced batch (after its terminal write)."""
+def expire_in_batch(
+    writer: EventWriter, workflow: str, seconds: float, seeded: bool = True
+) -> None:
+    """``expire`` as commands of the run's fenced batch (after its terminal write, which
+    deletes the lease: that key is skipped, as is the seed unless ``seeded``: a rerun)."""
     ms, seconds = _ttl(seconds)
+    skip = {keys.run_lease(writer.run_id)} | (set() if seeded else {keys.run_seed(writer.run_id)})
     for key in keys.run_keys(writer.run_id):
-        writer.raw("pexpire", key, ms)
+        if key not in skip:
+            writer.raw("pexpire", key, ms)
     writer.raw("zadd", keys.expiry(), time.time() + seconds, member(writer.run_id, workflow))
 
 

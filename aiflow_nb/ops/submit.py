@@ -19,8 +19,8 @@ from ..events.status import TERMINAL, RunStatus
 from ..redaction import Redactor
 from ..serialization import dumps, encode_value
 from ..store import channels, sync_redis
-from . import retention
-from .deployments import active_version
+from . import registered, retention
+from .deployments import current_version, register_version
 from .routing import run_queue
 
 if TYPE_CHECKING:
@@ -45,11 +45,12 @@ def new_run_id() -> str:
 
 
 def resolve_version(client: redis.Redis | None = None) -> str:
-    """``AIFLOW_VERSION``, else the active deployment, else the default version."""
+    """``AIFLOW_VERSION``, else the active deployment (as this process read it at most
+    ``DEPLOY_CACHE_TTL`` s ago), else the default version."""
     configured = settings().version
     if configured:
         return configured
-    return active_version(client) or defaults.VERSION
+    return current_version(client) or defaults.VERSION
 
 
 def submit(
@@ -126,6 +127,9 @@ def submit(
         },
     )
     queue = run_queue(version, workflow, code)
+    register_version(version, r)  # metadata: once per process, never in the transaction
+    queues = keys.queues(version)
+    new_queue = not registered.known(queues, queue)
 
     def write(pipe: Any) -> None:
         pipe.hset(keys.run(run_id), mapping=record)
@@ -133,17 +137,21 @@ def submit(
             pipe.hset(keys.run_seed(run_id), mapping=dict(seed.journal))
         pipe.zadd(keys.runs(), {run_id: now})
         pipe.zadd(keys.workflow_runs(workflow), {run_id: now})
-        pipe.zadd(keys.deployments(), {version: now}, nx=True)
         pipe.xadd(keys.run_events(run_id), {FIELD: payload})
         pipe.xadd(queue, {"run_id": run_id})
-        pipe.sadd(keys.queues(version), queue)
+        if new_queue:  # the set's members are never removed: once per process
+            pipe.sadd(queues, queue)
 
     if idempotency_key is None:
         pipe = r.pipeline(transaction=True)
         write(pipe)
         pipe.execute()
-        return run_id
-    return _submit_once(r, idempotency_key, run_id, write)
+        submitted = run_id
+    else:
+        submitted = _submit_once(r, idempotency_key, run_id, write)
+    if new_queue:
+        registered.remember(queues, queue)
+    return submitted
 
 
 def _submit_once(r: redis.Redis, key: str, run_id: str, write: Callable[[Any], None]) -> str:

@@ -154,6 +154,8 @@ class Worker:
                 self.client: aredis.Redis = async_redis()
                 if self.version is None:
                     self.version = await asyncio.to_thread(resolve_version)
+                # known to deployments() and the monitor even if never deployed
+                await self.client.zadd(keys.deployments(), {self.version: time.time()}, nx=True)
                 await self._update_queues()
                 await self._beat()
             except _UNREACHABLE as exc:
@@ -322,13 +324,14 @@ class Worker:
             )
             return
         fence = Fence(run_id, new_token(self.id), int(settings().heartbeat_ttl * 1000))
-        if not await leases.take(self.client, fence):
+        taken = await leases.take_and_read(self.client, fence)
+        if taken is None:
             await self._drop_entry(queue, msg_id)  # a duplicate request: its run is in hand
             log.info("run %s is held by another worker; skipped", run_id)
             return
         self.fences[run_id] = fence
         try:
-            await execute(run_id, self.id, self.client, control, fence)
+            await execute(run_id, self.id, self.client, control, fence, taken, (queue, msg_id))
             self.completed += 1
         except asyncio.CancelledError:
             control.acknowledged = True
@@ -337,6 +340,8 @@ class Worker:
         except Exception as exc:
             log.exception("run %s crashed the executor", run_id)
             await fail_run(self.client, run_id, exc, token=fence.token)
+        if control.settled:  # the run's last write acknowledged its entry, released its lease
+            return
         pipe = self.client.pipeline(transaction=False)
         pipe.xack(queue, keys.queue_group, msg_id)
         pipe.xdel(queue, msg_id)
@@ -368,8 +373,8 @@ class Worker:
 
     async def _after_cancel(self, queue: str, msg_id: str, run_id: str, reason: str) -> None:
         if reason == "handback":
-            token = self.fences[run_id].token
-            outcome = await hand_back(self.client, run_id, token, (queue, msg_id))
+            token, route = self.fences[run_id].token, self.controls[run_id].route
+            outcome = await hand_back(self.client, run_id, token, (queue, msg_id), route)
             log.info("run %s handed back (%s)", run_id, outcome)
         elif reason == "lost":  # taken over or recovered: the run is someone else's now
             log.warning(

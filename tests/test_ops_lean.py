@@ -1,0 +1,109 @@
+"""The Redis work of a trivial run (issue 16): the active deployment read once per
+``DEPLOY_CACHE_TTL`` per process (a deploy still takes effect promptly), no deployment
+metadata written per run, the worker's lease and reads in one script, and the run's end,
+its queue entry's ack and its lease's release in its last batch. Counted by the real
+Redis itself (``INFO commandstats``: calls, a script's own commands included)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from aiflow_nb import defaults, keys
+from aiflow_nb.examples import chaos
+from aiflow_nb.ops.deployments import deploy, deployments
+from aiflow_nb.ops.local import LocalWorker
+from aiflow_nb.ops.submit import submit
+from aiflow_nb.store import sync_redis
+
+RUNS = 20
+
+
+def _calls() -> dict[str, int]:
+    stats = sync_redis().info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+def _ran(before: dict[str, int]) -> dict[str, int]:
+    after = _calls()
+    ran = {name: n - before.get(name, 0) for name, n in after.items()}
+    ran["info"] -= 1  # the second snapshot's own
+    return {name: n for name, n in ran.items() if n}
+
+
+@pytest.fixture
+def worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalWorker]:
+    """An in-process worker without a monitor and with no heartbeat during the test, so
+    the commands counted are the runs' own (and its blocking reads)."""
+    monkeypatch.setenv("AIFLOW_HEARTBEAT_INTERVAL", "60")
+    monkeypatch.setenv("AIFLOW_HEARTBEAT_TTL", "120")
+    import aiflow_nb
+
+    aiflow_nb.configure()
+    local = LocalWorker(monitor=False, kind="in-process").start()
+    yield local
+    local.stop()
+
+
+def _run_all(local: LocalWorker, count: int) -> None:
+    target = local.worker.completed + count
+    for i in range(count):
+        submit("one_step", {"x": i})
+    deadline = time.monotonic() + 30
+    while local.worker.completed < target or local.worker.tasks:
+        assert time.monotonic() < deadline, "the runs did not complete"
+        time.sleep(0.002)
+
+
+def test_a_trivial_run_takes_one_script_to_start_and_one_batch_to_end(
+    worker: LocalWorker,
+) -> None:
+    assert chaos.one_step.name == "one_step"
+    _run_all(worker, RUNS)  # scripts loaded, connections open, the version and queue known
+    before = _calls()
+
+    _run_all(worker, RUNS)
+
+    ran = _ran(before)
+    per_run = {name: n / RUNS for name, n in ran.items()}
+    assert per_run["evalsha"] == 2  # take-and-read, then one batch (start to end)
+    assert "eval" not in ran  # no EVAL of a script's text (nor a separate release)
+    assert per_run["hgetall"] == 1  # the record; a fresh run has no journal or seed
+    assert per_run["multi"] == 1  # the submit's transaction
+    assert per_run["xack"] == 1 and per_run["xdel"] == 1  # in the batch
+    assert "sadd" not in ran  # started and ended in one batch: never in the running set
+    assert per_run["zadd"] == 3  # the run indexes and its expiry; no deployments ZADD NX
+    assert per_run["get"] <= 1.05  # the lease check in the batch; no deploy:active read
+    assert sum(per_run.values()) <= 32, sorted(per_run.items())
+
+
+def test_submit_reads_the_active_deployment_once_per_ttl_and_a_deploy_moves_it_promptly() -> None:
+    r = sync_redis()
+    deploy("blue")
+    before = _calls()
+    ids = [submit("one_step", {"x": i}) for i in range(10)]
+    assert "get" not in _ran(before)  # deploy() in this process: known at once
+    assert {r.hget(keys.run(i), "version") for i in ids} == {b"blue"}
+
+    deploy("green")  # this process: the very next run goes to green
+    assert r.hget(keys.run(submit("one_step", {"x": 0})), "version") == b"green"
+
+    r.set(keys.deploy_active(), "teal")  # another process's deploy
+    deadline = time.monotonic() + defaults.DEPLOY_CACHE_TTL + 0.5
+    while r.hget(keys.run(submit("one_step", {"x": 0})), "version") != b"teal":
+        assert time.monotonic() < deadline, "another process's deploy was not followed"
+        time.sleep(0.05)
+
+
+def test_submit_adds_no_deployment_metadata_per_run_and_deployments_still_lists_it() -> None:
+    submit("one_step", {"x": 0}, version="v7")
+    before = _calls()
+    for i in range(10):
+        submit("one_step", {"x": i}, version="v7")
+    ran = _ran(before)
+    assert ran["zadd"] == 20  # each run's two indexes, nothing else
+    assert "sadd" not in ran
+    rows = {row["version"]: row for row in deployments()}
+    assert rows["v7"]["queued"] == 11
