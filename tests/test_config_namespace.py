@@ -55,3 +55,15 @@ def test_a_follower_made_in_another_namespace_follows_there_on_its_thread(
         assert events[1].data == {"message": "live"} and follower.error is None
     finally:
         follower.stop()
+
+
+def test_no_in_process_worker_starts_for_a_run_of_another_namespace() -> None:
+    """Its thread would serve the process's namespace, never that run's."""
+    from aiflow_nb.ops.local import ensure_local_worker, local_worker
+
+    assert local_worker() is None
+    with use_namespace(f"o{secrets.token_hex(4)}"):
+        assert ensure_local_worker(workflow="trace_fan_out") is None
+    assert local_worker() is None
+    started = ensure_local_worker(workflow="trace_fan_out")  # in its own namespace: yes
+    assert started is not None and local_worker() is started

@@ -3,7 +3,9 @@
 Started by ``Workflow.start`` when ``AIFLOW_LOCAL_WORKER=1``, or when it is unset and
 no live worker can execute the run (``ops/routing.py``: none serves its workflow, or
 registered code). ``AIFLOW_LOCAL_WORKER=0`` never starts one. It serves every workflow
-this process defines, and registered code. At interpreter exit it stops at once: runs in
+this process defines, and registered code, in the process's namespace: none is started
+for a run queued under ``config.use_namespace`` of another one (a dashboard session's
+``?ns=``), which its thread would not serve. At interpreter exit it stops at once: runs in
 hand are handed back (re-queued for another worker to resume from their journal).
 """
 
@@ -14,7 +16,7 @@ import atexit
 import threading
 
 from .. import defaults
-from ..config import settings
+from ..config import namespace, settings
 from ..store.connection import aclose_async_redis
 from .daemon import KIND
 from .presence import live_workers
@@ -92,7 +94,7 @@ def ensure_local_worker(
     what the run just queued needs); return it."""
     global _local
     wanted = settings().local_worker
-    if wanted is False and not force:
+    if (wanted is False or namespace() != settings().namespace) and not force:
         return None
     with _lock:
         if local_worker() is not None:
