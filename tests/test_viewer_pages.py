@@ -220,3 +220,41 @@ def test_a_reruns_page_names_its_source_links_the_compare_page_and_shows_what_it
         source.stop()
     finally:
         page.stop()
+
+
+def test_runs_page_switches_namespace_in_place_and_opens_runs_there(namespace: str) -> None:
+    """Inline as on the dashboard: the namespace select lists another namespace's runs,
+    the poll keeps to it, and a run opened from there is read in it."""
+    from types import SimpleNamespace
+
+    from aiflow_nb import config
+    from aiflow_viewer.namespace import href
+
+    mine = traced.start(tag="ns-a", fan=1)
+    mine.result(timeout=20)
+    other = f"{namespace}-b"
+    aiflow_nb.configure(namespace=other)
+    theirs = failing.start(x=1)
+    with pytest.raises(aiflow_nb.RunFailed):
+        theirs.result(timeout=20)
+    aiflow_nb.configure()  # back to this test's namespace
+    opened: list[tuple[str, str, RunPage]] = []
+    page = RunsPage(
+        on_open=lambda run_id: opened.append(
+            (run_id, config.namespace(), RunPage(run_id, follow=False))
+        )
+    )
+    assert list(page.table.value["run_id"]) == [mine.run_id]
+    assert other in page.ns_select.options and page.ns_select.value == namespace
+    page.ns_select.value = other
+    assert list(page.table.value["run_id"]) == [theirs.run_id]
+    assert page.workflow.options == ["any", "trace_failing"]
+    assert f"namespace <b>{other}</b>" in page.namespace.object
+    page.poll()
+    assert list(page.table.value["run_id"]) == [theirs.run_id]
+    page._on_click(SimpleNamespace(column="run_id", value=theirs.run_id))
+    ((run_id, ns, run_page),) = opened
+    assert (run_id, ns, run_page.tree.totals.status) == (theirs.run_id, other, "failed")
+    assert href(run="r") == "?run=r"  # links name the namespace only when not the process's
+    with config.use_namespace(other):
+        assert href(run="r") == f"?ns={other}&run=r" and href() == f"?ns={other}"
