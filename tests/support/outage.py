@@ -50,7 +50,7 @@ class PrivateRedis:
     def _ready_at(self) -> float:
         """When the server last said it was ready to accept connections (its log, in ms)."""
         log = (self.server.directory / "redis.log").read_text().splitlines()
-        line = next(x for x in reversed(log) if "ready to accept connections" in x)
+        line = next(x for x in reversed(log) if "ready to accept connections" in x.lower())
         day, ms = line.split(" ", 1)[1].split(" * ")[0].rsplit(".", 1)
         return time.mktime(time.strptime(day, "%d %b %Y %H:%M:%S")) + int(ms) / 1000
 
