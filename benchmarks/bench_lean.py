@@ -13,8 +13,9 @@
 3. Per-run fixed overhead: ``start()`` -> ``result()`` of a one-step run with the
    in-process worker, median. Baseline: one ``PING`` round trip, same run.
 4. Per-step overhead, sync and async (fencing on, as every worker runs): the wall time
-   of ``STEPS`` sequential trivial steps less that of a run of none, per step. Baseline:
-   a plain call.
+   of ``STEPS`` sequential trivial steps less that of a run of none, per step, and the
+   same in this process's CPU time (steadier on a shared machine). Baseline: a plain
+   call.
 5. Throughput with 2 ``aiflow worker`` processes (``bench_workers.throughput``).
    Baseline: the executor in this process without queue or lease.
 
@@ -184,17 +185,23 @@ def _define_io():  # type: ignore[no-untyped-def]
     return lean_io_steps
 
 
-def _wall(wf: Any, n: int) -> float:
-    t0 = time.perf_counter()
+def _wall(wf: Any, n: int) -> tuple[float, float]:
+    """Wall and process CPU seconds of a run of ``wf`` with ``n`` steps."""
+    t0, c0 = time.perf_counter(), time.process_time()
     wf.start(n=n).result(timeout=600)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
-def per_step(wf: Any, trials: int = 5) -> float:
-    """Seconds per step: (wall of ``STEPS`` steps - wall of none) / ``STEPS``, medians."""
-    empty = statistics.median(_wall(wf, 0) for _ in range(20))
-    full = statistics.median(_wall(wf, STEPS) for _ in range(trials))
-    return (full - empty) / STEPS
+def per_step(wf: Any, trials: int = 5) -> tuple[float, float]:
+    """Wall and CPU seconds per step: (a run of ``STEPS`` steps - a run of none) /
+    ``STEPS``, medians. The CPU is this process's (the worker's threads, every one): on
+    a shared machine it moves less with the other processes' load than the wall time."""
+    empty = [_wall(wf, 0) for _ in range(20)]
+    full = [_wall(wf, STEPS) for _ in range(trials)]
+    return tuple(  # type: ignore[return-value]
+        (statistics.median(f[k] for f in full) - statistics.median(e[k] for e in empty)) / STEPS
+        for k in (0, 1)
+    )
 
 
 def main() -> list[Figure]:
@@ -241,8 +248,7 @@ def main() -> list[Figure]:
                 x = plain(x)
 
         call = median_time(plain_loop, 5) / STEPS
-        sync_step = per_step(lean_sync)
-        async_step = per_step(lean_async)
+        (sync_step, sync_cpu), (async_step, async_cpu) = per_step(lean_sync), per_step(lean_async)
     with private_redis():
         base = baseline()
         two = throughput(2)
@@ -299,6 +305,10 @@ def main() -> list[Figure]:
             "plain call",
             "<= 25 us",
             async_step * us <= 25,
+        ),
+        Figure("  CPU per step, sync (this process)", sync_cpu * us, "us", call * us, "plain call"),
+        Figure(
+            "  CPU per step, async (this process)", async_cpu * us, "us", call * us, "plain call"
         ),
         Figure(
             "throughput, 2 workers (submit + complete)",

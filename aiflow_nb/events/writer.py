@@ -148,8 +148,11 @@ class EventWriter:
         """The writer's fencing token is gone: it writes nothing more."""
         return self.fence is not None and self.fence.lost
 
-    def emit(self, type: str, **fields: Any) -> None:
-        """Append an event (see ``make_payload`` for the fields), its secrets masked."""
+    def emit(self, type: str, keys_checked: bool = False, **fields: Any) -> None:
+        """Append an event (see ``make_payload`` for the fields), its secrets masked.
+        ``keys_checked``: the caller checked the keys of its data for credential names
+        already (``redaction.may_name_credentials``): only the run's known secrets are
+        looked for here."""
         span_id = fields.get("span_id")
         if type == _DELTA and span_id is not None and self.redactor.literals:
             text = self._stream_text(span_id, fields)
@@ -159,7 +162,7 @@ class EventWriter:
         elif type in _SPAN_ENDS and span_id in self._held:
             held = self._held.pop(span_id)
             self._emit(_DELTA, **{**held, "data": {"text": held["data"]["text"]}})
-        self._emit(type, **fields)
+        self._emit(type, keys_checked, **fields)
 
     def _stream_text(self, span_id: str, fields: dict[str, Any]) -> str:
         """The text of a span's ``output.delta`` that may be written now (masked); its end
@@ -171,10 +174,11 @@ class EventWriter:
             self._held[span_id] = {**fields, "data": {"text": rest}}
         return ready
 
-    def _emit(self, type: str, **fields: Any) -> None:
+    def _emit(self, type: str, keys_checked: bool = False, **fields: Any) -> None:
         payload = make_payload(type, self.run_id, **fields)
         redactor = self.redactor
-        if redactor.may_hold(payload):  # rare: most events are written as first encoded
+        maybe = redactor.may_hold_known(payload) if keys_checked else redactor.may_hold(payload)
+        if maybe:  # rare: most events are written as first encoded
             fields["data"] = redactor.apply(fields.get("data"))
             if isinstance(fields.get("name"), str):
                 fields["name"] = redactor.apply(fields["name"])
@@ -321,7 +325,7 @@ class EventWriter:
                 record.update(op_args[0])
                 continue
             if events:
-                args += ("e", len(events), *events)
+                args += _events_op(events)
                 events.clear()
             if method == _RELEASE:
                 args.append("r")
@@ -335,7 +339,7 @@ class EventWriter:
                 rest += _options(kwargs)
                 args += ("c", method, index, len(rest), *rest)
         if events:
-            args += ("e", len(events), *events)
+            args += _events_op(events)
         if record:
             args += ("h", len(record))
             for name, value in record.items():
@@ -355,22 +359,26 @@ class EventWriter:
             raise error
 
 
+def _events_op(events: list[bytes]) -> tuple[Any, ...]:
+    """The batch op appending ``events``: one payload as is (``e``), more end to end in one
+    argument with their lengths (``E``: one argument for Redis to parse, not one each)."""
+    if len(events) == 1:
+        return ("e", 1, events[0])
+    return ("E", ",".join(str(len(e)) for e in events), b"".join(events))
+
+
 def _without_undone(batch: list[Op]) -> list[Op]:
     """The batch less each ``SADD key member`` that a later ``SREM`` of the same member
     undoes (a run that starts and ends in one batch never shows in the running set)."""
-    removed = [(args[0], args[1:]) for method, args, _ in batch if method == "srem"]
-    if not removed:
+    sadds = [i for i, op in enumerate(batch) if op[0] == "sadd"]
+    if not sadds:
         return batch
-    kept: list[Op] = []
-    for index, op in enumerate(batch):
-        method, args, _ = op
-        if method == "sadd" and any(
-            later[0] == "srem" and later[1][0] == args[0] and later[1][1:] == args[1:]
-            for later in batch[index + 1 :]
-        ):
-            continue
-        kept.append(op)
-    return kept
+    undone = {
+        i
+        for i in sadds
+        if any(later[0] == "srem" and later[1] == batch[i][1] for later in batch[i + 1 :])
+    }
+    return [op for i, op in enumerate(batch) if i not in undone] if undone else batch
 
 
 def _options(kwargs: dict[str, Any]) -> list[Any]:
@@ -391,6 +399,7 @@ BATCH = (
 -- KEYS: lease, record, events, journal, running set, then the other keys of 'c' ops.
 -- ARGV: token ('' = unfenced), batch seq, lease ttl ms, then the ops, in order:
 --   'j' n (field value)*n   journal HSET        'e' n payload*n   XADD events * e <payload>
+--   'E' sizes blob          the payloads of blob (sizes: their lengths, comma-separated)
 --   'h' n (field value)*n   record HSET         'r'               release (DEL) the lease
 --   'c' command key-index n arg*n               any other command on KEYS[key-index]
 -- A batch's record fields come as one 'h', its last op: the fence is written with them.
@@ -421,6 +430,14 @@ while i <= n do
     local count = tonumber(ARGV[i + 1])
     for j = i + 2, i + 1 + count do redis.call('XADD', KEYS[3], '*', FIELD, ARGV[j]) end
     i = i + 2 + count
+  elseif op == 'E' then
+    local blob, at = ARGV[i + 2], 1
+    for size in string.gmatch(ARGV[i + 1], '%d+') do
+      local upto = at + tonumber(size)
+      redis.call('XADD', KEYS[3], '*', FIELD, string.sub(blob, at, upto - 1))
+      at = upto
+    end
+    i = i + 3
   elseif op == 'j' or op == 'h' then
     local last = i + 1 + 2 * tonumber(ARGV[i + 1])
     if op == 'h' and last == n and not fenced then  -- the last op: the fence goes with it

@@ -140,9 +140,9 @@ class RunWriter(EventWriter):
             fence.lose()
             self._check()  # raises
 
-    def emit(self, type: str, **fields: Any) -> None:
+    def emit(self, type: str, keys_checked: bool = False, **fields: Any) -> None:
         self._check()
-        super().emit(type, **fields)
+        super().emit(type, keys_checked, **fields)
 
     def journal(self, step_key: str, document: bytes) -> None:
         self._check()

@@ -64,7 +64,9 @@ class RunContext:
     def child(self, parent: Frame, name: str) -> Frame:
         """The next child span of ``parent`` named ``name`` (index counted per name)."""
         with self._lock:
-            counter = self._children.setdefault(parent.key, Counter())
+            counter = self._children.get(parent.key)
+            if counter is None:  # not setdefault: no Counter made per call
+                counter = self._children[parent.key] = Counter()
             index = counter[name]
             counter[name] = index + 1
         key = f"{parent.key}/{name}#{index}"

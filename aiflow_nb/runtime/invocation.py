@@ -88,7 +88,16 @@ class Call:
         """In a rerun, why this step executes instead of replaying (``span.started``)."""
 
     # --- events -------------------------------------------------------------
-    def emit(self, type: str, data: dict[str, Any] | None = None, ts: float | None = None) -> None:
+    def emit(
+        self,
+        type: str,
+        data: dict[str, Any] | None = None,
+        ts: float | None = None,
+        keys_checked: bool = False,
+    ) -> None:
+        """``keys_checked``: every key of ``data`` the caller did not write itself was
+        checked for credential names already (the writer then checks only for the run's
+        known secrets)."""
         if self.ctx is None or self.frame is None:
             return
         self.ctx.writer.emit(
@@ -99,6 +108,7 @@ class Call:
             attempt=self.attempts or None,
             data=data,
             ts=ts,
+            keys_checked=keys_checked,
         )
 
     def _public_inputs(self) -> dict[str, Any]:
@@ -232,7 +242,9 @@ class Call:
             data["rerun"] = self.rerun
         self._add_attributes(data)  # what the call knew of itself before it started
         self.started_at = time.time()
-        self.emit("span.started", data, ts=self.started_at)
+        # the inputs' keys were checked by args_hash; attributes are the call's own
+        checked = "attributes" not in data
+        self.emit("span.started", data, ts=self.started_at, keys_checked=checked)
 
     def begin(self) -> str | None:
         """Start the span; return the cache key to look up, if caching applies."""
@@ -247,11 +259,11 @@ class Call:
     # --- cache --------------------------------------------------------------
     def cache_key(self) -> str | None:
         """The call's cache key (computed once), or None when it is not cached."""
-        from .. import keys
-
         policy = self.policies.cache
         if policy is None or self.ctx is None:
             return None
+        from .. import keys
+
         if self._cache_key is None:
             if policy.key is not None:
                 part = str(policy.key(*self.args, **self.kwargs))
@@ -304,7 +316,8 @@ class Call:
             value, f"output of {what} {self.component.name!r}", settings().max_value_bytes
         )
         doc = self._document(encoded, end)
-        value = loads(encoded)
+        if type(value) not in _SAME_AFTER_JSON:  # the caller gets the stored value
+            value = loads(encoded)
         self.encoded = encoded
         self._record(doc)
         cache_key = self.cache_key() if fallback_from is None and self.journaled else None
@@ -320,7 +333,9 @@ class Call:
             data["fallback"] = True
             data["error"] = event_error(error_document(fallback_from, self._mask))
         self._add_attributes(data)
-        self.emit("span.completed", data, ts=end)
+        # the output's keys were checked by _shown (unless a view made other data)
+        checked = self.view is None and fallback_from is None and "attributes" not in data
+        self.emit("span.completed", data, ts=end, keys_checked=checked)
         return value
 
     def _shown(self, value: Any, encoded: bytes) -> dict[str, Any]:
@@ -397,6 +412,10 @@ class Call:
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
 
+
+_SAME_AFTER_JSON = (int, str, float, bool, type(None))
+"""Types whose values ``encode_value`` accepted come back equal from their JSON (it
+refuses NaN, infinities and ints beyond 64 bits)."""
 
 _LLM_OPERATION = "gen_ai.operation.name"
 _USAGE = ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "aiflow.cost_usd")
