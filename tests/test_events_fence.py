@@ -23,6 +23,7 @@ from aiflow_nb.ops import leases
 from aiflow_nb.ops.recovery import fail_run
 from aiflow_nb.serialization import loads
 from aiflow_nb.store import redis_url
+from aiflow_nb.store.connection import new_async_client
 from aiflow_nb.store.embedded import EmbeddedRedis
 
 T = TypeVar("T")
@@ -31,7 +32,7 @@ RUN = "fencedrun0001"
 
 def _run(main: Callable[[aredis.Redis], Awaitable[T]], url: str | None = None) -> T:
     async def go() -> T:
-        client = aredis.Redis.from_url(url or redis_url())
+        client = new_async_client(url or redis_url())  # a cluster's too (AIFLOW_TEST_REDIS_URL)
         try:
             return await main(client)
         finally:

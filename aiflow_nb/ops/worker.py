@@ -475,5 +475,5 @@ class Worker:
             pipe.delete(keys.worker(self.id))
             pipe.zrem(keys.workers(), self.id)
             await pipe.execute()
-        except (redis.ConnectionError, OSError):
+        except CONNECTION_ERRORS:  # also a cluster that is down
             pass
