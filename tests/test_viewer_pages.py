@@ -228,7 +228,7 @@ def test_runs_page_switches_namespace_in_place_and_opens_runs_there(namespace: s
     from types import SimpleNamespace
 
     from aiflow_nb import config
-    from aiflow_viewer.namespace import href
+    from aiflow_viewer.namespace import href, unknown_namespace
 
     mine = traced.start(tag="ns-a", fan=1)
     mine.result(timeout=20)
@@ -258,3 +258,5 @@ def test_runs_page_switches_namespace_in_place_and_opens_runs_there(namespace: s
     assert href(run="r") == "?run=r"  # links name the namespace only when not the process's
     with config.use_namespace(other):
         assert href(run="r") == f"?ns={other}&run=r" and href() == f"?ns={other}"
+    assert not unknown_namespace(other) and not unknown_namespace(namespace)
+    assert unknown_namespace(f"{namespace}-none")

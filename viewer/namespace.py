@@ -14,8 +14,10 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 from urllib.parse import urlencode
 
+from aiflow_nb import keys
 from aiflow_nb.access.runs import namespaces
 from aiflow_nb.config import namespace, settings, use_namespace
+from aiflow_nb.store import sync_redis
 from aiflow_nb.store.connection import redis_url
 
 from .style import esc
@@ -47,8 +49,12 @@ def href(**args: str) -> str:
 
 
 def unknown_namespace(name: str) -> bool:
-    """``name`` is neither the process's namespace nor one with runs in this Redis."""
-    return name != settings().namespace and name not in namespaces()
+    """``name`` is neither the process's namespace nor one with runs in this Redis (its
+    runs index exists: what ``namespaces()`` finds, without a SCAN)."""
+    if name == settings().namespace:
+        return False
+    with use_namespace(name):
+        return not sync_redis().exists(keys.runs())
 
 
 def unknown_namespace_html(name: str) -> str:
