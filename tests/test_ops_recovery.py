@@ -10,6 +10,7 @@ from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.examples.chaos import JOURNALED_TWICE, side_effects
 from aiflow_nb.ops.submit import submit
 
+from support.cluster import client_list
 from support.ops import (
     Follower,
     Receiver,
@@ -155,7 +156,7 @@ def test_a_queue_entry_reclaimed_while_its_worker_was_stopped_is_skipped_after_s
         }
 
     def reading() -> bool:  # its consumer exists, and it waits in a blocked read
-        blocked = [c["cmd"] for c in r.client_list() if "b" in c["flags"]]
+        blocked = [c["cmd"] for c in client_list(r) if "b" in str(c["flags"])]
         return stale.id in consumers() and "xreadgroup" in blocked
 
     monitor = start_monitor(tmp_path)

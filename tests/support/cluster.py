@@ -31,6 +31,17 @@ SLOTS = 16384
 MASTERS = 3
 
 
+def client_list(r: redis.Redis) -> list[dict[str, object]]:
+    """``CLIENT LIST`` of the Redis in force: of every node on a cluster (where redis-py
+    asks one node only unless told)."""
+    from aiflow_nb.store import is_cluster
+
+    if not is_cluster():
+        return list(r.client_list())
+    by_node = r.client_list(target_nodes=redis.RedisCluster.ALL_NODES)  # type: ignore[call-arg]
+    return [client for clients in by_node.values() for client in clients]
+
+
 def server_binary() -> str:
     """The cluster's server: ``AIFLOW_CLUSTER_SERVER``, else ``redis-server`` (>= 7.0, for
     sharded pub/sub) or ``valkey-server`` on PATH."""
