@@ -67,6 +67,19 @@ def _env_int(name: str, default: int) -> int:
     return value
 
 
+def _partitions(value: object, what: str) -> int:
+    """A partition count: a whole number from 1 to ``MAX_PARTITIONS``, else ``ConfigError``."""
+    try:
+        count = int(str(value).strip()) if not isinstance(value, bool) else 0
+    except ValueError:
+        count = 0
+    if not 1 <= count <= defaults.MAX_PARTITIONS:
+        raise ConfigError(
+            f"{what} must be a whole number from 1 to {defaults.MAX_PARTITIONS}; got {value!r}"
+        )
+    return count
+
+
 def _env_duration(name: str, default: float) -> float:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
@@ -113,6 +126,9 @@ class Settings:
     background worker for registered notebook code (``ops/daemon.py``); None = yes."""
     max_value_bytes: int = defaults.MAX_VALUE_BYTES
     """``AIFLOW_MAX_VALUE_BYTES``: the largest input, output or step result, bytes of JSON."""
+    partitions: int = defaults.PARTITIONS
+    """``AIFLOW_PARTITIONS``: partitions of a new namespace (``keys.py``); a namespace's
+    count is fixed by the first process that uses it (stored in Redis; that one wins)."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -128,6 +144,9 @@ class Settings:
             retention=_env_duration("AIFLOW_RETENTION", defaults.RETENTION),
             code_worker=_env_bool("AIFLOW_CODE_WORKER"),
             max_value_bytes=_env_int("AIFLOW_MAX_VALUE_BYTES", defaults.MAX_VALUE_BYTES),
+            partitions=_partitions(
+                os.environ.get("AIFLOW_PARTITIONS") or defaults.PARTITIONS, "AIFLOW_PARTITIONS"
+            ),
         )
 
 
@@ -151,6 +170,8 @@ def configure(**changes: Any) -> Settings:
         raise ConfigError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(names)}")
     if "retention" in changes:
         changes["retention"] = parse_duration(changes["retention"], "retention")
+    if "partitions" in changes:
+        changes["partitions"] = _partitions(changes["partitions"], "partitions")
     _current = replace(Settings.from_env() if not changes else settings(), **changes)
     from .store import connection
 

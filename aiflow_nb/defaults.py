@@ -13,6 +13,13 @@ DEPLOY_CACHE_TTL = 1.0
 this long, not once per run); ``deploy()`` in the same process updates it at once, other
 processes follow within this long."""
 
+PARTITIONS = 1
+"""Partitions of a namespace (``AIFLOW_PARTITIONS``): 1 on a single Redis; e.g. 64 on a
+Redis Cluster, so runs spread over its masters (``keys.py``)."""
+
+MAX_PARTITIONS = 4096
+"""The most partitions a namespace may have (a run id's first 16 bits choose one)."""
+
 HEARTBEAT_INTERVAL = 2.0
 """Seconds between two worker heartbeats."""
 
@@ -66,6 +73,10 @@ WORKER_CONCURRENCY = 64
 
 QUEUE_BLOCK_MS = 500
 """Milliseconds a worker blocks on the queue before checking for shutdown."""
+
+PARTITION_BLOCK_MIN_MS = 50
+"""A worker reading several partitions blocks on one at a time, in turn, for
+``QUEUE_BLOCK_MS`` / partitions, at least this (ms)."""
 
 UNANSWERED_CHECK_INTERVAL = 5.0
 """Seconds between a worker's looks at its own pending queue entries of runs it does not

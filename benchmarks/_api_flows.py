@@ -21,7 +21,7 @@ def one_step(x: int) -> int:
 
 def gate_key(name: str) -> str:
     """A benchmark-only key under the namespace, set when the followers are all connected."""
-    return f"{keys.runs()}:bench-gate:{name}"
+    return f"{keys.runs(0)}:bench-gate:{name}"
 
 
 @workflow

@@ -122,7 +122,7 @@ def _static_render(browser: Any, url: str) -> float:
 
 def _live_latency(browser: Any, url: str) -> list[float]:
     """Seconds from each span.started event (its timestamp) to its bar in the browser."""
-    gate = f"{keys.runs()}:bench-gate"
+    gate = f"{keys.runs(0)}:bench-gate"
     handle = bench_stepper.start(k=LIVE_STEPS, gate=gate)
     page = browser.new_page()
     page.goto(f"{url}?run={handle.run_id}")

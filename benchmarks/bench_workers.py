@@ -119,7 +119,7 @@ def _drain_time(count: int, version: str) -> float:
     r = sync_redis()
     t0 = time.perf_counter()
     handles = [RunHandle(submit("one_step", {"x": i}, version=version)) for i in range(count)]
-    _wait(lambda: r.xlen(keys.queue(version, "one_step")) == 0, 120, "the queue to drain")
+    _wait(lambda: r.xlen(keys.queue(version, "one_step", 0)) == 0, 120, "the queue to drain")
     elapsed = time.perf_counter() - t0
     assert handles[-1].status == "completed" and handles[0].status == "completed"
     return elapsed

@@ -173,7 +173,7 @@ def test_infinite_numbers_and_lone_surrogates_are_400_on_either_parser(
 ) -> None:
     r = http.post("/workflows/hostile_echo/start", content=body)
     _refused(r, 400, "malformed_json")
-    assert sync_redis().zcard(keys.runs()) == 0  # nothing written
+    assert sync_redis().zcard(keys.runs(0)) == 0  # nothing written
     _still_up(http)
 
 

@@ -9,6 +9,8 @@ import aiflow_nb as af
 from aiflow_nb import keys, workflow
 from aiflow_nb.errors import InvalidInputs, RedisUnavailable, RunNotFound, SerializationError
 
+from support.helpers import namespace_keys
+
 
 @workflow
 def echo(value: object) -> object:
@@ -18,8 +20,8 @@ def echo(value: object) -> object:
 def test_unserialisable_input_fails_at_the_call_site_and_writes_nothing(redis_client) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SerializationError, match="inputs of workflow 'echo'"):
         echo.start(value=object())
-    assert redis_client.zcard(keys.runs()) == 0
-    assert not redis_client.keys(f"{af.settings().namespace}:*")
+    assert redis_client.zcard(keys.runs(0)) == 0
+    assert not namespace_keys(redis_client)
 
 
 def test_unserialisable_output_fails_the_run_with_a_clear_error() -> None:

@@ -71,7 +71,7 @@ def test_resume_of_a_queued_run_starts_a_worker_and_queues_it_no_second_time(
 ) -> None:
     handle = RunHandle(submit("later", {}))
     assert handle.waiting is not None
-    queue = keys.queue(handle.record()["version"], "later")
+    queue = keys.queue(handle.record()["version"], "later", 0)
     [(queued, _)] = sync_redis().xrange(queue)
     assert "no live worker serves workflow 'later'" in snapshot_text(handle)
     assert run_cell(

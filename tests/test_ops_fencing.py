@@ -127,8 +127,8 @@ def test_the_heartbeat_never_renews_or_cancels_a_run_whose_terminal_write_is_out
         types = [e.type for e in h.events(follow=False)]
         assert [t for t in types if t in TERMINAL_EVENTS] == ["run.completed"]
     r = sync_redis()
-    assert not r.smembers(keys.running())
-    assert all(r.xlen(q) == 0 for q in r.smembers(keys.queues("default"))), "entries left"
+    assert not r.smembers(keys.running(0))
+    assert all(r.xlen(q) == 0 for q in r.smembers(keys.queues("default", 0))), "entries left"
     assert all(d["queued"] == 0 for d in deployments())
 
 

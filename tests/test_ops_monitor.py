@@ -29,7 +29,7 @@ def _sweep(*monitors: Monitor) -> list[list[Any]]:
 
 
 def _queue_requests() -> list[dict[bytes, bytes]]:
-    return [fields for _, fields in sync_redis().xrange(keys.queue("default", "steps"))]
+    return [fields for _, fields in sync_redis().xrange(keys.queue("default", "steps", 0))]
 
 
 def test_dead_workers_run_is_requeued_once_and_its_pending_entry_dropped() -> None:
@@ -40,10 +40,10 @@ def test_dead_workers_run_is_requeued_once_and_its_pending_entry_dropped() -> No
     rec = handle.record()
     assert (rec["status"], rec["restarts"]) == ("queued", 1)
     assert _queue_requests() == [{b"run_id": handle.run_id.encode(), b"resume": b"1"}]
-    pending = sync_redis().xpending(keys.queue("default", "steps"), keys.queue_group)
+    pending = sync_redis().xpending(keys.queue("default", "steps", 0), keys.queue_group)
     assert pending["pending"] == 0
     assert _sweep(Monitor()) == [[]]  # nothing left to do; the ghost consumer is deleted
-    assert sync_redis().xinfo_consumers(keys.queue("default", "steps"), keys.queue_group) == []
+    assert sync_redis().xinfo_consumers(keys.queue("default", "steps", 0), keys.queue_group) == []
     last = list(handle.events(follow=False))[-1]
     assert last.type == "log" and last.data["recovered"] is True
 
@@ -53,16 +53,18 @@ def test_a_run_whose_lease_is_held_is_left_alone() -> None:
     sync_redis().set(keys.run_lease(handle.run_id), "someone-alive", px=5000)
     assert _sweep(Monitor()) == [[]]
     assert handle.status == "running"
-    assert sync_redis().xpending(keys.queue("default", "steps"), keys.queue_group)["pending"] == 1
+    assert (
+        sync_redis().xpending(keys.queue("default", "steps", 0), keys.queue_group)["pending"] == 1
+    )
 
 
 def test_running_run_without_lease_or_queue_entry_is_recovered() -> None:
     handle = taken_by_dead_worker()
     r = sync_redis()
     r.xack(
-        keys.queue("default", "steps"),
+        keys.queue("default", "steps", 0),
         keys.queue_group,
-        r.xrange(keys.queue("default", "steps"))[0][0],
+        r.xrange(keys.queue("default", "steps", 0))[0][0],
     )  # only {ns}:running remembers it
     [results] = _sweep(Monitor())
     assert [(x.run_id, x.outcome) for x in results] == [(handle.run_id, "requeued")]
@@ -94,7 +96,7 @@ def test_past_max_restarts_the_run_fails_crashed_and_the_notification_is_retried
     assert receiver.bodies[0]["reason"] == "crashed"
     rec = handle.record()
     assert (rec["status"], rec["reason"]) == ("failed", "crashed")
-    assert not sync_redis().sismember(keys.running(), handle.run_id)
+    assert not sync_redis().sismember(keys.running(0), handle.run_id)
     assert _queue_requests() == []  # not re-queued
 
 
@@ -132,7 +134,7 @@ def test_hand_back_of_a_run_another_worker_took_over_only_acks_its_entry() -> No
 
     handle = taken_by_dead_worker()
     r = sync_redis()
-    queue = keys.queue("default", "steps")
+    queue = keys.queue("default", "steps", 0)
     entry_id = r.xpending_range(queue, keys.queue_group, "-", "+", 1)[0]["message_id"]
     r.set(keys.run_lease(handle.run_id), "other-worker")
 

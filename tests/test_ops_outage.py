@@ -356,7 +356,7 @@ def test_a_queue_entry_delivered_by_a_read_whose_reply_was_lost_is_taken_by_its_
     outage its loop saw, and every UNANSWERED_CHECK_INTERVAL (a client retry can hide one)."""
     r = sync_redis()
     handle = RunHandle(submit("steps", {"n": 2, "delay": 0.0}))
-    queue = next(q for q in r.smembers(keys.queues(resolve_version())) if b"steps" in q)
+    queue = next(q for q in r.smembers(keys.queues(resolve_version(), 0)) if b"steps" in q)
     r.xgroup_create(queue, keys.queue_group, id="0")
     # the server delivered the entry to this consumer, and its reply never arrived
     assert r.xreadgroup(keys.queue_group, "w-cut", {queue: ">"})

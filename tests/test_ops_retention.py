@@ -23,17 +23,18 @@ from aiflow_nb.ops.retention import prune
 from aiflow_nb.ops.submit import cancel, submit
 from aiflow_nb.store import sync_redis
 
+from support.helpers import namespace_keys
 from support.ops import fleet, taken_by_dead_worker, wait_for
 
 SHORT = {"AIFLOW_RETENTION": "2s"}
 
 
 def _ns_keys(namespace: str) -> set[str]:
-    return {k.decode() for k in sync_redis().scan_iter(match=f"{namespace}:*", count=1000)}
+    return namespace_keys(sync_redis())
 
 
 def _run_keys(namespace: str) -> set[str]:
-    return {k for k in _ns_keys(namespace) if k.startswith(f"{namespace}:run:")}
+    return {k for k in _ns_keys(namespace) if ":run:" in k}
 
 
 def _used_memory() -> int:
@@ -92,7 +93,7 @@ def test_finished_runs_expire_with_every_key_and_index_entry(
         warm = [RunHandle(submit("one_step", {"x": i})) for i in range(5)]
         for h in warm:
             h.result(timeout=30)
-        wait_for(lambda: r.zcard(keys.runs()) == 0, 30, "the warm-up runs to expire")
+        wait_for(lambda: r.zcard(keys.runs(0)) == 0, 30, "the warm-up runs to expire")
         base_keys, base_memory = _ns_keys(namespace), _used_memory()
         waiting = RunHandle(submit("nobody_serves_this", {}))
         handles = [RunHandle(submit("one_step", {"x": i})) for i in range(300)]
@@ -108,20 +109,20 @@ def test_finished_runs_expire_with_every_key_and_index_entry(
             assert 0 < r.pttl(key) <= 2000, key
         assert 0 < r.pttl(keys.run(cancelled.run_id)) <= 2000
         assert 0 < r.pttl(keys.run_events(cancelled.run_id)) <= 2000
-        assert r.zscore(keys.expiry(), f"{last.run_id} steps") is not None
-        wait_for(lambda: r.zcard(keys.runs()) == 1, 30, "every finished run to expire")
+        assert r.zscore(keys.expiry(0), f"{last.run_id} steps") is not None
+        wait_for(lambda: r.zcard(keys.runs(0)) == 1, 30, "every finished run to expire")
         time.sleep(2.5)  # longer than the retention: the waiting run stays
         assert waiting.status == "queued"
         assert r.pttl(keys.run(waiting.run_id)) == -1
         assert _run_keys(namespace) == {keys.run(waiting.run_id), keys.run_events(waiting.run_id)}
         assert _ns_keys(namespace) - base_keys == set(_run_keys(namespace)) | {
-            keys.workflow_runs("nobody_serves_this"),
-            keys.runs(),
-            keys.queue("default", "nobody_serves_this"),
+            keys.workflow_runs("nobody_serves_this", 0),
+            keys.runs(0),
+            keys.queue("default", "nobody_serves_this", 0),
         }
-        assert r.zrange(keys.runs(), 0, -1) == [waiting.run_id.encode()]
-        assert not r.exists(keys.workflow_runs("one_step"), keys.workflow_runs("steps"))
-        assert r.zcard(keys.expiry()) == 0 and r.scard(keys.running()) == 0
+        assert r.zrange(keys.runs(0), 0, -1) == [waiting.run_id.encode()]
+        assert not r.exists(keys.workflow_runs("one_step", 0), keys.workflow_runs("steps", 0))
+        assert r.zcard(keys.expiry(0)) == 0 and r.scard(keys.running(0)) == 0
         assert _used_memory() - base_memory < max(grown // 10, 64 * 1024)
     for gone in (handles[0], last, cancelled):
         with pytest.raises(RunNotFound):
@@ -166,12 +167,12 @@ def test_a_failed_run_resumed_stops_expiring_until_it_ends_again(
     handle.resume()
     wait_for(lambda: handle.status == "running", 10, "the resumed run to start")
     assert r.pttl(keys.run(handle.run_id)) == -1 and r.pttl(keys.run_events(handle.run_id)) == -1
-    assert r.zcard(keys.expiry()) == 0
+    assert r.zcard(keys.expiry(0)) == 0
     time.sleep(2.5)  # past the failed run's retention: kept, it runs
     go_on.set()
     assert handle.result(timeout=30) == "ok"
     assert 0 < r.pttl(keys.run(handle.run_id)) <= 2000
-    assert r.zcard(keys.expiry()) == 1
+    assert r.zcard(keys.expiry(0)) == 1
 
 
 def test_delete_removes_a_finished_run_now(tmp_path: Path, namespace: str) -> None:
@@ -184,9 +185,9 @@ def test_delete_removes_a_finished_run_now(tmp_path: Path, namespace: str) -> No
         wait_for(lambda: going.status == "running", 15, "the sleeper to start")
         aiflow_nb.delete(done.run_id)
         assert not any(done.run_id in k for k in _ns_keys(namespace))
-        assert r.zscore(keys.runs(), done.run_id) is None
-        assert r.zscore(keys.workflow_runs("steps"), done.run_id) is None
-        assert r.zcard(keys.expiry()) == 0
+        assert r.zscore(keys.runs(0), done.run_id) is None
+        assert r.zscore(keys.workflow_runs("steps", 0), done.run_id) is None
+        assert r.zcard(keys.expiry(0)) == 0
         assert not r.exists(keys.idempotency("k1"))
         with pytest.raises(RunNotFound):
             attach(done.run_id)
@@ -255,7 +256,7 @@ def test_memory_stays_flat_in_a_soak_longer_than_the_retention(tmp_path: Path) -
                 h.wait(timeout=30)
             finished += len(batch)
             time.sleep(0.1)  # a steady flow, not a flood of the shared cores
-            samples.append((time.monotonic() - t0, finished, _used_memory(), r.zcard(keys.runs())))
+            samples.append((time.monotonic() - t0, finished, _used_memory(), r.zcard(keys.runs(0))))
     steady = [s for s in samples if s[0] >= 5]
     half = len(steady) // 2
     early, late = steady[:half], steady[half:]
@@ -302,7 +303,7 @@ def test_a_run_failed_by_a_crash_or_by_fail_run_expires_too(
         for key in keys.run_keys(handle.run_id)[:3]:  # record, events, journal
             assert 0 < r.pttl(key) <= 2000, key
     assert 2000 < r.pttl(keys.run(kept.run_id)) <= 600_000  # the run's own retention
-    due = {m.decode().split()[0] for m in r.zrange(keys.expiry(), 0, -1)}
+    due = {m.decode().split()[0] for m in r.zrange(keys.expiry(0), 0, -1)}
     assert due == {crashed.run_id, broken.run_id, kept.run_id}
 
 
@@ -369,7 +370,7 @@ def test_a_retention_past_what_redis_can_hold_is_kept_at_most_retention_max(
     longest = defaults.RETENTION_MAX * 1000
     for handle, workflow_name in ((done, "kept_forever"), (broken, "steps")):
         assert 0.99 * longest < r.pttl(keys.run(handle.run_id)) <= longest
-        due = r.zscore(keys.expiry(), f"{handle.run_id} {workflow_name}")
+        due = r.zscore(keys.expiry(0), f"{handle.run_id} {workflow_name}")
         assert due is not None and due <= time.time() + defaults.RETENTION_MAX
 
 
@@ -393,5 +394,5 @@ def test_two_submits_with_one_idempotency_key_never_both_create_a_run(
     monkeypatch.setattr(submit_module, "resolve_version", resolve_then_a_retry_arrives)
     first = submit("nobody_serves_this", {"a": 1}, idempotency_key="retried")
     assert second[0] == first
-    assert sync_redis().zcard(keys.runs()) == 1
+    assert sync_redis().zcard(keys.runs(0)) == 1
     assert sync_redis().get(keys.idempotency("retried")) == first.encode()

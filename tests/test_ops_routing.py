@@ -51,12 +51,12 @@ time.sleep(300)  # until the test kills it
 
 def test_queues_are_one_per_version_and_workflow_plus_one_for_registered_code() -> None:
     ns = af.settings().namespace
-    assert run_queue("v1", "report", None) == f"{ns}:queue:{{v1}}:wf:report"
-    assert run_queue("v1", "report", "ab12") == f"{ns}:queue:{{v1}}:code"
+    assert run_queue("v1", "report", None) == f"{{{ns}:0}}:queue:v1:wf:report"
+    assert run_queue("v1", "report", "ab12", partition=3) == f"{{{ns}:3}}:queue:v1:code"
     run_id = submit("report", {}, version="v1")
     r = sync_redis()
-    assert r.xrange(keys.queue("v1", "report"))[0][1] == {b"run_id": run_id.encode()}
-    assert r.smembers(keys.queues("v1")) == {keys.queue("v1", "report").encode()}
+    assert r.xrange(keys.queue("v1", "report", 0))[0][1] == {b"run_id": run_id.encode()}
+    assert r.smembers(keys.queues("v1", 0)) == {keys.queue("v1", "report", 0).encode()}
 
 
 @pytest.mark.slow
@@ -158,7 +158,7 @@ def test_registered_code_waits_for_a_worker_that_accepts_it() -> None:
     assert waiting_reason(fresh, workers=[daemon]) is not None  # a kernel starts it
     assert waiting_reason(resumed, workers=[daemon]) is None  # it ran: the daemon resumes it
     assert run_queue("default", "cell_wf", "ab12", resumed=True) == keys.code_queue(
-        "default", resumed=True
+        "default", True, 0
     )
 
 

@@ -53,7 +53,7 @@ def test_parked_runs_hold_no_slot_and_survive_a_sigkilled_worker(tmp_path: Path)
         for handle in handles:
             _status(handle, RunStatus.WAITING, 60)
         r = sync_redis()
-        assert r.scard(keys.running()) == 0
+        assert r.scard(keys.running(0)) == 0
         assert all(not r.exists(keys.run_lease(h.run_id)) for h in handles)
         first.kill()
         second = start("--concurrency", "4").ready()
@@ -119,7 +119,7 @@ def test_a_timeout_raises_input_timeout_into_the_workflow(tmp_path: Path) -> Non
     with fleet(tmp_path) as start:
         start().ready()
         _status(handle, RunStatus.WAITING)
-        assert sync_redis().zscore(keys.timers(), handle.run_id) is not None
+        assert sync_redis().zscore(keys.timers(0), handle.run_id) is not None
         assert handle.result(timeout=20) == {"answer": None}  # caught InputTimeout
         with pytest.raises(AlreadyAnswered):
             handle.respond("approve", True)
@@ -127,7 +127,7 @@ def test_a_timeout_raises_input_timeout_into_the_workflow(tmp_path: Path) -> Non
     assert [e.data for e in received] == [
         {"name": "approve", "kind": "input", "by": "timer", "timeout": True}
     ]
-    assert sync_redis().zscore(keys.timers(), handle.run_id) is None
+    assert sync_redis().zscore(keys.timers(0), handle.run_id) is None
     _ran_once(handle, STEP0)
 
 
@@ -202,7 +202,7 @@ def test_a_waiting_run_cancels_at_once_and_cannot_be_resumed(tmp_path: Path) -> 
             handle.resume()
         assert handle.cancel() == RunStatus.CANCELLED
     assert handle.status == RunStatus.CANCELLED
-    assert sync_redis().zscore(keys.timers(), handle.run_id) is None
+    assert sync_redis().zscore(keys.timers(0), handle.run_id) is None
     with pytest.raises(WaitNotFound):
         handle.respond("approve", True)
 

@@ -20,6 +20,8 @@ import aiflow_nb as af
 from aiflow_nb import component, keys, workflow
 from aiflow_nb.ops.local import ensure_local_worker
 
+from support.helpers import namespace_keys
+
 
 class Color(enum.Enum):
     RED = "red"
@@ -192,7 +194,7 @@ def test_lossy_inputs_are_refused_at_start_and_nothing_is_written(
         wf_hand_back.start(value=value)
     assert "inputs of workflow 'wf_hand_back'" in str(info.value)
     assert says in str(info.value)
-    assert not redis_client.keys(f"{af.settings().namespace}:*")
+    assert not namespace_keys(redis_client)
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from aiflow_nb.ops.local import ensure_local_worker
 from aiflow_nb.trace import SpanTree
 
 from support.api import KEY, served_client
+from support.helpers import namespace_keys
 
 MB = 1024 * 1024
 
@@ -90,8 +91,7 @@ def http(namespace: str) -> Iterator[httpx.Client]:
 
 def run_bytes(r: redis.Redis, run_id: str) -> int:
     """Bytes of Redis memory every key of the run takes (exact: SAMPLES 0)."""
-    pattern = f"{af.settings().namespace}:run:{{{run_id}}}*"
-    found = list(r.scan_iter(match=pattern, count=1000))
+    found = [k for k in keys.run_keys(run_id) if r.exists(k)]
     assert found, "the run has keys"
     return sum(int(r.memory_usage(k, samples=0) or 0) for k in found)
 
@@ -239,7 +239,7 @@ def test_too_large_inputs_raise_at_submit_and_nothing_is_written(
     assert "AIFLOW_MAX_VALUE_BYTES=10000" in message
     assert (info.value.size, info.value.limit) == (20_012, small_limit)
     assert isinstance(info.value, ValueError)
-    assert not redis_client.keys(f"{af.settings().namespace}:*")
+    assert not namespace_keys(redis_client)
     # just under the limit goes through
     assert echo_value.run(value="x" * 9_000) == "x" * 9_000
 
@@ -322,7 +322,7 @@ def test_too_large_inputs_over_rest_are_413_and_nothing_is_written(
     assert r.status_code == 413, r.text
     body = r.json()
     assert body["error"] == "value_too_large" and "AIFLOW_MAX_VALUE_BYTES" in body["message"]
-    assert not redis_client.keys(f"{af.settings().namespace}:*")
+    assert not namespace_keys(redis_client)
 
 
 _failed_once: list[str] = []

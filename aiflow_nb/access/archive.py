@@ -127,14 +127,15 @@ def _event_rows(
 
 
 def _pages(r: redis.Redis, page: int) -> Iterator[list[str]]:
-    """Run ids of the index, oldest first, a page at a time."""
-    start = 0
-    while True:
-        raw = cast("list[bytes]", r.zrange(keys.runs(), start, start + page - 1))
-        if not raw:
-            return
-        start += len(raw)
-        yield [i.decode() for i in raw]
+    """Run ids of each partition's index, oldest first, a page at a time."""
+    for part in range(keys.partitions()):
+        start = 0
+        while True:
+            raw = cast("list[bytes]", r.zrange(keys.runs(part), start, start + page - 1))
+            if not raw:
+                break
+            start += len(raw)
+            yield [i.decode() for i in raw]
 
 
 def archive(

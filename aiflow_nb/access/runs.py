@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import pandas as pd
 import redis
 
-from .. import keys
 from ..events.status import RECORDED
 from ..serialization import loads
 from ..store import sync_redis
+from .listing import newest, records
 
 __all__ = ["RUN_COLUMNS", "list_runs", "namespaces", "runs"]
 
@@ -42,23 +42,12 @@ def list_runs(
     if status is not None and status not in RECORDED:
         raise ValueError(f"status must be one of {', '.join(RECORDED)}; got {status!r}")
     r = client or sync_redis()
-    index = keys.workflow_runs(workflow) if workflow else keys.runs()
-    found: list[dict[str, Any]] = []
-    page = max(limit * 2, 100)
-    start = offset
-    while len(found) < limit:
-        ids = cast("list[bytes]", r.zrevrange(index, start, start + page - 1))
-        if not ids:
-            break
-        start += len(ids)
-        pipe = r.pipeline(transaction=False)
-        for run_id in ids:
-            pipe.hgetall(keys.run(run_id.decode()))
-        for raw in pipe.execute():
-            rec = _row(raw)
-            if rec and (status is None or rec["status"] == status):
-                found.append(rec)
-    return found[:limit]
+    ids = newest(r, workflow, batch=max(limit * 2, 100))
+    for _ in zip(range(offset), ids, strict=False):  # skip the first ``offset``
+        pass
+    wanted = None if status is None else status.encode()
+    found = records(r, ids, limit, lambda raw: wanted is None or raw.get(b"status") == wanted)
+    return [rec for raw, _ in found if (rec := _row(raw)) is not None]
 
 
 def _row(raw: dict[bytes, bytes]) -> dict[str, Any] | None:
@@ -90,11 +79,11 @@ def runs(workflow: str | None = None, status: str | None = None, limit: int = 50
 
 
 def namespaces(client: redis.Redis | None = None) -> list[str]:
-    """The namespaces with runs in this Redis (each one's ``{ns}:runs`` index: one SCAN),
-    sorted."""
+    """The namespaces with runs in this Redis (each partition's ``{<ns>:<p>}:runs``
+    index: one SCAN), sorted."""
     r = client or sync_redis()
-    found = {
-        key.decode()[: -len(":runs")]
-        for key in r.scan_iter(match="*:runs", count=1000, _type="zset")
-    }
+    found = set()
+    for key in r.scan_iter(match="{*}:runs", count=1000, _type="zset"):
+        tag = key.decode()[1 : -len("}:runs")]
+        found.add(tag.rpartition(":")[0])
     return sorted(found)

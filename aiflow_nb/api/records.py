@@ -12,6 +12,7 @@ import redis.asyncio as aredis
 
 from .. import defaults, keys
 from ..access.handle import decode_record
+from ..access.listing import newest, records
 from ..authoring import registry
 from ..errors import AiflowError, RunNotFound
 from ..events.follow import Follow
@@ -171,30 +172,17 @@ def page(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Decoded records newest first after ``cursor``, and the cursor of the next page."""
     r: Any = client or sync_redis()
-    index = keys.workflow_runs(workflow) if workflow else keys.runs()
-    after = _cursor(cursor)
-    high: str | float = "+inf" if after is None else after[0]
-    found: list[tuple[dict[str, Any], float]] = []
-    batch = max(limit * 2, 100)
-    while len(found) < limit:
-        ids = r.zrevrangebyscore(index, high, "-inf", start=0, num=batch, withscores=True)
-        ids = [(m.decode(), s) for m, s in ids]
-        if after is not None:  # equal scores come in reverse member order: skip to the cursor
-            ids = [(m, s) for m, s in ids if s < after[0] or m < after[1]]
-        if not ids:
-            break
-        pipe = r.pipeline(transaction=False)
-        for run_id, _ in ids:
-            pipe.hgetall(keys.run(run_id))
-        for (_, score), raw in zip(ids, pipe.execute(), strict=True):
-            rec = decode_record(raw) if raw else None
-            if rec is not None and (status is None or rec.get("status") == status):
-                found.append((rec, score))
-        after = (ids[-1][1], ids[-1][0])
-        high = after[0]
-    found = found[:limit]
+    wanted = None if status is None else status.encode()
+    ids = newest(r, workflow, _cursor(cursor), batch=max(limit * 2, 100))
+    found = [
+        (rec, at)
+        for raw, at in records(
+            r, ids, limit, lambda raw: wanted is None or raw.get(b"status") == wanted
+        )
+        if (rec := decode_record(raw)) is not None
+    ]
     more = len(found) == limit and bool(found)
-    next_cursor = f"{found[-1][1]!r}:{found[-1][0]['run_id']}" if more else None
+    next_cursor = f"{found[-1][1][0]!r}:{found[-1][1][1]}" if more else None
     return with_waiting([rec for rec, _ in found], client), next_cursor
 
 

@@ -9,7 +9,10 @@ A batch is one Lua script (``BATCH``; every key it touches is in KEYS): it appli
 the batch's commands, in order, only while the writer's fencing token is current
 (``events/fence.py``), atomically, so a reader never sees a run's status ahead of the
 events written with it and a writer whose attempt was taken over writes nothing more.
-Each batch carries the attempt's next sequence number, recorded by the script in the
+The script touches one Redis Cluster slot, the run's (its partition's, ``keys.py``): a
+command on a key of another slot (a cache entry) is sent right after the batch it came
+with, outside it, and only if the batch was applied. Each batch carries the attempt's
+next sequence number, recorded by the script in the
 run record's ``fence`` field: a batch re-sent after a lost reply is recognised there and
 not applied twice.
 
@@ -37,6 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aredis
+from redis.crc import key_slot
 
 from .. import defaults, keys
 from ..errors import AiflowError
@@ -121,8 +125,11 @@ class EventWriter:
             keys.run(run_id),
             keys.run_events(run_id),
             keys.run_journal(run_id),
-            keys.running(),
+            keys.running(keys.partition_of(run_id)),
         ]
+        self._slot = key_slot(self._keys[1].encode())
+        """The run's slot: a command on a key of another (a cache entry) is sent after
+        the batch, not in it (one script touches one slot)."""
         self._pending: list[Op] = []
         self._inflight: tuple[int, list[Op]] | None = None
         """The batch being sent (kept, with its sequence number, until Redis answers)."""
@@ -209,8 +216,9 @@ class EventWriter:
         self._push((_RELEASE, (), {}))
 
     def raw(self, method: str, *args: Any, **kwargs: Any) -> None:
-        """Any other one-key command, in order with the events (e.g. a cache
-        ``raw("set", key, value, px=ms)``): ``args[0]`` is its key; keyword options
+        """Any other one-key command, in order with the events (a key of another slot,
+        e.g. a cache ``raw("set", key, value, px=ms)``, right after its batch):
+        ``args[0]`` is its key; keyword options
         become Redis options (``px=5`` -> ``PX 5``, ``nx=True`` -> ``NX``,
         ``mapping={...}`` -> field value pairs)."""
         if method.lower() in ("eval", "evalsha", "multi", "exec"):
@@ -315,6 +323,7 @@ class EventWriter:
                 args += (step_key, document)
         record: dict[str, Any] = {}  # one HSET, last (the batch is atomic: order is unseen)
         events: list[bytes] = []
+        outside: list[tuple[str, tuple[Any, ...]]] = []
         for method, op_args, kwargs in _without_undone(batch):
             if method == "xadd":
                 events.append(op_args[0])
@@ -331,12 +340,15 @@ class EventWriter:
                 args.append("r")
             else:
                 key, *rest = op_args
+                rest += _options(kwargs)
+                if key_slot(str(key).encode()) != self._slot:
+                    outside.append((method, (key, *rest)))
+                    continue
                 try:
                     index = key_list.index(key) + 1
                 except ValueError:
                     key_list.append(key)
                     index = len(key_list)
-                rest += _options(kwargs)
                 args += ("c", method, index, len(rest), *rest)
         if events:
             args += _events_op(events)
@@ -344,7 +356,13 @@ class EventWriter:
             args += ("h", len(record))
             for name, value in record.items():
                 args += (name, value)
-        return int(await self._script(key_list, args))
+        outcome = int(await self._script(key_list, args))
+        if outside and outcome not in (LOST, ENDED):  # after the batch they go with
+            pipe = self._client.pipeline(transaction=False)
+            for method, command in outside:
+                pipe.execute_command(method.upper(), *command)
+            await pipe.execute()
+        return outcome
 
     async def _script(self, key_list: list[str], args: list[Any]) -> Any:
         # EVALSHA; a restarted Redis that forgot it gets it by EVAL

@@ -62,19 +62,18 @@ return {1, tostring(wait), settle}
 
 RELEASE = """
 local d = tonumber(ARGV[1])
-for i = 1, #KEYS, 2 do
-  redis.call('ZREM', KEYS[i + 1], ARGV[2])
-  if d ~= 0 then
-    local c = redis.call('HMGET', KEYS[i], 'tpm', 'burst', 't_level')
-    if c[1] and c[3] then
-      local cap = math.max(1, tonumber(c[1]) / 60.0 * (tonumber(c[2]) or 1))
-      redis.call('HSET', KEYS[i], 't_level', tostring(math.min(cap, tonumber(c[3]) - d)))
-    end
+redis.call('ZREM', KEYS[2], ARGV[2])
+if d ~= 0 then
+  local c = redis.call('HMGET', KEYS[1], 'tpm', 'burst', 't_level')
+  if c[1] and c[3] then
+    local cap = math.max(1, tonumber(c[1]) / 60.0 * (tonumber(c[2]) or 1))
+    redis.call('HSET', KEYS[1], 't_level', tostring(math.min(cap, tonumber(c[3]) - d)))
   end
 end
 return 1
 """
-"""Frees the holder's slot and settles the token bucket of every name (KEYS in pairs)."""
+"""Frees the holder's slot and settles the token bucket of one name (its two keys, one
+slot); a lease of several names calls it once per name."""
 
 
 @dataclass
@@ -89,10 +88,6 @@ class Lease:
     """Seconds spent queued for the limits."""
     released: bool = field(default=False, repr=False)
 
-    def _keys(self) -> list[str]:
-        """RELEASE's keys: every name's, so one round trip settles them all."""
-        return [k for name in self.names for k in _keys(name)]
-
     def _args(self, used: int | None) -> list[Any]:
         delta = 0 if used is None else used - self.tokens
         return [delta, self.holder]
@@ -103,7 +98,8 @@ class Lease:
             return
         self.released = True
         script = (client or sync_redis()).register_script(RELEASE)
-        script(keys=self._keys(), args=self._args(used_tokens))
+        for name in self.names:  # one script per limit (each its own slot)
+            script(keys=_keys(name), args=self._args(used_tokens))
 
     async def arelease(
         self, used_tokens: int | None = None, client: aredis.Redis | None = None
@@ -113,7 +109,8 @@ class Lease:
             return
         self.released = True
         script = (client or async_redis()).register_script(RELEASE)
-        await script(keys=self._keys(), args=self._args(used_tokens))
+        for name in self.names:  # one script per limit (each its own slot)
+            await script(keys=_keys(name), args=self._args(used_tokens))
 
     def __enter__(self) -> Lease:
         return self

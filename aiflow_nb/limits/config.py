@@ -63,11 +63,11 @@ def set(  # noqa: A001 - the public name the API promises: limits.set(...)
     limit = RateLimit(name, rpm, tpm, concurrency, burst)
     r = client or sync_redis()
     values = {k: v for k, v in asdict(limit).items() if k in _FIELDS}
-    pipe = r.pipeline(transaction=True)
+    pipe = r.pipeline(transaction=True)  # the limit's own slot
     pipe.hdel(keys.ratelimit(name), *_FIELDS, *_LEVELS)
     pipe.hset(keys.ratelimit(name), mapping={k: v for k, v in values.items() if v is not None})
-    pipe.sadd(keys.ratelimits(), name)
     pipe.execute()
+    r.sadd(keys.ratelimits(), name)  # the namespace's metadata (another slot)
     _known.pop(namespace(), None)
     return limit
 
@@ -90,11 +90,10 @@ def get(name: str, client: redis.Redis | None = None) -> RateLimit | None:
 def clear(name: str, client: redis.Redis | None = None) -> bool:
     """Remove the limit ``name``; True if there was one."""
     r = client or sync_redis()
-    pipe = r.pipeline(transaction=True)
-    pipe.delete(keys.ratelimit(name), keys.ratelimit_inflight(name))
-    pipe.srem(keys.ratelimits(), name)
+    existed = r.delete(keys.ratelimit(name), keys.ratelimit_inflight(name))  # one slot
+    r.srem(keys.ratelimits(), name)
     _known.pop(namespace(), None)
-    return bool(pipe.execute()[0])
+    return bool(existed)
 
 
 def names(client: redis.Redis | None = None) -> builtins.list[str]:

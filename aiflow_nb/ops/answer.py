@@ -7,8 +7,8 @@ recorded — a second answer, or an answer after the timer fired, finds the wait
 (``AlreadyAnswered``). The transaction journals the outcome under the wait's journal
 field, closes the wait (record ``waits``, the timer index), writes ``input.received`` and
 re-queues the run (``submit.requeue``); the next attempt replays up to the wait, which
-returns the outcome. Like ``submit``, it also writes the run's queue stream (another
-slot on a Redis Cluster).
+returns the outcome. All of it is one slot: the run's keys, its queue and its
+partition's timer index (``keys.py``).
 
 Example::
 
@@ -94,7 +94,7 @@ def _close(
     version, workflow, code = route
     pipe.hset(keys.run_journal(run_id), journal_key(wait["name"]), dumps(outcome))
     pipe.hdel(keys.run(run_id), "waits")
-    pipe.zrem(keys.timers(), run_id)
+    pipe.zrem(keys.timers(keys.partition_of(run_id)), run_id)
     masked = Redactor.from_environment().apply(event)  # the journal keeps the answer itself
     payload = make_payload("input.received", run_id, name=wait["name"], data=masked)
     pipe.xadd(keys.run_events(run_id), {FIELD: payload})
@@ -170,20 +170,26 @@ async def wake_due(client: aredis.Redis, now: float | None = None) -> list[str]:
     ``DUE_BATCH`` read at a time)."""
     now = time.time() if now is None else now
     woken: list[str] = []
-    while True:
-        due = await client.zrangebyscore(keys.timers(), "-inf", now, start=0, num=DUE_BATCH)
-        for raw in due:
-            run_id = raw.decode() if isinstance(raw, bytes) else str(raw)
-            if await _wake(client, run_id, now):
-                woken.append(run_id)
-        if len(due) < DUE_BATCH:
-            return woken
+    for part in range(keys.partitions()):
+        timers = keys.timers(part)
+        while True:
+            due = await client.zrangebyscore(timers, "-inf", now, start=0, num=DUE_BATCH)
+            for raw in due:
+                run_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+                if await _wake(client, run_id, now):
+                    woken.append(run_id)
+            if len(due) < DUE_BATCH:
+                break
+    return woken
 
 
 async def next_due(client: aredis.Redis) -> float | None:
     """The due time (epoch s) of the earliest timed wait, or None when none is set."""
-    first = await client.zrange(keys.timers(), 0, 0, withscores=True)
-    return float(first[0][1]) if first else None
+    pipe = client.pipeline(transaction=False)
+    for part in range(keys.partitions()):  # one read per partition's timer index
+        pipe.zrange(keys.timers(part), 0, 0, withscores=True)
+    firsts = [float(first[0][1]) for first in await pipe.execute() if first]
+    return min(firsts) if firsts else None
 
 
 async def _wake(client: aredis.Redis, run_id: str, now: float) -> bool:
@@ -198,7 +204,7 @@ async def _wake(client: aredis.Redis, run_id: str, now: float) -> bool:
                 pipe.multi()  # type: ignore[no-untyped-call]
                 if not due:  # answered, cancelled or gone meanwhile: drop the stale timer
                     if not waits:
-                        pipe.zrem(keys.timers(), run_id)
+                        pipe.zrem(keys.timers(keys.partition_of(run_id)), run_id)
                     await pipe.execute()
                     return False
                 wait = due[0]

@@ -93,7 +93,7 @@ def deploy(version: str, client: redis.Redis | None = None) -> str | None:
 
 
 def _runs_by_version(r: redis.Redis) -> dict[str, int]:
-    ids = list(r.smembers(keys.running()))
+    ids = [i for part in range(keys.partitions()) for i in r.smembers(keys.running(part))]
     pipe = r.pipeline(transaction=False)
     for run_id in ids:
         pipe.hmget(keys.run(_text(run_id)), "version", "status")
@@ -107,7 +107,11 @@ def _runs_by_version(r: redis.Redis) -> dict[str, int]:
 def _queued(r: redis.Redis, version: str) -> int:
     """Entries not yet taken by a worker, over the version's queues (one per workflow and
     one for registered code; a queue holds only unfinished requests)."""
-    return sum(_waiting(r, _text(queue)) for queue in r.smembers(keys.queues(version)))
+    return sum(
+        _waiting(r, _text(queue))
+        for part in range(keys.partitions())
+        for queue in r.smembers(keys.queues(version, part))
+    )
 
 
 def _waiting(r: redis.Redis, queue: str) -> int:

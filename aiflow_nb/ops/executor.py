@@ -190,7 +190,7 @@ def _finish(
         if public is not None:
             fields.update(inputs=dumps(public), secrets_dropped=1)
     writer.record(status=status, ended_at=time.time(), **fields)
-    writer.raw("srem", keys.running(), writer.run_id)
+    writer.raw("srem", keys.running(keys.partition_of(writer.run_id)), writer.run_id)
     writer.release()
     _settle(writer)
     writer.emit(f"run.{status}", data=data)
@@ -216,9 +216,9 @@ def _park(writer: EventWriter, wait: dict[str, Any], workflow: str) -> None:
     name, deadline = wait["name"], wait.get("deadline")
     writer.journal(journal_key(name), dumps({"s": wait["since"], "d": deadline}))
     writer.record(status=RunStatus.WAITING, waits=dumps({name: wait}))
-    writer.raw("srem", keys.running(), writer.run_id)
+    writer.raw("srem", keys.running(keys.partition_of(writer.run_id)), writer.run_id)
     if deadline is not None:
-        writer.raw("zadd", keys.timers(), deadline, writer.run_id)
+        writer.raw("zadd", keys.timers(keys.partition_of(writer.run_id)), deadline, writer.run_id)
     writer.release()
     _settle(writer)
     writer.emit("run.waiting", name=workflow, data=wait)
@@ -359,7 +359,7 @@ async def _execute(
     writer.record(
         status=RunStatus.RUNNING, worker=worker_id, started_at=started_at, attempt=attempt
     )
-    writer.raw("sadd", keys.running(), run_id)
+    writer.raw("sadd", keys.running(keys.partition_of(run_id)), run_id)
     resumed = attempt > 1
     writer.emit(
         "run.resumed" if resumed else "run.started",

@@ -9,10 +9,10 @@ at a time. Each sweep:
    code, ``ops/routing.py``), the consumers with no heartbeat: their pending entries are the runs
    they had in hand. Each is acknowledged and its run recovered (``ops/recovery.py``);
    a consumer with nothing pending is deleted from the group;
-2. ``{ns}:running``: a run whose status is ``running`` but whose lease is gone lost its
-   worker some other way; it is recovered too;
-3. ``{ns}:expiry``: finished runs whose retention ran out (their keys expired) leave the
-   run indexes (``ops/retention.py``).
+2. each partition's running set (``keys.running``): a run whose status is ``running``
+   but whose lease is gone lost its worker some other way; it is recovered too;
+3. each partition's expiry index (``keys.expiry``): finished runs whose retention ran
+   out (their keys expired) leave the run indexes (``ops/retention.py``).
 
 Every pass of ``run()`` also wakes the parked runs whose timed wait is due
 (``keys.timers``, ``ops/answer.wake_due``): without the lock, since each wake is its own
@@ -117,8 +117,9 @@ class Monitor:
         done: list[Recovery] = []
         for queue in await self._queues():
             done += await self._reclaim(queue)
-        done += await self._orphans({r.run_id for r in done})
-        self.expired += await sweep_expired(self.client)
+        for part in range(keys.partitions()):
+            done += await self._orphans(part, {r.run_id for r in done})
+            self.expired += await sweep_expired(self.client, part)
         acted = [r for r in done if r.outcome in ("requeued", "crashed")]
         for result in acted:
             self._report(result)
@@ -126,11 +127,12 @@ class Monitor:
         return acted
 
     async def _queues(self) -> list[str]:
-        """Every queue stream of every known version (``keys.queues``)."""
+        """Every queue stream of every known version in every partition (``keys.queues``)."""
         versions = await self.client.zrange(keys.deployments(), 0, -1)
         pipe = self.client.pipeline(transaction=False)
         for version in versions:
-            pipe.smembers(keys.queues(_str(version)))
+            for part in range(keys.partitions()):
+                pipe.smembers(keys.queues(_str(version), part))
         return sorted(_str(q) for members in await pipe.execute() for q in members)
 
     def _report(self, result: Recovery) -> None:
@@ -187,9 +189,10 @@ class Monitor:
             )
         return done
 
-    async def _orphans(self, skip: set[str]) -> list[Recovery]:
-        """Runs marked running whose lease is gone (and not handled by ``_reclaim``)."""
-        ids = [_str(i) for i in await self.client.smembers(keys.running())]
+    async def _orphans(self, partition: int, skip: set[str]) -> list[Recovery]:
+        """The partition's runs marked running whose lease is gone (and not handled by
+        ``_reclaim``)."""
+        ids = [_str(i) for i in await self.client.smembers(keys.running(partition))]
         ids = [i for i in ids if i not in skip]
         if not ids:
             return []

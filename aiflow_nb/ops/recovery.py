@@ -12,6 +12,8 @@ fills in. What chooses the queue (the run's version, workflow and code) is writt
 submit and never changes, so it is read before the script without a watch (``hand_back``
 is given it by the worker, which read it with the run). ``fail_run`` is one script too:
 never over a terminal status, and only while the failing attempt's token is current.
+Each touches one slot: the run's keys, its queue entry and its partition's indexes
+(``keys.py``).
 """
 
 from __future__ import annotations
@@ -212,10 +214,11 @@ async def _route(client: aredis.Redis, run_id: str, *more: str) -> list[str]:
 def _requeue_keys(run_id: str, route: Route) -> list[str]:
     """The target queue, its version's queue set and the expiry index (a re-queue's)."""
     version, workflow, code = route
+    part = keys.partition_of(run_id)
     return [
-        run_queue(version, workflow, code or None, resumed=True),
-        keys.queues(version),
-        keys.expiry(),
+        run_queue(version, workflow, code or None, resumed=True, partition=part),
+        keys.queues(version, part),
+        keys.expiry(part),
     ]
 
 
@@ -298,7 +301,7 @@ async def recover(
         keys.run_events(run_id),
         entry[0] if entry is not None else keys.run_events(run_id),
         *_requeue_keys(run_id, (version, workflow, code)),
-        keys.running(),
+        keys.running(keys.partition_of(run_id)),
         *run_keys,
         entry[1] if entry is not None else "",
         max_restarts,
@@ -401,8 +404,8 @@ async def fail_run(
         _FAIL,
         5 + len(others),
         *fixed,
-        keys.running(),
-        keys.expiry(),
+        keys.running(keys.partition_of(run_id)),
+        keys.expiry(keys.partition_of(run_id)),
         *others,
         token or "",
         time.time(),

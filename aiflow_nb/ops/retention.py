@@ -4,14 +4,16 @@
 Every way a run ends (the executor's fenced terminal batch, ``recovery.fail_run``, a
 crash past ``max_restarts``, the cancel of a queued run) sets, in the same atomic write, a
 TTL on each of the run's keys (``keys.run_keys``: one hash slot) and records the run in
-``{ns}:expiry`` (``<run id> <workflow>`` -> when it expires, epoch seconds). A run's
+its partition's expiry index (``keys.expiry``: ``<run id> <workflow>`` -> when it
+expires, epoch seconds). A run's
 retention is its record's ``retention`` field (``@workflow(retention=...)``, written at
 submit), else ``AIFLOW_RETENTION``. A re-queue (``submit.requeue``: resume, recovery,
 hand-back) makes the keys persistent again: waiting and running runs never expire.
 
-The run indexes (``{ns}:runs``, ``{ns}:runs:wf:<name>``, ``{ns}:running``) are sets whose
-members cannot expire: the monitor's sweep calls ``sweep_expired``, which drops each run
-whose expiry has passed and whose record is gone.
+The run indexes (``keys.runs``, ``keys.workflow_runs``, ``keys.running``: one set of each
+per partition) are sets whose members cannot expire: the monitor's sweep calls
+``sweep_expired`` for each partition, which drops each run whose expiry has passed and
+whose record is gone.
 
 Example::
 
@@ -59,7 +61,7 @@ def retention_of(recorded: str | bytes | float | None) -> float:
 
 
 def member(run_id: str, workflow: str) -> str:
-    """The run's member of ``{ns}:expiry`` (the workflow names its index)."""
+    """The run's member of its expiry index (the workflow names its index)."""
     return f"{run_id} {workflow}"
 
 
@@ -77,11 +79,14 @@ def _ttl(seconds: float) -> tuple[int, float]:
 
 def expire(pipe: Any, run_id: str, workflow: str, seconds: float) -> None:
     """Queue on ``pipe`` (a transaction, with the run's terminal write) the TTL of every
-    key of the run and its ``{ns}:expiry`` entry."""
+    key of the run and its expiry entry (one slot: the run's partition)."""
     ms, seconds = _ttl(seconds)
     for key in keys.run_keys(run_id):
         pipe.pexpire(key, ms)
-    pipe.zadd(keys.expiry(), {member(run_id, workflow): time.time() + seconds})
+    pipe.zadd(
+        keys.expiry(keys.partition_of(run_id)),
+        {member(run_id, workflow): time.time() + seconds},
+    )
 
 
 def expire_in_batch(
@@ -94,22 +99,27 @@ def expire_in_batch(
     for key in keys.run_keys(writer.run_id):
         if key not in skip:
             writer.raw("pexpire", key, ms)
-    writer.raw("zadd", keys.expiry(), time.time() + seconds, member(writer.run_id, workflow))
+    expiry = keys.expiry(keys.partition_of(writer.run_id))
+    writer.raw("zadd", expiry, time.time() + seconds, member(writer.run_id, workflow))
 
 
 def persist(pipe: Any, run_id: str, workflow: str) -> None:
     """Queue on ``pipe`` what makes a re-queued run's keys persistent again."""
     for key in keys.run_keys(run_id):
         pipe.persist(key)
-    pipe.zrem(keys.expiry(), member(run_id, workflow))
+    pipe.zrem(keys.expiry(keys.partition_of(run_id)), member(run_id, workflow))
 
 
-async def sweep_expired(client: aredis.Redis, limit: int = defaults.EXPIRY_SWEEP_BATCH) -> int:
-    """Drop from the run indexes the runs whose expiry passed and whose keys are gone (a
-    run made persistent again by a resume only leaves ``{ns}:expiry``); how many."""
+async def sweep_expired(
+    client: aredis.Redis, partition: int, limit: int = defaults.EXPIRY_SWEEP_BATCH
+) -> int:
+    """Drop from ``partition``'s run indexes its runs whose expiry passed and whose keys
+    are gone (a run made persistent again by a resume only leaves its expiry index); how
+    many."""
+    expiry = keys.expiry(partition)
     due = cast(
         "list[bytes]",
-        await client.zrangebyscore(keys.expiry(), "-inf", time.time(), start=0, num=limit),
+        await client.zrangebyscore(expiry, "-inf", time.time(), start=0, num=limit),
     )
     if not due:
         return 0
@@ -125,17 +135,18 @@ async def sweep_expired(client: aredis.Redis, limit: int = defaults.EXPIRY_SWEEP
             _unindex(pipe, run_id, workflow)
             dropped += 1
         elif ttl == -1:  # persistent again (resumed): no longer due
-            pipe.zrem(keys.expiry(), raw)
+            pipe.zrem(expiry, raw)
     await pipe.execute()
     return dropped
 
 
 def _unindex(pipe: Any, run_id: str, workflow: str) -> None:
-    pipe.zrem(keys.runs(), run_id)
+    part = keys.partition_of(run_id)
+    pipe.zrem(keys.runs(part), run_id)
     if workflow:
-        pipe.zrem(keys.workflow_runs(workflow), run_id)
-    pipe.srem(keys.running(), run_id)
-    pipe.zrem(keys.expiry(), member(run_id, workflow))
+        pipe.zrem(keys.workflow_runs(workflow, part), run_id)
+    pipe.srem(keys.running(part), run_id)
+    pipe.zrem(keys.expiry(part), member(run_id, workflow))
 
 
 _DELETE = (
@@ -180,7 +191,7 @@ def _delete_page(
             if idem:
                 pipe.eval(_DEL_IF, 1, keys.idempotency(idem), run_id)
         elif int(reply[0]) == 0:  # already expired: its index entries go too
-            pipe.zrem(keys.runs(), run_id)
+            pipe.zrem(keys.runs(keys.partition_of(run_id)), run_id)
     pipe.execute()
     return replies
 
@@ -220,18 +231,21 @@ def prune(
         )
     r = client or sync_redis()
     before = time.time() - older_than
-    index = keys.workflow_runs(workflow) if workflow else keys.runs()
-    seen = kept = deleted = 0
-    while True:  # created <= before is necessary for ended <= before
-        raw = cast("list[bytes]", r.zrangebyscore(index, "-inf", before, start=kept, num=page))
-        if not raw:
-            break
-        replies = _delete_page(r, [_text(i) for i in raw], before, status)
-        done = sum(1 for reply in replies if int(reply[0]) == 2)
-        gone = sum(1 for reply in replies if int(reply[0]) == 0)
-        if workflow and gone:  # expired runs of a workflow index: dropped as we pass
-            r.zrem(index, *[i for i, rep in zip(raw, replies, strict=True) if int(rep[0]) == 0])
-        seen, deleted, kept = seen + len(raw), deleted + done, kept + len(raw) - done - gone
-        if progress is not None:
-            progress(seen, deleted)
+    seen = deleted = 0
+    for part in range(keys.partitions()):
+        index = keys.workflow_runs(workflow, part) if workflow else keys.runs(part)
+        kept = 0
+        while True:  # created <= before is necessary for ended <= before
+            raw = cast("list[bytes]", r.zrangebyscore(index, "-inf", before, start=kept, num=page))
+            if not raw:
+                break
+            replies = _delete_page(r, [_text(i) for i in raw], before, status)
+            done = sum(1 for reply in replies if int(reply[0]) == 2)
+            gone = [i for i, rep in zip(raw, replies, strict=True) if int(rep[0]) == 0]
+            if workflow and gone:  # expired runs of a workflow index: dropped as we pass
+                r.zrem(index, *gone)
+            seen, deleted = seen + len(raw), deleted + done
+            kept += len(raw) - done - len(gone)
+            if progress is not None:
+                progress(seen, deleted)
     return deleted

@@ -13,8 +13,8 @@ A run nobody live can execute stays ``queued``; ``waiting_reason`` says why.
 
 Example::
 
-    run_queue("v1", "report", None)          # -> "aiflow:queue:{v1}:wf:report"
-    served_queues("v1", ["report"], code=ALL)
+    run_queue("v1", "report", None, partition=0)   # -> "{aiflow:0}:queue:v1:wf:report"
+    served_queues("v1", ["report"], code=ALL, partition=0)
 """
 
 from __future__ import annotations
@@ -62,9 +62,9 @@ class Need:
     resumed: bool = False
     """It ran before (its next attempt resumes from the journal)."""
 
-    @property
-    def queue(self) -> str:
-        return run_queue(self.version, self.workflow, self.code, self.resumed)
+    def queue(self, partition: int) -> str:
+        """The queue such a run goes on in ``partition``."""
+        return run_queue(self.version, self.workflow, self.code, self.resumed, partition)
 
     def served_by(self, doc: dict[str, Any]) -> bool:
         """Whether the worker of heartbeat document ``doc`` can execute such a run."""
@@ -85,18 +85,28 @@ def need_of(record: dict[str, Any]) -> Need:
     )
 
 
-def run_queue(version: str, workflow: str, code: str | bool | None, resumed: bool = False) -> str:
+def run_queue(
+    version: str,
+    workflow: str,
+    code: str | bool | None,
+    resumed: bool = False,
+    partition: int = 0,
+) -> str:
     """The queue a run of ``workflow`` (with a code bundle or not; ``resumed``: put back
-    on the queue after it ran) goes on."""
-    return keys.code_queue(version, resumed) if code else keys.queue(version, workflow)
+    on the queue after it ran) goes on in its ``partition``."""
+    if code:
+        return keys.code_queue(version, resumed, partition)
+    return keys.queue(version, workflow, partition)
 
 
-def served_queues(version: str, workflows: Iterable[str], code: CodeRuns) -> list[str]:
-    """The queues a worker of ``version`` reads: one per workflow it defines, plus the
-    code queues of the registered code it takes."""
-    streams = [keys.queue(version, name) for name in sorted(set(workflows))]
-    resumed = [keys.code_queue(version, resumed=True)] if code in (ALL, RESUMED) else []
-    fresh = [keys.code_queue(version)] if code == ALL else []
+def served_queues(
+    version: str, workflows: Iterable[str], code: CodeRuns, partition: int
+) -> list[str]:
+    """The queues of ``partition`` a worker of ``version`` reads: one per workflow it
+    defines, plus the code queues of the registered code it takes (one slot)."""
+    streams = [keys.queue(version, name, partition) for name in sorted(set(workflows))]
+    resumed = [keys.code_queue(version, True, partition)] if code in (ALL, RESUMED) else []
+    fresh = [keys.code_queue(version, False, partition)] if code == ALL else []
     return [*fresh, *resumed, *streams]
 
 

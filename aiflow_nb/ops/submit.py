@@ -39,9 +39,16 @@ class Seed:
     journal: Mapping[bytes, bytes]
 
 
-def new_run_id() -> str:
-    """An unguessable run id (96 random bits, hex)."""
-    return secrets.token_hex(12)
+def new_run_id(partition: int | None = None) -> str:
+    """An unguessable run id (24 hex digits, at least 84 random bits) in ``partition``
+    (None: one at random): its first 4 digits modulo the partition count name it
+    (``keys.partition_of``)."""
+    count = keys.partitions()
+    chosen = secrets.randbelow(count) if partition is None else partition
+    if not 0 <= chosen < count:
+        raise ValueError(f"partition must be from 0 to {count - 1}, got {partition}")
+    head = secrets.randbelow(0x10000 // count) * count + chosen
+    return f"{head:04x}{secrets.token_hex(10)}"
 
 
 def resolve_version(client: redis.Redis | None = None) -> str:
@@ -79,7 +86,10 @@ def submit(
     limit = settings().max_value_bytes
     doc = encode_value(inputs, f"inputs of workflow {workflow!r}", limit)
     r = client or sync_redis()
-    run_id = new_run_id()
+    # a run submitted with an idempotency key is in the key's partition (one slot)
+    part = None if idempotency_key is None else keys.idempotency_partition(idempotency_key)
+    run_id = new_run_id(part)
+    part = keys.partition_of(run_id)
     version = version or resolve_version(r)
     secret = sorted(set(secret_args))
     public = Redactor.from_environment().for_inputs(secret, inputs).apply(inputs)
@@ -126,17 +136,17 @@ def submit(
             ),
         },
     )
-    queue = run_queue(version, workflow, code)
+    queue = run_queue(version, workflow, code, partition=part)
     register_version(version, r)  # metadata: once per process, never in the transaction
-    queues = keys.queues(version)
+    queues = keys.queues(version, part)
     new_queue = not registered.known(queues, queue)
 
-    def write(pipe: Any) -> None:
+    def write(pipe: Any) -> None:  # one slot: the run's partition
         pipe.hset(keys.run(run_id), mapping=record)
         if seed is not None and seed.journal:
             pipe.hset(keys.run_seed(run_id), mapping=dict(seed.journal))
-        pipe.zadd(keys.runs(), {run_id: now})
-        pipe.zadd(keys.workflow_runs(workflow), {run_id: now})
+        pipe.zadd(keys.runs(part), {run_id: now})
+        pipe.zadd(keys.workflow_runs(workflow, part), {run_id: now})
         pipe.xadd(keys.run_events(run_id), {FIELD: payload})
         pipe.xadd(queue, {"run_id": run_id})
         if new_queue:  # the set's members are never removed: once per process
@@ -228,12 +238,13 @@ def requeue(pipe: Any, run_id: str, version: str, workflow: str, code: str | Non
     """Queue the commands that put an existing run back on the queue of its workflow (or of
     registered code) in its version (``pipe``: a sync or async transaction pipeline; the
     worker resumes it from its journal)."""
-    queue = run_queue(version, workflow, code, resumed=True)
+    part = keys.partition_of(run_id)
+    queue = run_queue(version, workflow, code, resumed=True, partition=part)
     pipe.hset(keys.run(run_id), "status", RunStatus.QUEUED)
     pipe.hdel(keys.run(run_id), "fence")  # no earlier attempt may take its lease back
     retention.persist(pipe, run_id, workflow)  # a failed run resumed no longer expires
     pipe.xadd(queue, {"run_id": run_id, "resume": "1"})
-    pipe.sadd(keys.queues(version), queue)
+    pipe.sadd(keys.queues(version, part), queue)
 
 
 _FLAG_IF_KEPT = """
@@ -250,8 +261,9 @@ def _cancel_now(pipe: Any, run_id: str, state: dict[str, str]) -> None:
         mapping={"status": RunStatus.CANCELLED, "ended_at": time.time(), "cancel_requested": 1},
     )
     pipe.hdel(keys.run(run_id), "waits")
-    pipe.srem(keys.running(), run_id)
-    pipe.zrem(keys.timers(), run_id)
+    part = keys.partition_of(run_id)
+    pipe.srem(keys.running(part), run_id)
+    pipe.zrem(keys.timers(part), run_id)
     pipe.xadd(keys.run_events(run_id), {FIELD: make_payload("run.cancelled", run_id)})
     retention.expire(pipe, run_id, state["workflow"], retention.retention_of(state["retention"]))
 

@@ -52,6 +52,20 @@ if TYPE_CHECKING:
 
 __all__ = ["Worker"]
 
+
+def _split_reply(reply: StreamsReply, count: int) -> tuple[StreamsReply, StreamsReply]:
+    """The first ``count`` entries of a streams reply, and the rest."""
+    keep: list[Any] = []
+    rest: list[Any] = []
+    for queue, entries in reply:
+        room = max(0, count - sum(len(e) for _, e in keep))
+        if entries[:room]:
+            keep.append((queue, entries[:room]))
+        if entries[room:]:
+            rest.append((queue, entries[room:]))
+    return keep, rest
+
+
 log = logging.getLogger("aiflow_nb.worker")
 
 
@@ -97,6 +111,8 @@ class Worker:
         self.workflows = workflows
         self.wait_for_redis = wait_for_redis
         self.on_ready = on_ready
+        self._turn = 0
+        """The partition whose queues the next blocking read waits on (``_read``)."""
         self.queues: list[str] = []
         """The queue streams this worker reads (``ops/routing.py``), grown as it learns
         new workflows."""
@@ -203,23 +219,32 @@ class Worker:
         """The workflow names this worker executes now."""
         return sorted(set(self.workflows()))
 
-    async def _update_queues(self) -> list[str]:
-        """The queues to read now; a consumer group is made on each new one (from its
-        start: runs queued before anyone served them are taken)."""
-        wanted = served_queues(self.version or "", self.serves(), self.code)
-        for queue in wanted:
-            if queue not in self.queues:
-                await self._ensure_group(queue)
-                self.queues.append(queue)
-        return wanted
+    async def _update_queues(self) -> list[list[str]]:
+        """The queues to read now, one list per partition (one slot each); a consumer
+        group is made on each new one (from its start: runs queued before anyone served
+        them are taken)."""
+        wanted = [
+            served_queues(self.version or "", self.serves(), self.code, partition)
+            for partition in self.partitions()
+        ]
+        for partition, group in zip(self.partitions(), wanted, strict=True):
+            for queue in group:
+                if queue not in self.queues:
+                    await self._ensure_group(queue, partition)
+                    self.queues.append(queue)
+        return [group for group in wanted if group]
 
-    async def _ensure_group(self, queue: str) -> None:
+    def partitions(self) -> list[int]:
+        """The partitions whose queues this worker reads."""
+        return list(range(keys.partitions()))
+
+    async def _ensure_group(self, queue: str, partition: int) -> None:
         try:
             await self.client.xgroup_create(queue, keys.queue_group, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
-        await self.client.sadd(keys.queues(self.version or ""), queue)
+        await self.client.sadd(keys.queues(self.version or "", partition), queue)
 
     # --- consuming ----------------------------------------------------------
     async def _consume(self) -> None:
@@ -242,16 +267,7 @@ class Worker:
                         self._spawn(queue, msg_id.decode(), fields[b"run_id"].decode(), read_at)
                     checked = time.monotonic()
                 read_at = time.monotonic()
-                reply = cast(
-                    "StreamsReply | None",
-                    await self.client.xreadgroup(
-                        keys.queue_group,
-                        self.id,
-                        dict.fromkeys(queues, ">"),
-                        count=free,
-                        block=defaults.QUEUE_BLOCK_MS,
-                    ),
-                )
+                reply = await self._read(queues, free)
             except CONNECTION_ERRORS as exc:
                 await asyncio.sleep(outage.failed(exc))
                 continue
@@ -270,17 +286,49 @@ class Worker:
             if self.burst and not entries and not self.tasks:
                 return
 
-    async def _unanswered(self, queues: list[str]) -> list[Any]:
+    async def _read(self, queues: list[list[str]], free: int) -> StreamsReply:
+        """New entries of the queues (one list per partition), at most ``free``: one
+        blocking XREADGROUP when they are one partition's; else one non-blocking read
+        per partition (pipelined), then, if none had any, a short blocking read of the
+        next partition in turn (never one XREADGROUP over several slots)."""
+        if len(queues) == 1:
+            return await self._xread(queues[0], free, defaults.QUEUE_BLOCK_MS)
+        pipe = self.client.pipeline(transaction=False)
+        for group in queues:
+            pipe.xreadgroup(keys.queue_group, self.id, dict.fromkeys(group, ">"), count=free)
+        found = [batch for reply in await pipe.execute() for batch in reply or []]
+        taken = sum(len(entries) for _, entries in found)
+        if taken:
+            if taken > free:  # more than it can hold: the rest back on their queues
+                keep, extra = _split_reply(found, free)
+                await self._give_back([(q.decode(), e) for q, batch in extra for e in batch])
+                return keep
+            return found
+        self._turn = (self._turn + 1) % len(queues)
+        block = max(defaults.PARTITION_BLOCK_MIN_MS, defaults.QUEUE_BLOCK_MS // len(queues))
+        return await self._xread(queues[self._turn], free, block)
+
+    async def _xread(self, queues: list[str], count: int, block: int) -> StreamsReply:
+        reply = cast(
+            "StreamsReply | None",
+            await self.client.xreadgroup(
+                keys.queue_group, self.id, dict.fromkeys(queues, ">"), count=count, block=block
+            ),
+        )
+        return reply or []
+
+    async def _unanswered(self, queues: list[list[str]]) -> list[Any]:
         """This consumer's pending entries of runs not in hand: a read whose reply an
         outage cut off delivered them (the monitor reclaims only dead consumers' entries).
         Checked after an outage the loop saw, and every ``UNANSWERED_CHECK_INTERVAL`` s: the
         clients' own retry can hide a short outage from the loop (the read is re-sent)."""
-        reply = cast(
-            "StreamsReply | None",
-            await self.client.xreadgroup(keys.queue_group, self.id, dict.fromkeys(queues, "0")),
-        )
+        pipe = self.client.pipeline(transaction=False)
+        for group in queues:  # one read per partition (slot)
+            pipe.xreadgroup(keys.queue_group, self.id, dict.fromkeys(group, "0"))
+        replies = cast("list[StreamsReply | None]", await pipe.execute())
         return [
             (q.decode(), (msg_id, fields))
+            for reply in replies
             for q, batch in reply or []
             for msg_id, fields in batch
             if fields and fields[b"run_id"].decode() not in self.tasks  # deleted: no fields

@@ -1,5 +1,6 @@
 """Redis access: the connection in force and the embedded Redis."""
 
+from . import partitions as partitions  # installs the source of keys.partitions()
 from .connection import (
     aclose_async_redis,
     async_redis,

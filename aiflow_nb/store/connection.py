@@ -27,7 +27,7 @@ import redis.asyncio.retry as aretry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-from .. import defaults
+from .. import defaults, keys
 from ..config import settings
 from ..errors import RedisUnavailable
 from .cluster import async_cluster, is_cluster_url, sync_cluster
@@ -187,3 +187,4 @@ def reset() -> None:
         _sync = None
         _url = None
         _async.clear()  # each loop's next async_redis() makes a new one; _made keeps the old
+    keys.forget_partitions()  # the new Redis or namespace has its own count

@@ -15,7 +15,7 @@ from aiflow_nb.store import sync_redis
 
 
 def count_key(step: str) -> str:
-    return f"{_keys.runs()}:test-effects:{step}"
+    return f"{_keys.runs(0)}:test-effects:{step}"
 
 
 def effects(step: str) -> int:

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
+import redis
+
 
 def wait_for(
     predicate: Callable[[], Any],
@@ -52,3 +54,12 @@ class LoopbackServer:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def namespace_keys(r: redis.Redis) -> set[str]:
+    """Every key of the namespace in force (``keys.patterns``)."""
+    from aiflow_nb import keys
+
+    return {
+        k.decode() for pattern in keys.patterns() for k in r.scan_iter(match=pattern, count=1000)
+    }

@@ -190,12 +190,12 @@ def taken_by_dead_worker(status: str = "running", restarts: int = 0) -> RunHandl
     vanished (its pending queue entry, a ``running`` mark, no lease)."""
     handle = RunHandle(submit("steps", {"n": 1}, version="default"))
     r = sync_redis()
-    queue = keys.queue("default", "steps")
+    queue = keys.queue("default", "steps", keys.partition_of(handle.run_id))
     r.xgroup_create(queue, keys.queue_group, id="0", mkstream=True)
     r.xreadgroup(keys.queue_group, "ghost-worker", {queue: ">"}, count=1)
     r.hset(
         keys.run(handle.run_id),
         mapping={"status": status, "restarts": restarts, "worker": "ghost-worker"},
     )
-    r.sadd(keys.running(), handle.run_id)
+    r.sadd(keys.running(keys.partition_of(handle.run_id)), handle.run_id)
     return handle

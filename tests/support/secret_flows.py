@@ -30,7 +30,7 @@ def digest(text: str) -> str:
 
 
 def seen_key(run_id: str) -> str:
-    return f"{keys.runs()}:test-seen:{run_id}"
+    return f"{keys.runs(0)}:test-seen:{run_id}"
 
 
 def seen(run_id: str) -> dict[str, str]:

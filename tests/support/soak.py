@@ -144,7 +144,7 @@ class Chaos:
 def _running_on(worker_id: str) -> dict[str, int]:
     """Runs whose record says they run on ``worker_id`` -> their attempt."""
     r = sync_redis()
-    run_ids = [i.decode() for i in r.smembers(keys.running())]
+    run_ids = [i.decode() for i in r.smembers(keys.running(0))]
     pipe = r.pipeline(transaction=False)
     for run_id in run_ids:
         pipe.hmget(keys.run(run_id), "status", "worker", "attempt")
@@ -206,10 +206,10 @@ def _nothing_left_behind() -> None:
     """Every queue entry is deleted and no run is marked running (a dead worker's entries
     of runs that ended go once the monitor has seen it die)."""
     r = sync_redis()
-    queues = [q.decode() for q in r.smembers(keys.queues(resolve_version()))]
+    queues = [q.decode() for q in r.smembers(keys.queues(resolve_version(), 0))]
 
     def clean() -> bool:
-        return not r.smembers(keys.running()) and all(r.xlen(q) == 0 for q in queues)
+        return not r.smembers(keys.running(0)) and all(r.xlen(q) == 0 for q in queues)
 
     wait_for(clean, 20, lambda: f"queues {[r.xlen(q) for q in queues]} to empty")
 

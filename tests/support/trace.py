@@ -22,7 +22,7 @@ MODEL = "local-test-model"
 
 
 def gate_key(name: str) -> str:
-    return f"{keys.runs()}:test-gate:{name}"
+    return f"{keys.runs(0)}:test-gate:{name}"
 
 
 def open_gate(name: str) -> None:
@@ -39,7 +39,7 @@ def wait_gate(name: str, timeout: float = 30.0) -> None:
 
 def calls(name: str) -> int:
     """How many times the step ``name`` started (a side effect counted in Redis)."""
-    return int(sync_redis().incr(f"{keys.runs()}:test-calls:{name}"))
+    return int(sync_redis().incr(f"{keys.runs(0)}:test-calls:{name}"))
 
 
 @component(retry=dict(attempts=3, initial=0.01, jitter=0))
