@@ -36,7 +36,7 @@ NO_REDIS = frozenset(
 )
 """Test modules that never reach Redis (everything else is marked ``redis``)."""
 
-OWN_REDIS_FIXTURES = frozenset({"private_redis"})
+OWN_REDIS_FIXTURES = frozenset({"private_redis", "tcp_redis"})
 
 CLUSTER_READY: tuple[str, ...] = tuple(
     line.strip()

@@ -18,14 +18,14 @@ from support.helpers import wait_for
 
 
 def test_keys_follow_the_override_inside_the_block_only(namespace: str) -> None:
-    assert keys.run("r1") == f"{namespace}:run:{{r1}}"
+    assert keys.run("r1") == f"{{{namespace}:0}}:run:r1"
     with use_namespace("other"):
-        assert keys.run("r1") == "other:run:{r1}" and keys.runs() == "other:runs"
+        assert keys.run("r1") == "{other:0}:run:r1" and keys.runs(0) == "{other:0}:runs"
         with use_namespace("third"):
-            assert keys.run_events("r1") == "third:run:{r1}:events"
-        assert keys.runs() == "other:runs"
+            assert keys.run_events("r1") == "{third:0}:run:r1:events"
+        assert keys.runs(0) == "{other:0}:runs" and keys.workers() == "{other}:workers"
         assert settings().namespace == namespace  # the process setting is untouched
-    assert keys.runs() == f"{namespace}:runs" and config.namespace() == namespace
+    assert keys.runs(0) == f"{{{namespace}:0}}:runs" and config.namespace() == namespace
 
 
 def test_an_empty_namespace_is_refused() -> None:

@@ -39,7 +39,7 @@ def _ran(before: dict[str, int]) -> dict[str, int]:
 
 
 def _entry() -> tuple[str, str]:
-    queue = keys.queue(*QUEUE)
+    queue = keys.queue(*QUEUE, 0)
     pending = sync_redis().xpending_range(queue, keys.queue_group, "-", "+", 1)
     return queue, pending[0]["message_id"].decode()
 
@@ -104,9 +104,9 @@ def test_recover_past_max_restarts_fails_the_run_crashed_with_the_counts_filled_
     rec = handle.record()
     assert (rec["status"], rec["reason"], rec["error"]["message"]) == ("failed", "crashed", message)
     r = sync_redis()
-    assert not r.sismember(keys.running(), handle.run_id)
+    assert not r.sismember(keys.running(0), handle.run_id)
     assert 0 < r.pttl(keys.run(handle.run_id))  # expires after its retention
-    assert r.zscore(keys.expiry(), f"{handle.run_id} steps") is not None
+    assert r.zscore(keys.expiry(0), f"{handle.run_id} steps") is not None
 
 
 def test_recover_leaves_a_held_run_alone() -> None:
@@ -114,7 +114,7 @@ def test_recover_leaves_a_held_run_alone() -> None:
     sync_redis().set(keys.run_lease(held.run_id), "alive/1", px=5000)
     assert _recover(held.run_id, 3, _entry()).outcome == "held"
     assert held.status == "running"
-    assert sync_redis().xpending(keys.queue(*QUEUE), keys.queue_group)["pending"] == 1
+    assert sync_redis().xpending(keys.queue(*QUEUE, 0), keys.queue_group)["pending"] == 1
 
 
 def test_recover_of_an_ended_run_only_acks_its_entry() -> None:

@@ -16,7 +16,7 @@ import os
 import redis
 
 from .. import defaults, keys
-from ..config import settings
+from ..config import namespace, settings
 from ..errors import RedisUnavailable
 
 __all__ = ["fix", "stored"]
@@ -24,10 +24,15 @@ __all__ = ["fix", "stored"]
 log = logging.getLogger("aiflow_nb.partitions")
 
 
-def fix(client: redis.Redis) -> int:
-    """The namespace's partition count: stored now if no process stored one before."""
+def fix(client: redis.Redis) -> int | None:
+    """The namespace's partition count: stored now if no process stored one before. For
+    another namespace than the process's own (``config.use_namespace``: a dashboard
+    reading it) only read: None when it has none yet."""
     wanted = settings().partitions
     key = keys.partition_count()
+    if namespace() != settings().namespace:
+        found = client.get(key)
+        return int(found) if found is not None else None
     client.set(key, wanted, nx=True)
     raw = client.get(key)
     count = int(raw) if raw is not None else wanted
@@ -36,7 +41,7 @@ def fix(client: redis.Redis) -> int:
         log.warning(
             "namespace %r has %d partitions (fixed in Redis when it was first used); "
             "AIFLOW_PARTITIONS=%d is ignored",
-            settings().namespace,
+            namespace(),
             count,
             wanted,
         )
