@@ -54,7 +54,10 @@ def unknown_namespace(name: str) -> bool:
     if name == settings().namespace:
         return False
     with use_namespace(name):
-        return not sync_redis().exists(keys.runs())
+        pipe = sync_redis().pipeline(transaction=False)  # one EXISTS per partition (slot)
+        for part in range(keys.partitions()):
+            pipe.exists(keys.runs(part))
+        return not any(pipe.execute())
 
 
 def unknown_namespace_html(name: str) -> str:
