@@ -150,10 +150,7 @@ def test_crashed_run_resumed_later_keeps_its_times_and_shows_the_wait() -> None:
     assert "⏸ waiting for a worker" in tree_html(state)
 
     page = RunPage(run_id, follow=False)  # the dashboard
-    assert (
-        gap.key in list(page.table.value["key"])
-        and gap.key in page.waterfall.source.data["span_id"]
-    )
+    assert gap.key in list(page.table.value["key"]) and gap.key in page.waterfall.span_ids
     assert f"waiting<br><b>{length:.2f} s</b>" in page.header.object
     page.select(gap.key)
     assert "waiting for a worker" in page.detail.object and f"{length:.2f} s" in page.detail.object

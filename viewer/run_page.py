@@ -26,7 +26,6 @@ from aiflow_nb.ops.answer import open_waits
 from aiflow_nb.ops.routing import waiting_reason
 from aiflow_nb.store import sync_redis
 from aiflow_nb.trace import (
-    TREE_COLUMNS,
     Follower,
     SpanTree,
     TreeRow,
@@ -39,13 +38,21 @@ from aiflow_nb.trace.treeview import fold_marks, fold_rows, match_rows, sort_sib
 from .actions import ActionsBar
 from .detail import gap_html, group_html, progress_note, span_html
 from .namespace import bound, href
-from .style import CSS, TABLE_CONFIG, badge, copy_button, esc, seconds
+from .style import CSS, TABLE_CONFIG, badge, copy_button, esc, seconds, use_css
 from .theme import table_theme
 from .treekeys import TREE_CLASS, TreeKeys
 from .wait_form import WaitForm
 from .waterfall import Waterfall
 
-__all__ = ["GROW_INTERVAL", "SORTS", "WAITING_CHECK_INTERVAL", "RunPage", "not_found"]
+__all__ = [
+    "GROW_INTERVAL",
+    "SORTS",
+    "TABLE_COLUMNS",
+    "WAITING_CHECK_INTERVAL",
+    "RunPage",
+    "not_found",
+    "table_frame",
+]
 
 SORTS = {
     "in order of start": "start",
@@ -77,6 +84,42 @@ _COST = HTMLTemplateFormatter(
 )
 """Cost to 4 significant digits (a real cost never shows as $0.0000), as ``style.money``."""
 
+_FAST_ROWS = {"rowHeight": 28, "renderVerticalBuffer": 60}
+"""Tabulator options that make laying the span table out cheap (Panel does it three times
+while a page renders): rows of one fixed height (no row is measured) and few rows drawn
+beyond the view (the default: a view's height each way)."""
+
+TABLE_COLUMNS = [
+    "fold",
+    "key",
+    "depth",
+    "label",
+    "status",
+    "start",
+    "duration",
+    "attempts",
+    "markers",
+    "model",
+    "tokens",
+    "cost",
+    "group",
+]
+"""The span table's columns: what is shown, the row key, and what the label's formatter
+reads (``depth``, ``group``); the browser gets these only (a 2,000-span run's table is
+sent, decoded and laid out with every column of its DataFrame)."""
+
+
+def table_frame(rows: list[TreeRow], marks: dict[str, str]) -> pd.DataFrame:
+    """The span table's ``TABLE_COLUMNS`` of ``rows`` (``marks``: ``fold_marks``), built
+    column by column (no DataFrame of every ``TreeRow`` field)."""
+    columns: dict[str, list[Any]] = {c: [] for c in TABLE_COLUMNS}
+    fold, fields = columns["fold"], [(columns[c], c) for c in TABLE_COLUMNS[1:]]
+    for row in rows:
+        fold.append(marks.get(row.key, ""))
+        for column, name in fields:
+            column.append(getattr(row, name))
+    return pd.DataFrame(columns)
+
 
 class RunPage:
     """The live view of ``run_id``; ``layout`` is the Panel object to show or serve."""
@@ -85,9 +128,7 @@ class RunPage:
     """The header's way back to the runs page (none inline: the notebook has its own)."""
 
     def __init__(self, run_id: str, follow: bool = True, span: str | None = None) -> None:
-        pn.config.raw_css = (
-            [*pn.config.raw_css, CSS] if CSS not in pn.config.raw_css else pn.config.raw_css
-        )
+        use_css()
         self.run_id = run_id
         if self.back_link:  # to the runs of the namespace in force
             self.back_link = f'<div><a href="{esc(href())}">{esc(self.back_link)}</a></div>'
@@ -115,11 +156,11 @@ class RunPage:
     def _build(self) -> None:
         self.header = pn.pane.HTML(sizing_mode="stretch_width", css_classes=["aiflow-header"])
         self.table = pn.widgets.Tabulator(
-            pd.DataFrame(columns=["fold", *TREE_COLUMNS]),
+            pd.DataFrame(columns=TABLE_COLUMNS),
             show_index=False,
             disabled=True,
             selectable=1,
-            hidden_columns=["key", "span_id", "depth", "name", "group", "gap"],
+            hidden_columns=["key", "depth", "group"],
             formatters={
                 "label": _LABEL,
                 "status": _STATUS,
@@ -140,7 +181,7 @@ class RunPage:
             pagination=None,  # one scrolling table; Tabulator draws only the rows in view
             sortable=False,  # header sorts would break the hierarchy: see ``sort``
             css_classes=[TREE_CLASS],
-            configuration=TABLE_CONFIG,
+            configuration={**TABLE_CONFIG, **_FAST_ROWS},
             theme=table_theme(),
         )
         # callbacks run later on the server's loop: each bound to this page's namespace
@@ -280,8 +321,7 @@ class RunPage:
         rows = match_rows(rows, self.tree, str(self.search.value_input or ""))
         marks = fold_marks(rows, self.collapsed)
         self._rows = fold_rows(rows, self.collapsed)
-        frame = self.tree.frame(rows=self._rows)
-        frame.insert(0, "fold", [marks.get(r.key, "") for r in self._rows])
+        frame = table_frame(self._rows, marks)
         self.table.height = 96 + 26 * min(max(len(frame), 1), 14)
         self.table.value = frame
         self._restore_selection()

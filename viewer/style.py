@@ -6,9 +6,20 @@ import html
 import json
 from typing import Any
 
+import panel as pn
+
 from aiflow_nb.trace import STATUS_COLORS
 
-__all__ = ["CSS", "TABLE_CONFIG", "badge", "copy_button", "esc", "pre_json", "seconds"]
+__all__ = [
+    "CSS",
+    "TABLE_CONFIG",
+    "badge",
+    "copy_button",
+    "esc",
+    "pre_json",
+    "seconds",
+    "use_css",
+]
 
 CSS = """
 .aiflow-error {color: #b91c1c; font-weight: bold;}
@@ -34,6 +45,13 @@ CSS = """
 TABLE_CONFIG = {"columnDefaults": {"minWidth": 72, "headerWordWrap": True}}
 """Tabulator options of the pages' tables: a narrow output (a notebook's) scrolls the
 table sideways instead of cutting its column headers to one letter."""
+
+
+def use_css(css: str = CSS) -> None:
+    """Add ``css`` to the page-wide CSS (``pn.config.raw_css``) once; before a served
+    page's HTML is answered for it to be in that page."""
+    if css not in pn.config.raw_css:
+        pn.config.raw_css = [*pn.config.raw_css, css]
 
 
 def esc(value: Any) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from bokeh.models import ColumnDataSource, CustomJS, HoverTool, Range1d
 from bokeh.plotting import figure
 
@@ -15,24 +16,41 @@ from aiflow_nb.trace.timeline import PUBLISH_COLUMNS, TIMELINE_COLUMNS
 
 from .theme import label_color
 
-__all__ = ["VISIBLE_ROWS", "Waterfall"]
+__all__ = ["LATE", "VISIBLE_ROWS", "Waterfall"]
 
 VISIBLE_ROWS = 30
 """Bars shown at once; pan or zoom the y axis to see more."""
+
+LATE = 0.6
+"""A bar starting after this fraction of the timeline gets its name before it."""
+
+_NUMERIC = {"y": np.int32, "left": np.float64, "right": np.float64, "duration": np.float64}
+"""Bar columns sent as typed arrays (binary buffers, not JSON lists: a 2,000-span run's
+bars serialise and decode several times faster)."""
+
+_SERVER_ONLY = ("span_id",)
+"""Bar columns kept in Python only (a tapped bar's span is looked up here)."""
 
 
 _LABELS_JS = """
 const lo = Math.min(yr.start, yr.end) - 1, hi = Math.max(yr.start, yr.end) + 1;
 const d = bars.data, get = (k) => (d instanceof Map ? d.get(k) : d[k]);
-const ys = get("y"), out = {left: [], y: [], label: [], align: [], offset: []};
+const ys = get("y"), lefts = get("left"), rights = get("right"), names = get("label");
+let late = 0;
+for (let i = 0; i < rights.length; i++) late = Math.max(late, rights[i]);
+late *= LATE;
+const out = {left: [], y: [], label: [], align: [], offset: []};
 for (let i = 0; i < ys.length; i++) {
   if (ys[i] >= lo && ys[i] <= hi) {
-    for (const k of Object.keys(out)) out[k].push(get(k)[i]);
+    const after = lefts[i] > late;
+    out.left.push(lefts[i]); out.y.push(ys[i]); out.label.push(names[i]);
+    out.align.push(after ? "right" : "left"); out.offset.push(after ? -4 : 4);
   }
 }
 labels.data = out;
-"""
-"""Browser-side: show the names of the bars in view only (drawing 2,000 labels is slow)."""
+""".replace("LATE", str(LATE))
+"""Browser-side: show the names of the bars in view only (drawing 2,000 labels is slow);
+a bar that starts late (after ``LATE`` of the run) has its name before it, right-aligned."""
 
 
 class Waterfall:
@@ -46,7 +64,7 @@ class Waterfall:
     def __init__(self, height: int = 420) -> None:
         self.y_range = Range1d(start=VISIBLE_ROWS - 0.5, end=-0.5)
         self.source = ColumnDataSource(
-            {c: [] for c in TIMELINE_COLUMNS} | {"alpha": [], "align": [], "offset": []}
+            {c: [] for c in TIMELINE_COLUMNS if c not in _SERVER_ONLY} | {"alpha": []}
         )
         self.figure = figure(
             height=height,
@@ -68,7 +86,7 @@ class Waterfall:
             name="bars",
         )
         self.labels = ColumnDataSource(
-            {"left": [], "y": [], "label": [], "align": [], "offset": []}
+            {"left": [], "y": [], "label": [], "align": [], "offset": []}, name="label_source"
         )
         self.figure.text(
             x="left",
@@ -119,19 +137,26 @@ class Waterfall:
             )
         )
         self._n = 0
+        self._span_ids: list[str] = []
 
     def update(self, cols: dict[str, list[Any]]) -> None:
         """Replace every bar (after the tree changed)."""
         n = len(cols["y"])
-        data = dict(cols)
-        data["alpha"] = [0.55 if r else 0.9 for r in cols["running"]]
-        late = 0.6 * max(cols["right"], default=0.0)
-        data["align"] = ["right" if left > late else "left" for left in cols["left"]]
-        data["offset"] = [-4 if left > late else 4 for left in cols["left"]]
+        self._span_ids = list(cols["span_id"])
+        data: dict[str, Any] = {k: v for k, v in cols.items() if k not in _SERVER_ONLY}
+        for name, dtype in _NUMERIC.items():
+            data[name] = np.asarray([np.nan if v is None else v for v in cols[name]], dtype)
+        data["running"] = running = np.asarray(cols["running"], dtype=bool)
+        data["alpha"] = np.where(running, 0.55, 0.9).astype(np.float32)
         self.source.data = data
-        top = [i for i, y in enumerate(data["y"]) if y < VISIBLE_ROWS]
+        late = LATE * max(cols["right"], default=0.0)
+        top = [i for i, y in enumerate(cols["y"]) if y < VISIBLE_ROWS]
         self.labels.data = {
-            k: [data[k][i] for i in top] for k in ("left", "y", "label", "align", "offset")
+            "left": [cols["left"][i] for i in top],
+            "y": [cols["y"][i] for i in top],
+            "label": [cols["label"][i] for i in top],
+            "align": ["right" if cols["left"][i] > late else "left" for i in top],
+            "offset": [-4 if cols["left"][i] > late else 4 for i in top],
         }
         if n != self._n:
             start, rows = self.y_range.start, min(n, VISIBLE_ROWS)
@@ -150,8 +175,13 @@ class Waterfall:
         if running:
             self.source.patch({"right": list(running.items())})
 
+    @property
+    def span_ids(self) -> list[str]:
+        """The span (or gap) id of each bar, in bar order (kept here, not sent)."""
+        return self._span_ids
+
     def selected_span(self) -> str | None:
         indices = self.source.selected.indices
-        if not indices:
+        if not indices or not 0 <= indices[0] < len(self._span_ids):
             return None
-        return str(self.source.data["span_id"][indices[0]])
+        return self._span_ids[indices[0]]

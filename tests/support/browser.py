@@ -46,9 +46,9 @@ BARS_JS = """() => {
 LABELS_JS = """() => {
   for (const doc of Bokeh.documents) {
     for (const m of doc.all_models) {
-      if (m.type !== 'ColumnDataSource') continue;
+      if (m.type !== 'ColumnDataSource' || m.name !== 'label_source') continue;
       const d = m.data, col = (k) => (d instanceof Map ? d.get(k) : d[k]);
-      if (col('label') && !col('span_id')) return Array.from(col('label'));
+      return Array.from(col('label'));
     }
   }
   return null;
