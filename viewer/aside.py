@@ -1,0 +1,92 @@
+"""Build a served page on a thread of its own while the browser loads the page's scripts.
+
+A Bokeh server session runs its app inside the HTTP request: nothing reaches the browser
+until the whole page is built. For a big run that is most of the server's share of the
+first render (reading and folding thousands of events, building the rows), and the
+browser then spends about as long again loading BokehJS, Panel and Tabulator. ``aside``
+answers the request at once with a placeholder, builds the page's objects on a thread
+meanwhile, and swaps the page in on the server's event loop (Bokeh's
+``add_next_tick_callback``, its one thread-safe document method). When the browser asks
+for the document after its scripts ran, the page is usually in it already; if not, it
+arrives as one patch.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import panel as pn
+from panel.io.state import set_curdoc
+
+from .style import esc
+
+__all__ = ["aside"]
+
+T = TypeVar("T")
+
+
+def aside(
+    prepare: Callable[[], T],
+    finish: Callable[[T], pn.viewable.Viewable],
+    fallback: Callable[[], pn.viewable.Viewable],
+    waiting: str,
+    stop: Callable[[T], None] = lambda _obj: None,
+) -> pn.viewable.Viewable:
+    """A placeholder saying ``waiting`` that becomes ``finish(prepare())``.
+
+    ``prepare`` runs on a thread and must not touch a document; ``finish`` runs on the
+    event loop; both with this session's document and context variables as they were. If
+    ``prepare`` raises, ``fallback()`` (the page built the ordinary way, on the loop: it
+    says what went wrong as that page would) replaces the placeholder instead. ``stop``
+    releases a prepared object whose session ended before it was shown. Outside a served
+    session, ``finish(prepare())`` at once.
+    """
+    doc = pn.state.curdoc
+    if doc is None or doc.session_context is None:
+        return finish(prepare())
+    holder = pn.Column(
+        pn.pane.HTML(f'<div class="aiflow-loading">{esc(waiting)}</div>'),
+        sizing_mode="stretch_width",
+    )
+    ended = threading.Event()
+    doc.on_session_destroyed(lambda _ctx: ended.set())
+
+    def show(outcome: tuple[Any, BaseException | None]) -> None:
+        obj, error = outcome
+        if ended.is_set():
+            if error is None:
+                stop(obj)
+            return
+        holder[:] = [fallback() if error is not None else finish(obj)]
+
+    def swap(outcome: tuple[Any, BaseException | None]) -> None:
+        with set_curdoc(doc):
+            session = getattr(doc.session_context, "session", None)
+            if session is not None and session.connection_count and not pn.state.loaded:
+                # the browser may hold the document already while Panel drops changes
+                # until the session is loaded: change it then, sent as a patch
+                later = contextvars.copy_context()
+                pn.state.onload(lambda: later.run(show, outcome))
+            else:  # not asked for yet (the page will be in it) or loaded (a patch)
+                show(outcome)
+
+    def work() -> None:
+        try:
+            with set_curdoc(doc):
+                outcome: tuple[Any, BaseException | None] = (prepare(), None)
+        except Exception as exc:  # shown by ``fallback``, which builds the page again
+            outcome = (None, exc)
+        try:
+            doc.add_next_tick_callback(lambda: on_loop.run(swap, outcome))
+        except Exception:  # the session is gone (its document no longer takes callbacks)
+            if outcome[1] is None:
+                stop(outcome[0])
+
+    # the session's context variables (its namespace: ``config.use_namespace``) in force
+    # on the thread and, later, on the loop
+    on_thread, on_loop = contextvars.copy_context(), contextvars.copy_context()
+    threading.Thread(target=on_thread.run, args=(work,), name="aiflow-page", daemon=True).start()
+    return holder
