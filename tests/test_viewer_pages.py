@@ -260,3 +260,31 @@ def test_runs_page_switches_namespace_in_place_and_opens_runs_there(namespace: s
         assert href(run="r") == f"?ns={other}&run=r" and href() == f"?ns={other}"
     assert not unknown_namespace(other) and not unknown_namespace(namespace)
     assert unknown_namespace(f"{namespace}-none")
+
+
+def test_run_page_sends_the_browser_only_what_it_shows() -> None:
+    """The span table's model carries the shown columns (and the row key, and what the
+    label's formatter reads), no span ids, names or gap flags; the waterfall's bars carry
+    their numbers as typed arrays (binary buffers) and no span ids, which stay in Python
+    for a tapped bar."""
+    from bokeh.core.serialization import Serializer
+    from bokeh.document import Document
+
+    from aiflow_viewer.run_page import TABLE_COLUMNS
+
+    handle = fan_out.start(n=5)
+    assert handle.result(timeout=30) == 5
+    page = RunPage(handle.run_id, follow=False)
+    doc = Document()
+    doc.add_root(page.layout.get_root(doc))
+    (table,) = [m for m in doc.models if type(m).__name__ == "DataTabulator"]
+    assert set(table.source.data) == {"index", *TABLE_COLUMNS}
+    assert {"span_id", "name", "gap"}.isdisjoint(table.source.data)
+    bars = page.waterfall.source.data
+    assert "span_id" not in bars and len(page.waterfall.span_ids) == len(bars["y"]) == 6
+    for column in ("y", "left", "right", "duration", "running", "alpha"):
+        sent = Serializer().encode(bars[column])  # as the browser is sent it
+        assert sent["type"] == "ndarray" and sent["array"]["type"] == "bytes", column
+    assert page.waterfall.span_ids[0] == page.tree.roots()[0].span_id
+    page.waterfall.source.selected.indices = [2]
+    assert page.selected == page.waterfall.span_ids[2]  # a tap still selects its span

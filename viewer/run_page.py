@@ -26,6 +26,7 @@ from aiflow_nb.ops.answer import open_waits
 from aiflow_nb.ops.routing import waiting_reason
 from aiflow_nb.store import sync_redis
 from aiflow_nb.trace import (
+    TREE_COLUMNS,
     Follower,
     SpanTree,
     TreeRow,
@@ -89,21 +90,10 @@ _FAST_ROWS = {"rowHeight": 28, "renderVerticalBuffer": 60}
 while a page renders): rows of one fixed height (no row is measured) and few rows drawn
 beyond the view (the default: a view's height each way)."""
 
-TABLE_COLUMNS = [
-    "fold",
-    "key",
-    "depth",
-    "label",
-    "status",
-    "start",
-    "duration",
-    "attempts",
-    "markers",
-    "model",
-    "tokens",
-    "cost",
-    "group",
-]
+_NOT_SENT = ("span_id", "name", "gap")
+"""Tree row fields the browser has no use for (the server keeps the rows)."""
+
+TABLE_COLUMNS = ["fold", *(c for c in TREE_COLUMNS if c not in _NOT_SENT)]
 """The span table's columns: what is shown, the row key, and what the label's formatter
 reads (``depth``, ``group``); the browser gets these only (a 2,000-span run's table is
 sent, decoded and laid out with every column of its DataFrame)."""
