@@ -6,9 +6,8 @@ first render (reading and folding thousands of events, building the rows), and t
 browser then spends about as long again loading BokehJS, Panel and Tabulator. ``aside``
 answers the request at once with a placeholder, builds the page's objects on a thread
 meanwhile, and swaps the page in on the server's event loop (Bokeh's
-``add_next_tick_callback``, its one thread-safe document method). When the browser asks
-for the document after its scripts ran, the page is usually in it already; if not, it
-arrives as one patch.
+``add_next_tick_callback``, its one thread-safe document method) once the session is
+loaded, as one patch.
 """
 
 from __future__ import annotations
@@ -39,8 +38,8 @@ def aside(
 
     ``prepare`` runs on a thread and must not touch a document; ``finish`` runs on the
     event loop; both with this session's document and context variables as they were. If
-    ``prepare`` raises, ``fallback()`` (the page built the ordinary way, on the loop: it
-    says what went wrong as that page would) replaces the placeholder instead. ``stop``
+    ``prepare`` or ``finish`` raises, ``fallback()`` (the page built the ordinary way, on
+    the loop: it says what went wrong as that page would) replaces the placeholder. ``stop``
     releases a prepared object whose session ended before it was shown. Outside a served
     session, ``finish(prepare())`` at once.
     """
@@ -60,18 +59,24 @@ def aside(
             if error is None:
                 stop(obj)
             return
-        holder[:] = [fallback() if error is not None else finish(obj)]
+        page = None
+        if error is None:
+            try:
+                page = finish(obj)
+            except Exception:  # said by the page built the ordinary way, as it would be
+                stop(obj)
+        holder[:] = [page if page is not None else fallback()]
 
     def swap(outcome: tuple[Any, BaseException | None]) -> None:
         with set_curdoc(doc):
-            session = getattr(doc.session_context, "session", None)
-            if session is not None and session.connection_count and not pn.state.loaded:
-                # the browser may hold the document already while Panel drops changes
-                # until the session is loaded: change it then, sent as a patch
+            if pn.state.loaded:
+                show(outcome)  # sent to the browser as a patch
+            else:
+                # until the session is loaded Panel defers a change to the next tick and
+                # then drops it, taking it to be in the document the browser pulls, which
+                # it may have pulled in between: change it once loaded
                 later = contextvars.copy_context()
                 pn.state.onload(lambda: later.run(show, outcome))
-            else:  # not asked for yet (the page will be in it) or loaded (a patch)
-                show(outcome)
 
     def work() -> None:
         try:
