@@ -54,3 +54,28 @@ def test_resume_rerun_and_cancel_from_the_run_page() -> None:
         confirm.click()
         wait_for(lambda: running.status == "cancelled", what="the run to be cancelled")
         expect(cancel).to_be_disabled(timeout=30_000)
+
+
+def test_the_viewer_queues_a_resume_and_never_executes_it() -> None:
+    """``aiflow viewer`` as a user starts it (no AIFLOW_LOCAL_WORKER): Resume with no worker
+    anywhere leaves the run queued for the workers; the viewer starts none of its own."""
+    from aiflow_nb.ops.local import ensure_local_worker, stop_local_worker
+    from aiflow_nb.ops.presence import live_workers
+
+    gate = f"act{time.time_ns()}"
+    failed = fails_until_open.start(gate=gate)
+    wait_for(lambda: failed.status == "failed", what="the run to fail")
+    stop_local_worker()
+    open_gate(gate)
+    with viewer_server(local_worker=None) as url, chromium() as browser:
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(f"{url}?run={failed.run_id}")
+        resume = page.get_by_role("button", name="Resume")
+        expect(resume).to_be_enabled(timeout=45_000)
+        resume.click()
+        wait_for(lambda: failed.status == "queued", what="the resume to queue the run")
+        time.sleep(3)  # a worker the viewer started would have registered and taken it
+        assert live_workers() == []
+        assert failed.status == "queued"
+    ensure_local_worker(force=True)  # a real worker takes it from the queue
+    wait_for(lambda: failed.status == "completed", what="a worker to complete the run")

@@ -31,6 +31,11 @@ def viewer(port: int, address: str, origins: tuple[str, ...]) -> None:
     """Serve the live trace dashboard (prints its URL; runs until interrupted)."""
     from aiflow_viewer.server import make_server
 
+    from ..config import configure
+
+    # a reader that never executes: its Resume and Rerun queue runs for the workers, and
+    # never start an in-process worker here (one loading a notebook's code, at that)
+    configure(local_worker=False)
     try:
         server, url = make_server(port, address, origins)
     except (AiflowError, OSError) as exc:

@@ -66,10 +66,14 @@ PAN_JS = """(top) => {
 
 
 @contextmanager
-def viewer_server() -> Iterator[str]:
-    """``aiflow viewer --port 0`` in a subprocess (this test's Redis and namespace); its URL."""
+def viewer_server(local_worker: str | None = "0") -> Iterator[str]:
+    """``aiflow viewer --port 0`` in a subprocess (this test's Redis and namespace); its URL.
+    ``local_worker``: its ``AIFLOW_LOCAL_WORKER`` (None: unset, the default a user has)."""
     exe = Path(sys.executable).with_name("aiflow")
-    env = {**os.environ, "PYTHONPATH": PYTHONPATH, "AIFLOW_LOCAL_WORKER": "0"}
+    env = {**os.environ, "PYTHONPATH": PYTHONPATH}
+    env.pop("AIFLOW_LOCAL_WORKER", None)
+    if local_worker is not None:
+        env["AIFLOW_LOCAL_WORKER"] = local_worker
     # its log goes to a file: a pipe nobody reads fills up (64 KiB) and the server then
     # blocks on its next log line, freezing every page
     log = tempfile.TemporaryFile()
