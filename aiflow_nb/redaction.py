@@ -87,11 +87,31 @@ def is_sensitive_key(key: str) -> bool:
 
 def environment_secrets(extra: Iterable[str] = ()) -> tuple[str, ...]:
     """Provider keys (``*_API_KEY``) and ``AIFLOW_SECRET`` from the environment, plus extra."""
-    found = [
+    extra = tuple(extra)
+    found = _environment_literals()
+    return _longest_first((*found, *extra)) if extra else found
+
+
+_scanned: tuple[frozenset[tuple[Any, Any]], tuple[str, ...]] | None = None
+"""The environment as last scanned (its raw items) and the secrets found in it."""
+
+
+def _environment_literals() -> tuple[str, ...]:
+    """``environment_secrets()`` of the environment, scanned again only when it changed
+    (every run's writer and every submit ask; comparing the raw items is done in C, the
+    scan decodes every variable)."""
+    global _scanned
+    raw = getattr(os.environ, "_data", None)  # CPython's: the undecoded variables
+    mark = frozenset(raw.items()) if isinstance(raw, dict) else None
+    done = _scanned
+    if mark is not None and done is not None and done[0] == mark:
+        return done[1]
+    found = _longest_first(
         v for k, v in os.environ.items() if (k.endswith("_API_KEY") or k == "AIFLOW_SECRET") and v
-    ]
-    found.extend(extra)
-    return _longest_first(found)
+    )
+    if mark is not None:
+        _scanned = (mark, found)
+    return found
 
 
 def _longest_first(values: Iterable[str]) -> tuple[str, ...]:

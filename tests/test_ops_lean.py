@@ -82,6 +82,7 @@ def test_a_trivial_run_takes_one_script_to_start_and_one_batch_to_end(
 def test_submit_reads_the_active_deployment_once_per_ttl_and_a_deploy_moves_it_promptly() -> None:
     r = sync_redis()
     deploy("blue")
+    submit("one_step", {"x": 0})  # the namespace's partition count read once
     before = _calls()
     ids = [submit("one_step", {"x": i}) for i in range(10)]
     assert "get" not in _ran(before)  # deploy() in this process: known at once

@@ -60,7 +60,7 @@ RETRYABLE = CONNECTION_ERRORS
 """Errors after which a batch is kept and re-sent (it may or may not have been applied:
 the sequence number makes the re-send harmless)."""
 
-_RECORD, _RELEASE = "record", "release"
+_RECORD, _RELEASE, _EXPIRE = "record", "release", "expire"
 _DELTA, _SPAN_ENDS = (
     "output.delta",
     ("span.completed", "span.failed", "span.replayed", "span.cached"),
@@ -215,6 +215,10 @@ class EventWriter:
         """Delete the run's lease (part of the terminal write; fenced like the rest)."""
         self._push((_RELEASE, (), {}))
 
+    def expire(self, names: list[str], ms: int) -> None:
+        """Set a TTL of ``ms`` milliseconds on each key of ``names`` (one op of the batch)."""
+        self._push((_EXPIRE, (tuple(names), ms), {}))
+
     def raw(self, method: str, *args: Any, **kwargs: Any) -> None:
         """Any other one-key command, in order with the events (a key of another slot,
         e.g. a cache ``raw("set", key, value, px=ms)``, right after its batch):
@@ -338,18 +342,16 @@ class EventWriter:
                 events.clear()
             if method == _RELEASE:
                 args.append("r")
+            elif method == _EXPIRE:
+                names, ms = op_args
+                args += ("P", ms, ",".join(str(_index(key_list, k)) for k in names))
             else:
                 key, *rest = op_args
                 rest += _options(kwargs)
                 if key_slot(str(key).encode()) != self._slot:
                     outside.append((method, (key, *rest)))
                     continue
-                try:
-                    index = key_list.index(key) + 1
-                except ValueError:
-                    key_list.append(key)
-                    index = len(key_list)
-                args += ("c", method, index, len(rest), *rest)
+                args += ("c", method, _index(key_list, key), len(rest), *rest)
         if events:
             args += _events_op(events)
         if record:
@@ -375,6 +377,15 @@ class EventWriter:
         if self.error is not None:
             error, self.error = self.error, None
             raise error
+
+
+def _index(key_list: list[str], key: str) -> int:
+    """``key``'s index in the batch's KEYS (1-based), added at the end if not there yet."""
+    try:
+        return key_list.index(key) + 1
+    except ValueError:
+        key_list.append(key)
+        return len(key_list)
 
 
 def _events_op(events: list[bytes]) -> tuple[Any, ...]:
@@ -418,6 +429,7 @@ BATCH = (
 -- ARGV: token ('' = unfenced), batch seq, lease ttl ms, then the ops, in order:
 --   'j' n (field value)*n   journal HSET        'e' n payload*n   XADD events * e <payload>
 --   'E' sizes blob          the payloads of blob (sizes: their lengths, comma-separated)
+--   'P' ms indexes          PEXPIRE each of KEYS[index] (indexes comma-separated)
 --   'h' n (field value)*n   record HSET         'r'               release (DEL) the lease
 --   'c' command key-index n arg*n               any other command on KEYS[key-index]
 -- A batch's record fields come as one 'h', its last op: the fence is written with them.
@@ -472,6 +484,11 @@ while i <= n do
     local count = tonumber(ARGV[i + 3])
     redis.call(ARGV[i + 1], KEYS[tonumber(ARGV[i + 2])], unpack(ARGV, i + 4, i + 3 + count))
     i = i + 4 + count
+  elseif op == 'P' then
+    for index in string.gmatch(ARGV[i + 2], '%d+') do
+      redis.call('PEXPIRE', KEYS[tonumber(index)], ARGV[i + 1])
+    end
+    i = i + 3
   elseif op == 'r' then
     redis.call('DEL', KEYS[1])
     i = i + 1

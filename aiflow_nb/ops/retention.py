@@ -96,9 +96,7 @@ def expire_in_batch(
     deletes the lease: that key is skipped, as is the seed unless ``seeded``: a rerun)."""
     ms, seconds = _ttl(seconds)
     skip = {keys.run_lease(writer.run_id)} | (set() if seeded else {keys.run_seed(writer.run_id)})
-    for key in keys.run_keys(writer.run_id):
-        if key not in skip:
-            writer.raw("pexpire", key, ms)
+    writer.expire([key for key in keys.run_keys(writer.run_id) if key not in skip], ms)
     expiry = keys.expiry(keys.partition_of(writer.run_id))
     writer.raw("zadd", expiry, time.time() + seconds, member(writer.run_id, workflow))
 
