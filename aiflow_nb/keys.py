@@ -14,7 +14,8 @@ an id in a chosen partition). Every key is built from a Redis Cluster hash tag:
   its queue entry, running/expiry/timer entries and index entries) are one slot;
 - ``{<ns>}`` (``meta_tag()``): the namespace's metadata: deployments and the active one,
   code bundles and their index, workers and their heartbeats, rate limit names, the
-  monitor lock, the partition count and the partition leases;
+  monitor lock, the partition count and the workers' peer groups (who shares which
+  partitions);
 - keys with a hash tag of their own, never written in a run's transaction: a rate
   limit's (``{name}``), and the cache entries (no tag: each its own slot).
 
@@ -49,11 +50,11 @@ __all__ = [
     "meta_tag",
     "monitor_lock",
     "partition_count",
-    "partition_leases",
     "partition_of",
     "partition_tag",
     "partitions",
     "patterns",
+    "peers",
     "queue",
     "queue_group",
     "queues",
@@ -316,9 +317,11 @@ def partition_count() -> str:
     return f"{meta_tag()}:partitions"
 
 
-def partition_leases() -> str:
-    """Hash: partition -> ``<worker id> <lease deadline>`` of the worker serving it."""
-    return f"{meta_tag()}:partition:leases"
+def peers(group: str) -> str:
+    """Sorted set: worker id -> last heartbeat of the live, active workers of one group
+    (same version, workflows and code runs: a digest of them); they share the partitions
+    (``ops/worker.py``), so each partition is read by one of them."""
+    return f"{meta_tag()}:peers:{group}"
 
 
 # --- keys of their own slot ----------------------------------------------------------

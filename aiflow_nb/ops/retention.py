@@ -179,7 +179,15 @@ def _delete_page(
     pipe = r.pipeline(transaction=False)
     for run_id in run_ids:
         run_keys = keys.run_keys(run_id)
-        pipe.eval(_DELETE, len(run_keys), *run_keys, "" if before is None else before, status or "")
+        # EVAL as a command: a sync cluster pipeline refuses .eval(), routes EVAL by its keys
+        pipe.execute_command(  # type: ignore[no-untyped-call]
+            "EVAL",
+            _DELETE,
+            len(run_keys),
+            *run_keys,
+            "" if before is None else before,
+            status or "",
+        )
     replies = cast("list[list[Any]]", pipe.execute())
     pipe = r.pipeline(transaction=False)
     for run_id, reply in zip(run_ids, replies, strict=True):
@@ -187,7 +195,7 @@ def _delete_page(
             workflow, idem = _text(reply[1]), _text(reply[2])
             _unindex(pipe, run_id, workflow)
             if idem:
-                pipe.eval(_DEL_IF, 1, keys.idempotency(idem), run_id)
+                pipe.execute_command("EVAL", _DEL_IF, 1, keys.idempotency(idem), run_id)  # type: ignore[no-untyped-call]
         elif int(reply[0]) == 0:  # already expired: its index entries go too
             pipe.zrem(keys.runs(keys.partition_of(run_id)), run_id)
     pipe.execute()

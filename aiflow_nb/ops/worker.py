@@ -25,6 +25,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
+from hashlib import sha1
 from typing import TYPE_CHECKING, Any, cast
 
 import redis
@@ -111,6 +112,10 @@ class Worker:
         self.workflows = workflows
         self.wait_for_redis = wait_for_redis
         self.on_ready = on_ready
+        self._claimed: list[int] | None = None
+        """The partitions this worker's share is (``_claim``); None: not known yet."""
+        self._peers: str | None = None
+        """The peers set this worker heartbeats into (``keys.peers``)."""
         self._turn = 0
         """The partition whose queues the next blocking read waits on (``_read``)."""
         self.queues: list[str] = []
@@ -235,8 +240,12 @@ class Worker:
         return [group for group in wanted if group]
 
     def partitions(self) -> list[int]:
-        """The partitions whose queues this worker reads."""
-        return list(range(keys.partitions()))
+        """The partitions whose queues this worker reads: all of them until its first
+        heartbeat read its peers, then its share (``_claim``); with one partition, 0."""
+        count = keys.partitions()
+        if count == 1 or self._claimed is None:
+            return list(range(count))
+        return [p for p in self._claimed if p < count]
 
     async def _ensure_group(self, queue: str, partition: int) -> None:
         try:
@@ -451,6 +460,7 @@ class Worker:
             kind=self.kind,
         )
         pipe = self.client.pipeline(transaction=False)
+        shared = self._queue_peers(pipe, float(doc["last_heartbeat"]), s.heartbeat_ttl)
         pipe.hset(keys.worker(self.id), mapping=cast("dict[FieldT, EncodableT]", doc))
         pipe.pexpire(keys.worker(self.id), ttl_ms)
         pipe.zadd(keys.workers(), {self.id: doc["last_heartbeat"]})
@@ -461,6 +471,9 @@ class Worker:
             pipe.hget(fence.record, "cancel_requested")
         sent = time.monotonic()
         replies = await pipe.execute()
+        if shared:
+            self._claim(replies[shared - 1])
+        replies = replies[shared:]
         for fence, state, flag in zip(in_hand, replies[3::2], replies[4::2], strict=True):
             if fence.final or fence.lost:  # ended (or was dropped) while the beat was out
                 continue
@@ -470,6 +483,47 @@ class Worker:
                     self.cancel_run(fence.run_id)
             else:  # taken over, recovered, or ended by someone else: stop at once
                 fence.lose()
+
+    def _queue_peers(self, pipe: Any, now: float, ttl: float) -> int:
+        """With several partitions: queue on ``pipe`` this worker's presence among its
+        peers (the live, active workers of its version serving the same workflows and
+        code runs, ``keys.peers``) and the read of them; how many commands (0: one
+        partition, every worker serves it)."""
+        if keys.partitions() == 1:
+            return 0
+        serves = ",".join(self.serves())
+        group = sha1(f"{self.version}\0{self.code}\0{serves}".encode()).hexdigest()[:16]
+        peers = keys.peers(group)
+        queued = 0
+        if self._peers is not None and self._peers != peers:  # it serves something else now
+            pipe.zrem(self._peers, self.id)
+            queued += 1
+        self._peers = peers
+        pipe.zremrangebyscore(peers, "-inf", now - ttl)  # dead workers' entries
+        if self.state == "active":
+            pipe.zadd(peers, {self.id: now})
+        else:  # draining: its partitions go to the others at their next beat
+            pipe.zrem(peers, self.id)
+        pipe.zrange(peers, 0, -1)
+        return queued + 3
+
+    def _claim(self, members: list[bytes]) -> None:
+        """Take this worker's share of the partitions among its live peers: partition
+        ``p`` is the ``p % n``-th peer's (by id), so each is read by one peer once all
+        have beaten, and a peer's partitions pass to the others when it stops beating
+        (its entry expires after ``heartbeat_ttl``) or drains."""
+        ids = sorted({m.decode() for m in members} | {self.id})
+        rank, count = ids.index(self.id), keys.partitions()
+        claimed = [p for p in range(count) if p % len(ids) == rank]
+        if claimed != self._claimed:
+            log.info(
+                "worker %s serves partitions %s (of %d, %d peer(s))",
+                self.id,
+                claimed,
+                count,
+                len(ids),
+            )
+            self._claimed = claimed
 
     async def _beat_quietly(self) -> None:
         try:
@@ -522,6 +576,8 @@ class Worker:
             pipe = self.client.pipeline(transaction=False)
             pipe.delete(keys.worker(self.id))
             pipe.zrem(keys.workers(), self.id)
+            if self._peers is not None:
+                pipe.zrem(self._peers, self.id)
             await pipe.execute()
         except CONNECTION_ERRORS:  # also a cluster that is down
             pass
