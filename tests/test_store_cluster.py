@@ -199,3 +199,37 @@ def test_a_cluster_with_every_node_down_is_redis_unavailable(
 
     with pytest.raises(ClusterUnreachable):
         run_in_new_loop(read())
+
+
+def test_a_client_held_across_configure_keeps_working_on_a_cluster(on_cluster: str) -> None:
+    held = sync_redis()
+    held.set("held", "1")
+    aiflow_nb.configure()  # replaces the shared client; code may still hold the old one
+    assert sync_redis() is not held
+    assert held.get("held") == b"1"  # as a single-node client would (close() broke it)
+
+
+@aiflow_nb.workflow
+def cluster_double(x: int) -> int:
+    return 2 * x
+
+
+def test_a_run_completes_on_a_cluster_and_delete_removes_it_there(
+    on_cluster: str, shared_cluster: LoopbackCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiflow_nb.errors import RunNotFound
+    from aiflow_nb.ops.local import ensure_local_worker
+    from aiflow_nb.ops.retention import delete, prune
+
+    monkeypatch.setenv("AIFLOW_PARTITIONS", "4")  # this namespace's runs over four slots
+    aiflow_nb.configure()
+    ensure_local_worker(force=True)
+    handles = [cluster_double.start(x=i) for i in range(8)]
+    assert [h.result(timeout=30) for h in handles] == [2 * i for i in range(8)]
+    owners = {_owner(shared_cluster, aiflow_nb.keys.run(h.run_id)) for h in handles}
+    assert len(owners) > 1  # the runs live on more than one master
+    delete(handles[0].run_id)  # its script runs in a cluster pipeline (no eval() there)
+    with pytest.raises(RunNotFound):
+        handles[0].status  # noqa: B018
+    assert prune(0.0) == 7
+    assert not any(sync_redis().exists(aiflow_nb.keys.run(h.run_id)) for h in handles)

@@ -178,12 +178,21 @@ def run_in_new_loop(main: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(closing())
 
 
+def _release(client: redis.Redis) -> None:
+    """Drop a replaced client's connections; like a ``redis.Redis``, a cluster client whose
+    reference someone still holds stays usable (``RedisCluster.close()`` would break it)."""
+    if isinstance(client, redis.RedisCluster):
+        client.disconnect_connection_pools()
+    else:
+        client.close()
+
+
 def reset() -> None:
     """Forget clients and the URL (after ``configure()`` changed them)."""
     global _sync, _url
     with _lock:
         if _sync is not None:
-            _sync.close()
+            _release(_sync)
         _sync = None
         _url = None
         _async.clear()  # each loop's next async_redis() makes a new one; _made keeps the old
