@@ -19,6 +19,7 @@ from ..events.status import TERMINAL, RunStatus
 from ..redaction import Redactor
 from ..serialization import dumps, encode_value
 from ..store import channels, sync_redis
+from ..store.scripts import run_script_sync
 from . import registered, retention
 from .deployments import current_version, register_version
 from .routing import run_queue
@@ -152,7 +153,25 @@ def submit(
         if new_queue:  # the set's members are never removed: once per process
             pipe.sadd(queues, queue)
 
-    if idempotency_key is None:
+    if idempotency_key is None and not (seed is not None and seed.journal):
+        pairs = [v for field_value in record.items() for v in field_value]
+        run_script_sync(
+            r,
+            _SUBMIT,
+            5 + new_queue,
+            keys.run(run_id),
+            keys.runs(part),
+            keys.workflow_runs(workflow, part),
+            keys.run_events(run_id),
+            queue,
+            *([queues] if new_queue else []),
+            run_id,
+            now,
+            payload,
+            *pairs,
+        )
+        submitted = run_id
+    elif idempotency_key is None:  # a rerun with its seed: a transaction
         pipe = r.pipeline(transaction=True)
         write(pipe)
         pipe.execute()
@@ -162,6 +181,22 @@ def submit(
     if new_queue:
         registered.remember(queues, queue)
     return submitted
+
+
+_SUBMIT = """-- aiflow: a run's submit (ops/submit.py), one slot: the run's partition
+-- KEYS: record, the runs index, the workflow's runs index, events, queue[, its version's
+-- queue set, when this process has not added the queue yet]
+-- ARGV: run id, now (epoch s), the run.queued payload, then the record's field value pairs
+redis.call('HSET', KEYS[1], unpack(ARGV, 4, #ARGV))
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('XADD', KEYS[4], '*', '@FIELD@', ARGV[3])
+redis.call('XADD', KEYS[5], '*', 'run_id', ARGV[1])
+if KEYS[6] then redis.call('SADD', KEYS[6], KEYS[5]) end
+return 1
+""".replace("@FIELD@", FIELD.decode())
+"""The submit without an idempotency key or a seed: what ``write`` queues on a
+transaction, as one script (one command to send and one reply to read, not seven)."""
 
 
 def _submit_once(r: redis.Redis, key: str, run_id: str, write: Callable[[Any], None]) -> str:
