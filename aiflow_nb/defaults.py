@@ -146,6 +146,13 @@ message (the client resumes with ``Last-Event-ID``; meanwhile requests answer 50
 MONITOR_INTERVAL = 0.5
 """Seconds between two sweeps of the monitor (dead workers' runs are found this often)."""
 
+LAPSED_BATCH = 200
+"""Runs whose lease deadline passed one monitor sweep checks at most per partition."""
+
+ORPHAN_SCAN_INTERVAL = 60.0
+"""Seconds between the monitor's full scans of every running run (a safety net: each
+sweep reads only the runs whose lease deadline passed, ``keys.lease_deadlines``)."""
+
 NOTIFY_ATTEMPTS = 5
 """Attempts a crashed-run notification POST makes before it is given up (logged)."""
 

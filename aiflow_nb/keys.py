@@ -225,7 +225,7 @@ def running(partition: int) -> str:
 
 def lease_deadlines(partition: int) -> str:
     """Sorted set: id of each of the partition's running runs -> when its lease runs out
-    (epoch s; each take and renewal moves it): what the monitor reads instead of every
+    (epoch s; each renewal moves it): what the monitor reads instead of every
     running run."""
     return f"{partition_tag(partition)}:leases"
 

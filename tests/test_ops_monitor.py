@@ -5,6 +5,7 @@ and the notifier's retries against a real local HTTP server."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from aiflow_nb import keys
@@ -148,3 +149,33 @@ def test_hand_back_of_a_run_another_worker_took_over_only_acks_its_entry() -> No
     assert handle.record()["status"] == "running"
     assert _queue_requests() == []
     assert r.xpending(queue, keys.queue_group)["pending"] == 0
+
+
+def _orphaned() -> str:
+    """A run taken by a worker that vanished, its queue entry gone: only the run's
+    records (running set, lease deadline) remember it."""
+    handle = taken_by_dead_worker()
+    r = sync_redis()
+    queue = keys.queue("default", "steps", 0)
+    entry = next(i for i, f in r.xrange(queue) if f[b"run_id"] == handle.run_id.encode())
+    r.xack(queue, keys.queue_group, entry)
+    return handle.run_id
+
+
+def test_a_sweep_reads_the_lease_deadlines_not_every_running_run() -> None:
+    r = sync_redis()
+    lapsed = _orphaned()
+    unindexed = _orphaned()
+    r.zrem(keys.lease_deadlines(0), unindexed)  # running, but no lease deadline recorded
+    held = _orphaned()
+    r.set(keys.run_lease(held), "w/1", px=60_000)  # its lease renewed behind the index
+    monitor = Monitor()
+    monitor._scanned = time.monotonic()  # the full scan of running runs is not due
+    [results] = _sweep(monitor)
+    assert [(x.run_id, x.outcome) for x in results] == [(lapsed, "requeued")]
+    assert r.zscore(keys.lease_deadlines(0), lapsed) is None  # dropped once recovered
+    assert float(r.zscore(keys.lease_deadlines(0), held) or 0) > time.time() + 50  # moved
+    assert r.hget(keys.run(unindexed), "status") == b"running"  # not read this sweep
+    monitor._scanned = -float("inf")  # the safety net's full scan finds it
+    [results] = _sweep(monitor)
+    assert [(x.run_id, x.outcome) for x in results] == [(unindexed, "requeued")]

@@ -1,5 +1,5 @@
 """Leases: string keys whose value is the id of their one holder, with a TTL (a run's
-``{ns}:run:{<id>}:lease``, held by one execution attempt; ``{ns}:monitor:lock``, held by the
+``keys.run_lease``, held by one execution attempt; ``keys.monitor_lock``, held by the
 acting monitor). The Lua scripts here change one only while its holder still holds it, so a
 holder that stalled past the TTL never renews or frees a lease taken over by another.
 
@@ -11,7 +11,10 @@ same token (``events/writer.py``; ``recovery.fail_run``).
 
 Each generic script is ``EVAL <script> 1 <key> <holder> [<ttl ms>]``, e.g.
 ``pipe.eval(leases.RELEASE, 1, keys.run_lease(run_id), token)``; the run scripts are
-``EVAL <script> 2 <lease> <record> <token> <ttl ms>``.
+``EVAL <script> 2 <lease> <record> <token> <ttl ms>``, with the partition's lease
+deadlines (``keys.lease_deadlines``) as a third key and ``<run id> <deadline>`` after: a
+take or renewal then moves the run's deadline in the index the monitor reads
+(``deadline_args``; ``CHECK_LAPSED`` is the monitor's look at a run past it).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from ..store.scripts import run_script
 
 __all__ = [
     "ACQUIRE",
+    "CHECK_LAPSED",
     "CHECK_TIMEOUT",
     "RELEASE",
     "RENEW",
@@ -42,6 +46,7 @@ __all__ = [
     "TAKE_RUN",
     "Fence",
     "Taken",
+    "deadline_args",
     "holder_of",
     "new_token",
     "renew_now",
@@ -73,6 +78,7 @@ TAKE_RUN = (
     CURRENT_LUA
     + """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+if KEYS[3] then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3]) end
 local status = redis.call('HGET', KEYS[2], 'status')
 if status and not is_ended(status) then redis.call('HSET', KEYS[2], 'fence', ARGV[1] .. ' 0') end
 return 1
@@ -85,8 +91,10 @@ by another attempt: 0."""
 TAKE_AND_READ = (
     CURRENT_LUA
     + """
--- KEYS: lease, record, journal, seed; ARGV: token, ttl ms
+-- KEYS: lease, record, journal, seed[, lease deadlines]; ARGV: token, ttl ms[, run id,
+-- lease deadline (epoch s)]
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+if KEYS[5] then redis.call('ZADD', KEYS[5], ARGV[4], ARGV[3]) end
 local rec = redis.call('HGETALL', KEYS[2])
 local status, attempt, forked
 for i = 1, #rec, 2 do
@@ -114,13 +122,43 @@ RENEW_RUN = (
     CURRENT_LUA
     + """
 local state = current(KEYS[1], KEYS[2], ARGV[1], ARGV[2], applied(KEYS[2], ARGV[1]))
-if state == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if state == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  if KEYS[3] then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3]) end
+end
 return state
 """
 )
 """Renew a run's lease for ARGV[2] ms while attempt ARGV[1] is current, taking it again
 when it expired with nobody recovering or taking the run since: 1 (``fence.OK``); taken
-over or recovered: 0 (``LOST``); the run has ended: 3 (``ENDED``)."""
+over or recovered: 0 (``LOST``); the run has ended: 3 (``ENDED``). With a third key (the
+partition's lease deadlines, ``keys.lease_deadlines``) and ARGV[3..4] (run id, deadline),
+it moves the run's deadline there too (as ``TAKE_RUN`` and ``TAKE_AND_READ`` do)."""
+
+CHECK_LAPSED = """
+-- KEYS: lease deadlines, lease, record; ARGV: run id, now (epoch s)
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl > 0 then
+  redis.call('ZADD', KEYS[1], tonumber(ARGV[2]) + ttl / 1000, ARGV[1])
+  return 0
+end
+if redis.call('HGET', KEYS[3], 'status') ~= 'running' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 0
+end
+return 1
+"""
+"""A run whose lease deadline passed: held again (renewed where the index did not see it:
+its deadline moved) or no longer running (its entry dropped): 0; running with no lease:
+1, the monitor recovers it (and then drops its entry)."""
+
+
+def deadline_args(fence: Fence) -> tuple[str, str, float]:
+    """The lease scripts' optional index arguments for ``fence``: the partition's lease
+    deadlines key, the run id and the deadline of a lease taken or renewed now."""
+    index = keys.lease_deadlines(keys.partition_of(fence.run_id))
+    return index, fence.run_id, time.time() + fence.ttl_ms / 1000
+
 
 CHECK_TIMEOUT = 0.5
 """Seconds ``renew_now`` waits for Redis at most (it may run on the worker's loop)."""
@@ -137,6 +175,8 @@ async def take_and_read(client: aredis.Redis, fence: Fence) -> Taken | None:
     """Take the run's lease for the attempt ``fence`` and read its record, journal and
     seed (one script call); None when another attempt holds the lease."""
     sent = time.monotonic()
+    # no lease deadline yet: the first renewal records it (a run shorter than a heartbeat
+    # never costs one); a worker dying before that leaves its queue entry to the monitor
     reply = await run_script(
         client,
         TAKE_AND_READ,
@@ -158,7 +198,10 @@ async def take_and_read(client: aredis.Redis, fence: Fence) -> Taken | None:
 async def take(client: aredis.Redis, fence: Fence) -> bool:
     """Take the run's lease for the attempt ``fence``; False when another attempt holds it."""
     sent = time.monotonic()
-    got = await client.eval(TAKE_RUN, 2, fence.lease, fence.record, fence.token, fence.ttl_ms)
+    index, run_id, deadline = deadline_args(fence)
+    got = await client.eval(
+        TAKE_RUN, 3, fence.lease, fence.record, index, fence.token, fence.ttl_ms, run_id, deadline
+    )
     if got:
         fence.renewed(sent)
     return bool(got)
@@ -186,11 +229,20 @@ def renew_now(fence: Fence) -> int | None:
     trusted again), ``LOST`` or ``ENDED``; None when Redis cannot be reached (nothing is
     known: the writes stay fenced in Redis)."""
     sent = time.monotonic()
+    index, run_id, deadline = deadline_args(fence)
     try:
         got = cast(
             int,
             _check_client().eval(
-                RENEW_RUN, 2, fence.lease, fence.record, fence.token, fence.ttl_ms
+                RENEW_RUN,
+                3,
+                fence.lease,
+                fence.record,
+                index,
+                fence.token,
+                fence.ttl_ms,
+                run_id,
+                deadline,
             ),
         )
     except CONNECTION_ERRORS:

@@ -9,8 +9,11 @@ at a time. Each sweep:
    code, ``ops/routing.py``), the consumers with no heartbeat: their pending entries are the runs
    they had in hand. Each is acknowledged and its run recovered (``ops/recovery.py``);
    a consumer with nothing pending is deleted from the group;
-2. each partition's running set (``keys.running``): a run whose status is ``running``
-   but whose lease is gone lost its worker some other way; it is recovered too;
+2. each partition's lease deadlines (``keys.lease_deadlines``: run id -> when its lease
+   runs out, moved by every renewal): a run past its deadline whose status is
+   ``running`` but whose lease is gone lost its worker some other way; it is recovered
+   too. Every ``ORPHAN_SCAN_INTERVAL`` the partition's whole running set is read as well
+   (a safety net), not every running run on every sweep;
 3. each partition's expiry index (``keys.expiry``): finished runs whose retention ran
    out (their keys expired) leave the run indexes (``ops/retention.py``).
 
@@ -84,6 +87,8 @@ class Monitor:
         self.recovered: list[Recovery] = []
         self.expired = 0
         """Expired runs this monitor dropped from the run indexes."""
+        self._scanned = -float("inf")
+        """When (monotonic) the last full scan of the running runs was (``_orphans``)."""
 
     @property
     def client(self) -> aredis.Redis:
@@ -115,10 +120,15 @@ class Monitor:
         if not await self.acquire():
             return []
         done: list[Recovery] = []
+        scan = time.monotonic() - self._scanned >= defaults.ORPHAN_SCAN_INTERVAL
+        if scan:
+            self._scanned = time.monotonic()
         for queue in await self._queues():
             done += await self._reclaim(queue)
         for part in range(keys.partitions()):
-            done += await self._orphans(part, {r.run_id for r in done})
+            done += await self._lapsed(part, {r.run_id for r in done})
+            if scan:
+                done += await self._orphans(part, {r.run_id for r in done})
             self.expired += await sweep_expired(self.client, part)
         acted = [r for r in done if r.outcome in ("requeued", "crashed")]
         for result in acted:
@@ -189,6 +199,33 @@ class Monitor:
             )
         return done
 
+    async def _lapsed(self, partition: int, skip: set[str]) -> list[Recovery]:
+        """The partition's runs whose lease deadline passed more than one ``interval``
+        ago (``keys.lease_deadlines``; a dead worker's queue entries are reclaimed first,
+        by ``_reclaim``) and that are still ``running`` with no lease: recovered (their
+        entry dropped then). One whose lease was renewed has its deadline moved, one no
+        longer running its entry dropped (``leases.CHECK_LAPSED``)."""
+        index = keys.lease_deadlines(partition)
+        now = time.time()
+        raw = await self.client.zrangebyscore(
+            index, "-inf", now - self.interval, start=0, num=defaults.LAPSED_BATCH
+        )
+        ids = [i for i in (_str(x) for x in raw) if i not in skip]
+        if not ids:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for run_id in ids:
+            pipe.eval(
+                leases.CHECK_LAPSED, 3, index, keys.run_lease(run_id), keys.run(run_id), run_id, now
+            )
+        lost = [run_id for run_id, got in zip(ids, await pipe.execute(), strict=True) if got]
+        done = [
+            await recover(self.client, run_id, max_restarts=self.max_restarts) for run_id in lost
+        ]
+        if lost:
+            await self.client.zrem(index, *lost)
+        return done
+
     async def _orphans(self, partition: int, skip: set[str]) -> list[Recovery]:
         """The partition's runs marked running whose lease is gone (and not handled by
         ``_reclaim``)."""
@@ -196,7 +233,7 @@ class Monitor:
         ids = [i for i in ids if i not in skip]
         if not ids:
             return []
-        pipe = self.client.pipeline(transaction=True)
+        pipe = self.client.pipeline(transaction=False)
         for run_id in ids:
             pipe.exists(keys.run_lease(run_id))
             pipe.hget(keys.run(run_id), "status")

@@ -467,7 +467,18 @@ class Worker:
         # runs whose terminal write is queued are left alone: it releases their lease
         in_hand = [f for f in self.fences.values() if not (f.final or f.lost)]
         for fence in in_hand:
-            pipe.eval(leases.RENEW_RUN, 2, fence.lease, fence.record, fence.token, ttl_ms)
+            index, run_id, deadline = leases.deadline_args(fence)
+            pipe.eval(
+                leases.RENEW_RUN,
+                3,
+                fence.lease,
+                fence.record,
+                index,
+                fence.token,
+                ttl_ms,
+                run_id,
+                deadline,
+            )
             pipe.hget(fence.record, "cancel_requested")
         sent = time.monotonic()
         replies = await pipe.execute()

@@ -3,16 +3,20 @@ receiver for notifications, and waiting on run state."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import redis
 
 from aiflow_nb import keys
 from aiflow_nb.access.handle import RunHandle
@@ -191,11 +195,14 @@ def taken_by_dead_worker(status: str = "running", restarts: int = 0) -> RunHandl
     handle = RunHandle(submit("steps", {"n": 1}, version="default"))
     r = sync_redis()
     queue = keys.queue("default", "steps", keys.partition_of(handle.run_id))
-    r.xgroup_create(queue, keys.queue_group, id="0", mkstream=True)
+    with contextlib.suppress(redis.ResponseError):  # BUSYGROUP: made by an earlier call
+        r.xgroup_create(queue, keys.queue_group, id="0", mkstream=True)
     r.xreadgroup(keys.queue_group, "ghost-worker", {queue: ">"}, count=1)
     r.hset(
         keys.run(handle.run_id),
         mapping={"status": status, "restarts": restarts, "worker": "ghost-worker"},
     )
-    r.sadd(keys.running(keys.partition_of(handle.run_id)), handle.run_id)
+    part = keys.partition_of(handle.run_id)
+    r.sadd(keys.running(part), handle.run_id)
+    r.zadd(keys.lease_deadlines(part), {handle.run_id: time.time() - 5})  # its lease ran out
     return handle
