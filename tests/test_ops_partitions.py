@@ -68,3 +68,23 @@ def test_workers_share_the_partitions_and_a_dead_ones_share_passes_to_the_others
         wait_for(lambda: all(h.status == "completed" for h in late), 30, "the late runs")
     assert {record(h.run_id)["worker"] for h in late} == {second.id}
     assert {keys.partition_of(h.run_id) for h in late} == set(range(eight))
+
+
+def test_listings_merge_the_partitions_newest_first_through_a_cursor(eight: int) -> None:
+    from aiflow_nb.access.runs import list_runs
+    from aiflow_nb.api import records
+
+    made = [submit("nobody_serves_this", {"i": i}) for i in range(30)]
+    assert len({keys.partition_of(run_id) for run_id in made}) > 1  # several partitions
+    newest_first = made[::-1]  # created one after another
+    assert [r["run_id"] for r in list_runs(limit=100)] == newest_first
+    assert [r["run_id"] for r in list_runs(limit=7, offset=5)] == newest_first[5:12]
+    assert list(af.runs(limit=30)["run_id"]) == newest_first
+    paged: list[str] = []
+    cursor = None
+    while True:
+        rows, cursor = records.page("nobody_serves_this", None, 7, cursor)
+        paged += [r["run_id"] for r in rows]
+        if cursor is None:
+            break
+    assert paged == newest_first
