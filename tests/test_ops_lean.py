@@ -19,19 +19,9 @@ from aiflow_nb.ops.local import LocalWorker
 from aiflow_nb.ops.submit import submit
 from aiflow_nb.store import sync_redis
 
+from support.commandstats import calls, commands_since
+
 RUNS = 20
-
-
-def _calls() -> dict[str, int]:
-    stats = sync_redis().info("commandstats")
-    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
-
-
-def _ran(before: dict[str, int]) -> dict[str, int]:
-    after = _calls()
-    ran = {name: n - before.get(name, 0) for name, n in after.items()}
-    ran["info"] -= 1  # the second snapshot's own
-    return {name: n for name, n in ran.items() if n}
 
 
 @pytest.fixture
@@ -63,11 +53,11 @@ def test_a_trivial_run_takes_one_script_to_start_and_one_batch_to_end(
 ) -> None:
     assert chaos.one_step.name == "one_step"
     _run_all(worker, RUNS)  # scripts loaded, connections open, the version and queue known
-    before = _calls()
+    before = calls()
 
     _run_all(worker, RUNS)
 
-    ran = _ran(before)
+    ran = commands_since(before)
     per_run = {name: n / RUNS for name, n in ran.items()}
     assert per_run["evalsha"] == 3  # the submit, take-and-read, one batch (start to end)
     assert "eval" not in ran  # no EVAL of a script's text (nor a separate release)
@@ -84,9 +74,9 @@ def test_submit_reads_the_active_deployment_once_per_ttl_and_a_deploy_moves_it_p
     r = sync_redis()
     deploy("blue")
     submit("one_step", {"x": 0})  # the namespace's partition count read once
-    before = _calls()
+    before = calls()
     ids = [submit("one_step", {"x": i}) for i in range(10)]
-    assert "get" not in _ran(before)  # deploy() in this process: known at once
+    assert "get" not in commands_since(before)  # deploy() in this process: known at once
     assert {r.hget(keys.run(i), "version") for i in ids} == {b"blue"}
 
     deploy("green")  # this process: the very next run goes to green
@@ -101,10 +91,10 @@ def test_submit_reads_the_active_deployment_once_per_ttl_and_a_deploy_moves_it_p
 
 def test_submit_adds_no_deployment_metadata_per_run_and_deployments_still_lists_it() -> None:
     submit("one_step", {"x": 0}, version="v7")
-    before = _calls()
+    before = calls()
     for i in range(10):
         submit("one_step", {"x": i}, version="v7")
-    ran = _ran(before)
+    ran = commands_since(before)
     assert ran["zadd"] == 20  # each run's two indexes, nothing else
     assert "sadd" not in ran
     rows = {row["version"]: row for row in deployments()}

@@ -15,6 +15,7 @@ from aiflow_nb.ops import recovery
 from aiflow_nb.ops.recovery import Recovery, hand_back, recover
 from aiflow_nb.store import async_redis, run_in_new_loop, sync_redis
 
+from support.commandstats import calls, commands_since
 from support.ops import taken_by_dead_worker
 
 QUEUE = ("default", "steps")
@@ -26,16 +27,6 @@ def _loaded() -> None:
     one EVALSHA."""
     for script in (recovery._RECOVER, recovery._HAND_BACK):
         sync_redis().script_load(script)
-
-
-def _calls() -> dict[str, int]:
-    stats = sync_redis().info("commandstats")
-    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
-
-
-def _ran(before: dict[str, int]) -> dict[str, int]:
-    after = _calls()
-    return {name: n - before.get(name, 0) for name, n in after.items() if n != before.get(name, 0)}
 
 
 def _entry() -> tuple[str, str]:
@@ -61,11 +52,11 @@ def test_recover_requeues_in_one_script_without_watch_naming_the_worker_and_rest
     worker = 'host "x"\\é-1'  # needs escaping in JSON
     sync_redis().hset(keys.run(handle.run_id), "worker", worker)
     entry = _entry()
-    before = _calls()
+    before = calls()
 
     result = _recover(handle.run_id, 3, entry)
 
-    ran = _ran(before)
+    ran = commands_since(before)
     assert (result.outcome, result.restarts) == ("requeued", 2)
     assert ran.get("evalsha") == 1 and "eval" not in ran
     assert "watch" not in ran and "multi" not in ran and "exec" not in ran
@@ -86,11 +77,11 @@ def test_recover_requeues_in_one_script_without_watch_naming_the_worker_and_rest
 
 def test_recover_past_max_restarts_fails_the_run_crashed_with_the_counts_filled_in() -> None:
     handle = taken_by_dead_worker(restarts=2)
-    before = _calls()
+    before = calls()
 
     result = _recover(handle.run_id, 2, _entry())
 
-    ran = _ran(before)
+    ran = commands_since(before)
     assert "watch" not in ran and "exec" not in ran
     assert (result.outcome, result.restarts) == ("crashed", 2)
     message = "the run's worker died 3 times (last: ghost-worker); max_restarts=2 reached"
@@ -131,14 +122,14 @@ def test_hand_back_requeues_in_one_script_without_watch() -> None:
     r = sync_redis()
     r.set(keys.run_lease(handle.run_id), token, px=5000)
     entry = _entry()
-    before = _calls()
+    before = calls()
 
     async def go() -> str:
         return await hand_back(async_redis(), handle.run_id, token, entry, ("default", "steps", ""))
 
     assert run_in_new_loop(go()) == "requeued"
 
-    ran = _ran(before)
+    ran = commands_since(before)
     assert ran.get("evalsha") == 1 and "eval" not in ran
     assert ran.get("hmget") == 1  # the script's own: the route was given, not read
     assert "watch" not in ran and "exec" not in ran
