@@ -259,7 +259,11 @@ def test_past_its_bound_the_backlog_stops_the_run_but_nothing_is_dropped(
         await writer.flush()
         await asyncio.to_thread(private_redis.stop)
         writer.emit("log", data={"i": 1})
-        await asyncio.sleep(0.3)  # the send failed: the writer knows Redis is unreachable
+        for _ in range(500):  # until the send failed past the client's own retries
+            if writer.unreachable:
+                break
+            await asyncio.sleep(0.02)
+        assert writer.unreachable
         for i in range(2, 40):
             writer.emit("log", data={"i": i})
         assert overflows == [1]

@@ -151,6 +151,12 @@ class EventWriter:
         """Called once (on the loop) when more than ``WRITER_MAX_UNSENT`` writes wait."""
 
     @property
+    def unreachable(self) -> bool:
+        """A send failed and none has succeeded since: Redis is unreachable for this writer
+        (its writes are kept, up to ``WRITER_MAX_UNSENT``)."""
+        return self._unreachable_since is not None
+
+    @property
     def lost(self) -> bool:
         """The writer's fencing token is gone: it writes nothing more."""
         return self.fence is not None and self.fence.lost
