@@ -88,3 +88,35 @@ def test_listings_merge_the_partitions_newest_first_through_a_cursor(eight: int)
         if cursor is None:
             break
     assert paged == newest_first
+
+
+def test_a_worker_reads_no_more_than_it_can_hold_over_its_partitions(
+    eight: int, tmp_path: Path
+) -> None:
+    """A worker serving 8 partitions with room for 2 runs takes 2 queue entries and leaves
+    every other entry where it is: none read and then put back (a give-back re-adds the
+    entry with a new id, at the back of its queue, one transaction per entry)."""
+    from aiflow_nb.ops.routing import run_queue
+    from aiflow_nb.ops.submit import resolve_version
+    from aiflow_nb.store import sync_redis
+
+    r = sync_redis()
+    handles = [RunHandle(submit("sleeper", {"seconds": 30.0})) for _ in range(24)]
+    assert len({keys.partition_of(h.run_id) for h in handles}) >= 4  # (random ids) spread
+    version = resolve_version()
+    queues = {
+        run_queue(version, "sleeper", None, partition=keys.partition_of(h.run_id)) for h in handles
+    }
+
+    def entry_ids() -> set[tuple[str, bytes]]:  # (ids repeat across streams)
+        return {(q, msg_id) for q in queues for msg_id, _ in r.xrange(q)}
+
+    before = entry_ids()
+    assert len(before) == 24
+    with fleet(tmp_path) as start:
+        start("--concurrency", "2", env={"AIFLOW_PARTITIONS": str(eight)}).ready()
+        wait_for(lambda: sum(h.status == "running" for h in handles) == 2, 30, "two runs in hand")
+        time.sleep(1.5)  # several read turns over the partitions while full
+        assert sum(h.status == "running" for h in handles) == 2
+        assert entry_ids() <= before  # nothing re-added
+        assert len(before - entry_ids()) <= 2  # at most the two in hand were deleted

@@ -54,6 +54,15 @@ if TYPE_CHECKING:
 __all__ = ["Worker"]
 
 
+def _shares(queues: list[list[str]], free: int, start: int) -> list[tuple[list[str], int]]:
+    """``free`` entries shared out over the partitions' queue lists, from the one at
+    ``start`` on (the first ``free % n`` of them one more): each with its count, those
+    with none left out."""
+    n = len(queues)
+    order = [queues[(start + i) % n] for i in range(n)]
+    return [(group, free // n + (i < free % n)) for i, group in enumerate(order) if i < free]
+
+
 def _split_reply(reply: StreamsReply, count: int) -> tuple[StreamsReply, StreamsReply]:
     """The first ``count`` entries of a streams reply, and the rest."""
     keep: list[Any] = []
@@ -298,13 +307,16 @@ class Worker:
     async def _read(self, queues: list[list[str]], free: int) -> StreamsReply:
         """New entries of the queues (one list per partition), at most ``free``: one
         blocking XREADGROUP when they are one partition's; else one non-blocking read
-        per partition (pipelined), then, if none had any, a short blocking read of the
-        next partition in turn (never one XREADGROUP over several slots)."""
+        per partition (pipelined, their counts summing to ``free``, so nothing read has
+        to go back: the partitions a turn leaves out, when ``free`` is smaller than their
+        number, come first the next turn), then, if none had any, a short blocking read
+        of the next partition in turn (never one XREADGROUP over several slots)."""
         if len(queues) == 1:
             return await self._xread(queues[0], free, defaults.QUEUE_BLOCK_MS)
         pipe = self.client.pipeline(transaction=False)
-        for group in queues:
-            pipe.xreadgroup(keys.queue_group, self.id, dict.fromkeys(group, ">"), count=free)
+        for group, count in _shares(queues, free, self._turn):
+            pipe.xreadgroup(keys.queue_group, self.id, dict.fromkeys(group, ">"), count=count)
+        self._turn = (self._turn + min(free, len(queues))) % len(queues)
         found = [batch for reply in await pipe.execute() for batch in reply or []]
         taken = sum(len(entries) for _, entries in found)
         if taken:
