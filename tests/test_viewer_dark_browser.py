@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from support.browser import block_network, chromium, screenshot, viewer_server
+from support.browser import chromium, offline_page, screenshot, viewer_server
 from support.trace import traced, wait_for
 
 pytestmark = [pytest.mark.browser]
@@ -49,10 +49,9 @@ def test_the_dashboard_follows_the_browsers_color_scheme_and_the_query_overrides
     handle.result(timeout=30)
     with viewer_server() as url, chromium() as browser:
         for scheme, query in (("dark", ""), ("light", ""), ("dark", "?theme=light")):
-            context = browser.new_context(viewport=VIEWPORT, color_scheme=scheme)
-            attempted = block_network(context)
-            page = context.new_page()
-            page.goto(f"{url}{query}")
+            page, attempted = offline_page(
+                browser, f"{url}{query}", viewport=VIEWPORT, color_scheme=scheme
+            )
             run = page.locator(".tabulator-cell a", has_text=handle.run_id)
             expect(run).to_be_visible(timeout=45_000)
             page.evaluate("window.aiflowLoadedOnce = true")  # gone if the page reloads
@@ -66,7 +65,7 @@ def test_the_dashboard_follows_the_browsers_color_scheme_and_the_query_overrides
                 _wait_colors(page, True, "the run page")
                 screenshot(page, "viewer-dark-auto-run")
             assert attempted == []
-            context.close()
+            page.context.close()
 
 
 def test_a_parked_runs_wait_form_renders_in_the_dark(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -79,10 +78,9 @@ def test_a_parked_runs_wait_form_renders_in_the_dark(tmp_path) -> None:  # type:
         start().ready()
         signalled = RunHandle(submit("signalled", {}))
         wait_for(lambda: signalled.status == "waiting", what="the run to park")
-        context = browser.new_context(viewport=VIEWPORT, color_scheme="dark")
-        attempted = block_network(context)
-        page = context.new_page()
-        page.goto(f"{url}?run={signalled.run_id}")
+        page, attempted = offline_page(
+            browser, f"{url}?run={signalled.run_id}", viewport=VIEWPORT, color_scheme="dark"
+        )
         editor = page.locator(".aiflow-wait textarea")
         expect(editor).to_be_visible(timeout=45_000)
         assert _dark(page.locator("body").evaluate(BG_JS))

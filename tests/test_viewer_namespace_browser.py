@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 import aiflow_nb
 
-from support.browser import block_network, chromium, screenshot, viewer_server
+from support.browser import chromium, offline_page, screenshot, viewer_server
 from support.trace import open_gate, traced
 
 pytestmark = [pytest.mark.browser]
@@ -34,10 +34,7 @@ def test_the_selector_switches_namespace_and_a_run_page_there_follows_live(
     gate = f"ns{time.time_ns()}"
     live = traced.start(tag="live", gate=gate, fan=2)
     with viewer_server() as url, chromium() as browser:
-        context = browser.new_context(viewport=VIEWPORT)
-        attempted = block_network(context)
-        page = context.new_page()
-        page.goto(url)
+        page, attempted = offline_page(browser, url, viewport=VIEWPORT)
         mine_row = page.locator(".tabulator-cell a", has_text=mine.run_id)
         expect(mine_row).to_be_visible(timeout=45_000)
         expect(page.locator(".aiflow-namespace")).to_contain_text(f"namespace {namespace}")

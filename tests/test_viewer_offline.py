@@ -16,7 +16,7 @@ import aiflow_nb
 from aiflow_nb.access.runs import namespaces
 from aiflow_viewer.runs_page import NAMESPACES_SHOWN
 
-from support.browser import block_network, chromium, screenshot, viewer_server
+from support.browser import block_network, chromium, offline_page, screenshot, viewer_server
 from support.jupyter import jupyter_lab, jupyter_notebook, write_notebook
 from support.outage import private_redis_fixture  # noqa: F401  (the private_redis fixture)
 from support.trace import traced
@@ -51,10 +51,7 @@ def test_show_and_the_viewer_magic_render_offline_in_a_fresh_kernel(
         ],
     )
     with serve(tmp_path) as lab, chromium() as browser:
-        context = browser.new_context(viewport=VIEWPORT)
-        attempted = block_network(context)
-        page = context.new_page()
-        page.goto(lab.notebook_url(name))
+        page, attempted = offline_page(browser, lab.notebook_url(name), viewport=VIEWPORT)
         page.wait_for_function(KERNEL_READY, timeout=90_000)
         lab_url = page.url
         assert ("/notebooks/" if where == "notebook" else "/lab/tree/") in lab_url
@@ -107,10 +104,7 @@ def test_the_standalone_runs_and_run_pages_render_offline(
     monkeypatch.setenv("AIFLOW_NAMESPACE", namespace)
     aiflow_nb.configure()
     with viewer_server() as url, chromium() as browser:
-        context = browser.new_context(viewport=VIEWPORT)
-        attempted = block_network(context)
-        page = context.new_page()
-        page.goto(url)
+        page, attempted = offline_page(browser, url, viewport=VIEWPORT)
         run_link = page.locator(".tabulator-cell a", has_text=handle.run_id)
         expect(run_link).to_be_visible(timeout=45_000)
         shown = page.locator(".aiflow-namespace")
@@ -133,10 +127,7 @@ def test_redis_down_shows_a_friendly_page_that_recovers_by_itself(private_redis)
     handle.result(timeout=30)
     private_redis.kill()
     with viewer_server() as url, chromium() as browser:
-        context = browser.new_context(viewport=VIEWPORT)
-        attempted = block_network(context)
-        page = context.new_page()
-        page.goto(url)
+        page, attempted = offline_page(browser, url, viewport=VIEWPORT)
         note = page.locator(".aiflow-unreachable")
         expect(note).to_contain_text("Redis is unreachable", timeout=45_000)
         expect(note).to_contain_text(private_redis.url)

@@ -152,3 +152,14 @@ def block_network(context: Any) -> list[str]:
 
     context.route("**/*", route)
     return attempted
+
+
+def offline_page(browser: Any, url: str, **context_options: Any) -> tuple[Any, list[str]]:
+    """A page of a new browser context (``context_options``: viewport, color_scheme, ...)
+    with the network blocked as ``block_network`` does, opened at ``url``; the page and
+    the list of requests the blocking refused."""
+    context = browser.new_context(**context_options)
+    attempted = block_network(context)
+    page = context.new_page()
+    page.goto(url)
+    return page, attempted
