@@ -85,6 +85,33 @@ def test_a_batch_is_refused_once_the_token_changed_and_the_attempt_stops() -> No
     _run(main)
 
 
+def test_a_write_on_another_slot_lands_before_the_events_that_followed_it() -> None:
+    """A cache entry goes outside the run's script (another slot), but never after the
+    result that followed it: a caller acting on the result at once (a second run reading
+    the cache) must find it. CI once saw the second run miss the cache on a cluster."""
+
+    async def main(client: aredis.Redis) -> None:
+        fence = await _running_run(client)
+        writer = EventWriter(RUN, client, asyncio.get_running_loop(), fence)
+        script = writer._script
+        seen: list[tuple[list[int], bytes | None]] = []
+
+        async def observed(key_list: list[str], args: list[Any]) -> Any:
+            reply = await script(key_list, args)  # the state a reader can see right now
+            seen.append((await _logged(client), await client.get(keys.cache("c", "k"))))
+            return reply
+
+        writer._script = observed  # type: ignore[method-assign]
+        writer.emit("log", data={"i": 0})  # all three in one buffer: one flush
+        writer.raw("set", keys.cache("c", "k"), b"v", px=60_000)
+        writer.emit("log", data={"i": 1})
+        await writer.flush()
+        assert await _logged(client) == [0, 1]
+        assert seen and all(cache == b"v" for logged, cache in seen if 1 in logged), seen
+
+    _run(main)
+
+
 def test_a_re_sent_batch_is_recognised_and_applied_once() -> None:
     async def main(client: aredis.Redis) -> None:
         fence = await _running_run(client)

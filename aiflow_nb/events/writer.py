@@ -61,6 +61,8 @@ RETRYABLE = CONNECTION_ERRORS
 the sequence number makes the re-send harmless)."""
 
 _RECORD, _RELEASE, _EXPIRE = "record", "release", "expire"
+_BATCH_OPS = frozenset(("xadd", "journal", _RECORD, _RELEASE, _EXPIRE))
+"""Ops that are always on the run's own keys (the rest name their key first)."""
 _DELTA, _SPAN_ENDS = (
     "output.delta",
     ("span.completed", "span.failed", "span.replayed", "span.cached"),
@@ -290,7 +292,9 @@ class EventWriter:
                     if not self._pending:
                         break
                     self._seq += 1  # whole: a batch is atomic
-                    self._inflight, self._pending = (self._seq, self._pending), []
+                    cut = self._cut(self._pending)
+                    self._inflight = (self._seq, self._pending[:cut])
+                    self._pending = self._pending[cut:]
                 try:
                     outcome = await self._send(*self._inflight)
                 except RETRYABLE as exc:
@@ -311,6 +315,19 @@ class EventWriter:
         finally:
             self._flusher = None
             self._idle.set()
+
+    def _cut(self, pending: list[Op]) -> int:
+        """How many of ``pending`` go in the next batch: all of them, or up to and including
+        the first command on a key of another slot. That command is sent right after its
+        batch, so it must be written before anything that came after it is: a cache entry
+        before the run's result, which a caller may act on at once (a second run reading
+        the cache)."""
+        for i, (method, op_args, _) in enumerate(pending[:-1]):
+            if method in _BATCH_OPS:
+                continue
+            if key_slot(str(op_args[0]).encode()) != self._slot:
+                return i + 1
+        return len(pending)
 
     async def _wait_out(self, exc: BaseException, failures: int) -> None:
         """Back off before re-sending the batch kept after ``exc`` (jittered, doubling)."""
