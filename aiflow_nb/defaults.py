@@ -37,6 +37,12 @@ WRITER_MAX_UNSENT = 10_000
 order, while Redis is unreachable. They are re-sent once it is back; past this many the
 run is stopped and ends ``failed`` (``WriteBacklogFull``) instead of dropping any."""
 
+WRITER_YIELD_OPS = 256
+"""Writes a run's writer holds before an async step yields to the event loop once: async
+code that never suspends (steps that await nothing slow) would otherwise send nothing
+until the run ends, so a watcher would see nothing live and Redis would take the whole
+run in one batch at the end instead of alongside."""
+
 WRITER_RETRY_INITIAL = 0.05
 """Seconds a run's writer waits before its first re-send after a Redis connection error
 (doubling, jittered, up to ``WRITER_RETRY_MAX``)."""

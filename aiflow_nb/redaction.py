@@ -56,13 +56,21 @@ _SENSITIVE = frozenset(
     }
 )
 _SUFFIXES = ("_key", "_password", "_passwd", "_secret", "_token", "_credentials")
-_ENDS = tuple(
-    f'{end}":'.encode()
-    for end in ("_key", "-key", "apikey", "authorization", "password", "passwd", "passphrase")
-    + ("secret", "token", "credentials")
+_ENDS = ("_key", "-key", "apikey", "authorization", "password", "passwd", "passphrase") + (
+    "secret",
+    "token",
+    "credentials",
 )
-"""How every credential-like key ends in lower-cased compact JSON (orjson's): a payload
-holding none of these (nor a secret name as a key) has no key to mask."""
+"""How every credential-like key ends, lower-cased: a JSON document with no key ending so
+(nor a secret name as a key) has no key to mask."""
+_LONGEST_END = max(map(len, _ENDS))
+_ENDS_BYTES = tuple(end.encode() for end in _ENDS)
+_KEYED_ENDS = tuple(end + b'":' for end in _ENDS_BYTES)
+"""The ends as they appear in compact JSON (orjson's): a key's end then ``":``."""
+_FEW_KEYS = 3
+"""A document with at most this many keys is checked key by key (a step's arguments,
+often), one with more by a search of the whole document per end (in C, whatever the
+number of keys)."""
 MIN_LITERAL = 4
 """Characters; shorter secret values are masked by key only (masking "ab" everywhere would
 garble text)."""
@@ -70,11 +78,17 @@ garble text)."""
 
 def may_name_credentials(doc: bytes) -> bool:
     """Whether the compact JSON ``doc`` (orjson's) may hold a credential-named key; False
-    is certain (a few substring searches, no parsing)."""
-    low = doc.lower()
-    for end in _ENDS:
-        if end in low:
+    is certain (substring searches, no parsing)."""
+    at = doc.find(b'":')
+    if at < 0:
+        return False  # no key at all: a scalar, a list of scalars
+    if doc.count(b'":', at) > _FEW_KEYS:
+        low = doc.lower()
+        return any(end in low for end in _KEYED_ENDS)
+    while at >= 0:  # each key's end (a string's ``":`` is only a false alarm: True)
+        if doc[max(0, at - _LONGEST_END) : at].lower().endswith(_ENDS_BYTES):
             return True
+        at = doc.find(b'":', at + 2)
     return False
 
 

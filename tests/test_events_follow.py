@@ -117,6 +117,24 @@ def test_a_terminal_event_in_a_live_batch_cuts_it() -> None:
     assert log[-1] == ["2-0"]
 
 
+def test_a_waiter_parses_only_run_events_and_each_reads_last_but_misses_no_end() -> None:
+    spans = [entry(f"{i}-0", "span.completed") for i in range(2, 6)]
+    live = [(stream().encode(), [*spans, entry("6-0", "run.completed"), entry("7-0", "log")])]
+    idle = [(stream().encode(), spans)]
+    log = play(
+        Follow(RUN, replay=False, ends_only=True).flow(),
+        [b"running", [(b"1-0", {})], b"running", idle, live],
+    )
+    assert log[-3:] == [["5-0"], xread("5-0"), ["6-0"]]  # no span parsed; the end still cuts
+    odd = (b"2-0", {FIELD: b'{"ts":1,"type":"run.failed"}'})  # not written by make_payload
+    not_made_here = [(stream().encode(), [odd, entry("3-0", "log")])]
+    log = play(
+        Follow(RUN, replay=False, ends_only=True).flow(),
+        [b"running", [(b"1-0", {})], b"running", not_made_here],
+    )
+    assert log[-1] == ["2-0"]  # a document in another key order is parsed, to be sure
+
+
 def test_replay_passes_through_a_failure_that_a_resume_followed() -> None:
     page = [entry("1-0", "run.failed"), entry("2-0", "run.resumed")]
     log = play(Follow(RUN).flow(), [b"queued", page, b"running", None])

@@ -312,3 +312,43 @@ def test_publish_progress_and_streamed_output() -> None:
     span = next(s for s in handle.spans() if s.name == "writer")
     assert span.text == "w0 w1 w2 " and span.progress and span.progress["done"] == 3
     assert af.publish("outside", 1) is False and af.progress(1, 2) is False
+
+
+def test_async_steps_that_never_suspend_are_written_as_they_go_not_at_the_end() -> None:
+    """An async workflow whose steps await nothing slow never yields to the loop by itself;
+    its writes must still go out while it runs (a watcher sees them live), not in one
+    batch when it ends."""
+    import threading
+    import time
+
+    from aiflow_nb import keys
+    from aiflow_nb.store import sync_redis
+
+    reached, release = threading.Event(), threading.Event()
+
+    @component
+    async def quick(x: int) -> int:
+        return x + 1
+
+    @component
+    async def blocks_the_loop() -> None:
+        reached.set()
+        release.wait(20)  # holds the loop thread: nothing more is sent meanwhile
+
+    @workflow
+    async def wf_unsuspended(n: int) -> int:
+        x = 0
+        for _ in range(n):
+            x = await quick(x)
+        await blocks_the_loop()
+        return x
+
+    handle = wf_unsuspended.start(n=2000)
+    try:
+        assert reached.wait(30)
+        time.sleep(0.2)  # a batch sent just before is applied by now
+        written = sync_redis().xlen(keys.run_events(handle.run_id))
+    finally:
+        release.set()
+    assert handle.result(timeout=30) == 2000
+    assert written > 2000, f"only {written} of the run's ~4,000 events were out while it ran"

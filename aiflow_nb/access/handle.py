@@ -140,7 +140,8 @@ class RunHandle:
         """Block until the run ends; return its status (``RunTimeout`` after ``timeout`` s,
         saying why the run waits when no live worker can take it)."""
         try:
-            for _ in Follow(self.run_id, replay=False, timeout=timeout).batches(self.client):
+            follow = Follow(self.run_id, replay=False, timeout=timeout, ends_only=True)
+            for _ in follow.batches(self.client):
                 pass
         except RunTimeout as exc:
             waiting = self.waiting

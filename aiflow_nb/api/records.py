@@ -134,7 +134,9 @@ async def await_end(
     # blocks of at most 1 s, so gone() is asked at least once a second
     block_ms = min(defaults.FOLLOW_BLOCK_MS, 1000)
     # through a Redis outage too, but not past the wait's own end (then: 503)
-    spec = Follow(run_id, replay=False, block_ms=block_ms, timeout=timeout, patience=timeout)
+    spec = Follow(
+        run_id, replay=False, block_ms=block_ms, timeout=timeout, patience=timeout, ends_only=True
+    )
     with contextlib.suppress(TimeoutError):
         async for _ in spec.abatches(client):
             if gone is not None and await gone():

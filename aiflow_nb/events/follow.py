@@ -48,7 +48,7 @@ from ..errors import RunNotFound, RunTimeout
 from ..store import async_redis, sync_redis
 from ..store.outage import Outage
 from ..store.replies import StreamEntries, StreamsReply
-from .model import Event
+from .model import FIELD, Event
 from .status import TERMINAL
 
 __all__ = ["CALL", "Command", "Flow", "Follow"]
@@ -81,8 +81,28 @@ _Position = tuple[str, Event | None]
 """Where a reader stands: the last id read (``0-0``: none) and the last event, if any."""
 
 
-def _events(entries: StreamEntries, run_id: str) -> list[Event]:
-    return [Event.from_entry(entry_id, fields, run_id) for entry_id, fields in entries]
+def _events(entries: StreamEntries, run_id: str, ends_only: bool = False) -> list[Event]:
+    """The events of ``entries``; ``ends_only``: only those that may end a run (``run.*``)
+    and the last (the reader's cursor), the rest not even parsed."""
+    if not ends_only:
+        return [Event.from_entry(entry_id, fields, run_id) for entry_id, fields in entries]
+    last = len(entries) - 1
+    return [
+        Event.from_entry(entry_id, fields, run_id)
+        for i, (entry_id, fields) in enumerate(entries)
+        if i == last or _may_end(fields)
+    ]
+
+
+_RUN_EVENT = b'{"type":"run.'
+"""How every run event's document starts (``make_payload`` writes ``type`` first)."""
+
+
+def _may_end(fields: Mapping[bytes, bytes]) -> bool:
+    """Whether a stream entry may be a ``run.*`` event (one whose document does not start
+    as ``make_payload``'s do is parsed, to be sure)."""
+    doc = fields.get(FIELD, b"")
+    return doc.startswith(_RUN_EVENT) or not doc.startswith(b'{"type":"')
 
 
 @dataclass(frozen=True)
@@ -104,6 +124,10 @@ class Follow:
     """Seconds of Redis outage the drivers sit through (re-sending the command) before
     they raise ``RedisUnavailable``; None: ``timeout``, and without one as long as it
     lasts."""
+    ends_only: bool = False
+    """Batches hold only the events that may end the run (``run.*``) and each read's last:
+    for a reader that waits for the end (``RunHandle.wait``), which then parses none of a
+    long run's span events (in-process, that parsing took the GIL from the run itself)."""
 
     def __post_init__(self) -> None:
         if self.block_ms < 1:  # XREAD BLOCK 0 would block forever
@@ -152,7 +176,7 @@ class Follow:
             command = CALL.xrange(stream, min=start, max="+", count=defaults.REPLAY_PAGE)
             page = cast(StreamEntries, (yield command))
             if page:
-                batch = _events(page, self.run_id)
+                batch = _events(page, self.run_id, self.ends_only)
                 yield batch
                 last = batch[-1]
                 cursor, start = last.id, f"({last.id}"
@@ -169,7 +193,11 @@ class Follow:
         stream = keys.run_events(self.run_id)
         command = CALL.xread({stream: cursor}, block=block, count=defaults.REPLAY_PAGE)
         reply = cast("StreamsReply | None", (yield command))
-        batch = [event for _, entries in reply or [] for event in _events(entries, self.run_id)]
+        batch = [
+            event
+            for _, entries in reply or []
+            for event in _events(entries, self.run_id, self.ends_only)
+        ]
         for i, event in enumerate(batch):
             if self._ends(event):
                 return batch[: i + 1]

@@ -48,7 +48,7 @@ from ..redaction import Redactor
 from ..store.failures import CONNECTION_ERRORS
 from ..store.scripts import run_script
 from .fence import CURRENT_LUA, ENDED, LOST, Fence
-from .model import FIELD, make_payload
+from .model import FIELD, encode_event
 
 __all__ = ["BATCH", "RETRYABLE", "EventWriter", "Op", "WriteBacklogFull"]
 
@@ -141,6 +141,9 @@ class EventWriter:
         self._idle.set()
         self.error: BaseException | None = None
         self._lock = threading.Lock()
+        self._loop_ident = threading.get_ident() if _in_loop(loop) else None
+        """The loop's thread (made there, as every worker's writer is): an op pushed from it
+        is appended at once, from any other thread it goes through ``_take_foreign``."""
         self._held: dict[str, dict[str, Any]] = {}
         """Span id -> the fields of its streamed text held back (``_stream_text``)."""
         self._foreign: list[Op] = []
@@ -159,6 +162,12 @@ class EventWriter:
         return self._unreachable_since is not None
 
     @property
+    def backlogged(self) -> bool:
+        """More than ``defaults.WRITER_YIELD_OPS`` writes wait on the loop: code running on
+        it should yield once (``await asyncio.sleep(0)``) so the flusher sends them."""
+        return len(self._pending) >= defaults.WRITER_YIELD_OPS
+
+    @property
     def lost(self) -> bool:
         """The writer's fencing token is gone: it writes nothing more."""
         return self.fence is not None and self.fence.lost
@@ -168,36 +177,96 @@ class EventWriter:
         ``keys_checked``: the caller checked the keys of its data for credential names
         already (``redaction.may_name_credentials``): only the run's known secrets are
         looked for here."""
-        span_id = fields.get("span_id")
+        self.span_event(
+            type,
+            fields.get("span_id"),
+            fields.get("parent_id"),
+            fields.get("name"),
+            fields.get("attempt"),
+            fields.get("data"),
+            fields.get("ts"),
+            keys_checked,
+        )
+
+    def span_event(
+        self,
+        type: str,
+        span_id: str | None,
+        parent_id: str | None,
+        name: str | None,
+        attempt: int | None,
+        data: dict[str, Any] | None,
+        ts: float | None,
+        keys_checked: bool = False,
+    ) -> None:
+        """``emit`` with every field given in order (the hot path: two per step)."""
+        self._check()
         if type == _DELTA and span_id is not None and self.redactor.literals:
-            text = self._stream_text(span_id, fields)
+            text = self._stream_text(span_id, parent_id, name, attempt, data, ts)
             if not text:
                 return  # all held back: it may be the start of a secret
-            fields["data"] = {**fields["data"], "text": text}
+            data = {**(data or {}), "text": text}
         elif type in _SPAN_ENDS and span_id in self._held:
             held = self._held.pop(span_id)
-            self._emit(_DELTA, **{**held, "data": {"text": held["data"]["text"]}})
-        self._emit(type, keys_checked, **fields)
+            self._emit(
+                _DELTA,
+                held["span_id"],
+                held["parent_id"],
+                held["name"],
+                held["attempt"],
+                {"text": held["data"]["text"]},
+                held["ts"],
+            )
+        self._emit(type, span_id, parent_id, name, attempt, data, ts, keys_checked)
 
-    def _stream_text(self, span_id: str, fields: dict[str, Any]) -> str:
+    def _check(self) -> None:
+        """Called before each event and journal entry is appended (``RunWriter``'s raises
+        once its attempt is stopped)."""
+
+    def _stream_text(
+        self,
+        span_id: str,
+        parent_id: str | None,
+        name: str | None,
+        attempt: int | None,
+        data: dict[str, Any] | None,
+        ts: float | None,
+    ) -> str:
         """The text of a span's ``output.delta`` that may be written now (masked); its end
         that a secret may begin with is held back until the next delta or the span's end."""
         held = self._held.pop(span_id, None)
-        text = str((fields.get("data") or {}).get("text", ""))
+        text = str((data or {}).get("text", ""))
         ready, rest = self.redactor.split_stream((held["data"]["text"] if held else "") + text)
         if rest:
-            self._held[span_id] = {**fields, "data": {"text": rest}}
+            self._held[span_id] = {
+                "span_id": span_id,
+                "parent_id": parent_id,
+                "name": name,
+                "attempt": attempt,
+                "ts": ts,
+                "data": {"text": rest},
+            }
         return ready
 
-    def _emit(self, type: str, keys_checked: bool = False, **fields: Any) -> None:
-        payload = make_payload(type, self.run_id, **fields)
+    def _emit(
+        self,
+        type: str,
+        span_id: str | None,
+        parent_id: str | None,
+        name: str | None,
+        attempt: int | None,
+        data: dict[str, Any] | None,
+        ts: float | None,
+        keys_checked: bool = False,
+    ) -> None:
+        payload = encode_event(type, span_id, parent_id, name, attempt, data, ts)
         redactor = self.redactor
         maybe = redactor.may_hold_known(payload) if keys_checked else redactor.may_hold(payload)
         if maybe:  # rare: most events are written as first encoded
-            fields["data"] = redactor.apply(fields.get("data"))
-            if isinstance(fields.get("name"), str):
-                fields["name"] = redactor.apply(fields["name"])
-            payload = make_payload(type, self.run_id, **fields)
+            data = redactor.apply(data)
+            if isinstance(name, str):
+                name = redactor.apply(name)
+            payload = encode_event(type, span_id, parent_id, name, attempt, data, ts)
         self._push(("xadd", (payload,), {}))
 
     def mask(self, value: Any) -> Any:
@@ -213,6 +282,7 @@ class EventWriter:
 
     def journal(self, step_key: str, document: bytes) -> None:
         """Record a finished step's result."""
+        self._check()
         self._push(("journal", (step_key, document), {}))
 
     def record(self, **fields: str | bytes | int | float) -> None:
@@ -240,7 +310,9 @@ class EventWriter:
     def _push(self, op: Op) -> None:
         if self.fence is not None and self.fence.lost:
             return  # the attempt was taken over: nothing of it is written any more
-        if _in_loop(self._loop):
+        if self._loop_ident == threading.get_ident() or (
+            self._loop_ident is None and _in_loop(self._loop)
+        ):
             self._append(op)
             return
         with self._lock:  # from another thread: one loop wake-up per burst, not per op

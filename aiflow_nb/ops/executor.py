@@ -140,14 +140,6 @@ class RunWriter(EventWriter):
             fence.lose()
             self._check()  # raises
 
-    def emit(self, type: str, keys_checked: bool = False, **fields: Any) -> None:
-        self._check()
-        super().emit(type, keys_checked, **fields)
-
-    def journal(self, step_key: str, document: bytes) -> None:
-        self._check()
-        super().journal(step_key, document)
-
 
 _RECHECK = 1.0
 """Seconds before a writer that could not reach Redis to re-check its token tries again."""

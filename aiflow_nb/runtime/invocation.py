@@ -100,15 +100,16 @@ class Call:
         known secrets)."""
         if self.ctx is None or self.frame is None:
             return
-        self.ctx.writer.emit(
+        frame = self.frame
+        self.ctx.writer.span_event(
             type,
-            span_id=self.frame.span_id,
-            parent_id=self.frame.parent_id,
-            name=self.component.name,
-            attempt=self.attempts or None,
-            data=data,
-            ts=ts,
-            keys_checked=keys_checked,
+            frame.span_id,
+            frame.parent_id,
+            self.component.name,
+            self.attempts or None,
+            data,
+            ts,
+            keys_checked,
         )
 
     def _public_inputs(self) -> dict[str, Any]:
@@ -554,6 +555,8 @@ async def _attempt_async(call: Call) -> Any:
 
 async def run_async(call: Call) -> Any:
     """Execute ``call`` on the running event loop."""
+    if call.ctx is not None and call.ctx.writer.backlogged:
+        await asyncio.sleep(0)  # let the writer send: the steps so far may not have yielded
     done, value = call.replay()
     if done:
         return value
