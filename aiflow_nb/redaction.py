@@ -177,6 +177,8 @@ class Redactor:
         self._known = frozenset(self.literals)
         self._needles = tuple(orjson.dumps(s)[1:-1] for s in self.literals)
         self._names = tuple(orjson.dumps(n) + b":" for n in sorted(self.names))
+        self.known = bool(self._needles or self._names)
+        """There is a known secret (a literal, a secret name) to look for."""
 
     @classmethod
     def from_environment(cls, extra: Iterable[str] = ()) -> Redactor:
@@ -199,7 +201,7 @@ class Redactor:
     def may_hold(self, payload: bytes) -> bool:
         """Whether the JSON document ``payload`` may hold something to mask (a literal,
         a masked key); False is certain, so ``apply`` can be skipped."""
-        return self.may_hold_known(payload) or may_name_credentials(payload)
+        return (self.known and self.may_hold_known(payload)) or may_name_credentials(payload)
 
     def may_hold_known(self, payload: bytes) -> bool:
         """``may_hold`` without the credential-named keys (for a caller that checked

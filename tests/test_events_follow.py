@@ -14,7 +14,7 @@ import pytest
 import aiflow_nb
 from aiflow_nb import defaults, keys
 from aiflow_nb.errors import RunFailed, RunNotFound, RunTimeout
-from aiflow_nb.events.follow import Command, Flow, Follow
+from aiflow_nb.events.follow import STATUS_AND_TAIL, Command, Flow, Follow
 from aiflow_nb.events.model import FIELD, make_payload
 from aiflow_nb.events.status import RunStatus
 from aiflow_nb.store import async_redis, sync_redis
@@ -66,6 +66,10 @@ def methods(log: list[Any]) -> list[Any]:
 
 def hget() -> Command:
     return Command("hget", (keys.run(RUN), "status"))
+
+
+def status_and_tail() -> Command:
+    return Command("script", (STATUS_AND_TAIL, 2, keys.run(RUN), stream()))
 
 
 def xrange(start: str) -> Command:
@@ -123,14 +127,14 @@ def test_a_waiter_parses_only_run_events_and_each_reads_last_but_misses_no_end()
     idle = [(stream().encode(), spans)]
     log = play(
         Follow(RUN, replay=False, ends_only=True).flow(),
-        [b"running", [(b"1-0", {})], b"running", idle, live],
+        [[b"running", b"1-0"], idle, live],
     )
     assert log[-3:] == [["5-0"], xread("5-0"), ["6-0"]]  # no span parsed; the end still cuts
     odd = (b"2-0", {FIELD: b'{"ts":1,"type":"run.failed"}'})  # not written by make_payload
     not_made_here = [(stream().encode(), [odd, entry("3-0", "log")])]
     log = play(
         Follow(RUN, replay=False, ends_only=True).flow(),
-        [b"running", [(b"1-0", {})], b"running", not_made_here],
+        [[b"running", b"1-0"], not_made_here],
     )
     assert log[-1] == ["2-0"]  # a document in another key order is parsed, to be sure
 
@@ -142,31 +146,30 @@ def test_replay_passes_through_a_failure_that_a_resume_followed() -> None:
 
 
 def test_from_the_tail_an_ended_run_costs_one_command() -> None:
-    log = play(Follow(RUN, replay=False).flow(), [b"completed"])
-    assert log == [hget()]
+    log = play(Follow(RUN, replay=False).flow(), [[b"completed", b"9-0"]])
+    assert log == [status_and_tail()]
+
+
+def test_from_the_tail_a_run_without_a_record_is_not_found() -> None:
+    flow = Follow(RUN, replay=False).flow()
+    assert next(flow) == status_and_tail()
+    with pytest.raises(RunNotFound):
+        flow.send([None, None])
 
 
 def test_from_the_tail_an_earlier_attempts_end_does_not_stop_a_resumed_run() -> None:
     """Regression: wait() right after resume() returned at once on the old run.failed."""
     tail = [entry("9-0", "run.failed")]
     new = [(stream().encode(), [entry("10-0", "run.resumed"), entry("11-0", "run.completed")])]
-    log = play(Follow(RUN, replay=False).flow(), [b"queued", tail, b"queued", new])
-    assert log == [
-        hget(),
-        Command("xrevrange", (stream(),), {"count": 1}),
-        [],
-        hget(),
-        xread("9-0"),
-        ["10-0", "11-0"],
-    ]
+    log = play(Follow(RUN, replay=False).flow(), [[b"queued", tail[0][0]], new])
+    assert log == [status_and_tail(), [], xread("9-0"), ["10-0", "11-0"]]
 
 
 def test_idle_and_the_status_says_ended_reads_the_rest_once_and_stops() -> None:
     """A log line may follow run.completed: the status, not the last event, ends it."""
-    tail = [entry("5-0", "log")]
     rest = [entry("6-0", "run.completed"), entry("7-0", "log")]
-    log = play(Follow(RUN, replay=False).flow(), [b"running", tail, b"completed", rest])
-    assert log[2:] == [[], hget(), xrange("(5-0"), ["6-0", "7-0"]]
+    log = play(Follow(RUN, replay=False).flow(), [[b"running", b"5-0"], None, b"completed", rest])
+    assert log[2:] == [xread("5-0"), [], hget(), xrange("(5-0"), ["6-0", "7-0"]]
 
 
 def test_a_failed_run_followed_past_failure_blocks_on_every_read() -> None:
@@ -182,21 +185,18 @@ def test_a_failed_run_followed_past_failure_blocks_on_every_read() -> None:
 
 
 def test_an_empty_stop_follows_past_the_end_and_never_reads_the_status() -> None:
-    tail = [entry("1-0", "run.completed")]
     live = [(stream().encode(), [entry("2-0", "run.resumed")])]
-    log = play(Follow(RUN, replay=False, stop=frozenset()).flow(), [b"x", tail, None, live])
-    assert methods(log) == ["hget", "xrevrange", [], "xread", [], "xread", ["2-0"], "xread", MORE]
+    log = play(Follow(RUN, replay=False, stop=frozenset()).flow(), [[b"x", b"1-0"], None, live])
+    assert methods(log) == ["script", [], "xread", [], "xread", ["2-0"], "xread", MORE]
 
 
 def test_timeout_shrinks_the_last_block_then_raises() -> None:
     now = [100.0]
     spec = Follow(RUN, replay=False, timeout=1.5, clock=lambda: now[0])
     flow = spec.flow()
-    assert next(flow) == hget()
-    flow.send(b"queued")
-    assert flow.send([]) == []
-    assert flow.send(None) == hget()
-    assert flow.send(b"queued") == xread("0-0", 1000)
+    assert next(flow) == status_and_tail()
+    assert flow.send([b"queued", None]) == []  # no stream yet
+    assert flow.send(None) == xread("0-0", 1000)
     now[0] += 1.2
     assert flow.send(None) == []
     assert flow.send(None) == hget()

@@ -128,7 +128,7 @@ class RunHandle:
 
         Raises ``TimeoutError`` when ``timeout`` seconds pass first.
         """
-        self.wait(timeout)
+        self._follow_to_end(timeout)
         rec = self._outage(timeout).call(self.record)  # the run ended: read it, through an outage
         if rec["status"] == RunStatus.COMPLETED:
             return rec.get("output")
@@ -139,6 +139,11 @@ class RunHandle:
     def wait(self, timeout: float | None = None) -> str:
         """Block until the run ends; return its status (``RunTimeout`` after ``timeout`` s,
         saying why the run waits when no live worker can take it)."""
+        self._follow_to_end(timeout)
+        return self._outage(timeout).call(lambda: self.status)
+
+    def _follow_to_end(self, timeout: float | None) -> None:
+        """Block until the run ends (``wait``, less reading its status)."""
         try:
             follow = Follow(self.run_id, replay=False, timeout=timeout, ends_only=True)
             for _ in follow.batches(self.client):
@@ -148,7 +153,6 @@ class RunHandle:
             if waiting:
                 exc.args = (f"{exc.args[0]}: {waiting}",)
             raise
-        return self._outage(timeout).call(lambda: self.status)
 
     def _outage(self, timeout: float | None) -> Outage:
         return Outage(f"waiting for run {self.run_id}", patience=timeout)

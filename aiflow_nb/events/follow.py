@@ -5,17 +5,18 @@
 touches a connection, so a test drives it by hand; ``batches`` (``redis.Redis``) and
 ``abatches`` (``redis.asyncio.Redis``) drive it for real. The rules, in order:
 
-1. the record's ``status`` (none: ``RunNotFound``);
-2. ``replay``: XRANGE pages after ``after`` (one batch each); else position at the
-   stream's current last id (XREVRANGE), replaying nothing;
+1. the record's ``status`` (none: ``RunNotFound``); without ``replay``, with the stream's
+   current last id, read at once (one script);
+2. ``replay``: XRANGE pages after ``after`` (one batch each); else position at that last
+   id, replaying nothing;
 3. stop when not following, or (replaying) when the last event read is a ``run.*`` end in
    ``stop``; without replay, when the status read in 1 is in ``stop`` (the tail event decides
    nothing: it may be an earlier attempt's end of a run resumed since); else yield ``[]``
    once (positioned at the tail);
-4. whenever caught up (positioned, or an XREAD idle for ``block_ms``) and ``stop`` is set,
-   re-read the status: ended (in ``stop``) -> read the rest of the stream once, stop (the
-   events written with the final status are there: one atomic write; a log line may
-   follow ``run.completed``);
+4. whenever caught up (positioned after a replay, or an XREAD idle for ``block_ms``) and
+   ``stop`` is set, re-read the status: ended (in ``stop``) -> read the rest of the stream
+   once, stop (the events written with the final status are there: one atomic write; a
+   log line may follow ``run.completed``);
 5. XREAD BLOCK from the last id; a batch of what came (``[]`` when idle), cut after a
    ``run.*`` end in ``stop``, which ends the follow. Past ``timeout``: ``RunTimeout`` (a
    ``TimeoutError``).
@@ -48,6 +49,7 @@ from ..errors import RunNotFound, RunTimeout
 from ..store import async_redis, sync_redis
 from ..store.outage import Outage
 from ..store.replies import StreamEntries, StreamsReply
+from ..store.scripts import run_script, run_script_sync
 from .model import FIELD, Event
 from .status import TERMINAL
 
@@ -137,7 +139,10 @@ class Follow:
     def flow(self) -> Flow:
         """The sans-IO reader (see the module docstring)."""
         deadline = None if self.timeout is None else self.clock() + self.timeout
-        status = yield from self._status()
+        if self.replay:
+            status = yield from self._status()
+        else:
+            status, tail = yield from self._status_and_tail()
         if self.replay:
             cursor, last = yield from self._pages(self.after)
             if not self.follow or self._ends(last):
@@ -145,9 +150,9 @@ class Follow:
         else:  # the tail may be an earlier attempt's end (a resumed run): the status decides
             if not self.follow or status in self.stop:
                 return
-            cursor = yield from self._tail()
+            cursor = tail
         yield []
-        idle = True
+        idle = self.replay  # the status and the tail were read at once: nothing came between
         while True:
             if idle and self.stop:
                 status = yield from self._status()
@@ -183,10 +188,16 @@ class Follow:
             if len(page) < defaults.REPLAY_PAGE:
                 return cursor, last
 
-    def _tail(self) -> Generator[Command, Any, str]:
-        """The stream's last id (none yet: ``0-0``)."""
-        entries = cast(StreamEntries, (yield CALL.xrevrange(keys.run_events(self.run_id), count=1)))
-        return entries[0][0].decode() if entries else "0-0"
+    def _status_and_tail(self) -> Generator[Command, Any, tuple[str, str]]:
+        """The record's status and the stream's last id (none yet: ``0-0``), read at once
+        (one script: no event can come between them)."""
+        run, stream = keys.run(self.run_id), keys.run_events(self.run_id)
+        status, last = cast(
+            "list[bytes | None]", (yield CALL.script(STATUS_AND_TAIL, 2, run, stream))
+        )
+        if status is None:
+            raise RunNotFound(self.run_id)
+        return status.decode(), last.decode() if last is not None else "0-0"
 
     def _read(self, cursor: str, block: int) -> Generator[Command, Any, list[Event]]:
         """One XREAD BLOCK: the events after ``cursor``, up to the first that ends the run."""
@@ -252,13 +263,26 @@ class Follow:
         return Outage(f"following run {self.run_id}", patience, clock=self.clock)
 
 
+STATUS_AND_TAIL = """
+local status = redis.call('HGET', KEYS[1], 'status')
+local tail = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+return {status, tail[1] and tail[1][1] or false}
+"""
+"""A run's status and its stream's last id, or nil for either (KEYS: record, stream)."""
+
+
 def _call(r: redis.Redis, command: Command, outage: Outage) -> Any:
-    """Make ``command`` on ``r``, sent again after a backoff while Redis is unreachable."""
+    """Make ``command`` on ``r`` (``script``: ``store.scripts.run_script_sync``), sent again
+    after a backoff while Redis is unreachable."""
+    if command.method == "script":
+        return outage.call(lambda: run_script_sync(r, *command.args))
     return outage.call(lambda: getattr(r, command.method)(*command.args, **command.kwargs))
 
 
 async def _acall(r: aredis.Redis, command: Command, outage: Outage) -> Any:
     """Async twin of ``_call``."""
+    if command.method == "script":
+        return await outage.acall(lambda: run_script(r, *command.args))
     method = getattr(r, command.method)
     return await outage.acall(lambda: method(*command.args, **command.kwargs))
 

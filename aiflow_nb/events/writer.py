@@ -32,6 +32,7 @@ are kept as the code returned them (a replay must return what the step returned)
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import random
 import threading
@@ -44,7 +45,7 @@ from redis.crc import key_slot
 
 from .. import defaults, keys
 from ..errors import AiflowError
-from ..redaction import Redactor
+from ..redaction import Redactor, may_name_credentials
 from ..store.failures import CONNECTION_ERRORS
 from ..store.scripts import run_script
 from .fence import CURRENT_LUA, ENDED, LOST, Fence
@@ -146,7 +147,8 @@ class EventWriter:
         is appended at once, from any other thread it goes through ``_take_foreign``."""
         self._held: dict[str, dict[str, Any]] = {}
         """Span id -> the fields of its streamed text held back (``_stream_text``)."""
-        self._foreign: list[Op] = []
+        self._foreign: collections.deque[Op] = collections.deque()
+        """Ops pushed from other threads (a deque: its appends and pops are atomic, no lock)."""
         self._wakeup_pending = False
         self._unreachable_since: float | None = None
         self.overflowed = False
@@ -261,7 +263,9 @@ class EventWriter:
     ) -> None:
         payload = encode_event(type, span_id, parent_id, name, attempt, data, ts)
         redactor = self.redactor
-        maybe = redactor.may_hold_known(payload) if keys_checked else redactor.may_hold(payload)
+        maybe = (redactor.known and redactor.may_hold_known(payload)) or (
+            not keys_checked and may_name_credentials(payload)
+        )
         if maybe:  # rare: most events are written as first encoded
             data = redactor.apply(data)
             if isinstance(name, str):
@@ -315,19 +319,16 @@ class EventWriter:
         ):
             self._append(op)
             return
-        with self._lock:  # from another thread: one loop wake-up per burst, not per op
-            self._foreign.append(op)
-            if self._wakeup_pending:
-                return
-            self._wakeup_pending = True
-        self._loop.call_soon_threadsafe(self._take_foreign)
+        self._foreign.append(op)  # from another thread: one loop wake-up per burst, not per op
+        if not self._wakeup_pending:  # the loop clears it before it takes the ops, so an op
+            self._wakeup_pending = True  # is never left behind (at worst, one wake-up too many)
+            self._loop.call_soon_threadsafe(self._take_foreign)
 
     def _take_foreign(self) -> None:
-        with self._lock:
-            ops, self._foreign = self._foreign, []
-            self._wakeup_pending = False
-        if ops:
-            self._pending.extend(ops)
+        self._wakeup_pending = False
+        foreign = self._foreign
+        if foreign:
+            self._pending.extend(foreign.popleft() for _ in range(len(foreign)))
             self._ensure_flusher()
 
     def _append(self, op: Op) -> None:

@@ -134,7 +134,8 @@ class Call:
         named = may_name_credentials(doc)  # once: the slowest check, on the hot path
         if names or named:
             self.ctx.writer.add_secrets(secret_literals(names, self.inputs))
-        self._secret_inputs = named or self.ctx.writer.redactor.may_hold_known(doc)
+        redactor = self.ctx.writer.redactor
+        self._secret_inputs = named or (redactor.known and redactor.may_hold_known(doc))
 
     def _mask(self, value: Any) -> Any:
         """``value`` with the run's secrets masked: done before a value is cut or
