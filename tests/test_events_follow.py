@@ -14,7 +14,7 @@ import pytest
 import aiflow_nb
 from aiflow_nb import defaults, keys
 from aiflow_nb.errors import RunFailed, RunNotFound, RunTimeout
-from aiflow_nb.events.follow import STATUS_AND_TAIL, Command, Flow, Follow
+from aiflow_nb.events.follow import STATUS_AND_TAIL, WAITER_PAGE, Command, Flow, Follow
 from aiflow_nb.events.model import FIELD, make_payload
 from aiflow_nb.events.status import RunStatus
 from aiflow_nb.store import async_redis, sync_redis
@@ -76,8 +76,10 @@ def xrange(start: str) -> Command:
     return Command("xrange", (stream(),), {"min": start, "max": "+", "count": defaults.REPLAY_PAGE})
 
 
-def xread(cursor: str, block: int = defaults.FOLLOW_BLOCK_MS) -> Command:
-    return Command("xread", ({stream(): cursor},), {"block": block, "count": defaults.REPLAY_PAGE})
+def xread(
+    cursor: str, block: int = defaults.FOLLOW_BLOCK_MS, count: int = defaults.REPLAY_PAGE
+) -> Command:
+    return Command("xread", ({stream(): cursor},), {"block": block, "count": count})
 
 
 # --- the core, by hand ---------------------------------------------------------------
@@ -129,7 +131,8 @@ def test_a_waiter_parses_only_run_events_and_each_reads_last_but_misses_no_end()
         Follow(RUN, replay=False, ends_only=True).flow(),
         [[b"running", b"1-0"], idle, live],
     )
-    assert log[-3:] == [["5-0"], xread("5-0"), ["6-0"]]  # no span parsed; the end still cuts
+    # no span parsed; the end still cuts
+    assert log[-3:] == [["5-0"], xread("5-0", count=WAITER_PAGE), ["6-0"]]
     odd = (b"2-0", {FIELD: b'{"ts":1,"type":"run.failed"}'})  # not written by make_payload
     not_made_here = [(stream().encode(), [odd, entry("3-0", "log")])]
     log = play(
@@ -137,6 +140,23 @@ def test_a_waiter_parses_only_run_events_and_each_reads_last_but_misses_no_end()
         [[b"running", b"1-0"], not_made_here],
     )
     assert log[-1] == ["2-0"]  # a document in another key order is parsed, to be sure
+
+
+def test_a_waiter_behind_a_long_run_skips_to_its_tail_with_the_status() -> None:
+    full = [(stream().encode(), [entry(f"{i}-0", "span.completed") for i in range(2, 18)])]
+    spec = Follow(RUN, replay=False, ends_only=True)
+    log = play(spec.flow(), [[b"running", b"1-0"], full, [b"running", b"90-0"], None])
+    assert log[2:] == [
+        xread("1-0", count=WAITER_PAGE),
+        ["17-0"],
+        status_and_tail(),  # a full read: more is there; the rest is skipped
+        xread("90-0", count=WAITER_PAGE),
+        [],
+        hget(),
+        MORE,
+    ]
+    log = play(spec.flow(), [[b"running", b"1-0"], full, [b"completed", b"99-0"]])
+    assert log[-1] == status_and_tail()  # ended meanwhile: the wait is over
 
 
 def test_replay_passes_through_a_failure_that_a_resume_followed() -> None:

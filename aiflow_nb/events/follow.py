@@ -127,9 +127,12 @@ class Follow:
     they raise ``RedisUnavailable``; None: ``timeout``, and without one as long as it
     lasts."""
     ends_only: bool = False
-    """Batches hold only the events that may end the run (``run.*``) and each read's last:
-    for a reader that waits for the end (``RunHandle.wait``), which then parses none of a
-    long run's span events (in-process, that parsing took the GIL from the run itself)."""
+    """For a reader that only waits for the end (``RunHandle.wait``, the API's sync
+    invocation): batches hold only the events that may end the run (``run.*``) and each
+    read's last, reads are of at most ``WAITER_PAGE`` entries, and after a full one the
+    reader skips to the stream's tail (with the status, at once). It then neither reads
+    nor parses most of a long run's span events (in-process, that took the GIL from the
+    run itself)."""
 
     def __post_init__(self) -> None:
         if self.block_ms < 1:  # XREAD BLOCK 0 would block forever
@@ -159,12 +162,16 @@ class Follow:
                 if status in self.stop:
                     yield from self._pages(cursor)
                     return
-            batch = yield from self._read(cursor, self._block(deadline, status))
+            batch, full = yield from self._read(cursor, self._block(deadline, status))
             yield batch
             if batch:
                 cursor = batch[-1].id
                 if self._ends(batch[-1]):
                     return
+                if full and self.ends_only:  # behind a long run: skip to its tail
+                    status, cursor = yield from self._status_and_tail()
+                    if status in self.stop:
+                        return
             idle = not batch
 
     def _status(self) -> Generator[Command, Any, str]:
@@ -199,20 +206,19 @@ class Follow:
             raise RunNotFound(self.run_id)
         return status.decode(), last.decode() if last is not None else "0-0"
 
-    def _read(self, cursor: str, block: int) -> Generator[Command, Any, list[Event]]:
-        """One XREAD BLOCK: the events after ``cursor``, up to the first that ends the run."""
+    def _read(self, cursor: str, block: int) -> Generator[Command, Any, tuple[list[Event], bool]]:
+        """One XREAD BLOCK: the events after ``cursor``, up to the first that ends the run;
+        and whether the read was full (more may follow at once)."""
         stream = keys.run_events(self.run_id)
-        command = CALL.xread({stream: cursor}, block=block, count=defaults.REPLAY_PAGE)
+        count = WAITER_PAGE if self.ends_only else defaults.REPLAY_PAGE
+        command = CALL.xread({stream: cursor}, block=block, count=count)
         reply = cast("StreamsReply | None", (yield command))
-        batch = [
-            event
-            for _, entries in reply or []
-            for event in _events(entries, self.run_id, self.ends_only)
-        ]
+        entries = [entry for _, stream_entries in reply or [] for entry in stream_entries]
+        batch = _events(entries, self.run_id, self.ends_only)
         for i, event in enumerate(batch):
             if self._ends(event):
-                return batch[: i + 1]
-        return batch
+                return batch[: i + 1], False
+        return batch, len(entries) >= count
 
     def _ends(self, event: Event | None) -> bool:
         """``event`` ends the follow: a ``run.*`` end whose status is in ``stop``."""
@@ -262,6 +268,9 @@ class Follow:
         patience = self.timeout if self.patience is None else self.patience
         return Outage(f"following run {self.run_id}", patience, clock=self.clock)
 
+
+WAITER_PAGE = 16
+"""Entries an ``ends_only`` reader reads at most at once (a short run's batches fit)."""
 
 STATUS_AND_TAIL = """
 local status = redis.call('HGET', KEYS[1], 'status')
