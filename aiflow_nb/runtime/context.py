@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import threading
-from collections import Counter
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,16 +57,16 @@ class RunContext:
     _named: set[str] = field(default_factory=set)
     """Keys of the steps executing because ``rerun_steps`` names them: what they call
     executes too."""
-    _children: dict[str, Counter[str]] = field(default_factory=dict)
+    _children: dict[str, dict[str, int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def child(self, parent: Frame, name: str) -> Frame:
         """The next child span of ``parent`` named ``name`` (index counted per name)."""
         with self._lock:
             counter = self._children.get(parent.key)
-            if counter is None:  # not setdefault: no Counter made per call
-                counter = self._children[parent.key] = Counter()
-            index = counter[name]
+            if counter is None:  # not setdefault: no dict made per call
+                counter = self._children[parent.key] = {}
+            index = counter.get(name, 0)
             counter[name] = index + 1
         key = f"{parent.key}/{name}#{index}"
         return Frame(key=key, span_id=digest(key), parent_id=parent.span_id)

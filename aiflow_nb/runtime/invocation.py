@@ -51,6 +51,28 @@ def _threads() -> concurrent.futures.ThreadPoolExecutor:
 class Call:
     """The bookkeeping of one call of ``component`` (in a run when ``ctx`` is set)."""
 
+    __slots__ = (
+        "_cache_key",
+        "_hash",
+        "_secret_inputs",
+        "_size",
+        "args",
+        "attempts",
+        "component",
+        "ctx",
+        "encoded",
+        "frame",
+        "inputs",
+        "journaled",
+        "kwargs",
+        "policies",
+        "rerun",
+        "root",
+        "started_at",
+        "t0",
+        "view",
+    )
+
     def __init__(
         self,
         component: Component[Any, Any],
