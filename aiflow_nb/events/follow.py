@@ -53,7 +53,7 @@ from ..store.scripts import run_script, run_script_sync
 from .model import FIELD, Event
 from .status import TERMINAL
 
-__all__ = ["CALL", "Command", "Flow", "Follow"]
+__all__ = ["CALL", "STATUS_AND_TAIL", "WAITER_PAGE", "Command", "Flow", "Follow"]
 
 
 @dataclass(frozen=True, slots=True)
