@@ -145,8 +145,9 @@ class EventWriter:
         self._loop_ident = threading.get_ident() if _in_loop(loop) else None
         """The loop's thread (made there, as every worker's writer is): an op pushed from it
         is appended at once, from any other thread it goes through ``_take_foreign``."""
-        self._held: dict[str, dict[str, Any]] = {}
-        """Span id -> the fields of its streamed text held back (``_stream_text``)."""
+        self._held: dict[str, tuple[str | None, str | None, int | None, str, float | None]] = {}
+        """Span id -> its streamed text held back (``_stream_text``), with the delta's other
+        fields: parent id, name, attempt, the text, ts."""
         self._foreign: collections.deque[Op] = collections.deque()
         """Ops pushed from other threads (a deque: its appends and pops are atomic, no lock)."""
         self._wakeup_pending = False
@@ -209,15 +210,9 @@ class EventWriter:
                 return  # all held back: it may be the start of a secret
             data = {**(data or {}), "text": text}
         elif type in _SPAN_ENDS and span_id in self._held:
-            held = self._held.pop(span_id)
+            held_parent, held_name, held_attempt, held_text, held_ts = self._held.pop(span_id)
             self._emit(
-                _DELTA,
-                held["span_id"],
-                held["parent_id"],
-                held["name"],
-                held["attempt"],
-                {"text": held["data"]["text"]},
-                held["ts"],
+                _DELTA, span_id, held_parent, held_name, held_attempt, {"text": held_text}, held_ts
             )
         self._emit(type, span_id, parent_id, name, attempt, data, ts, keys_checked)
 
@@ -238,16 +233,9 @@ class EventWriter:
         that a secret may begin with is held back until the next delta or the span's end."""
         held = self._held.pop(span_id, None)
         text = str((data or {}).get("text", ""))
-        ready, rest = self.redactor.split_stream((held["data"]["text"] if held else "") + text)
+        ready, rest = self.redactor.split_stream((held[3] if held else "") + text)
         if rest:
-            self._held[span_id] = {
-                "span_id": span_id,
-                "parent_id": parent_id,
-                "name": name,
-                "attempt": attempt,
-                "ts": ts,
-                "data": {"text": rest},
-            }
+            self._held[span_id] = (parent_id, name, attempt, rest, ts)
         return ready
 
     def _emit(
