@@ -30,6 +30,9 @@ def worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalWorker]:
     the commands counted are the runs' own (and its blocking reads)."""
     monkeypatch.setenv("AIFLOW_HEARTBEAT_INTERVAL", "60")
     monkeypatch.setenv("AIFLOW_HEARTBEAT_TTL", "120")
+    # the deployment read once per TTL is test_submit_reads_the_active_deployment_once_...'s;
+    # here the runs (slow on a loaded machine) must not straddle a TTL
+    monkeypatch.setattr(defaults, "DEPLOY_CACHE_TTL", 600.0)
     import aiflow_nb
 
     aiflow_nb.configure()
