@@ -351,3 +351,48 @@ def test_a_run_whose_backlog_overflows_ends_failed_with_every_write_kept(
     rec = _run(lambda c: c.hgetall(keys.run(run_id)), private_redis.url)
     assert rec[b"status"] == b"failed" and b"WriteBacklogFull" in rec[b"error"]
     assert _run(lambda c: c.get(keys.run_lease(run_id)), private_redis.url) is None
+
+
+def test_a_thread_writing_wakes_the_loop_once_per_burst_and_its_writes_stay_in_order() -> None:
+    """A sync step runs on a worker thread: each of its writes used to wake the writer's
+    loop once per batch (a write to the loop's self-pipe, which hands the GIL over at once:
+    half a step's time). While the flusher runs it now takes the thread's writes itself, so
+    the loop is woken about once per burst; a write the loop makes after the thread's comes
+    after it in the stream."""
+
+    async def main(client: aredis.Redis) -> None:
+        fence = await _running_run(client)
+        loop = asyncio.get_running_loop()
+        writer = EventWriter(RUN, client, loop, fence)
+        script, batches = writer._script, []
+
+        async def slow(key_list: list[str], args: list[Any]) -> Any:
+            batches.append(1)
+            await asyncio.sleep(0.002)  # a batch in flight a while, as on a busy Redis
+            return await script(key_list, args)
+
+        writer._script = slow  # type: ignore[method-assign]
+        wakes = 0
+        threadsafe = loop.call_soon_threadsafe
+
+        def counted(callback: Any, *args: Any, **kwargs: Any) -> Any:
+            nonlocal wakes
+            wakes += callback == writer._take_foreign
+            return threadsafe(callback, *args, **kwargs)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+
+        def step(first: int) -> None:  # a step on a thread: its writes, then it returns
+            for i in range(first, first + 200):
+                writer.emit("log", data={"i": i})
+                time.sleep(0.0002 if i % 20 == 0 else 0)
+
+        for burst in range(5):
+            await asyncio.to_thread(step, burst * 201)
+            writer.emit("log", data={"i": burst * 201 + 200})  # the run, on the loop
+        await writer.flush()
+        assert await _logged(client) == list(range(5 * 201))
+        assert len(batches) >= 10, batches  # many batches went while the thread wrote...
+        assert wakes <= 10, (wakes, len(batches))  # ...the loop woken a few times only
+
+    _run(main)

@@ -151,6 +151,12 @@ class EventWriter:
         self._foreign: collections.deque[Op] = collections.deque()
         """Ops pushed from other threads (a deque: its appends and pops are atomic, no lock)."""
         self._wakeup_pending = False
+        """The loop will look at ``_foreign`` again without being woken: a wake-up is
+        scheduled, or the flusher is running (it drains ``_foreign`` before each batch and
+        lowers this only when it stops). Another thread's op wakes the loop only when it is
+        down, so a run on a worker thread wakes the loop about once per burst of writing,
+        not once per batch: each wake-up is a write to the loop's self-pipe, and the
+        syscall hands the GIL to the loop at once."""
         self._unreachable_since: float | None = None
         self.overflowed = False
         self.backlog: WriteBacklogFull | None = None
@@ -307,19 +313,37 @@ class EventWriter:
         ):
             self._append(op)
             return
-        self._foreign.append(op)  # from another thread: one loop wake-up per burst, not per op
-        if not self._wakeup_pending:  # the loop clears it before it takes the ops, so an op
-            self._wakeup_pending = True  # is never left behind (at worst, one wake-up too many)
-            self._loop.call_soon_threadsafe(self._take_foreign)
+        self._foreign.append(op)  # from another thread: the flusher takes it, or a wake-up
+        if not self._wakeup_pending:  # the loop lowers it before it last looks at the deque,
+            self._wakeup_pending = True  # so an op is never left behind (at worst, one
+            self._loop.call_soon_threadsafe(self._take_foreign)  # wake-up too many)
 
     def _take_foreign(self) -> None:
-        self._wakeup_pending = False
+        """On the loop: take the ops other threads pushed, and have the flusher send them."""
+        self._drain_foreign()
+        if self._pending or self._flusher is not None:
+            self._ensure_flusher()  # it lowers ``_wakeup_pending`` when it stops
+        else:
+            self._stop_taking()
+
+    def _drain_foreign(self) -> None:
         foreign = self._foreign
         if foreign:
             self._pending.extend(foreign.popleft() for _ in range(len(foreign)))
-            self._ensure_flusher()
+
+    def _stop_taking(self) -> bool:
+        """Lower ``_wakeup_pending`` (from now another thread's op wakes the loop), then
+        take what came before it was down; True if that left nothing to send."""
+        self._wakeup_pending = False
+        if not self._foreign:
+            return True
+        self._wakeup_pending = True
+        self._drain_foreign()
+        return False
 
     def _append(self, op: Op) -> None:
+        if self._foreign:  # first what other threads pushed before (a step on a thread
+            self._drain_foreign()  # ended, then the run on the loop went on): kept in order
         self._pending.append(op)
         self._ensure_flusher()
 
@@ -350,7 +374,8 @@ class EventWriter:
                     self._inflight = None
                     break
                 if self._inflight is None:
-                    if not self._pending:
+                    self._drain_foreign()
+                    if not self._pending and self._stop_taking():
                         break
                     self._seq += 1  # whole: a batch is atomic
                     cut = self._cut(self._pending)
@@ -376,6 +401,8 @@ class EventWriter:
         finally:
             self._flusher = None
             self._idle.set()
+            if self._wakeup_pending and not self._stop_taking():  # stopped by an error
+                self._loop.call_soon(self._take_foreign)
 
     def _cut(self, pending: list[Op]) -> int:
         """How many of ``pending`` go in the next batch: all of them, or up to and including
