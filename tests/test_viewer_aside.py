@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import bokeh.io.doc as bokeh_doc
 import bokeh.server.session as bokeh_session
 import panel as pn
 import pytest
@@ -158,6 +159,11 @@ def test_a_page_built_aside_is_shown_when_another_onload_callback_raises(
 
     monkeypatch.setattr(app, "follow_browser", follow_and_fail)
     monkeypatch.setattr(aside, "LOADED_WAIT_S", 3.0)
+    # Bokeh's patch_curdoc pushes the session's document on a process-wide stack with no
+    # finally: the raising callback leaves it there, and every later Panel model built in
+    # this process (the other viewer tests) would take it for the current document. A copy
+    # of the stack for this test keeps the leak inside it.
+    monkeypatch.setattr(bokeh_doc, "_PATCHED_CURDOCS", list(bokeh_doc._PATCHED_CURDOCS))
     with served() as url, chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(f"{url}?run={handle.run_id}")
