@@ -26,6 +26,7 @@ from redis.exceptions import RedisClusterException
 
 from ..errors import ConfigError
 from .failures import ClusterUnreachable, unreachable
+from .packing import packed
 
 __all__ = ["ClusterUrl", "async_cluster", "is_cluster_url", "parse", "sync_cluster"]
 
@@ -98,6 +99,10 @@ def async_cluster(url: str, **kwargs: Any) -> aredis.RedisCluster:
     nodes = [AsyncNode(host, port) for host, port in spec.seeds]
     client = aredis.RedisCluster(startup_nodes=nodes, **spec.kwargs(), **kwargs)
     client.nodes_manager.__class__ = _AsyncNodes
+    shared = client.nodes_manager.connection_kwargs  # the nodes discovered later
+    shared["connection_class"] = packed(shared.get("connection_class", aredis.Connection))
+    for node in client.nodes_manager.startup_nodes.values():
+        node.connection_class = packed(node.connection_class)
     return client
 
 

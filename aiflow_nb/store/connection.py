@@ -33,6 +33,7 @@ from ..errors import RedisUnavailable
 from .cluster import async_cluster, is_cluster_url, sync_cluster
 from .embedded import EmbeddedRedis
 from .failures import unreachable
+from .packing import packed
 
 __all__ = [
     "aclose_async_redis",
@@ -111,7 +112,10 @@ def new_async_client(url: str, **overrides: Any) -> aredis.Redis:
     kwargs = {**_kwargs(asynchronous=True), **overrides}
     if is_cluster_url(url):
         return cast(aredis.Redis, async_cluster(url, **kwargs))
-    return aredis.Redis.from_url(url, **kwargs)
+    client = aredis.Redis.from_url(url, **kwargs)
+    pool = client.connection_pool
+    pool.connection_class = packed(pool.connection_class)  # store/packing.py
+    return client
 
 
 def ping(client: redis.Redis) -> None:
