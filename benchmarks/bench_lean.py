@@ -78,6 +78,8 @@ def counted_sends() -> Iterator[None]:
     import redis.asyncio.connection as aconn
     import redis.connection as sconn
 
+    from aiflow_nb.store.packing import HiredisPacking
+
     sync_send = sconn.AbstractConnection.send_packed_command
     async_send = aconn.AbstractConnection.send_packed_command
     packers = {
@@ -85,9 +87,12 @@ def counted_sends() -> Iterator[None]:
         for cls in (sconn.HiredisRespSerializer, sconn.PythonRespSerializer)
     }
     async_pack = aconn.AbstractConnection.pack_command
+    hiredis_pack = HiredisPacking.pack_command  # the project's asyncio connections
 
     def counting(pack: Callable[..., Any]) -> Callable[..., Any]:
         def packed(self: Any, *args: Any) -> Any:
+            if pack is async_pack and isinstance(self, HiredisPacking):
+                return pack(self, *args)  # its fallback: counted by hiredis_pack already
             next(_packed)
             return pack(self, *args)
 
@@ -104,6 +109,7 @@ def counted_sends() -> Iterator[None]:
     sconn.AbstractConnection.send_packed_command = send  # type: ignore[method-assign]
     aconn.AbstractConnection.send_packed_command = asend  # type: ignore[method-assign]
     aconn.AbstractConnection.pack_command = counting(async_pack)  # type: ignore[method-assign]
+    HiredisPacking.pack_command = counting(hiredis_pack)  # type: ignore[method-assign]
     for cls, pack in packers.items():
         cls.pack = counting(pack)  # type: ignore[attr-defined]
     try:
@@ -112,6 +118,7 @@ def counted_sends() -> Iterator[None]:
         sconn.AbstractConnection.send_packed_command = sync_send  # type: ignore[method-assign]
         aconn.AbstractConnection.send_packed_command = async_send  # type: ignore[method-assign]
         aconn.AbstractConnection.pack_command = async_pack  # type: ignore[method-assign]
+        HiredisPacking.pack_command = hiredis_pack  # type: ignore[method-assign]
         for cls, pack in packers.items():
             cls.pack = pack  # type: ignore[attr-defined]
 
