@@ -245,27 +245,31 @@ def throughput(workers: int = 2) -> tuple[float, float]:
         _stop(procs)
 
 
-def packing() -> tuple[float, float]:
-    """Seconds to pack one trivial run's batch script call (64 arguments, as the worker
-    sends it) by redis-py's asyncio connection and by the project's (hiredis)."""
+def packing() -> tuple[float, float, int]:
+    """Seconds to pack a trivial run's batch script call (the longest command of one
+    in-process run, caught as the worker packs it) by redis-py's asyncio connection and by
+    the project's (hiredis), and its argument count."""
     from redis.asyncio.connection import Connection
 
-    from aiflow_nb.store.packing import packed
+    from aiflow_nb.examples import chaos
+    from aiflow_nb.store.packing import HiredisPacking, packed
 
-    key = "{ns:0}:run:7aa30d992ce87d4e00860e8c"
-    call: list[Any] = ["EVALSHA", "7aae5bfb240834a96f9bf81d24e85fcf436c4170", 8]
-    call += [f"{key}:{part}" for part in ("lease", "", "events", "journal", "a", "b", "c", "d")]
-    call += ["worker/d56fdedb", 1, 10000, "j", 1, "one_step/echo#0", b"x" * 150, "E"]
-    call += ["126,136,171,200,174", b"y" * 800, "c", "srem", 5, 1, "7aa30d992ce87d4e"]
-    call += ["r", "c", "xack", 6, 2, "workers", "1796300329760-0", "c", "xdel", 6, 1]
-    call += ["1796300329760-0", "e", 1, b"z" * 200, "P", 604800000, "2,3,4,7", "c", "zadd"]
-    call += [8, 2, 1796905129.7621384, "7aa30d992ce87d4e one_step", "h", 6, "status"]
-    call += ["completed", "worker", "w", "started_at", 1796300329.76185, "attempt", 1]
-    call += ["ended_at", 1796300329.7620828, "output", b"1"]
+    calls: list[tuple[Any, ...]] = []
+    pack = HiredisPacking.pack_command
+
+    def catching(self: Any, *args: Any) -> Any:
+        calls.append(args)
+        return pack(self, *args)
+
+    HiredisPacking.pack_command = catching  # type: ignore[method-assign]
+    try:
+        chaos.one_step.run(x=1)
+    finally:
+        HiredisPacking.pack_command = pack  # type: ignore[method-assign]
+    call = max(calls, key=len)
     theirs, ours = Connection(), packed(Connection)()
-    return tuple(  # type: ignore[return-value]
-        median_time(lambda c=c: c.pack_command(*call), 2000) for c in (theirs, ours)
-    )
+    python, hiredis = (median_time(lambda c=c: c.pack_command(*call), 2000) for c in (theirs, ours))
+    return python, hiredis, len(call)
 
 
 def main() -> list[Figure]:
@@ -313,7 +317,7 @@ def main() -> list[Figure]:
 
         call = median_time(plain_loop, 5) / STEPS
         (sync_step, sync_cpu), (async_step, async_cpu) = per_step(lean_sync), per_step(lean_async)
-        pack_python, pack_hiredis = packing()
+        pack_python, pack_hiredis, pack_args = packing()
     with private_redis():
         base = baseline()
         two, run_cpu = throughput(2)
@@ -376,7 +380,7 @@ def main() -> list[Figure]:
             "  CPU per step, async (this process)", async_cpu * us, "us", call * us, "plain call"
         ),
         Figure(
-            "packing a 64-argument batch script call (store/packing.py)",
+            f"packing a trivial run's batch script call, {pack_args} arguments (store/packing.py)",
             pack_hiredis * us,
             "us",
             pack_python * us,

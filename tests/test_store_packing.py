@@ -4,14 +4,17 @@ a real Redis (the session's: a single node, or a cluster in the cluster run) unc
 
 from __future__ import annotations
 
+import asyncio
 import enum
 
 import pytest
 import redis.asyncio as aredis
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError
 
-from aiflow_nb.store import run_in_new_loop
+from aiflow_nb.api.pool import api_redis
+from aiflow_nb.store import is_cluster, run_in_new_loop
 from aiflow_nb.store.connection import new_async_client, redis_url
 from aiflow_nb.store.packing import HiredisPacking, packed
 
@@ -82,6 +85,45 @@ def test_what_redis_py_cannot_send_is_refused_with_its_data_error(bad: object) -
     for connection in (packed(Connection)(), Connection()):
         with pytest.raises(DataError):
             connection.pack_command("SET", "key", bad)
+
+
+def test_text_that_is_not_unicode_is_refused_as_redis_py_refuses_it() -> None:
+    """A lone surrogate (hostile or broken text) cannot be encoded as UTF-8: both packers
+    raise the same ``UnicodeEncodeError`` and nothing is sent."""
+    for connection in (packed(Connection)(), Connection()):
+        with pytest.raises(UnicodeEncodeError):
+            connection.pack_command("SET", "key", "bad \ud800 text")
+
+
+def test_the_apis_client_packs_with_hiredis_and_a_burst_waits_for_a_connection() -> None:
+    """``api_redis()`` is made by ``new_async_client`` like every other client: its
+    connections pack with hiredis, and on a single Redis its pool makes a command wait for
+    a free connection (``wait``) where a plain pool fails with too many connections."""
+    key = "{packing-test}:blocked"
+
+    async def use() -> tuple[list[type], object, object]:
+        api = api_redis()
+        await api.ping()
+        if is_cluster():  # a cluster keeps a pool per node and does not wait
+            return _connection_classes(api), None, None
+        waiting = new_async_client(redis_url(), max_connections=1, wait=10)
+        failing = new_async_client(redis_url(), max_connections=1)
+        try:
+            both = await asyncio.gather(waiting.blpop([key], 0.2), waiting.blpop([key], 0.2))
+            refused = await asyncio.gather(
+                failing.blpop([key], 0.2), failing.blpop([key], 0.2), return_exceptions=True
+            )
+            return _connection_classes(api), both, refused
+        finally:
+            await waiting.aclose()
+            await failing.aclose()
+
+    classes, both, refused = run_in_new_loop(use())
+    assert classes and all(issubclass(cls, HiredisPacking) for cls in classes)
+    if not is_cluster():
+        assert both == [None, None]
+        assert isinstance(refused, list)
+        assert any(isinstance(r, RedisConnectionError) for r in refused), refused
 
 
 def test_packed_makes_one_class_per_connection_class() -> None:

@@ -15,8 +15,8 @@ import weakref
 import redis.asyncio as aredis
 
 from .. import defaults
-from ..store import close_with_loop, is_cluster, redis_url
-from ..store.connection import new_async_client, retry_policy
+from ..store import close_with_loop, redis_url
+from ..store.connection import new_async_client
 
 __all__ = ["api_redis"]
 
@@ -32,17 +32,8 @@ def api_redis() -> aredis.Redis:
     held = _clients.get(loop)
     if held is not None and held[0] == url:
         return held[1]
-    if is_cluster():  # one pool per node, each up to the same size (no blocking pool)
-        client = new_async_client(url, max_connections=defaults.API_REDIS_CONNECTIONS)
-        _clients[loop] = (url, client)
-        return close_with_loop(client)
-    pool = aredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=defaults.API_REDIS_CONNECTIONS,
-        timeout=defaults.API_REDIS_WAIT,
-        socket_connect_timeout=defaults.REDIS_CONNECT_TIMEOUT,
-        retry=retry_policy(asynchronous=True),
+    client = new_async_client(  # a cluster: one pool per node, each up to the same size
+        url, max_connections=defaults.API_REDIS_CONNECTIONS, wait=defaults.API_REDIS_WAIT
     )
-    client = aredis.Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
     _clients[loop] = (url, client)
     return close_with_loop(client)  # also the one a new URL replaces: it may be in use

@@ -106,13 +106,22 @@ def new_sync_client(url: str, **overrides: Any) -> redis.Redis:
     return redis.Redis.from_url(url, **kwargs)
 
 
-def new_async_client(url: str, **overrides: Any) -> aredis.Redis:
+def new_async_client(url: str, *, wait: float | None = None, **overrides: Any) -> aredis.Redis:
     """A new asynchronous client of ``url`` (``redis.asyncio.RedisCluster`` for a cluster
-    URL; see ``new_sync_client``). It connects on first use."""
+    URL; see ``new_sync_client``). It connects on first use. ``wait``: on a single Redis,
+    a command waits up to that many seconds for a free connection (redis-py's
+    ``BlockingConnectionPool``) instead of failing once ``max_connections`` are in use (a
+    cluster has a pool per node and does not wait). Its connections pack with hiredis
+    (``store/packing.py``)."""
     kwargs = {**_kwargs(asynchronous=True), **overrides}
     if is_cluster_url(url):
         return cast(aredis.Redis, async_cluster(url, **kwargs))
-    client = aredis.Redis.from_url(url, **kwargs)
+    if wait is None:
+        client = aredis.Redis.from_url(url, **kwargs)
+    else:  # the client owns the pool: aclose() disconnects it
+        client = aredis.Redis.from_pool(
+            aredis.BlockingConnectionPool.from_url(url, timeout=wait, **kwargs)
+        )
     pool = client.connection_pool
     pool.connection_class = packed(pool.connection_class)  # store/packing.py
     return client
