@@ -3,7 +3,9 @@ read once per ``DEPLOY_CACHE_TTL`` per process (a deploy still takes effect prom
 deployment metadata written per run, the worker's lease and reads in one script, and the
 run's end,
 its queue entry's ack and its lease's release in its last batch. Counted by the real
-Redis itself (``INFO commandstats``: calls, a script's own commands included)."""
+Redis itself (``INFO commandstats``: calls, a script's own commands included); the per-run
+count on a Redis of the test's own, as the session's Redis also serves what earlier tests
+left running (CI once counted two GETs of another namespace in it)."""
 
 from __future__ import annotations
 
@@ -20,14 +22,16 @@ from aiflow_nb.ops.submit import submit
 from aiflow_nb.store import sync_redis
 
 from support.commandstats import calls, commands_since
+from support.outage import PrivateRedis, private_redis_fixture  # noqa: F401
 
 RUNS = 20
 
 
 @pytest.fixture
-def worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalWorker]:
-    """An in-process worker without a monitor and with no heartbeat during the test, so
-    the commands counted are the runs' own (and its blocking reads)."""
+def worker(private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalWorker]:
+    """An in-process worker on the test's own Redis, without a monitor and with no
+    heartbeat during the test, so the commands counted are the runs' own (and its blocking
+    reads)."""
     monkeypatch.setenv("AIFLOW_HEARTBEAT_INTERVAL", "60")
     monkeypatch.setenv("AIFLOW_HEARTBEAT_TTL", "120")
     # the deployment read once per TTL is test_submit_reads_the_active_deployment_once_...'s;
