@@ -48,6 +48,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import defaults
+from .redaction import shown_url
 
 __all__ = [
     "AiflowError",
@@ -295,9 +296,11 @@ class LLMUnavailable(Unavailable):
 
 
 class RedisUnavailable(Unavailable):
-    """Redis could not be reached; the message names the URL and what to do."""
+    """Redis could not be reached; the message names the URL (its password masked:
+    ``shown_url``) and what to do."""
 
     def __init__(self, url: str, reason: str) -> None:
+        url = shown_url(url)
         super().__init__(
             f"cannot reach Redis at {url}: {reason.strip().rstrip('.')}. Start that Redis, "
             "fix REDIS_URL, "

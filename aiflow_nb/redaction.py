@@ -22,6 +22,7 @@ import functools
 import os
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
@@ -34,6 +35,7 @@ __all__ = [
     "masked_inputs",
     "may_name_credentials",
     "secret_literals",
+    "shown_url",
 ]
 
 MASK = "***"
@@ -97,6 +99,27 @@ def is_sensitive_key(key: str) -> bool:
     """Whether ``key`` names a credential (case and ``-``/``_`` insensitive)."""
     norm = key.lower().replace("-", "_")
     return norm in _SENSITIVE or norm.endswith(_SUFFIXES)
+
+
+def shown_url(url: str) -> str:
+    """``url`` as it may be shown (a notebook's status line, an error message, the
+    dashboard, a log line): its password, and the value of a credential-named query
+    argument (``?password=``), replaced by ``***``; the user name, hosts and the rest as
+    given (``redis://app:***@10.0.0.11:6379/0``)."""
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    netloc = parts.netloc
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{hosts}" if colon else parts.netloc
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(is_sensitive_key(k) for k, _ in pairs):
+            query = urlencode([(k, MASK if is_sensitive_key(k) else v) for k, v in pairs], safe="*")
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def environment_secrets(extra: Iterable[str] = ()) -> tuple[str, ...]:

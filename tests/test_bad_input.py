@@ -72,6 +72,24 @@ def test_redis_down_names_the_url_and_what_to_do(tmp_path) -> None:  # type: ign
         af.configure()
 
 
+def test_redis_down_never_shows_the_urls_password(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from aiflow_nb.notebook.status import kernel_status
+
+    secret = "hunter2-not-for-notebooks"
+    url = f"unix://:{secret}@{tmp_path}/nothing-here.sock"
+    af.configure(redis_url=url)
+    try:
+        with pytest.raises(RedisUnavailable) as info:
+            echo.start(value=1)
+        shown = str(info.value)
+        assert secret not in shown and secret not in info.value.url
+        assert f"unix://:***@{tmp_path}/nothing-here.sock" in shown
+        line = kernel_status().line()  # what %load_ext prints into the notebook
+        assert "cannot reach Redis" in line and secret not in line
+    finally:
+        af.configure()
+
+
 def test_unknown_setting_is_a_config_error() -> None:
     with pytest.raises(af.ConfigError, match="unknown setting"):
         af.configure(nonsense=1)

@@ -11,6 +11,7 @@ from aiflow_nb.redaction import (
     is_sensitive_key,
     may_name_credentials,
     secret_literals,
+    shown_url,
 )
 from aiflow_nb.serialization import dumps
 
@@ -109,3 +110,25 @@ def test_split_stream_holds_back_only_an_end_a_secret_may_begin_with() -> None:
     assert red.split_stream("a hub") == ("a hub", "")  # neither does
     assert red.split_stream("x hunter2-lon") == ("x ", "hunter2-lon")
     assert Redactor().split_stream("anything") == ("anything", "")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:hunter2@localhost:6379/0", "redis://:***@localhost:6379/0"),
+        (
+            "rediss+cluster://app:s%40cret@cfg.example.com:6379",
+            "rediss+cluster://app:***@cfg.example.com:6379",
+        ),
+        ("unix://:pw@/tmp/r.sock?db=0", "unix://:***@/tmp/r.sock?db=0"),
+        ("redis://localhost?password=abc&db=1", "redis://localhost?password=***&db=1"),
+        (
+            "redis+cluster://127.0.0.1:7000,127.0.0.1:7001",
+            "redis+cluster://127.0.0.1:7000,127.0.0.1:7001",
+        ),
+        ("unix:///tmp/r.sock", "unix:///tmp/r.sock"),
+        ("redis://app@host:6379", "redis://app@host:6379"),  # a user name is no secret
+    ],
+)
+def test_shown_url_masks_the_password_and_keeps_the_rest(url: str, shown: str) -> None:
+    assert shown_url(url) == shown

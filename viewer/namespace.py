@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from aiflow_nb import keys
 from aiflow_nb.access.runs import namespaces
 from aiflow_nb.config import namespace, settings, use_namespace
+from aiflow_nb.redaction import shown_url
 from aiflow_nb.store import sync_redis
 from aiflow_nb.store.connection import redis_url
 
@@ -69,5 +70,5 @@ def unknown_namespace_html(name: str) -> str:
     return (
         f"<h2>namespace <code>{esc(name)}</code> not found</h2>"
         f"<p>No runs in namespace <code>{esc(name)}</code> in the Redis at "
-        f"<code>{esc(redis_url())}</code>. Namespaces with runs: {links}.</p>"
+        f"<code>{esc(shown_url(redis_url()))}</code>. Namespaces with runs: {links}.</p>"
     )

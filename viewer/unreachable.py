@@ -10,6 +10,7 @@ import panel as pn
 
 from aiflow_nb import defaults
 from aiflow_nb.errors import RedisUnavailable, Unavailable
+from aiflow_nb.redaction import shown_url
 from aiflow_nb.store.connection import redis_url
 from aiflow_nb.store.outage import CONNECTION_ERRORS
 
@@ -33,7 +34,7 @@ def unreachable_html(exc: BaseException, since: float) -> str:
     )
     return (
         '<div class="aiflow-unreachable"><h2>Redis is unreachable</h2>'
-        f"<p>The dashboard cannot reach Redis at <code>{esc(redis_url())}</code> "
+        f"<p>The dashboard cannot reach Redis at <code>{esc(shown_url(redis_url()))}</code> "
         f"(since {time.strftime('%H:%M:%S', time.localtime(since))}). It tries again "
         f"every {retry:g} s and shows the page as soon as Redis answers: no need to "
         f"reload.</p>{advice}"

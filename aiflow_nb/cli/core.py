@@ -69,11 +69,12 @@ def redis() -> None:
 def status() -> None:
     """Say which Redis is in use and whether the embedded one runs."""
     from ..config import settings
+    from ..redaction import shown_url
     from ..store.embedded import EmbeddedRedis
 
     emb = EmbeddedRedis.default()
     url = settings().redis_url
-    click.echo(f"in use: {url or emb.url + ' (embedded)'}")
+    click.echo(f"in use: {shown_url(url) if url else emb.url + ' (embedded)'}")
     pid = emb.pid()
     state = f"running, pid {pid}" if pid else "not running"
     click.echo(f"embedded: {state} ({emb.directory})")

@@ -14,6 +14,7 @@ from .. import keys
 from ..access.handle import RunHandle
 from ..events.model import Event
 from ..llm.local_server import FakeLLMServer, serve_fake_llm
+from ..redaction import shown_url
 from ..store import redis_url
 from ..trace.totals import span_usage
 from .console import print_event
@@ -110,7 +111,9 @@ def run_content_demo(
             server.stop()
     click.echo(f"\n{post}\n", file=out)
     click.echo(f"LLM cost: ${_total_cost(handle):.6f}", file=out)
-    click.echo(f"stored in Redis at {redis_url()} under {keys.run(handle.run_id)}", file=out)
+    click.echo(
+        f"stored in Redis at {shown_url(redis_url())} under {keys.run(handle.run_id)}", file=out
+    )
     click.echo(f"re-attach any time with: aiflow attach {handle.run_id}", file=out)
     click.echo("browse runs in the dashboard: aiflow viewer", file=out)
     click.echo("run the demo again: its research step comes from the cache", file=out)

@@ -10,6 +10,7 @@ from ..errors import RedisUnavailable
 from ..ops.daemon import KIND
 from ..ops.local import local_worker
 from ..ops.presence import live_workers
+from ..redaction import shown_url
 from ..store import redis_url, sync_redis
 
 __all__ = ["KernelStatus", "kernel_status"]
@@ -20,6 +21,7 @@ class KernelStatus:
     """What ``%aiflow worker status`` and ``%load_ext aiflow_nb`` report."""
 
     redis: str
+    """The Redis URL as shown (``shown_url``: no password)."""
     embedded: bool
     namespace: str
     workers: int
@@ -60,7 +62,7 @@ def kernel_status(started: bool = False, daemon: str | None = None) -> KernelSta
         ]
     except RedisUnavailable as exc:
         return KernelStatus(
-            redis=s.redis_url or "embedded",
+            redis=shown_url(s.redis_url) if s.redis_url else "embedded",
             embedded=s.redis_url is None,
             namespace=s.namespace,
             workers=0,
@@ -68,7 +70,7 @@ def kernel_status(started: bool = False, daemon: str | None = None) -> KernelSta
             error=str(exc),
         )
     return KernelStatus(
-        redis=url,
+        redis=shown_url(url),
         embedded=s.redis_url is None,
         namespace=s.namespace,
         workers=len(others),
