@@ -16,7 +16,8 @@ from aiflow_nb.authoring.workflow import Workflow
 from aiflow_nb.errors import CellError, InvalidInputs, RunNotFound, WorkflowNotFound
 from aiflow_nb.notebook import CodeSession
 from aiflow_nb.ops.local import local_worker, stop_local_worker
-from aiflow_nb.store import sync_redis
+from aiflow_nb.redaction import shown_url
+from aiflow_nb.store import redis_url, sync_redis
 
 from support.notebook import run_cell, shell_fixture, start_worker, stop_worker  # noqa: F401
 from support.outage import PrivateRedis, private_redis_fixture  # noqa: F401
@@ -51,7 +52,7 @@ def test_load_ext_prints_one_status_line_and_starts_in_kernel_worker(
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
     ns = aiflow_nb.settings().namespace
-    assert lines[0].startswith("aiflow-nb: Redis unix://")
+    assert lines[0].startswith(f"aiflow-nb: Redis {shown_url(redis_url())} · ")
     assert f"namespace {ns}" in lines[0]
     assert "0 out-of-kernel workers live" in lines[0]
     assert lines[0].endswith("in-kernel worker started")

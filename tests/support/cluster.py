@@ -186,7 +186,7 @@ READY_HEADER = """\
 # The Redis-touching tests that pass on a 3-master Redis Cluster today (scripts/test-cluster
 # runs them; the others are skipped, saying why). One pytest node id, or a prefix of one
 # (a module: tests/test_x.py), per line. Written by scripts/cluster-ready (which runs them
-# all on a cluster); widen it as the partitioned key layout lands.
+# all on a cluster); the tests left out expect a single node (see docs/cluster.md).
 """
 
 
