@@ -55,6 +55,10 @@ def decode_record(raw: Mapping[bytes, bytes]) -> dict[str, Any]:
     return rec
 
 
+_ENDING = ("status", "output", "error")
+_ENDING_RAW = tuple(name.encode() for name in _ENDING)
+
+
 class RunHandle:
     """Status, result, events and spans of the run ``run_id``."""
 
@@ -90,6 +94,15 @@ class RunHandle:
             public = masked_inputs(rec["inputs"], rec.get("secret_args") or ())
             rec["inputs"] = rec["inputs"] if public is None else public
         return rec
+
+    def _ending(self) -> dict[str, Any]:
+        """The fields ``result`` needs of the record (status, output, error), decoded as
+        ``record()`` decodes them: one HMGET, not the whole record (inputs parsed and
+        masked for nothing)."""
+        raw = cast("list[bytes | None]", self.client.hmget(keys.run(self.run_id), *_ENDING))
+        if raw[0] is None:
+            raise RunNotFound(self.run_id)
+        return decode_record({k: v for k, v in zip(_ENDING_RAW, raw, strict=True) if v is not None})
 
     @property
     def status(self) -> str:
@@ -129,7 +142,7 @@ class RunHandle:
         Raises ``TimeoutError`` when ``timeout`` seconds pass first.
         """
         self._follow_to_end(timeout)
-        rec = self._outage(timeout).call(self.record)  # the run ended: read it, through an outage
+        rec = self._outage(timeout).call(self._ending)  # the run ended: read it, through an outage
         if rec["status"] == RunStatus.COMPLETED:
             return rec.get("output")
         if rec["status"] == RunStatus.CANCELLED:
