@@ -105,8 +105,13 @@ def shown_url(url: str) -> str:
     """``url`` as it may be shown (a notebook's status line, an error message, the
     dashboard, a log line): its password, and the value of a credential-named query
     argument (``?password=``), replaced by ``***``; the user name, hosts and the rest as
-    given (``redis://app:***@10.0.0.11:6379/0``)."""
-    parts = urlsplit(url)
+    given (``redis://app:***@10.0.0.11:6379/0``). A URL too malformed to parse (an
+    unclosed ``[``) keeps nothing between ``://`` and its last ``@``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        head, sep, rest = url.partition("://")
+        return f"{head}{sep}{MASK}@{rest.rpartition('@')[2]}" if "@" in rest else url
     userinfo, at, hosts = parts.netloc.rpartition("@")
     netloc = parts.netloc
     if at:

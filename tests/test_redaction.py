@@ -128,6 +128,8 @@ def test_split_stream_holds_back_only_an_end_a_secret_may_begin_with() -> None:
         ),
         ("unix:///tmp/r.sock", "unix:///tmp/r.sock"),
         ("redis://app@host:6379", "redis://app@host:6379"),  # a user name is no secret
+        ("redis://app:pw@[::1", "redis://***@[::1"),  # unparseable: all before its @ masked
+        ("redis://[::1", "redis://[::1"),
     ],
 )
 def test_shown_url_masks_the_password_and_keeps_the_rest(url: str, shown: str) -> None:

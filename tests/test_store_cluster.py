@@ -98,6 +98,20 @@ def test_a_bad_cluster_url_is_a_config_error_saying_what_is_wrong(url: str, says
         parse(url)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "rediss+cluster://app:hunter2-long@",  # no seed
+        "rediss+cluster://app:hunter2-long@a.example:x",  # a bad seed
+        "rediss+cluster://app:hunter2-long@[::1",  # cannot be parsed at all
+    ],
+)
+def test_a_bad_cluster_urls_error_never_shows_its_password(url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(url)
+    assert "hunter2" not in str(info.value) and "***@" in str(info.value)
+
+
 def test_a_cluster_url_carries_credentials_and_tls() -> None:
     spec = parse("rediss+cluster://app:s%40cret@a.example:6380,[::1]:6381")
     assert spec.seeds == (("a.example", 6380), ("::1", 6381))

@@ -25,6 +25,7 @@ from redis.cluster import NodesManager as SyncNodesManager
 from redis.exceptions import RedisClusterException
 
 from ..errors import ConfigError
+from ..redaction import shown_url
 from .failures import ClusterUnreachable, unreachable
 from .packing import packed
 
@@ -59,13 +60,18 @@ class ClusterUrl:
 def parse(url: str) -> ClusterUrl:
     """Parse a cluster URL; ``ConfigError`` saying what is wrong with a bad one."""
     if not is_cluster_url(url):
-        raise ConfigError(f"not a Redis Cluster URL (redis+cluster://host:port,...): {url!r}")
-    parts = urlsplit(url)
+        raise ConfigError(
+            f"not a Redis Cluster URL (redis+cluster://host:port,...): {shown_url(url)!r}"
+        )
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 host
+        raise ConfigError(f"cannot parse the Redis Cluster URL {shown_url(url)!r}: {exc}") from None
     userinfo, _, hosts = parts.netloc.rpartition("@")
     user, _, password = userinfo.partition(":")
     seeds = tuple(_seed(s, url) for s in hosts.split(",") if s.strip())
     if not seeds:
-        raise ConfigError(f"a Redis Cluster URL names at least one host:port: {url!r}")
+        raise ConfigError(f"a Redis Cluster URL names at least one host:port: {shown_url(url)!r}")
     return ClusterUrl(
         seeds,
         unquote(user) or None,
@@ -77,7 +83,7 @@ def parse(url: str) -> ClusterUrl:
 def _seed(text: str, url: str) -> tuple[str, int]:
     host, sep, port = text.strip().rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"seed {text!r} of {url!r} is not host:port")
+        raise ConfigError(f"seed {text!r} of {shown_url(url)!r} is not host:port")
     return host.strip("[]"), int(port)
 
 
