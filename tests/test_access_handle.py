@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 from click.testing import CliRunner
@@ -11,6 +12,7 @@ import aiflow_nb as af
 from aiflow_nb import component, workflow
 from aiflow_nb.cli import cli
 
+from support.helpers import wait_for
 from support.processes import python_subprocess
 
 
@@ -53,6 +55,31 @@ def test_result_times_out_with_a_clear_error(monkeypatch: pytest.MonkeyPatch) ->
     handle = napping.start(seconds=0)
     with pytest.raises(TimeoutError, match="still queued"):
         handle.result(timeout=0.2)
+
+
+def test_result_follows_on_when_a_failed_run_was_resumed_before_it_looked() -> None:
+    """The handle ``start()`` gave follows on from the run's ``run.queued``: it reads the
+    first attempt's ``run.failed`` then finds the run resumed, and waits for its real end
+    (it raised ``RunFailed`` without an error before)."""
+    go_on = threading.Event()
+    attempts: list[int] = []
+
+    @workflow
+    def fails_once() -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("first attempt fails")
+        go_on.wait(30)
+        return "second attempt"
+
+    handle = fails_once.start()
+    other = af.attach(handle.run_id)
+    assert other.wait(timeout=30) == "failed"
+    other.resume()
+    wait_for(lambda: other.status == "running", 10, "the resumed run to start")
+    threading.Timer(0.5, go_on.set).start()
+    assert handle.result(timeout=30) == "second attempt"
+    assert len(attempts) == 2
 
 
 def test_runs_lists_newest_first_with_filters() -> None:

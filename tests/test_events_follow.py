@@ -185,6 +185,24 @@ def test_from_the_tail_an_earlier_attempts_end_does_not_stop_a_resumed_run() -> 
     assert log == [status_and_tail(), [], xread("9-0"), ["10-0", "11-0"]]
 
 
+def test_from_a_known_tail_the_first_command_is_the_blocking_read() -> None:
+    """A run its handle just submitted: XREAD from its run.queued id, no status first."""
+    live = [(stream().encode(), [entry("4-0", "run.started"), entry("5-0", "run.completed")])]
+    log = play(Follow(RUN, replay=False, tail="3-0", ends_only=True).flow(), [live])
+    assert log == [[], xread("3-0", count=WAITER_PAGE), ["4-0", "5-0"]]
+
+
+def test_from_a_known_tail_past_the_deadline_the_status_decides() -> None:
+    """Past the deadline before any read: the status (not read yet) says whether the run
+    ended (the rest is read, no timeout) or is still going (``RunTimeout`` naming it)."""
+    ended = play(Follow(RUN, replay=False, tail="3-0", timeout=0).flow(), [b"completed", []])
+    assert ended == [[], hget(), xrange("(3-0")]
+    flow = Follow(RUN, replay=False, tail="3-0", timeout=0).flow()
+    assert next(flow) == [] and flow.send(None) == hget()
+    with pytest.raises(RunTimeout, match="still running"):
+        flow.send(b"running")
+
+
 def test_idle_and_the_status_says_ended_reads_the_rest_once_and_stops() -> None:
     """A log line may follow run.completed: the status, not the last event, ends it."""
     rest = [entry("6-0", "run.completed"), entry("7-0", "log")]

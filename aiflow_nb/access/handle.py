@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any, cast
 
@@ -17,6 +18,7 @@ from ..events.status import RunStatus
 from ..ops import answer as _answer
 from ..ops import submit as _submit
 from ..ops.routing import waiting_reason
+from ..ops.submit import Submission
 from ..redaction import masked_inputs
 from ..serialization import loads
 from ..store import sync_redis
@@ -55,6 +57,11 @@ def decode_record(raw: Mapping[bytes, bytes]) -> dict[str, Any]:
     return rec
 
 
+def _left(deadline: float | None) -> float | None:
+    """Seconds to ``deadline`` (a ``time.monotonic`` time; None: no deadline), at least 0."""
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
 _ENDING = ("status", "output", "error")
 _ENDING_RAW = tuple(name.encode() for name in _ENDING)
 
@@ -68,6 +75,16 @@ class RunHandle:
     def __init__(self, run_id: str, client: redis.Redis | None = None) -> None:
         self.run_id = run_id
         self._client = client
+        self._tail: str | None = None
+        """The ``run.queued`` id of a run this handle's process just submitted (its stream's
+        end then): the first wait follows on from it, reading no status first."""
+
+    @classmethod
+    def submitted(cls, submission: Submission) -> RunHandle:
+        """The handle of a run just queued by ``ops.submit.submit_run``."""
+        handle = cls(submission.run_id)
+        handle._tail = submission.queued
+        return handle
 
     @property
     def client(self) -> redis.Redis:
@@ -141,13 +158,22 @@ class RunHandle:
 
         Raises ``TimeoutError`` when ``timeout`` seconds pass first.
         """
-        self._follow_to_end(timeout)
-        rec = self._outage(timeout).call(self._ending)  # the run ended: read it, through an outage
-        if rec["status"] == RunStatus.COMPLETED:
-            return rec.get("output")
-        if rec["status"] == RunStatus.CANCELLED:
-            raise RunCancelled(self.run_id)
-        raise RunFailed(self.run_id, rec.get("error"))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        left = timeout  # as given: a RunTimeout says it
+        while True:
+            end = self._follow_to_end(left)
+            if end is not None and end.type == "run.completed" and "output" in end.data:
+                return end.data["output"]  # what the record holds (a large one: a reference)
+            # the run ended: read it, through an outage
+            rec = self._outage(left).call(self._ending)
+            if rec["status"] == RunStatus.COMPLETED:
+                return rec.get("output")
+            if rec["status"] == RunStatus.CANCELLED:
+                raise RunCancelled(self.run_id)
+            if rec["status"] == RunStatus.FAILED:
+                raise RunFailed(self.run_id, rec.get("error"))
+            # failed, and resumed since by someone before its status was read: follow on
+            left = _left(deadline)
 
     def wait(self, timeout: float | None = None) -> str:
         """Block until the run ends; return its status (``RunTimeout`` after ``timeout`` s,
@@ -155,17 +181,23 @@ class RunHandle:
         self._follow_to_end(timeout)
         return self._outage(timeout).call(lambda: self.status)
 
-    def _follow_to_end(self, timeout: float | None) -> None:
-        """Block until the run ends (``wait``, less reading its status)."""
+    def _follow_to_end(self, timeout: float | None) -> Event | None:
+        """Block until the run ends (``wait``, less reading its status); the last run end
+        event read on the way, if any (none when the run had ended before)."""
+        tail, self._tail = self._tail, None  # once: a later wait may follow a resumed run
+        end: Event | None = None
         try:
-            follow = Follow(self.run_id, replay=False, timeout=timeout, ends_only=True)
-            for _ in follow.batches(self.client):
-                pass
+            follow = Follow(self.run_id, replay=False, timeout=timeout, ends_only=True, tail=tail)
+            for batch in follow.batches(self.client):
+                for event in batch:
+                    if event.terminal:
+                        end = event
         except RunTimeout as exc:
             waiting = self.waiting
             if waiting:
                 exc.args = (f"{exc.args[0]}: {waiting}",)
             raise
+        return end
 
     def _outage(self, timeout: float | None) -> Outage:
         return Outage(f"waiting for run {self.run_id}", patience=timeout)

@@ -19,11 +19,11 @@ __all__ = ["resume", "start"]
 def start(wf: Workflow[Any, Any], inputs: dict[str, Any]) -> RunHandle:
     """Queue a run of ``wf`` with bound ``inputs``; a worker (in this process if no live
     worker can execute it, see ``ops/local.py``) executes it."""
-    run_id = _submit.submit(
+    submission = _submit.submit_run(
         wf.name, inputs, secret_args=wf.secret_args, code=wf.code_bundle, retention=wf.retention
     )
     ensure_local_worker(workflow=wf.name, code=wf.code_bundle is not None)
-    return RunHandle(run_id)
+    return RunHandle.submitted(submission)
 
 
 def resume(run_id: str) -> RunHandle:

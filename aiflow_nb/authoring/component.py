@@ -86,6 +86,13 @@ class Component(Generic[P, R]):
         )
         self._accepted = frozenset(p.name for p in params)
         self._required = frozenset(p.name for p in params if p.default is p.empty)
+        positional = self._positional
+        self._by_position = (
+            positional if positional is not None and self._required <= set(positional) else None
+        )
+        """The parameter names when every required one is positional-or-keyword: positional
+        arguments alone then fit from ``_least`` of them up to all (no further checks)."""
+        self._least = len(self._required)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -122,6 +129,9 @@ class Component(Generic[P, R]):
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Arguments by parameter name (``TypeError`` when they do not fit the signature)."""
         names = self._positional
+        by_position = self._by_position
+        if not kwargs and by_position is not None and self._least <= len(args) <= len(by_position):
+            return dict(zip(by_position, args, strict=False))  # the commonest call
         if names is not None and len(args) <= len(names) and not kwargs.keys() & names[: len(args)]:
             inputs = dict(zip(names, args, strict=False))  # fast path: a plain signature
             inputs.update(kwargs)

@@ -6,7 +6,8 @@ touches a connection, so a test drives it by hand; ``batches`` (``redis.Redis``)
 ``abatches`` (``redis.asyncio.Redis``) drive it for real. The rules, in order:
 
 1. the record's ``status`` (none: ``RunNotFound``); without ``replay``, with the stream's
-   current last id, read at once (one script);
+   current last id, read at once (one script), unless the caller knows that id with the run
+   not ended (``tail``: a run it just submitted), which is then read from, nothing first;
 2. ``replay``: XRANGE pages after ``after`` (one batch each); else position at that last
    id, replaying nothing;
 3. stop when not following, or (replaying) when the last event read is a ``run.*`` end in
@@ -126,6 +127,10 @@ class Follow:
     """Seconds of Redis outage the drivers sit through (re-sending the command) before
     they raise ``RedisUnavailable``; None: ``timeout``, and without one as long as it
     lasts."""
+    tail: str | None = None
+    """Without ``replay``: the stream's last id as the caller knows it, the run not ended
+    then (a run it just submitted: its ``run.queued`` id). The follow starts there without
+    reading the status and the tail first (one round trip less)."""
     ends_only: bool = False
     """For a reader that only waits for the end (``RunHandle.wait``, the API's sync
     invocation): batches hold only the events that may end the run (``run.*``) and each
@@ -142,10 +147,13 @@ class Follow:
     def flow(self) -> Flow:
         """The sans-IO reader (see the module docstring)."""
         deadline = None if self.timeout is None else self.clock() + self.timeout
+        status: str | None = None  # not read yet (a known ``tail``)
         if self.replay:
             status = yield from self._status()
-        else:
+        elif self.tail is None:
             status, tail = yield from self._status_and_tail()
+        else:
+            tail = self.tail
         if self.replay:
             cursor, last = yield from self._pages(self.after)
             if not self.follow or self._ends(last):
@@ -162,7 +170,15 @@ class Follow:
                 if status in self.stop:
                     yield from self._pages(cursor)
                     return
-            batch, full = yield from self._read(cursor, self._block(deadline, status))
+            block = self._block(deadline)
+            if block is None:  # past the deadline
+                if status is None:  # not read yet (a known tail): it may have ended
+                    status = yield from self._status()
+                    if status in self.stop:
+                        yield from self._pages(cursor)
+                        return
+                raise RunTimeout(self.run_id, status, self.timeout or 0.0)
+            batch, full = yield from self._read(cursor, block)
             yield batch
             if batch:
                 cursor = batch[-1].id
@@ -224,13 +240,13 @@ class Follow:
         """``event`` ends the follow: a ``run.*`` end whose status is in ``stop``."""
         return event is not None and event.terminal and event.type.removeprefix("run.") in self.stop
 
-    def _block(self, deadline: float | None, status: str) -> int:
-        """Milliseconds the next XREAD may block; ``RunTimeout`` once past ``deadline``."""
+    def _block(self, deadline: float | None) -> int | None:
+        """Milliseconds the next XREAD may block; None once past ``deadline``."""
         if deadline is None:
             return self.block_ms
         left = deadline - self.clock()
         if left <= 0:
-            raise RunTimeout(self.run_id, status, self.timeout or 0.0)
+            return None
         return max(1, min(self.block_ms, math.ceil(left * 1000)))
 
     # --- the drivers ------------------------------------------------------------

@@ -6,8 +6,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from ..errors import SerializationError
-from ..serialization import dumps, loads
+import orjson
+
+from ..serialization import DUMPS_OPTIONS, dumps, loads
 from .status import TERMINAL_EVENTS
 
 __all__ = ["FIELD", "Event", "EventType", "encode_event", "make_payload"]
@@ -107,6 +108,6 @@ def encode_event(
     if data:
         doc["data"] = data
     try:
-        return dumps(doc)
-    except SerializationError:
-        return dumps(doc, f"{type} event data")  # raises again, naming the event
+        return orjson.dumps(doc, option=DUMPS_OPTIONS)  # ``dumps``, one call less: two per step
+    except (TypeError, orjson.JSONEncodeError):
+        return dumps(doc, f"{type} event data")  # raises SerializationError, naming the event

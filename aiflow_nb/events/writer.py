@@ -504,7 +504,7 @@ def _events_op(events: list[bytes]) -> tuple[Any, ...]:
     argument with their lengths (``E``: one argument for Redis to parse, not one each)."""
     if len(events) == 1:
         return ("e", 1, events[0])
-    return ("E", ",".join(str(len(e)) for e in events), b"".join(events))
+    return ("E", ",".join([str(len(e)) for e in events]), b"".join(events))
 
 
 def _without_undone(batch: list[Op]) -> list[Op]:

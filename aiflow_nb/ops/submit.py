@@ -6,7 +6,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import redis
 
@@ -27,7 +27,17 @@ from .routing import run_queue
 if TYPE_CHECKING:
     from redis.typing import EncodableT, FieldT
 
-__all__ = ["Seed", "cancel", "new_run_id", "requeue", "resolve_version", "resume", "submit"]
+__all__ = [
+    "Seed",
+    "Submission",
+    "cancel",
+    "new_run_id",
+    "requeue",
+    "resolve_version",
+    "resume",
+    "submit",
+    "submit_run",
+]
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,15 @@ class Seed:
     source: str
     steps: list[str] | None
     journal: Mapping[bytes, bytes]
+
+
+class Submission(NamedTuple):
+    """A queued run: its id, and the id of its ``run.queued`` event when that is known to
+    be the last of its stream as submitted (the script path: a reader of this run may
+    follow on from there without first reading its status; None otherwise)."""
+
+    run_id: str
+    queued: str | None
 
 
 def new_run_id(partition: int | None = None) -> str:
@@ -73,6 +92,32 @@ def submit(
     client: redis.Redis | None = None,
     seed: Seed | None = None,
 ) -> str:
+    """``submit_run``'s run id (see there)."""
+    return submit_run(
+        workflow,
+        inputs,
+        version=version,
+        idempotency_key=idempotency_key,
+        secret_args=secret_args,
+        code=code,
+        retention=retention,
+        client=client,
+        seed=seed,
+    ).run_id
+
+
+def submit_run(
+    workflow: str,
+    inputs: dict[str, Any],
+    *,
+    version: str | None = None,
+    idempotency_key: str | None = None,
+    secret_args: Iterable[str] = (),
+    code: str | None = None,
+    retention: float | None = None,
+    client: redis.Redis | None = None,
+    seed: Seed | None = None,
+) -> Submission:
     """Record a run of ``workflow`` and put it on its queue (``ops/routing.py``), atomically; return
     its run id (``aiflow_nb.access`` wraps it in a ``RunHandle``).
 
@@ -155,7 +200,7 @@ def submit(
 
     if idempotency_key is None and not (seed is not None and seed.journal):
         pairs = [v for field_value in record.items() for v in field_value]
-        run_script_sync(
+        queued = run_script_sync(
             r,
             _SUBMIT,
             5 + new_queue,
@@ -170,8 +215,10 @@ def submit(
             payload,
             *pairs,
         )
-        submitted = run_id
-    elif idempotency_key is None:  # a rerun with its seed: a transaction
+        if new_queue:
+            registered.remember(queues, queue)
+        return Submission(run_id, queued.decode() if isinstance(queued, bytes) else str(queued))
+    if idempotency_key is None:  # a rerun with its seed: a transaction
         pipe = r.pipeline(transaction=True)
         write(pipe)
         pipe.execute()
@@ -180,20 +227,21 @@ def submit(
         submitted = _submit_once(r, idempotency_key, run_id, write)
     if new_queue:
         registered.remember(queues, queue)
-    return submitted
+    return Submission(submitted, None)
 
 
 _SUBMIT = """-- aiflow: a run's submit (ops/submit.py), one slot: the run's partition
 -- KEYS: record, the runs index, the workflow's runs index, events, queue[, its version's
 -- queue set, when this process has not added the queue yet]
 -- ARGV: run id, now (epoch s), the run.queued payload, then the record's field value pairs
+-- Returns the run.queued event's id.
 redis.call('HSET', KEYS[1], unpack(ARGV, 4, #ARGV))
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-redis.call('XADD', KEYS[4], '*', '@FIELD@', ARGV[3])
+local queued = redis.call('XADD', KEYS[4], '*', '@FIELD@', ARGV[3])
 redis.call('XADD', KEYS[5], '*', 'run_id', ARGV[1])
 if KEYS[6] then redis.call('SADD', KEYS[6], KEYS[5]) end
-return 1
+return queued
 """.replace("@FIELD@", FIELD.decode())
 """The submit without an idempotency key or a seed: what ``write`` queues on a
 transaction, as one script (one command to send and one reply to read, not seven)."""

@@ -136,6 +136,8 @@ class Call:
 
     def _public_inputs(self) -> dict[str, Any]:
         secret = self.component.secret_args
+        if not secret:
+            return self.inputs  # shown as is, never changed: no copy
         return {k: (REDACTED if k in secret else v) for k, v in self.inputs.items()}
 
     def args_hash(self) -> str:
@@ -165,7 +167,12 @@ class Call:
         return self.ctx.writer.mask(value) if self.ctx is not None else value
 
     def _holds_secret(self, encoded: bytes) -> bool:
-        return self.ctx is not None and self.ctx.writer.redactor.may_hold(encoded)
+        if self.ctx is None:
+            return False
+        redactor = self.ctx.writer.redactor  # ``may_hold``, less a call for a value with no key
+        if redactor.known and redactor.may_hold_known(encoded):
+            return True
+        return b'":' in encoded and may_name_credentials(encoded)
 
     # --- journal ------------------------------------------------------------
     def replay(self, before: Callable[[Any], None] | None = None) -> tuple[bool, Any]:
@@ -261,19 +268,21 @@ class Call:
             )
         else:  # a step's arguments are stored nowhere: a large one is only previewed
             shown = value_fields("inputs", public, size=self._size)
-        data: dict[str, Any] = {**shown, "key": key}
+        shown["key"] = key
         if self.rerun is not None:
-            data["rerun"] = self.rerun
-        self._add_attributes(data)  # what the call knew of itself before it started
+            shown["rerun"] = self.rerun
+        frame = self.frame
+        checked = True  # the inputs' keys were checked by args_hash
+        if frame is not None and frame.attributes:  # what the call knew of itself
+            shown["attributes"] = dict(frame.attributes)
+            checked = False  # attributes are the call's own
         self.started_at = time.time()
-        # the inputs' keys were checked by args_hash; attributes are the call's own
-        checked = "attributes" not in data
-        self.emit("span.started", data, ts=self.started_at, keys_checked=checked)
+        self.emit("span.started", shown, ts=self.started_at, keys_checked=checked)
 
     def begin(self) -> str | None:
         """Start the span; return the cache key to look up, if caching applies."""
         self.start()
-        return self.lookup_key()
+        return None if self.policies.cache is None else self.lookup_key()
 
     def lookup_key(self) -> str | None:
         """The cache key to look up: none for a step a rerun was told to execute (named
@@ -344,21 +353,24 @@ class Call:
             value = loads(encoded)
         self.encoded = encoded
         self._record(doc)
-        cache_key = self.cache_key() if fallback_from is None and self.journaled else None
-        if cache_key is not None and self.policies.cache is not None:
-            ttl_ms = int(self.policies.cache.ttl * 1000)
-            self.ctx.writer.raw("set", cache_key, doc, px=ttl_ms)
-        data: dict[str, Any] = {
-            **self._shown(value, encoded),
-            "duration": self.elapsed(),
-            "attempts": self.attempts,
-        }
+        cache = self.policies.cache
+        if cache is not None and fallback_from is None and self.journaled:
+            cache_key = self.cache_key()
+            if cache_key is not None:
+                self.ctx.writer.raw("set", cache_key, doc, px=int(cache.ttl * 1000))
+        data = self._shown(value, encoded)  # a dict of its own
+        data["duration"] = time.perf_counter() - self.t0
+        data["attempts"] = self.attempts
+        # the output's keys were checked by _shown (unless a view made other data)
+        checked = self.view is None
         if fallback_from is not None:
             data["fallback"] = True
             data["error"] = event_error(error_document(fallback_from, self._mask))
-        self._add_attributes(data)
-        # the output's keys were checked by _shown (unless a view made other data)
-        checked = self.view is None and fallback_from is None and "attributes" not in data
+            checked = False
+        frame = self.frame
+        if frame is not None and frame.attributes:
+            data["attributes"] = dict(frame.attributes)
+            checked = False
         self.emit("span.completed", data, ts=end, keys_checked=checked)
         return value
 
@@ -395,7 +407,7 @@ class Call:
         if self.frame is not None and self.frame.attributes:
             head_doc["a"] = self.frame.attributes
         head = dumps(head_doc)
-        return head[:-1] + b',"r":' + encoded + b"}"
+        return b"".join((head[:-1], b',"r":', encoded, b"}"))
 
     def _add_attributes(self, data: dict[str, Any]) -> None:
         if self.frame is not None and self.frame.attributes:
