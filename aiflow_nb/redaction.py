@@ -134,26 +134,34 @@ def environment_secrets(extra: Iterable[str] = ()) -> tuple[str, ...]:
     return _longest_first((*found, *extra)) if extra else found
 
 
-_scanned: tuple[frozenset[tuple[Any, Any]], tuple[str, ...]] | None = None
-"""The environment as last scanned (its raw items) and the secrets found in it."""
+_scanned: tuple[dict[Any, Any], tuple[str, ...]] | None = None
+"""The environment as last scanned (a copy of its raw variables) and the secrets found."""
 
 
 def _environment_literals() -> tuple[str, ...]:
     """``environment_secrets()`` of the environment, scanned again only when it changed
-    (every run's writer and every submit ask; comparing the raw items is done in C, the
-    scan decodes every variable)."""
+    (every run's writer and every submit ask; comparing the raw variables with the copy
+    is done in C, mostly by identity, the scan decodes every variable)."""
     global _scanned
     raw = getattr(os.environ, "_data", None)  # CPython's: the undecoded variables
-    mark = frozenset(raw.items()) if isinstance(raw, dict) else None
     done = _scanned
-    if mark is not None and done is not None and done[0] == mark:
+    if isinstance(raw, dict) and done is not None and done[0] == raw:
         return done[1]
     found = _longest_first(
         v for k, v in os.environ.items() if (k.endswith("_API_KEY") or k == "AIFLOW_SECRET") and v
     )
-    if mark is not None:
-        _scanned = (mark, found)
+    if isinstance(raw, dict):
+        _scanned = (dict(raw), found)
     return found
+
+
+_from_environment: tuple[tuple[str, ...], Redactor] | None = None
+"""The last scan's secrets and the ``Redactor.from_environment()`` made of them."""
+
+
+def _remember_environment(literals: tuple[str, ...], redactor: Redactor) -> None:
+    global _from_environment
+    _from_environment = (literals, redactor)
 
 
 def _longest_first(values: Iterable[str]) -> tuple[str, ...]:
@@ -211,7 +219,16 @@ class Redactor:
     @classmethod
     def from_environment(cls, extra: Iterable[str] = ()) -> Redactor:
         """Credential-named keys, plus the environment's secrets (``environment_secrets``)."""
-        return cls(literals=environment_secrets(extra))
+        extra = tuple(extra)
+        literals = environment_secrets(extra)
+        if extra:
+            return cls(literals=literals)
+        made = _from_environment
+        if made is not None and made[0] is literals:  # the same scan: it is immutable
+            return made[1]
+        redactor = cls(literals=literals)
+        _remember_environment(literals, redactor)
+        return redactor
 
     def knows(self, literal: str) -> bool:
         return literal in self._known or len(literal) < MIN_LITERAL

@@ -56,6 +56,21 @@ def test_environment_provider_keys_are_literals(monkeypatch: pytest.MonkeyPatch)
     assert Redactor(literals=literals).apply("x ak-live-123456 y") == f"x {MASK} y"
 
 
+def test_the_environments_redactor_follows_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``from_environment`` keeps what it made while the environment is unchanged (every
+    submit and run asks), and sees a secret set or unset since."""
+    monkeypatch.delenv("LATER_API_KEY", raising=False)
+    before = Redactor.from_environment()
+    assert Redactor.from_environment() is before
+    monkeypatch.setenv("LATER_API_KEY", "sk-later-98765")
+    now = Redactor.from_environment()
+    assert "sk-later-98765" in now.literals and now.apply("sk-later-98765") == MASK
+    monkeypatch.delenv("LATER_API_KEY")
+    assert "sk-later-98765" not in Redactor.from_environment().literals
+
+
 def test_credential_names_include_tokens_and_keys_but_not_token_counts() -> None:
     for name in ("token", "github_token", "DB_PASSWORD", "signing_key", "X-Api-Key", "apikey"):
         assert is_sensitive_key(name), name

@@ -166,12 +166,17 @@ async def _last_flush(writer: RunWriter, control: RunControl) -> None:
 
 
 def _finish(
-    writer: EventWriter, status: RunStatus, data: dict[str, Any], record: dict[str, Any]
+    writer: EventWriter,
+    status: RunStatus,
+    data: dict[str, Any],
+    record: dict[str, Any],
+    keys_checked: bool = False,
 ) -> None:
     """The run's terminal write: record, running set, lease, queue entry and the
     ``run.<status>`` event, in one fenced batch, so whoever sees the end may resume the run
     at once. The record's inputs lose their secrets here (``secrets_dropped``);
-    ``record``'s values (encoded, masked by the caller) are written as they are."""
+    ``record``'s values (encoded, masked by the caller) are written as they are;
+    ``keys_checked``: the caller checked ``data``'s keys for credential names."""
     if writer.fence is not None:
         writer.fence.final = True  # the heartbeat leaves the run alone from here on
     fields = dict(record)
@@ -185,7 +190,7 @@ def _finish(
     writer.raw("srem", keys.running(keys.partition_of(writer.run_id)), writer.run_id)
     writer.release()
     _settle(writer)
-    writer.emit(f"run.{status}", data=data)
+    writer.emit(f"run.{status}", data=data, keys_checked=keys_checked)
     if isinstance(writer, RunWriter):  # every key of the run expires after its retention
         retention.expire_in_batch(writer, writer.workflow, writer.retention, writer.seeded)
 
@@ -357,6 +362,7 @@ async def _execute(
         "run.resumed" if resumed else "run.started",
         name=rec["workflow"],
         data={"worker": worker_id, "attempt": attempt, "journaled": len(journal)},
+        keys_checked=True,  # its own keys
     )
     if rec.get("cancel_requested"):
         _finish(writer, RunStatus.CANCELLED, {}, {})
@@ -445,5 +451,6 @@ async def _run_root(
         RunStatus.COMPLETED,
         {**shown, "duration": time.time() - t0},
         {"output": encoded},
+        keys_checked=True,  # the output's, by may_hold above
     )
     return RunStatus.COMPLETED
