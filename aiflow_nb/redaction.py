@@ -241,7 +241,10 @@ class Redactor:
         """A copy that also masks ``secret_args`` and the text held by them and by
         credential-named keys in ``inputs`` (``secret_literals``)."""
         names = frozenset(secret_args)
-        return Redactor(self.names | names, (*self.literals, *secret_literals(names, inputs)))
+        found = secret_literals(names, inputs)
+        if not found and names <= self.names:
+            return self  # nothing to add (most runs): it is immutable
+        return Redactor(self.names | names, (*self.literals, *found))
 
     def may_hold(self, payload: bytes) -> bool:
         """Whether the JSON document ``payload`` may hold something to mask (a literal,
