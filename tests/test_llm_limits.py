@@ -113,8 +113,11 @@ def test_three_processes_share_a_120_rpm_bucket_the_server_never_sees_exceeded()
             python_subprocess(CALLER.format(url=server.base_url, start=start, calls=calls))
             for _ in range(3)
         ]
-        for proc in procs:
-            _, err = proc.communicate(timeout=60)
+        # all reaped (their pipes closed) before any assert: one that failed would leave
+        # the others' pipes to the garbage collector, an unclosed-file ResourceWarning in
+        # whichever test runs then (test_llm_retries' first, on a cluster run)
+        errs = [proc.communicate(timeout=60)[1] for proc in procs]
+        for proc, err in zip(procs, errs, strict=True):
             assert proc.returncode == 0, err
         log = sorted(server.llm.requests, key=lambda r: r["ts"])
     assert len(log) == 3 * calls and all(r["status"] == 200 for r in log)

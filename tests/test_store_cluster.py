@@ -12,13 +12,16 @@ from pathlib import Path
 import pytest
 import redis
 import redis.asyncio as aredis
+from redis.asyncio.cluster import NodesManager as AsyncNodesManager
 from redis.cluster import key_slot
+from redis.exceptions import MovedError
 
 import aiflow_nb
 from aiflow_nb import defaults
 from aiflow_nb.errors import ConfigError, RedisUnavailable
 from aiflow_nb.store import async_redis, channels, is_cluster, run_in_new_loop, sync_redis
 from aiflow_nb.store.cluster import parse
+from aiflow_nb.store.connection import new_async_client
 from aiflow_nb.store.failures import ClusterUnreachable
 from aiflow_nb.store.outage import CONNECTION_ERRORS, Outage
 
@@ -77,6 +80,33 @@ def test_a_cluster_url_selects_the_cluster_clients_which_spread_keys_over_the_ma
         return [await a.get(name) for name in names]
 
     assert run_in_new_loop(read()) == [n.encode() for n in names]
+
+
+def test_a_new_async_cluster_clients_first_commands_go_to_their_slots_master(
+    on_cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # redis-py 8.1 routes a new asyncio client's first keyed commands to a random master
+    # (it picks the node before it learns the slots): MOVED, and every fifth MOVED closes
+    # the connections the other commands are using (store/cluster.py, _AsyncCluster)
+    moved: list[int] = []
+    move_slot = AsyncNodesManager.move_slot
+
+    async def counted(self: AsyncNodesManager, e: MovedError) -> None:
+        moved.append(e.slot_id)
+        await move_slot(self, e)
+
+    monkeypatch.setattr(AsyncNodesManager, "move_slot", counted)
+
+    async def first_commands() -> None:
+        for _ in range(3):
+            client = new_async_client(on_cluster)
+            try:
+                await asyncio.gather(*(client.smembers(f"first:{i}") for i in range(6)))
+            finally:
+                await client.aclose()
+
+    run_in_new_loop(first_commands())
+    assert moved == []
 
 
 def test_a_single_redis_is_not_a_cluster() -> None:

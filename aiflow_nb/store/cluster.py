@@ -103,13 +103,33 @@ def async_cluster(url: str, **kwargs: Any) -> aredis.RedisCluster:
     """redis-py's asyncio ``RedisCluster`` for ``url`` (it connects on first use)."""
     spec = parse(url)
     nodes = [AsyncNode(host, port) for host, port in spec.seeds]
-    client = aredis.RedisCluster(startup_nodes=nodes, **spec.kwargs(), **kwargs)
+    client = _AsyncCluster(startup_nodes=nodes, **spec.kwargs(), **kwargs)
     client.nodes_manager.__class__ = _AsyncNodes
     shared = client.nodes_manager.connection_kwargs  # the nodes discovered later
     shared["connection_class"] = packed(shared.get("connection_class", aredis.Connection))
     for node in client.nodes_manager.startup_nodes.values():
         node.connection_class = packed(node.connection_class)
     return client
+
+
+class _AsyncCluster(aredis.RedisCluster):
+    """redis-py's asyncio ``RedisCluster``, learning the slots before it routes a command.
+
+    redis-py 8.1 picks a command's node before it initializes: with no slots known yet
+    (a new client, or one its own ``aclose()`` reset) a keyed command such as SMEMBERS
+    goes to a random primary, and MOVED comes back from two in three. Every fifth MOVED
+    (``reinitialize_steps``) calls ``aclose()``, which disconnects every connection of
+    every node, those other coroutines are still using too: one mid-handshake raises
+    ``AttributeError: 'NoneType' object has no attribute 'writelines'``. Initialized
+    first, the command goes to its slot's node.
+    """
+
+    __slots__ = ()
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self._initialize:
+            await self.initialize()
+        return await super().execute_command(*args, **kwargs)
 
 
 class _SyncNodes(SyncNodesManager):
