@@ -249,7 +249,9 @@ class Redactor:
     def may_hold(self, payload: bytes) -> bool:
         """Whether the JSON document ``payload`` may hold something to mask (a literal,
         a masked key); False is certain, so ``apply`` can be skipped."""
-        return (self.known and self.may_hold_known(payload)) or may_name_credentials(payload)
+        if self.known and self.may_hold_known(payload):
+            return True
+        return b'":' in payload and may_name_credentials(payload)  # no key: no call
 
     def may_hold_known(self, payload: bytes) -> bool:
         """``may_hold`` without the credential-named keys (for a caller that checked

@@ -167,12 +167,7 @@ class Call:
         return self.ctx.writer.mask(value) if self.ctx is not None else value
 
     def _holds_secret(self, encoded: bytes) -> bool:
-        if self.ctx is None:
-            return False
-        redactor = self.ctx.writer.redactor  # ``may_hold``, less a call for a value with no key
-        if redactor.known and redactor.may_hold_known(encoded):
-            return True
-        return b'":' in encoded and may_name_credentials(encoded)
+        return self.ctx is not None and self.ctx.writer.redactor.may_hold(encoded)
 
     # --- journal ------------------------------------------------------------
     def replay(self, before: Callable[[Any], None] | None = None) -> tuple[bool, Any]:
@@ -572,12 +567,9 @@ async def _invoke(call: Call) -> Any:
         result = await fn(*call.args, **call.kwargs)
     else:
         result = await asyncio.to_thread(fn, *call.args, **call.kwargs)
-    return await _consume(call, result) if _streams(result) else result
-
-
-def _streams(result: Any) -> bool:
-    """A call's result is an async iterator: the text it streams is the output."""
-    return hasattr(result, "__aiter__") and not isinstance(result, str | bytes)
+    if hasattr(result, "__aiter__") and not isinstance(result, str | bytes):
+        return await _consume(call, result)
+    return result
 
 
 async def _attempt_async(call: Call) -> Any:
@@ -606,16 +598,9 @@ async def run_async(call: Call) -> Any:
     token = frame_var.set(call.frame) if call.frame else None
     retry = call.policies.retry
     try:
-        component = call.component
-        if retry.attempts == 1 and call.policies.timeout is None and component.is_async:
-            # the commonest call: one attempt of a coroutine, no timeout (two frames less)
-            call.attempts += 1
-            if component.is_asyncgen:
-                value = await _consume(call, component.fn(*call.args, **call.kwargs))
-            else:
-                value = await component.fn(*call.args, **call.kwargs)
-                if _streams(value):
-                    value = await _consume(call, value)
+        if retry.attempts == 1 and call.policies.timeout is None:  # the commonest call
+            call.attempts += 1  # ``_attempt_async`` without its frame
+            value = await _invoke(call)
         elif retry.attempts == 1:  # no retrying machinery for a single attempt
             value = await _attempt_async(call)
         else:
