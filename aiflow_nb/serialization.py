@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -44,12 +45,21 @@ def loads(data: bytes | str | None) -> Any:
     return None if data is None else orjson.loads(data)
 
 
-def canonical(value: Any, what: str = "value") -> bytes:
+Naming = str | Callable[[], str]
+"""What a value is, for an error message: the words, or a function making them (a hot
+path then formats them only when there is an error to say it in)."""
+
+
+def _named(what: Naming) -> str:
+    return what if isinstance(what, str) else what()
+
+
+def canonical(value: Any, what: Naming = "value") -> bytes:
     """Serialise with sorted keys, so equal values give equal bytes (for cache keys)."""
     try:
         return orjson.dumps(value, option=_OPTS | orjson.OPT_SORT_KEYS)
     except (TypeError, orjson.JSONEncodeError) as exc:
-        raise SerializationError(f"{what} is not JSON-serialisable ({exc})") from None
+        raise SerializationError(f"{_named(what)} is not JSON-serialisable ({exc})") from None
 
 
 def digest(data: bytes | str, length: int = 16) -> str:
@@ -58,7 +68,7 @@ def digest(data: bytes | str, length: int = 16) -> str:
     return hashlib.sha256(raw).hexdigest()[:length]
 
 
-def encode_value(value: Any, what: str, limit: int | None = None) -> bytes:
+def encode_value(value: Any, what: Naming, limit: int | None = None) -> bytes:
     """The JSON of a value a run stores (``what`` names it in errors): refuses what JSON
     cannot round-trip faithfully (NaN/infinity, non-str keys, ints beyond 64 bits, types
     JSON lacks) with ``SerializationError`` naming the path, and more than ``limit``
@@ -68,7 +78,7 @@ def encode_value(value: Any, what: str, limit: int | None = None) -> bytes:
     except (TypeError, orjson.JSONEncodeError) as exc:
         where, reason = _locate(value, "") or ("", str(exc))
         raise SerializationError(
-            f"{what} is not JSON-serialisable: {reason}{' at ' + where if where else ''}; "
+            f"{_named(what)} is not JSON-serialisable: {reason}{' at ' + where if where else ''}; "
             "pass plain data (dict with str keys, list, str, int, float, bool, None) "
             "or convert it first"
         ) from None
@@ -76,12 +86,12 @@ def encode_value(value: Any, what: str, limit: int | None = None) -> bytes:
         bad = _non_finite(value, "")
         if bad is not None:
             raise SerializationError(
-                f"{what} holds a NaN or infinite float{' at ' + bad if bad else ''}, "
+                f"{_named(what)} holds a NaN or infinite float{' at ' + bad if bad else ''}, "
                 "which JSON cannot represent (it would come back as None); "
                 "replace it (None, a string, a sentinel) first"
             )
     if limit is not None and len(data) > limit:
-        raise ValueTooLarge(what, len(data), limit)
+        raise ValueTooLarge(_named(what), len(data), limit)
     return data
 
 

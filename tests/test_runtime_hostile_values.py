@@ -107,6 +107,27 @@ def test_an_unserialisable_result_ends_its_span_failed_with_serialization_error(
     assert "object" in span.error["message"]
 
 
+@component
+def takes_anything(value: Any) -> str:
+    return type(value).__name__
+
+
+@workflow
+def wf_object_argument() -> str:
+    return takes_anything(object())
+
+
+def test_an_unserialisable_argument_fails_the_run_naming_the_component() -> None:
+    ensure_local_worker(force=True)
+    handle = wf_object_argument.start()
+    with pytest.raises(af.RunFailed) as info:
+        handle.result(timeout=30)
+    assert info.value.error is not None
+    message = info.value.error["message"]
+    assert "arguments of component 'takes_anything' is not JSON-serialisable" in message
+    _assert_no_open_spans(handle)
+
+
 def test_an_exception_whose_str_raises_ends_its_span_failed_and_reads() -> None:
     ensure_local_worker(force=True)
     handle = wf_hostile.start()

@@ -143,11 +143,16 @@ class Call:
     def args_hash(self) -> str:
         """The arguments' digest (computed once, before the call's first event)."""
         if not self._hash:
-            what = f"arguments of component {self.component.name!r}"
-            data = canonical(self.inputs, what)
+            data = canonical(self.inputs, self._arguments_named)
             self._note_secrets(data)
             self._hash, self._size = digest(data), len(data)
         return self._hash
+
+    def _arguments_named(self) -> str:
+        return f"arguments of component {self.component.name!r}"
+
+    def _output_named(self) -> str:
+        return f"output of {'workflow' if self.root else 'component'} {self.component.name!r}"
 
     def _note_secrets(self, doc: bytes) -> None:
         """From here on no event of the run shows the values of this call's secret and
@@ -339,10 +344,7 @@ class Call:
         if self.ctx is None:
             return value
         end = time.time()
-        what = "workflow" if self.root else "component"
-        encoded = encode_value(
-            value, f"output of {what} {self.component.name!r}", settings().max_value_bytes
-        )
+        encoded = encode_value(value, self._output_named, settings().max_value_bytes)
         doc = self._document(encoded, end)
         if type(value) not in _SAME_AFTER_JSON:  # the caller gets the stored value
             value = loads(encoded)
