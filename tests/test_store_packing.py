@@ -126,6 +126,47 @@ def test_the_apis_client_packs_with_hiredis_and_a_burst_waits_for_a_connection()
         assert any(isinstance(r, RedisConnectionError) for r in refused), refused
 
 
+def test_a_send_on_a_connection_another_task_closed_is_a_connection_error() -> None:
+    """The race (a cluster client's re-initialisation disconnecting a connection in use)
+    cannot be timed here; the test closes the connection where the other task's
+    ``aclose()`` lands, between the send's connect check and its write (in the health
+    check it awaits), and the send fails with redis-py's ``ConnectionError``, which the
+    outage handling re-sends on, not ``AttributeError``. The client then works on."""
+
+    async def use() -> tuple[BaseException | None, object]:
+        client = new_async_client(redis_url())
+        try:
+            await client.ping()
+            if is_cluster():
+                await client.initialize()
+                node = client.get_default_node()
+                connection = node.acquire_connection()  # type: ignore[union-attr]
+            else:
+                connection = await client.connection_pool.get_connection()
+            plain_check = connection.check_health
+
+            async def closed_meanwhile() -> None:
+                await connection.disconnect()
+                await plain_check()
+
+            connection.check_health = closed_meanwhile  # type: ignore[method-assign]
+            error: BaseException | None = None
+            try:
+                await connection.send_command("PING")
+            except Exception as exc:
+                error = exc
+            del connection.check_health  # the class's again
+            await connection.disconnect()
+            return error, await client.ping()
+        finally:
+            await client.aclose()
+
+    error, after = run_in_new_loop(use())
+    assert isinstance(error, RedisConnectionError), repr(error)
+    assert "closed by another task" in str(error)
+    assert after is True
+
+
 def test_packed_makes_one_class_per_connection_class() -> None:
     assert packed(Connection) is packed(Connection) is packed(packed(Connection))
     assert packed(UnixDomainSocketConnection) is not packed(Connection)

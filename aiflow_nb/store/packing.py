@@ -8,6 +8,11 @@ script, the batch script: ~100 arguments) spent about a tenth of its CPU there.
 ``packed(cls)`` is ``cls`` with hiredis packing; ``new_async_client`` makes every
 connection of its pool (or of its cluster's nodes) one.
 
+The same connections say ``ConnectionError`` (which the outage handling re-sends on)
+when another task closed them while a command was on its way out: redis-py's cluster
+client, re-initialising after a MOVED, disconnects every connection of its nodes, those
+in use too, and redis-py then fails the send with ``AttributeError`` (its writer gone).
+
 The bytes are the same as redis-py's: a command whose arguments are all ``str`` (or a
 ``str`` subclass such as a string enum), ``bytes``, ``int`` or ``float`` is packed by
 hiredis (it formats numbers as ``repr`` does, and encodes text as UTF-8); anything else
@@ -17,10 +22,12 @@ redis-py's own packer, which also raises its ``DataError`` for what cannot be se
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 import hiredis
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 __all__ = ["HiredisPacking", "packed"]
 
@@ -30,7 +37,20 @@ _made: dict[type, type] = {}
 
 
 class HiredisPacking:
-    """Mixin for a redis-py asyncio connection class: ``pack_command`` by hiredis."""
+    """Mixin for a redis-py asyncio connection class: ``pack_command`` by hiredis, and a
+    send on a connection closed meanwhile by another task is a ``ConnectionError``."""
+
+    async def send_packed_command(
+        self, command: bytes | str | Iterable[bytes], check_health: bool = True
+    ) -> None:
+        try:
+            await super().send_packed_command(command, check_health)  # type: ignore[misc]
+        except AttributeError:
+            if getattr(self, "_writer", None) is not None:
+                raise  # not a closed connection: a bug, shown as it is
+            raise RedisConnectionError(
+                "connection closed by another task while a command was being sent"
+            ) from None
 
     def pack_command(self, *args: Any) -> list[bytes]:
         head = args[0]
