@@ -20,7 +20,7 @@ import orjson
 
 from .errors import SerializationError, ValueTooLarge
 
-__all__ = ["DUMPS_OPTIONS", "canonical", "digest", "dumps", "encode_value", "loads"]
+__all__ = ["DUMPS_OPTIONS", "Naming", "canonical", "digest", "dumps", "encode_value", "loads"]
 
 _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 DUMPS_OPTIONS = _OPTS
