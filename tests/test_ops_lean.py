@@ -56,10 +56,6 @@ def _run_all(local: LocalWorker, count: int) -> None:
         time.sleep(0.002)
 
 
-HANDSHAKE = ("hello", "client")
-"""What a new connection sends before its first command (redis-py 8)."""
-
-
 def test_a_trivial_run_takes_one_script_to_start_and_one_batch_to_end(
     worker: LocalWorker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -88,12 +84,10 @@ def test_a_trivial_run_takes_one_script_to_start_and_one_batch_to_end(
     # these 20 runs, on this Redis of the test's own, from a source not found yet (not a
     # batch: evalsha is exact above; not the deployment read: counted just above)
     assert per_run["get"] <= 1.15
-    # a connection opened in the window (a pool grows when commands overlap) says HELLO
-    # and CLIENT SETINFO: a connection's cost, not a run's (clean-clone CI saw one in 20)
-    handshakes = sum(per_run.get(name, 0.0) for name in HANDSHAKE)
-    assert handshakes <= 0.3, sorted(per_run.items())
-    work = sum(per_run.values()) - handshakes - max(0.0, per_run["get"] - 1)  # stray GETs
-    assert work <= 31, sorted(per_run.items())  # allowed above already
+    # 30.9 per run here. A command a run adds is 1.0 more per run; up to 10 stray commands
+    # in the window are not the runs' (clean-clone CI counted 6 and 8 from another client
+    # of this process: a new connection's HELLO and CLIENT SETINFO, 2 GETs and more)
+    assert sum(per_run.values()) <= 31.5, sorted(per_run.items())
 
 
 def test_submit_reads_the_active_deployment_once_per_ttl_and_a_deploy_moves_it_promptly(
