@@ -69,21 +69,25 @@ def test_ten_thousand_span_run_opens_at_a_deep_linked_last_span() -> None:
         # virtual rendering: a handful of the 10,002 rows are in the DOM, no pages
         assert 0 < page.locator(".tabulator-row").count() < 200
         assert page.locator(".tabulator-page").count() == 0
-        screenshot(page, "viewer-tree-10k-deep-link")
-        # scroll back to the top by keyboard-free means: the first row comes into view.
-        # The full-page screenshot resized the page; the table's redraw for that, if it
-        # lands before the browser has handled the scroll, re-renders around the rows it
-        # had drawn (at the bottom) and the scroll is undone, so the scroll is retried
+        screenshot(page, "viewer-tree-10k-deep-link", full_page=False)  # no re-layout
+        # scroll back to the top as a user does, by the mouse wheel over the table: the
+        # first row comes into view (tried again each second, up to 30 s; clean-clone CI
+        # twice saw the bottom rows stay after one scroll)
         first = page.locator(".tabulator-row", has_text="tree_big")
         holder = page.locator(".tabulator-tableholder")
         for _ in range(30):
-            holder.evaluate("(el) => { el.scrollTop = 0; }")
+            holder.hover()
+            page.mouse.wheel(0, -400_000)
             try:
                 expect(first).to_be_visible(timeout=1_000)
                 break
             except AssertionError:
                 continue
-        expect(first).to_be_visible()
+        geometry = holder.evaluate(
+            "(el) => [el.scrollTop, el.scrollHeight, el.clientHeight,"
+            " el.querySelectorAll('.tabulator-row').length]"
+        )
+        assert first.is_visible(), f"first row not shown; top, height, view, rows: {geometry}"
 
 
 def test_search_fold_keys_copy_and_publish_on_the_run_page() -> None:

@@ -127,10 +127,13 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
-def screenshot(page: Any, name: str) -> Path:
+def screenshot(page: Any, name: str, full_page: bool = True) -> Path:
+    """Save ``page`` to ``test-artifacts/<name>.png``: the whole page (which resizes the
+    viewport while it is taken, so the page lays out again) or, without ``full_page``,
+    what the viewport shows."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True, timeout=90_000)
+    page.screenshot(path=str(path), full_page=full_page, timeout=90_000)
     return path
 
 
