@@ -54,7 +54,11 @@ def test_workers_lists_live_workers_with_state_and_runs_in_hand(tmp_path: Path) 
             5,
             "the listing to show draining",
         )
-        assert worker.wait(10) == 0
+        try:
+            assert worker.wait(10) == 0
+        except AssertionError as exc:  # say where the run stood (clean-clone CI saw it once)
+            events = [e.type for e in handle.events(follow=False)]
+            raise AssertionError(f"{exc}\nthe run: {handle.status}, events {events}") from None
     assert runner.invoke(cli, ["workers", "--version", "blue"]).output.strip() == "no live workers"
 
 
