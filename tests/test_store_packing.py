@@ -167,6 +167,36 @@ def test_a_send_on_a_connection_another_task_closed_is_a_connection_error() -> N
     assert after is True
 
 
+def test_an_attribute_error_of_another_cause_is_not_called_a_closed_connection() -> None:
+    """A bug in a send (here: the open writer's ``writelines`` reading an attribute that is
+    not there) keeps its own error, although redis-py has disconnected by the time it is
+    seen: only the writer's methods on a closed connection's None become
+    ``ConnectionError``."""
+
+    async def use() -> BaseException | None:
+        client = new_async_client(redis_url())
+        try:
+            await client.ping()
+            if is_cluster():
+                connection = client.get_default_node().acquire_connection()  # type: ignore[union-attr]
+            else:
+                connection = await client.connection_pool.get_connection()
+            await connection.connect()
+            connection._writer.writelines = lambda _parts: object().missing  # type: ignore[union-attr, attr-defined]
+            try:
+                await connection.send_packed_command([b"*1\r\n$4\r\nPING\r\n"])
+            except Exception as exc:
+                return exc
+            finally:
+                await connection.disconnect()
+            return None
+        finally:
+            await client.aclose()
+
+    error = run_in_new_loop(use())
+    assert isinstance(error, AttributeError) and error.name == "missing", repr(error)
+
+
 def test_packed_makes_one_class_per_connection_class() -> None:
     assert packed(Connection) is packed(Connection) is packed(packed(Connection))
     assert packed(UnixDomainSocketConnection) is not packed(Connection)

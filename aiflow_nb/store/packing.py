@@ -45,8 +45,10 @@ class HiredisPacking:
     ) -> None:
         try:
             await super().send_packed_command(command, check_health)  # type: ignore[misc]
-        except AttributeError:
-            if getattr(self, "_writer", None) is not None:
+        except AttributeError as exc:
+            # redis-py disconnects before re-raising, so the writer is None by now whatever
+            # the cause: only its writer's methods on None mean it was closed meanwhile
+            if exc.obj is not None or exc.name not in ("writelines", "drain"):
                 raise  # not a closed connection: a bug, shown as it is
             raise RedisConnectionError(
                 "connection closed by another task while a command was being sent"
