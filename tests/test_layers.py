@@ -24,6 +24,7 @@ FOUNDATION = {
     "config",
     "version",
     "serving",
+    "cancelling",
 }
 """Modules at the root of the package that everything may use (and use each other)."""
 

@@ -13,6 +13,7 @@ import aiflow_nb
 from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.cli import cli
 from aiflow_nb.ops.presence import live_workers
+from aiflow_nb.ops.signals import DUMP
 from aiflow_nb.ops.submit import submit
 from aiflow_nb.store.connection import reset
 from aiflow_nb.store.embedded import EmbeddedRedis
@@ -103,3 +104,22 @@ def test_a_worker_started_before_its_redis_waits_for_it_then_serves(
             server.terminate()
             server.wait(10)
             reset()
+
+
+def test_sigusr1_writes_the_workers_thread_and_task_stacks_and_it_goes_on(tmp_path: Path) -> None:
+    with fleet(tmp_path) as start:
+        worker = start().ready()
+        handle = RunHandle(submit("sleeper", {"seconds": 1.0}))
+        wait_for(lambda: running_on(handle.run_id, worker.id), 15, "the run in hand")
+        worker.signal(DUMP)
+        log = wait_for(
+            lambda: text if "asyncio task(s)" in (text := worker.log()) else None,
+            5,
+            "the stacks in the log",
+        )
+        assert "Current thread" in log and "run_forever" in log  # the threads, C level
+        assert "in _consume" in log and "in _heartbeat_loop" in log  # the tasks
+        assert "in nap" in log  # the run in hand, at its await
+        assert handle.result(timeout=15) == 1.0  # the dump stopped nothing
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(15) == 0

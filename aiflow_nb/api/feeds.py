@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from .. import defaults
+from ..cancelling import cancel_and_wait
 from ..events.follow import Follow
 from ..events.model import Event
 from ..events.refs import aresolve, resolved
@@ -199,6 +200,5 @@ class FeedHub:
             if not feed.queues and not feed.task.done():
                 if self.feeds.get(run_id) is feed:
                     del self.feeds[run_id]  # a newcomer starts a fresh feed
-                feed.task.cancel()
-                with contextlib.suppress(BaseException):
-                    await asyncio.gather(feed.task, return_exceptions=True)
+                with contextlib.suppress(BaseException):  # this request's own cancel too
+                    await cancel_and_wait(feed.task)

@@ -16,6 +16,7 @@ import redis.asyncio as aredis
 from .. import keys
 from ..authoring import registry
 from ..authoring.workflow import Workflow
+from ..cancelling import RECANCEL
 from ..config import settings
 from ..errors import AiflowError, Parked, WorkerShutdown, error_document, event_error
 from ..events.fence import OK, Fence, new_token
@@ -53,16 +54,11 @@ class RunControl:
     """The run's version, workflow and code (its queue), once its record was read."""
 
 
-RECANCEL = 0.02
-"""Seconds between two cancellations of a run's task that has not yet seen the first."""
-
-
 def stop(task: asyncio.Task[Any], control: RunControl, reason: str) -> None:
     """Cancel a run's ``task`` for ``reason`` (see ``RunControl``), and cancel it again
-    until the executor has seen it: on Python 3.11 a cancellation that lands just as an
-    inner ``asyncio.wait_for`` completes is swallowed (redis-py sends every command under
-    one), and the run would finish as if never cancelled (the second SIGTERM's abort did).
-    Call it on the task's loop."""
+    every ``RECANCEL`` s until the executor has seen it (``aiflow_nb.cancelling``: on
+    Python 3.11 a cancellation can be swallowed), or the run would finish as if never
+    cancelled (the second SIGTERM's abort did). Call it on the task's loop."""
     control.reason = reason
     if task.done():
         return

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from .. import defaults
+from ..cancelling import cancel_and_wait
 
 __all__ = ["Notifier"]
 
@@ -107,6 +108,4 @@ class Notifier:
         if not self._tasks:
             return
         _done, left = await asyncio.wait(set(self._tasks), timeout=timeout)
-        for task in left:
-            task.cancel()
-        await asyncio.gather(*left, return_exceptions=True)
+        await cancel_and_wait(*left)

@@ -33,6 +33,7 @@ import redis.asyncio as aredis
 
 from .. import defaults, keys
 from ..authoring import registry
+from ..cancelling import cancel_and_wait
 from ..config import settings
 from ..errors import RedisUnavailable
 from ..events.fence import OK, Fence, new_token
@@ -167,9 +168,7 @@ class Worker:
             self._stopping.set()  # the monitor's loop ends even if a cancel were lost
             if self._drain_timer is not None:
                 self._drain_timer.cancel()
-            for task in background:
-                task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            await cancel_and_wait(*background)  # a plain cancel can be swallowed mid-send
             if self.monitor is not None:
                 await self.monitor.release()
             await self._deregister()

@@ -21,6 +21,7 @@ import redis
 from aiflow_nb import keys
 from aiflow_nb.access.handle import RunHandle
 from aiflow_nb.ops.presence import live_workers
+from aiflow_nb.ops.signals import DUMP
 from aiflow_nb.ops.submit import submit
 from aiflow_nb.store import sync_redis
 
@@ -82,6 +83,8 @@ class WorkerProcess:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.signal(DUMP)  # its threads' and tasks' stacks into the log: where it waits
+            time.sleep(2)
             raise AssertionError(f"worker still running after {timeout} s:\n{self.log()}") from None
 
     def log(self) -> str:
